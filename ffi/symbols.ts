@@ -1,0 +1,146 @@
+/**
+ * The C ABI of libvasp (`native/include/vasp.h`), as one typed table.
+ * The C type of each parameter stands beside it; `out` parameters are
+ * caller-owned typed arrays passed as buffers.
+ *
+ * @module
+ */
+
+/** Every symbol the bindings use, with its C signature. */
+export const symbols = {
+  // uint32_t vasp_abi_version(void)
+  vasp_abi_version: { parameters: [], result: "u32" },
+  // const char *vasp_errmsg(const void *handle)
+  vasp_errmsg: { parameters: ["pointer"], result: "pointer" },
+  // void vasp_free(void *p)
+  vasp_free: { parameters: ["pointer"], result: "void" },
+
+  // int vasp_hash(uint32_t alg, const uint8_t *data, size_t len, uint8_t *out)
+  vasp_hash: { parameters: ["u32", "buffer", "usize", "buffer"], result: "i32" },
+  // int vasp_hash_batch(uint32_t alg, const vasp_mem_region *regions, size_t n, uint8_t *out)
+  vasp_hash_batch: { parameters: ["u32", "buffer", "usize", "buffer"], result: "i32" },
+
+  // int vasp_asp_open(const vasp_asp_opts *opts, vasp_asp **out)
+  vasp_asp_open: { parameters: ["buffer", "buffer"], result: "i32" },
+  // void vasp_asp_close(vasp_asp *asp)
+  vasp_asp_close: { parameters: ["pointer"], result: "void" },
+  // int vasp_asp_cert(vasp_asp *asp, uint32_t kind, uint8_t **out, size_t *out_len)
+  vasp_asp_cert: { parameters: ["pointer", "u32", "buffer", "buffer"], result: "i32" },
+  // int vasp_asp_extend(vasp_asp *asp, uint32_t reg, const uint8_t *data, size_t len,
+  //                     const char *description)
+  vasp_asp_extend: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
+  // int vasp_asp_measure_file(vasp_asp *asp, uint32_t reg, const char *path,
+  //                           const char *description, uint8_t *digest_out)
+  vasp_asp_measure_file: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_asp_read(vasp_asp *asp, uint32_t alg, uint32_t reg, uint8_t *out)
+  vasp_asp_read: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
+  // int vasp_asp_event_log(vasp_asp *asp, uint8_t **out, size_t *out_len)
+  vasp_asp_event_log: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int vasp_asp_quote(vasp_asp *asp, uint32_t alg, uint32_t reg_mask, const uint8_t *nonce,
+  //                    size_t nonce_len, uint8_t **out, size_t *out_len)
+  vasp_asp_quote: {
+    parameters: ["pointer", "u32", "u32", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_asp_seal(vasp_asp *asp, const uint8_t *data, size_t len, const uint8_t *aad,
+  //                   size_t aad_len, uint8_t **out, size_t *out_len)
+  vasp_asp_seal: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_asp_unseal(vasp_asp *asp, const uint8_t *blob, size_t len, const uint8_t *aad,
+  //                     size_t aad_len, uint8_t **out, size_t *out_len)
+  vasp_asp_unseal: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_asp_counter_increment(vasp_asp *asp, const char *name, uint64_t *value)
+  vasp_asp_counter_increment: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int vasp_asp_counter_read(vasp_asp *asp, const char *name, uint64_t *value)
+  vasp_asp_counter_read: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int vasp_asp_snapshot_forget(vasp_asp *asp, const char *vm_uuid, uint64_t counter)
+  vasp_asp_snapshot_forget: { parameters: ["pointer", "buffer", "u64"], result: "i32" },
+
+  // int vasp_instance_create(vasp_asp *asp, const char *vm_uuid, const uint8_t *config_digest,
+  //                          vasp_instance **out)
+  vasp_instance_create: {
+    parameters: ["pointer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // void vasp_instance_close(vasp_instance *inst)
+  vasp_instance_close: { parameters: ["pointer"], result: "void" },
+  // int vasp_instance_destroy(vasp_instance *inst)
+  vasp_instance_destroy: { parameters: ["pointer"], result: "i32" },
+  // int vasp_instance_id(vasp_instance *inst, char *out)
+  vasp_instance_id: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int vasp_instance_cert(vasp_instance *inst, uint8_t **out, size_t *out_len)
+  vasp_instance_cert: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int vasp_instance_extend(vasp_instance *inst, uint32_t reg, const uint8_t *data,
+  //                          size_t len, const char *description)
+  vasp_instance_extend: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
+  // int vasp_instance_read(vasp_instance *inst, uint32_t alg, uint32_t reg, uint8_t *out)
+  vasp_instance_read: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
+  // int vasp_instance_event_log(vasp_instance *inst, uint8_t **out, size_t *out_len)
+  vasp_instance_event_log: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int vasp_instance_quote(vasp_instance *inst, uint32_t alg, uint32_t reg_mask,
+  //                         const uint8_t *nonce, size_t nonce_len, uint8_t **out,
+  //                         size_t *out_len)
+  vasp_instance_quote: {
+    parameters: ["pointer", "u32", "u32", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out,
+  //                          size_t *out_len, uint64_t *counter)
+  vasp_instance_export: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_instance_import(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob,
+  //                          size_t len, uint32_t flags, vasp_instance **out)
+  vasp_instance_import: {
+    parameters: ["pointer", "buffer", "buffer", "usize", "u32", "buffer"],
+    result: "i32",
+  },
+
+  // int vasp_guest_open(const vasp_guest_opts *opts, vasp_guest **out)
+  vasp_guest_open: { parameters: ["buffer", "buffer"], result: "i32" },
+  // void vasp_guest_close(vasp_guest *g)
+  vasp_guest_close: { parameters: ["pointer"], result: "void" },
+  // int vasp_guest_size(vasp_guest *g, uint64_t *size)
+  vasp_guest_size: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int vasp_guest_read_phys(vasp_guest *g, uint64_t gpa, uint8_t *buf, size_t len)
+  vasp_guest_read_phys: { parameters: ["pointer", "u64", "buffer", "usize"], result: "i32" },
+  // int vasp_guest_translate(vasp_guest *g, uint64_t cr3, uint32_t paging, uint64_t gva,
+  //                          uint64_t *gpa)
+  vasp_guest_translate: {
+    parameters: ["pointer", "u64", "u32", "u64", "buffer"],
+    result: "i32",
+  },
+  // int vasp_guest_read_virt(vasp_guest *g, uint64_t cr3, uint32_t paging, uint64_t gva,
+  //                          uint8_t *buf, size_t len)
+  vasp_guest_read_virt: {
+    parameters: ["pointer", "u64", "u32", "u64", "buffer", "usize"],
+    result: "i32",
+  },
+  // int vasp_guest_measure(vasp_guest *g, uint64_t cr3, uint32_t paging,
+  //                        const vasp_guest_region *regions, size_t n, uint8_t *digests,
+  //                        int32_t *status)
+  // Runs off the main thread: a full kernel measurement takes milliseconds.
+  vasp_guest_measure: {
+    parameters: ["pointer", "u64", "u32", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened library's symbols. */
+export type VaspSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];

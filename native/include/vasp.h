@@ -1,0 +1,306 @@
+/*
+ * libvasp: the software Active Security Processor (ASP), per-VM virtual ASP
+ * (vASP) instances, hashing, and guest physical memory introspection.
+ *
+ * Conventions (see shared STYLE.md, "FFI ownership"):
+ * - Every function returns a vasp_rc; 0 is success. Out-parameters are
+ *   written only on success, except that constructors set *out to NULL on
+ *   failure.
+ * - The message for the last failure is vasp_errmsg(handle) for calls that
+ *   take a handle, and vasp_errmsg(NULL) for calls that take none (the
+ *   constructors and the free hashing functions). The string is owned by the
+ *   library and valid until the next call on the same handle (or, for NULL,
+ *   the next handle-less call on the same thread).
+ * - Inputs are borrowed for the duration of the call. A buffer the library
+ *   allocates and returns through (uint8_t **out, size_t *out_len) is owned
+ *   by the caller and released with vasp_free(), never with libc free().
+ * - Every vasp_x_close(NULL) is a no-op. Handles are not thread-safe: use one
+ *   handle from one thread at a time.
+ */
+#ifndef VASP_H
+#define VASP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Symbols of the public API; everything else in the library is hidden. */
+#define VASP_API __attribute__((visibility("default")))
+
+/* Bumped on every incompatible change; the bindings refuse another value. */
+#define VASP_ABI_VERSION 1u
+
+typedef enum vasp_rc {
+  VASP_OK = 0,
+  VASP_E_ARG = 1,        /* an argument is invalid (NULL, out of range, malformed) */
+  VASP_E_NOMEM = 2,      /* allocation failed */
+  VASP_E_IO = 3,         /* a file could not be read, written or created */
+  VASP_E_CRYPTO = 4,     /* an OpenSSL operation failed */
+  VASP_E_STATE = 5,      /* persisted ASP state is corrupt, truncated, foreign or of another version */
+  VASP_E_AUTH = 6,       /* a sealed blob failed authentication (tampered, or sealed by another ASP) */
+  VASP_E_ROLLBACK = 7,   /* a blob is older than the newest exported one and is not a registered snapshot */
+  VASP_E_BINDING = 8,    /* a blob or request is bound to another VM or instance */
+  VASP_E_NOT_FOUND = 9,  /* a named counter, snapshot or instance does not exist */
+  VASP_E_RANGE = 10,     /* a guest address or length lies outside guest memory */
+  VASP_E_WALK = 11,      /* a guest page walk failed: not present, malformed, or over its step bound */
+  VASP_E_DESTROYED = 12  /* the instance was destroyed */
+} vasp_rc;
+
+/* Hash algorithms; also the register banks. */
+typedef enum vasp_alg {
+  VASP_ALG_SHA256 = 0,
+  VASP_ALG_SM3 = 1
+} vasp_alg;
+
+#define VASP_DIGEST_LEN 32u
+#define VASP_NUM_REGS 24u
+
+/* Returns VASP_ABI_VERSION as compiled into the library. */
+VASP_API uint32_t vasp_abi_version(void);
+
+/* The message for the last failure on `handle` (any vasp_* handle, or NULL
+ * for handle-less calls). Owned by the library; never NULL. */
+VASP_API const char *vasp_errmsg(const void *handle);
+
+/* Releases a buffer the library returned through an out-parameter. NULL is a
+ * no-op. */
+VASP_API void vasp_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Hashing                                                                   */
+
+/* Writes the digest of data[0..len) to out (VASP_DIGEST_LEN bytes, caller's). */
+VASP_API int vasp_hash(uint32_t alg, const uint8_t *data, size_t len, uint8_t *out);
+
+/* One region of caller memory, as laid out in the regions array of
+ * vasp_hash_batch: 16 bytes, little-endian, no padding. */
+typedef struct vasp_mem_region {
+  uint64_t ptr; /* address of the first byte */
+  uint64_t len; /* length in bytes */
+} vasp_mem_region;
+
+/* Hashes n regions in one call; writes n * VASP_DIGEST_LEN bytes to out
+ * (caller's), one digest per region in order. */
+VASP_API int vasp_hash_batch(uint32_t alg, const vasp_mem_region *regions, size_t n,
+                    uint8_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* The software ASP                                                          */
+
+typedef struct vasp_asp vasp_asp;
+
+typedef struct vasp_asp_opts {
+  /* Directory holding the ASP state (created 0700 if missing). Required. */
+  const char *state_dir;
+  /* Host secret the state key is derived from. NULL means
+   * "<state_dir>/host.secret". Created with 32 random bytes, mode 0600, when
+   * missing and the state file is missing too. */
+  const char *secret_path;
+} vasp_asp_opts;
+
+/* Opens the ASP in opts->state_dir: loads "asp.state", or creates the keys,
+ * certificates and state on first use. A corrupt, truncated, foreign or
+ * undecryptable state file gives VASP_E_STATE and is left untouched. All
+ * registers start at zero (a boot). *out is the caller's; release it with
+ * vasp_asp_close(). */
+VASP_API int vasp_asp_open(const vasp_asp_opts *opts, vasp_asp **out);
+
+/* Zeroes key material and frees the handle. NULL is a no-op. */
+VASP_API void vasp_asp_close(vasp_asp *asp);
+
+/* Certificates, DER. */
+typedef enum vasp_cert_kind {
+  VASP_CERT_CA = 0, /* the local "manufacturer" CA (self-signed) */
+  VASP_CERT_EK = 1, /* endorsement key, issued by the CA */
+  VASP_CERT_AK = 2  /* attestation key, issued by the EK */
+} vasp_cert_kind;
+
+/* Returns a DER certificate in *out (caller's; vasp_free()). */
+VASP_API int vasp_asp_cert(vasp_asp *asp, uint32_t kind, uint8_t **out, size_t *out_len);
+
+/* Extends register `reg` in both banks with the digest (in that bank's
+ * algorithm) of data[0..len), and appends an event-log entry carrying
+ * `description` (UTF-8, borrowed, at most 1024 bytes). */
+VASP_API int vasp_asp_extend(vasp_asp *asp, uint32_t reg, const uint8_t *data,
+                    size_t len, const char *description);
+
+/* Active measurement: the ASP reads the file at `path` itself, extends
+ * register `reg` with its digest, logs it with `description`, and writes the
+ * SHA-256 digest of the file to digest_out (32 bytes, caller's). */
+VASP_API int vasp_asp_measure_file(vasp_asp *asp, uint32_t reg, const char *path,
+                          const char *description, uint8_t *digest_out);
+
+/* Copies register `reg` of bank `alg` to out (32 bytes, caller's). */
+VASP_API int vasp_asp_read(vasp_asp *asp, uint32_t alg, uint32_t reg, uint8_t *out);
+
+/* Returns the event log as UTF-8 JSON in *out (caller's; vasp_free()):
+ * [{"reg":N,"sha256":"hex","sm3":"hex","description":"..."}, ...] */
+VASP_API int vasp_asp_event_log(vasp_asp *asp, uint8_t **out, size_t *out_len);
+
+/* Quotes the registers in reg_mask (bit i = register i) of bank `alg`,
+ * signed with the attestation key. The quote is returned in *out (caller's;
+ * vasp_free()): the attested message followed by the signature, laid out as
+ * documented in docs/quote-format.md:
+ *   "VASPQT01" | u16 alg | u16 nonce_len | u32 reg_mask | nonce |
+ *   32 bytes per selected register, ascending | sig, 64 bytes: ECDSA P-256
+ *   r || s (big-endian, IEEE P1363) over the SHA-256 of everything before it.
+ *   Integers little-endian.
+ * nonce_len is 1..64 bytes. */
+VASP_API int vasp_asp_quote(vasp_asp *asp, uint32_t alg, uint32_t reg_mask,
+                   const uint8_t *nonce, size_t nonce_len, uint8_t **out,
+                   size_t *out_len);
+
+/* AES-256-GCM under the storage key. aad (may be NULL if aad_len is 0) is
+ * authenticated, not stored. The sealed blob is returned in *out (caller's;
+ * vasp_free()). */
+VASP_API int vasp_asp_seal(vasp_asp *asp, const uint8_t *data, size_t len,
+                  const uint8_t *aad, size_t aad_len, uint8_t **out,
+                  size_t *out_len);
+/* Reverses vasp_asp_seal; VASP_E_AUTH when the blob or aad does not match. */
+VASP_API int vasp_asp_unseal(vasp_asp *asp, const uint8_t *blob, size_t len,
+                    const uint8_t *aad, size_t aad_len, uint8_t **out,
+                    size_t *out_len);
+
+/* Monotonic counters, by name (1..64 bytes of [A-Za-z0-9._:-]), persisted
+ * before the call returns. Increment creates the counter at 0 first if
+ * missing, then adds one; the new value is written to *value. */
+VASP_API int vasp_asp_counter_increment(vasp_asp *asp, const char *name,
+                               uint64_t *value);
+/* VASP_E_NOT_FOUND when the counter does not exist. */
+VASP_API int vasp_asp_counter_read(vasp_asp *asp, const char *name, uint64_t *value);
+
+/* ------------------------------------------------------------------------ */
+/* vASP instances                                                            */
+
+typedef struct vasp_instance vasp_instance;
+
+/* Creates an instance for the VM `vm_uuid` (canonical 36-character UUID)
+ * whose configuration digest is config_digest (32 bytes): a fresh ECDSA P-256
+ * key and an X.509 certificate issued by the ASP's attestation key carrying
+ * the binding (VM UUID, instance ID, configuration digest). The instance
+ * borrows `asp`, which must outlive it. *out is the caller's; release with
+ * vasp_instance_close() or vasp_instance_destroy(). */
+VASP_API int vasp_instance_create(vasp_asp *asp, const char *vm_uuid,
+                         const uint8_t *config_digest, vasp_instance **out);
+
+/* Frees the handle (zeroing key material); the instance lives on in blobs it
+ * exported. NULL is a no-op. */
+VASP_API void vasp_instance_close(vasp_instance *inst);
+
+/* Destroys the instance for good: the ASP records its instance ID as
+ * destroyed (persisted, so its blobs never import again), key material is
+ * zeroed and the handle freed. The handle is invalid afterwards, whatever the
+ * return code. */
+VASP_API int vasp_instance_destroy(vasp_instance *inst);
+
+/* Writes the instance ID (32 lowercase hex characters and a NUL) to out
+ * (33 bytes, caller's). */
+VASP_API int vasp_instance_id(vasp_instance *inst, char *out);
+
+/* Returns the instance certificate (DER) in *out (caller's; vasp_free()). */
+VASP_API int vasp_instance_cert(vasp_instance *inst, uint8_t **out, size_t *out_len);
+
+/* As vasp_asp_extend, vasp_asp_read, vasp_asp_event_log and vasp_asp_quote,
+ * on the instance's own registers and key. */
+VASP_API int vasp_instance_extend(vasp_instance *inst, uint32_t reg,
+                         const uint8_t *data, size_t len,
+                         const char *description);
+VASP_API int vasp_instance_read(vasp_instance *inst, uint32_t alg, uint32_t reg,
+                       uint8_t *out);
+VASP_API int vasp_instance_event_log(vasp_instance *inst, uint8_t **out,
+                            size_t *out_len);
+VASP_API int vasp_instance_quote(vasp_instance *inst, uint32_t alg, uint32_t reg_mask,
+                        const uint8_t *nonce, size_t nonce_len, uint8_t **out,
+                        size_t *out_len);
+
+/* Flags for export and import. */
+#define VASP_SNAPSHOT 1u
+
+/* Exports the whole instance state sealed under the ASP storage key, with the
+ * binding as authenticated data and the next value of the VM's export counter
+ * inside. With VASP_SNAPSHOT the blob is also registered as a snapshot of the
+ * VM, so it stays importable after newer exports. The blob is returned in
+ * *out (caller's; vasp_free()); its counter value in *counter. */
+VASP_API int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out,
+                         size_t *out_len, uint64_t *counter);
+
+/* Imports a blob exported for VM `vm_uuid`. Refused with: VASP_E_AUTH (not
+ * sealed by this ASP, or altered), VASP_E_BINDING (for another VM),
+ * VASP_E_ROLLBACK (older than the newest export of that VM and not presented
+ * with VASP_SNAPSHOT as a registered snapshot), VASP_E_DESTROYED (its instance
+ * was destroyed). *out is the caller's, as for vasp_instance_create. */
+VASP_API int vasp_instance_import(vasp_asp *asp, const char *vm_uuid,
+                         const uint8_t *blob, size_t len, uint32_t flags,
+                         vasp_instance **out);
+
+/* Unregisters a snapshot (by its counter value); VASP_E_NOT_FOUND if it was
+ * not registered. */
+VASP_API int vasp_asp_snapshot_forget(vasp_asp *asp, const char *vm_uuid,
+                             uint64_t counter);
+
+/* ------------------------------------------------------------------------ */
+/* Guest memory introspection                                                */
+
+typedef struct vasp_guest vasp_guest;
+
+typedef struct vasp_guest_opts {
+  /* RAM file (memory-backend-file mem-path, or a raw physical dump). */
+  const char *path;
+  /* Bytes of RAM placed below the PCI hole; RAM beyond them continues at
+   * guest-physical 4 GiB. 0 means the whole file sits below 4 GiB. */
+  uint64_t below_4g;
+} vasp_guest_opts;
+
+/* Maps the RAM file read-only. *out is the caller's; vasp_guest_close(). */
+VASP_API int vasp_guest_open(const vasp_guest_opts *opts, vasp_guest **out);
+VASP_API void vasp_guest_close(vasp_guest *g);
+
+/* Guest RAM size in bytes (the file's size when it was opened). */
+VASP_API int vasp_guest_size(vasp_guest *g, uint64_t *size);
+
+/* Copies len bytes at guest-physical gpa to buf (caller's). VASP_E_RANGE when
+ * any byte lies outside guest RAM (or the file shrank). */
+VASP_API int vasp_guest_read_phys(vasp_guest *g, uint64_t gpa, uint8_t *buf, size_t len);
+
+/* Paging modes for translation. */
+#define VASP_PAGING_4LEVEL 0u
+#define VASP_PAGING_5LEVEL 1u
+
+/* Translates guest-virtual gva with the page tables rooted at cr3 (the CR3
+ * register value; low 12 bits and bits 63..52 ignored). VASP_E_WALK with the
+ * level and entry in the message when the walk fails. */
+VASP_API int vasp_guest_translate(vasp_guest *g, uint64_t cr3, uint32_t paging,
+                         uint64_t gva, uint64_t *gpa);
+
+/* Copies len bytes at guest-virtual gva (walking page by page) to buf. */
+VASP_API int vasp_guest_read_virt(vasp_guest *g, uint64_t cr3, uint32_t paging,
+                         uint64_t gva, uint8_t *buf, size_t len);
+
+/* One region to measure, as laid out in the regions array of
+ * vasp_guest_measure: 24 bytes, little-endian, no padding. */
+typedef struct vasp_guest_region {
+  uint64_t addr;  /* guest-physical or guest-virtual */
+  uint64_t len;   /* bytes, > 0 */
+  uint32_t flags; /* VASP_REGION_VIRT for a virtual address */
+  uint32_t alg;   /* vasp_alg */
+} vasp_guest_region;
+
+#define VASP_REGION_VIRT 1u
+
+/* Measures n regions in one call: writes n digests (n * VASP_DIGEST_LEN
+ * bytes, caller's) to digests and n return codes (caller's) to status. A
+ * failed region gets an all-zero digest and its code; the call returns
+ * VASP_OK when every region was measured, else the first failure's code with
+ * its message. */
+VASP_API int vasp_guest_measure(vasp_guest *g, uint64_t cr3, uint32_t paging,
+                       const vasp_guest_region *regions, size_t n,
+                       uint8_t *digests, int32_t *status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VASP_H */

@@ -1,0 +1,45 @@
+/* Private to libvasp: the error slot every handle carries, and helpers shared
+ * by the translation units. */
+#ifndef VASP_INTERNAL_H
+#define VASP_INTERNAL_H
+
+#include "vasp.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define VASP_ERRMSG_LEN 512
+
+/* First member of every handle struct, so vasp_errmsg(handle) can find it. */
+typedef struct vasp_err {
+  char msg[VASP_ERRMSG_LEN];
+} vasp_err;
+
+/* Records a formatted message on `err` (or on the calling thread's slot when
+ * err is NULL) and returns rc, so callers write `return vasp_fail(...)`. */
+int vasp_fail(vasp_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* As vasp_fail, appending the oldest queued OpenSSL error (and clearing the
+ * queue). */
+int vasp_fail_ssl(vasp_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Clears the message on err (or the thread's slot). */
+void vasp_clear(vasp_err *err);
+
+/* OPENSSL_cleanse, for key material. */
+void vasp_wipe(void *p, size_t len);
+
+/* The fetched EVP_MD for a vasp_alg (NULL for an unknown one); owned by the
+ * library. Use it for streaming digests (EVP_DigestInit_ex). */
+typedef struct evp_md_st EVP_MD;
+const EVP_MD *vasp_md(uint32_t alg);
+
+/* EVP digest of one buffer; false on OpenSSL failure. */
+bool vasp_digest(uint32_t alg, const uint8_t *data, size_t len, uint8_t *out);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
+void vasp_hex(const uint8_t *in, size_t len, char *out);
+
+#endif

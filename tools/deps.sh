@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs the Debian packages a task needs, when they are missing.
+#   sh tools/deps.sh build   compiler and OpenSSL headers for native/
+#   sh tools/deps.sh test    the above, plus what the tests drive for real
+# Needs root (or sudo) only when something is missing.
+set -eu
+
+build="gcc make libc6-dev libssl-dev openssl"
+test="$build qemu-system-x86 busybox-static cpio xz-utils zstd lz4 curl git"
+
+case "${1:-build}" in
+  build) want=$build ;;
+  test) want=$test ;;
+  *) echo "usage: sh tools/deps.sh build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for pkg in $want; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+  sudo="sudo"
+else
+  echo "vasp: missing Debian packages:$missing (install them as root)" >&2
+  exit 1
+fi
+echo "vasp: installing Debian packages:$missing" >&2
+$sudo apt-get update -qq >&2
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
