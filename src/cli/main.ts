@@ -1,0 +1,66 @@
+/**
+ * The `vasp` command: `deno task vasp <command> …`. The composition root: commands build what
+ * they need; nothing opens a library, socket or database at import time.
+ *
+ * @module
+ */
+import type { Command } from "./_command.ts";
+import { VaspError } from "../engine/error.ts";
+
+/** Every sub-command; each lives in its own file. */
+const COMMANDS: readonly Command[] = [];
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);
+  return [
+    "usage: vasp <command> [options]",
+    "",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${"help".padEnd(width)}  this text; "vasp help <command>" for one command`,
+  ].join("\n");
+}
+
+/** Finds the command whose name matches the longest prefix of `argv`. */
+function lookup(argv: string[]): { command?: Command; rest: string[] } {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(" ");
+    const command = COMMANDS.find((c) => c.name === name);
+    if (command) return { command, rest: argv.slice(words) };
+  }
+  return { rest: argv };
+}
+
+/**
+ * Runs `vasp` with `argv` (without the program name).
+ *
+ * @returns the exit code: 0 success, 1 a failure or a negative answer, 2 a usage error
+ */
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === "help" || argv[0] === "--help") {
+    const { command } = lookup(argv.slice(1));
+    console.log(command ? command.usage : help());
+    return 0;
+  }
+  const { command, rest } = lookup(argv);
+  if (!command) {
+    console.error(`vasp: unknown command "${argv.join(" ")}"\n\n${help()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof VaspError && error.code === "usage_error") {
+      console.error(`vasp ${command.name}: ${error.message}\n\n${command.usage}`);
+      return 2;
+    }
+    const code = (error as { code?: unknown }).code;
+    console.error(
+      `vasp ${command.name}: ${(error as Error).message}${
+        typeof code === "string" ? ` [${code}]` : ""
+      }`,
+    );
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
