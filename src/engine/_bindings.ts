@@ -1,0 +1,148 @@
+/**
+ * Turns an event and its context into the values of the declared CEL inputs. Records become
+ * CEL maps once per decision, so that no expression converts them again; whole numbers become
+ * `bigint` (CEL `int`).
+ *
+ * @module
+ */
+import { celList, celMap } from "@bufbuild/cel";
+import type { DecisionContext } from "./context.ts";
+import type { LifecycleEvent } from "./event.ts";
+import type { ParamValue } from "./inputs.ts";
+import type { LifecycleState } from "./lifecycle.ts";
+
+const INT64_MAX = 9223372036854775807n;
+const EPOCH = new Date(0);
+
+type CelMapValue = ReturnType<typeof celMap>;
+
+function record(entries: Record<string, unknown>): CelMapValue {
+  return celMap(new Map(Object.entries(entries)) as never);
+}
+
+/** A `google.protobuf.Timestamp` message as @bufbuild/cel reads it. */
+function timestamp(date: Date): unknown {
+  const ms = date.getTime();
+  const seconds = Math.floor(ms / 1000);
+  return {
+    $typeName: "google.protobuf.Timestamp",
+    seconds: BigInt(seconds),
+    nanos: (ms - seconds * 1000) * 1_000_000,
+  };
+}
+
+function ageSeconds(now: Date, then: Date): bigint {
+  return BigInt(Math.floor((now.getTime() - then.getTime()) / 1000));
+}
+
+/**
+ * Converts operator parameters to CEL values once per policy set.
+ *
+ * @param value a parameter value
+ * @returns its CEL value
+ */
+export function paramsValue(value: ParamValue): unknown {
+  if (Array.isArray(value)) return celList(value.map(paramsValue) as never);
+  if (typeof value === "object" && value !== null) {
+    return record(Object.fromEntries(Object.entries(value).map(([k, v]) => [k, paramsValue(v)])));
+  }
+  return value;
+}
+
+function measurements(context: DecisionContext): CelMapValue {
+  const regions = new Map<string, unknown>();
+  const failing: string[] = [];
+  let oldest: Date | undefined;
+  let differs = false;
+  for (const name of Object.keys(context.measurements).sort()) {
+    const m = context.measurements[name];
+    if (m.status !== "ok") failing.push(name);
+    if (m.status === "differs") differs = true;
+    if (oldest === undefined || m.at < oldest) oldest = m.at;
+    regions.set(
+      name,
+      record({
+        status: m.status,
+        digest: m.digest,
+        reference: m.reference,
+        at: timestamp(m.at),
+        age_seconds: ageSeconds(context.now, m.at),
+        detail: m.detail ?? "",
+      }),
+    );
+  }
+  return record({
+    regions: celMap(regions as never),
+    count: BigInt(regions.size),
+    all_match: regions.size > 0 && failing.length === 0,
+    any_differs: differs,
+    failing: celList(failing),
+    age_seconds: oldest === undefined ? INT64_MAX : ageSeconds(context.now, oldest),
+  });
+}
+
+function host(context: DecisionContext): CelMapValue {
+  const h = context.host;
+  const files = new Map<string, unknown>();
+  const failing: string[] = [];
+  for (const name of Object.keys(h?.files ?? {}).sort()) {
+    const file = h!.files[name];
+    const ok = file.expected !== "" && file.digest === file.expected;
+    if (!ok) failing.push(name);
+    files.set(name, record({ digest: file.digest, expected: file.expected, ok }));
+  }
+  return record({
+    present: h !== null,
+    asp: h?.asp ?? "",
+    boot_id: h?.bootId ?? "",
+    files: celMap(files as never),
+    all_ok: h !== null && failing.length === 0,
+    failing: celList(failing),
+    age_seconds: h === null ? INT64_MAX : ageSeconds(context.now, h.measuredAt),
+  });
+}
+
+/**
+ * Builds the value of every declared input but `params`.
+ *
+ * @param event the event decided
+ * @param context what the caller loaded
+ * @param next the state the operation leads to if allowed
+ * @returns the bindings, keyed by input name
+ */
+export function bindings(
+  event: LifecycleEvent,
+  context: DecisionContext,
+  next: LifecycleState,
+): Record<string, unknown> {
+  const vm = context.vm;
+  const vasp = context.vasp;
+  return {
+    event: record({
+      operation: event.operation,
+      phase: event.phase ?? "",
+      source: event.source,
+      details: celMap(new Map(Object.entries(event.details)) as never),
+      next_state: next,
+    }),
+    vm: record({
+      uuid: event.vm.uuid,
+      name: event.vm.name,
+      registered: vm !== null,
+      state: vm?.state ?? "unknown",
+      tenant: vm?.tenant ?? "",
+      labels: celMap(new Map(Object.entries(vm?.labels ?? {}))),
+      created_at: timestamp(vm?.createdAt ?? EPOCH),
+    }),
+    vasp: record({
+      present: vasp !== null,
+      instance_id: vasp?.instanceId ?? "",
+      config_digest: vasp?.configDigest ?? "",
+      certified: vasp?.certified ?? false,
+      sealed_export: vasp?.sealedExport ?? false,
+    }),
+    measurements: measurements(context),
+    host: host(context),
+    now: timestamp(context.now),
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * What the caller loads before a decision: the VM's record, its vASP binding, its latest
+ * measurements, the host's ASP state, and the time. The engine reads nothing itself.
+ *
+ * @module
+ */
+import type { LifecycleState } from "./lifecycle.ts";
+
+/** The VM as vASP has it registered. */
+export interface VmRecord {
+  /** Lower-case UUID. */
+  readonly uuid: string;
+  /** libvirt domain name. */
+  readonly name: string;
+  /** Recorded life-cycle state. */
+  readonly state: LifecycleState;
+  /** Tenant that owns the VM; empty for an operator-owned VM. */
+  readonly tenant?: string;
+  /** Free-form labels (`tier: prod`). */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** When it was registered. */
+  readonly createdAt: Date;
+}
+
+/** The vASP instance bound to a VM, as certified by the ASP. */
+export interface VaspBinding {
+  /** vASP instance id. */
+  readonly instanceId: string;
+  /** Digest of the VM configuration the instance is bound to (`sha256:<hex>`). */
+  readonly configDigest: string;
+  /** Whether the instance key is certified by the ASP's attestation key. */
+  readonly certified: boolean;
+  /**
+   * Whether a sealed export of the instance state (AEAD + monotonic counter) is at hand: made
+   * for save, snapshot and migrate-out, received for restore and migrate-in.
+   */
+  readonly sealedExport: boolean;
+}
+
+/** Result of comparing one measured region with its reference value. */
+export type MeasurementStatus = "ok" | "differs" | "missing" | "error";
+
+/** The latest measurement of one region (`kernel_text`, `idt`, `boot/kernel` …). */
+export interface RegionMeasurement {
+  /** Comparison with the reference. */
+  readonly status: MeasurementStatus;
+  /** Measured digest (`sha256:<hex>`), empty when not measured. */
+  readonly digest: string;
+  /** Reference (golden) digest, empty when none is known. */
+  readonly reference: string;
+  /** When it was measured. */
+  readonly at: Date;
+  /** Error text or other detail; empty when none. */
+  readonly detail?: string;
+}
+
+/** One host file the ASP measures (QEMU binary, host kernel, the engine, the policy bundle). */
+export interface HostFile {
+  /** Measured digest. */
+  readonly digest: string;
+  /** Expected digest; empty when no expectation is configured. */
+  readonly expected: string;
+}
+
+/** The host as the ASP measured it. */
+export interface HostState {
+  /** `soft` (the software ASP emulator) or `hardware`. */
+  readonly asp: "soft" | "hardware";
+  /** The host's boot id (`/proc/sys/kernel/random/boot_id`). */
+  readonly bootId: string;
+  /** Measured files by name. */
+  readonly files: Readonly<Record<string, HostFile>>;
+  /** When the ASP measured the host. */
+  readonly measuredAt: Date;
+}
+
+/** Everything a decision reads besides the event and the policy set. */
+export interface DecisionContext {
+  /** The current time: the engine reads no clock. */
+  readonly now: Date;
+  /** The VM's record; `null` when vASP does not know the VM. */
+  readonly vm: VmRecord | null;
+  /** The VM's vASP binding; `null` when it has none. */
+  readonly vasp: VaspBinding | null;
+  /** Latest measurement per region name. */
+  readonly measurements: Readonly<Record<string, RegionMeasurement>>;
+  /** The host's ASP state; `null` when the host has not been measured. */
+  readonly host: HostState | null;
+}
