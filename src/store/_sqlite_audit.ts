@@ -1,0 +1,270 @@
+/**
+ * The audit log in SQLite: group-committed appends, paged queries, checkpoints, verification.
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { Buffer } from "node:buffer";
+import { VaspError } from "../engine/error.ts";
+import {
+  type AuditEntry,
+  type AuditRecord,
+  chainRecord,
+  checkEntry,
+  GENESIS_HASH,
+} from "./audit.ts";
+import { canonicalJson } from "./canonical_json.ts";
+import { type Checkpoint, checkpointMessage, keyId, type Signer } from "./checkpoint.ts";
+import { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
+import { decodeAudit, decodeCheckpoint } from "./_sqlite_rows.ts";
+import type { AuditPage, AuditQuery, VerifyOptions } from "./store.ts";
+import { verifyChain, type VerifyResult } from "./verify.ts";
+
+/** What the audit log needs from its store. */
+export interface AuditLogOptions {
+  readonly signer?: Signer;
+  readonly checkpointEvery: number;
+  readonly now: () => Date;
+  readonly groupCommit?: GroupCommitOptions;
+  readonly onCheckpointError: (error: unknown) => void;
+}
+
+const COLUMNS = "seq, decision_id, time_ms, vm_uuid, vm_name, operation, source, input_digest, " +
+  "policy_revision, result, reasons, actions, engine_latency_us, prev_hash, hash";
+
+/** The audit log of one SQLite connection. */
+export class SqliteAuditLog {
+  readonly #db: () => DatabaseSync;
+  readonly #options: AuditLogOptions;
+  readonly #group: GroupCommit<AuditEntry, AuditRecord>;
+  #insert?: StatementSync;
+  #head?: { seq: number; hash: string };
+  #lastCheckpoint?: number;
+  /** The checkpoint being signed or written; checkpoints are made one at a time, in order. */
+  #checkpointing: Promise<Checkpoint | undefined> = Promise.resolve(undefined);
+
+  /**
+   * @param db the open connection (throws once the store is closed)
+   * @param options signer, checkpoint interval, clock, batching
+   */
+  constructor(db: () => DatabaseSync, options: AuditLogOptions) {
+    this.#db = db;
+    this.#options = options;
+    this.#group = new GroupCommit((entries) => this.#commit(entries), options.groupCommit);
+  }
+
+  /** Appends an entry; resolves after the COMMIT holding it returned. */
+  append(entry: AuditEntry): Promise<AuditRecord> {
+    try {
+      return this.#group.submit(checkEntry(entry));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Waits for every append submitted so far, then for any checkpoint being made. */
+  async drain(): Promise<void> {
+    await this.#group.drain();
+    await this.#checkpointing.catch(() => {});
+  }
+
+  #commit(entries: AuditEntry[]): AuditRecord[] {
+    const records = this.#write(entries);
+    try {
+      this.#maybeCheckpoint();
+    } catch (error) {
+      // The records are durable; a checkpoint problem must not turn them into failures.
+      this.#options.onCheckpointError(error);
+    }
+    return records;
+  }
+
+  #write(entries: AuditEntry[]): AuditRecord[] {
+    const db = this.#db();
+    try {
+      db.exec("BEGIN IMMEDIATE");
+      // The head is read inside the transaction, not trusted from memory: another writer on
+      // the same file would otherwise fork the chain.
+      let { seq, hash } = this.#readHead();
+      this.#insert ??= db.prepare(
+        `INSERT INTO audit (${COLUMNS}) VALUES (${Array(15).fill("?").join(", ")})`,
+      );
+      const records = entries.map((entry) => {
+        const record = chainRecord(++seq, hash, entry);
+        hash = record.hash;
+        this.#insert!.run(
+          record.seq,
+          record.decisionId,
+          record.time.getTime(),
+          record.vm.uuid,
+          record.vm.name,
+          record.operation,
+          record.source,
+          record.inputDigest,
+          record.policyRevision,
+          record.result,
+          canonicalJson(record.reasons),
+          canonicalJson(record.actions),
+          record.engineLatencyUs,
+          record.prevHash,
+          record.hash,
+        );
+        return record;
+      });
+      db.exec("COMMIT");
+      this.#head = { seq, hash };
+      return records;
+    } catch (cause) {
+      this.#head = undefined;
+      try {
+        if (db.isOpen && db.isTransaction) db.exec("ROLLBACK");
+      } catch { /* SQLite rolled back itself; the commit error is the one to report */ }
+      const ids = entries.slice(0, 3).map((e) => e.decisionId).join(", ");
+      throw new VaspError(
+        "audit_write_failed",
+        `Cannot record ${entries.length} decision(s) (${ids}${entries.length > 3 ? ", …" : ""})` +
+          `: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+
+  #readHead(): { seq: number; hash: string } {
+    const row = this.#db().prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+      .get() as { seq: number; hash: string } | undefined;
+    return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  #lastCheckpointSeq(): number {
+    this.#lastCheckpoint ??= Number(
+      (this.#db().prepare("SELECT max(seq) AS seq FROM audit_checkpoints").get() as {
+        seq: number | null;
+      }).seq ?? 0,
+    );
+    return this.#lastCheckpoint;
+  }
+
+  #maybeCheckpoint(): void {
+    const { signer, checkpointEvery } = this.#options;
+    if (!signer || this.#head!.seq - this.#lastCheckpointSeq() < checkpointEvery) return;
+    this.checkpoint().catch(this.#options.onCheckpointError);
+  }
+
+  /**
+   * Signs and writes a checkpoint at the current head, after any checkpoint under way.
+   *
+   * @returns it, or `undefined` without a signer, on an empty log, or when the head already
+   *   has one
+   */
+  checkpoint(): Promise<Checkpoint | undefined> {
+    const next = this.#checkpointing.catch(() => undefined).then(() => this.#writeCheckpoint());
+    this.#checkpointing = next;
+    return next;
+  }
+
+  async #writeCheckpoint(): Promise<Checkpoint | undefined> {
+    const signer = this.#options.signer;
+    this.#head ??= this.#readHead();
+    const { seq, hash } = this.#head;
+    if (!signer || seq === 0 || seq <= this.#lastCheckpointSeq()) return undefined;
+    const time = this.#options.now();
+    const signature = await signer.sign(checkpointMessage({ seq, headHash: hash, time }));
+    if (!(signature instanceof Uint8Array)) {
+      throw new TypeError(`The checkpoint signer returned ${typeof signature}, not bytes`);
+    }
+    const checkpoint = { seq, headHash: hash, time, keyId: keyId(signer.publicKeyInfo), signature };
+    const db = this.#db();
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const chain = (signer.certificateChain ?? []).map((c) => Buffer.from(c).toString("base64"));
+      db.prepare("INSERT OR IGNORE INTO audit_signers (key_id, spki, chain) VALUES (?, ?, ?)")
+        .run(checkpoint.keyId, signer.publicKeyInfo, JSON.stringify(chain));
+      db.prepare(
+        "INSERT INTO audit_checkpoints (seq, head_hash, time_ms, key_id, signature) " +
+          "VALUES (?, ?, ?, ?, ?)",
+      ).run(seq, hash, time.getTime(), checkpoint.keyId, signature);
+      db.exec("COMMIT");
+    } catch (cause) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw new VaspError(
+        "audit_checkpoint_failed",
+        `Cannot write the audit checkpoint at record ${seq}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    this.#lastCheckpoint = seq;
+    return checkpoint;
+  }
+
+  /** Every checkpoint, by seq. */
+  checkpoints(): Checkpoint[] {
+    return this.#db().prepare("SELECT * FROM audit_checkpoints ORDER BY seq").all().map((row) => {
+      try {
+        return decodeCheckpoint(row);
+      } catch (error) {
+        throw malformed(`checkpoint ${String(row.seq)}`, error);
+      }
+    });
+  }
+
+  /** Reads a page of records. */
+  query(query: AuditQuery = {}): AuditPage {
+    const limit = query.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new RangeError(`Audit page size must be an integer from 1 to 1000, got ${limit}`);
+    }
+    const desc = query.order === "desc";
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    const add = (clause: string, value: string | number | undefined) => {
+      if (value === undefined) return;
+      where.push(clause);
+      params.push(value);
+    };
+    add("vm_uuid = ?", query.vmUuid);
+    add("result = ?", query.result);
+    add("time_ms >= ?", query.from?.getTime());
+    add("time_ms < ?", query.to?.getTime());
+    add(desc ? "seq < ?" : "seq > ?", query.cursor);
+    const statement = this.#db().prepare(
+      `SELECT ${COLUMNS} FROM audit ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ` +
+        `ORDER BY seq ${desc ? "DESC" : "ASC"} LIMIT ?`,
+    );
+    statement.setReadBigInts(true);
+    const rows = statement.all(...params, limit + 1);
+    const records = rows.slice(0, limit).map((row) => {
+      const record = decodeAudit(row);
+      if ("malformed" in record) throw malformed(`audit record ${record.seq}`, record.malformed);
+      return record;
+    });
+    return { records, nextCursor: rows.length > limit ? records.at(-1)!.seq : null };
+  }
+
+  /** Verifies the whole log. */
+  verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+    const db = this.#db();
+    const keys = new Map(
+      db.prepare("SELECT key_id, spki FROM audit_signers").all().map((row) => [
+        String(row.key_id),
+        new Uint8Array(row.spki as Uint8Array),
+      ]),
+    );
+    const statement = db.prepare(`SELECT ${COLUMNS} FROM audit ORDER BY seq`);
+    statement.setReadBigInts(true);
+    const rows = (function* () {
+      for (const row of statement.iterate()) yield decodeAudit(row);
+    })();
+    return verifyChain(rows, {
+      checkpoints: this.checkpoints(),
+      verifier: options.verifier,
+      recordedKeys: keys,
+    });
+  }
+}
+
+function malformed(what: string, error: unknown): VaspError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new VaspError("audit_record_malformed", `Cannot read ${what}: ${reason}`, {
+    cause: error,
+  });
+}
