@@ -1,0 +1,99 @@
+/* Export and import of a whole instance, sealed under the ASP storage key
+ * with the binding as AAD and the VM's export counter against rollback.
+ * Blob layout in docs/quote-format.md. */
+#include "_asp.h"
+#include "_export.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool write_content(const vasp_instance *inst, vasp_wbuf *w) {
+  vasp_wb_u16(w, CONTENT_VERSION);
+  if (!vasp_key_write(inst->key, w)) return false;
+  vasp_wb_blob(w, inst->cert_der.p, inst->cert_der.len);
+  vasp_wb_put(w, inst->config_digest, VASP_DIGEST_LEN);
+  vasp_regs_write(&inst->regs, w);
+  return !w->failed;
+}
+
+/* Seals the instance as the blob for `counter`; *blob is a wiped writer on
+ * failure. */
+static int seal_blob(vasp_instance *inst, uint64_t counter, uint32_t flags, vasp_wbuf *blob) {
+  vasp_asp *asp = inst->asp;
+  vasp_wbuf plain = {0};
+  int rc = VASP_OK;
+  if (!write_content(inst, &plain)) {
+    rc = vasp_fail_ssl(&inst->err, VASP_E_NOMEM, "cannot encode instance %s", inst->id);
+  } else {
+    vasp_wb_put(blob, EXPORT_MAGIC, 8);
+    vasp_wb_u16(blob, EXPORT_VERSION);
+    vasp_wb_put(blob, asp->id, VASP_ASP_ID_LEN);
+    vasp_wb_put(blob, inst->vm_uuid, VASP_UUID_LEN);
+    vasp_wb_put(blob, inst->id, VASP_INST_ID_HEX);
+    vasp_wb_u64(blob, counter);
+    vasp_wb_u32(blob, flags);
+    if (!vasp_wb_reserve(blob, VASP_NONCE_LEN + plain.len + VASP_TAG_LEN)) {
+      rc = vasp_fail(&inst->err, VASP_E_NOMEM, "cannot allocate the export blob");
+    } else {
+      uint8_t *nonce = blob->p + HEADER_LEN, *ct = nonce + VASP_NONCE_LEN;
+      if (RAND_bytes(nonce, VASP_NONCE_LEN) != 1 ||
+          !vasp_aead_seal(asp->storage_key, nonce, blob->p, HEADER_LEN, NULL, 0, plain.p,
+                          plain.len, ct, ct + plain.len))
+        rc = vasp_fail_ssl(&inst->err, VASP_E_CRYPTO, "cannot seal instance %s", inst->id);
+    }
+  }
+  vasp_wb_free(&plain);
+  if (rc) vasp_wb_free(blob);
+  return rc;
+}
+
+/* Records `counter` as the VM's newest export (and as a snapshot) and
+ * persists it; on failure the ledger is as before. */
+static int record_export(vasp_instance *inst, uint64_t counter, bool snapshot) {
+  vasp_ledger *l = &inst->asp->ledger;
+  vasp_vm_record *vm = vasp_ledger_vm(l, inst->vm_uuid);
+  bool created = !vm;
+  if (created && !(vm = vasp_ledger_add_vm(l, inst->vm_uuid)))
+    return vasp_fail(&inst->err, VASP_E_ARG, "cannot record VM %s: %u VMs at most",
+                     inst->vm_uuid, VASP_MAX_VMS);
+  uint64_t old = vm->newest;
+  vm->newest = counter;
+  int rc = VASP_OK;
+  if (snapshot && !vasp_vm_add_snapshot(vm, counter))
+    rc = vasp_fail(&inst->err, VASP_E_ARG, "cannot register a snapshot of VM %s: %u at most",
+                   inst->vm_uuid, VASP_MAX_SNAPSHOTS);
+  else if ((rc = vasp_state_save(inst->asp, &inst->err)) != VASP_OK && snapshot)
+    vm->n_snapshots--;
+  if (rc) {
+    vm->newest = old;
+    if (created) vasp_ledger_drop_last_vm(l);
+  }
+  return rc;
+}
+
+int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out, size_t *out_len,
+                         uint64_t *counter) {
+  if (!inst) return vasp_fail(NULL, VASP_E_ARG, "inst is NULL");
+  vasp_clear(&inst->err);
+  if (!out || !out_len || !counter)
+    return vasp_fail(&inst->err, VASP_E_ARG, "out, out_len or counter is NULL");
+  if (flags & ~VASP_SNAPSHOT) return vasp_fail(&inst->err, VASP_E_ARG, "unknown flags 0x%x", flags);
+  const vasp_vm_record *vm = vasp_ledger_vm(&inst->asp->ledger, inst->vm_uuid);
+  uint64_t next = (vm ? vm->newest : 0) + 1;
+  if (next == 0)
+    return vasp_fail(&inst->err, VASP_E_ARG, "export counter of VM %s is at its maximum",
+                     inst->vm_uuid);
+  vasp_wbuf blob = {0};
+  int rc = seal_blob(inst, next, flags, &blob);
+  /* The counter is persisted before the blob leaves, so no blob ever
+   * carries a counter the ASP might forget. */
+  if (rc == VASP_OK) rc = record_export(inst, next, flags & VASP_SNAPSHOT);
+  if (rc) {
+    vasp_wb_free(&blob);
+    return rc;
+  }
+  *out = vasp_wb_take(&blob, out_len);
+  *counter = next;
+  return VASP_OK;
+}

@@ -1,0 +1,64 @@
+/* Quotes: selected registers and a nonce, signed (layout in vasp.h and
+ * docs/quote-format.md). Shared by the ASP (attestation key) and the
+ * instances (instance key). */
+#include "_asp.h"
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+
+#define QUOTE_MAGIC "VASPQT01"
+#define NONCE_MAX 64u
+
+/* ECDSA over SHA-256 of msg, as raw r || s (IEEE P1363), the form Web
+ * Crypto verifies. */
+static bool sign_p1363(EVP_PKEY *key, const uint8_t *msg, size_t len,
+                       uint8_t out[VASP_SIG_LEN]) {
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char der[80]; /* a P-256 DER signature is at most 72 bytes */
+  size_t der_len = sizeof der;
+  bool ok = ctx && EVP_DigestSignInit(ctx, NULL, vasp_md(VASP_ALG_SHA256), NULL, key) == 1 &&
+            EVP_DigestSign(ctx, der, &der_len, msg, len) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return false;
+  const unsigned char *p = der;
+  ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+  ok = sig && BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32) == 32 &&
+       BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32) == 32;
+  ECDSA_SIG_free(sig);
+  return ok;
+}
+
+int vasp_quote_make(vasp_err *err, EVP_PKEY *key, const vasp_regs *regs, uint32_t alg,
+                    uint32_t reg_mask, const uint8_t *nonce, size_t nonce_len,
+                    uint8_t **out, size_t *out_len) {
+  if (alg >= VASP_NUM_BANKS) return vasp_fail(err, VASP_E_ARG, "unknown bank %u", alg);
+  if (reg_mask == 0 || reg_mask >> VASP_NUM_REGS)
+    return vasp_fail(err, VASP_E_ARG,
+                     "register mask 0x%x selects no register or one past %u", reg_mask,
+                     VASP_NUM_REGS - 1);
+  if (!nonce || nonce_len == 0 || nonce_len > NONCE_MAX)
+    return vasp_fail(err, VASP_E_ARG, "nonce of %zu bytes%s; 1..%u bytes are allowed",
+                     nonce_len, nonce ? "" : " (NULL)", NONCE_MAX);
+  if (!out || !out_len) return vasp_fail(err, VASP_E_ARG, "out or out_len is NULL");
+
+  vasp_wbuf w = {0};
+  vasp_wb_put(&w, QUOTE_MAGIC, 8);
+  vasp_wb_u16(&w, (uint16_t)alg);
+  vasp_wb_u16(&w, (uint16_t)nonce_len);
+  vasp_wb_u32(&w, reg_mask);
+  vasp_wb_put(&w, nonce, nonce_len);
+  for (uint32_t reg = 0; reg < VASP_NUM_REGS; reg++)
+    if (reg_mask & (1u << reg)) vasp_wb_put(&w, regs->bank[alg][reg], VASP_DIGEST_LEN);
+  size_t msg_len = w.len;
+  uint8_t *sig = vasp_wb_reserve(&w, VASP_SIG_LEN);
+  if (!sig) {
+    vasp_wb_free(&w);
+    return vasp_fail(err, VASP_E_NOMEM, "cannot build the quote");
+  }
+  if (!sign_p1363(key, w.p, msg_len, sig)) {
+    vasp_wb_free(&w);
+    return vasp_fail_ssl(err, VASP_E_CRYPTO, "cannot sign the quote");
+  }
+  *out = vasp_wb_take(&w, out_len);
+  return VASP_OK;
+}
