@@ -1,0 +1,72 @@
+/**
+ * Helpers for the store's tests: entries, temporary stores, a Web Crypto signer, and direct
+ * SQL on a closed store's file (the way someone with the file would tamper with it).
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+import type { AuditEntry } from "./audit.ts";
+import { digestInput } from "./canonical_json.ts";
+import { ecdsaP256Signer, type Signer } from "./checkpoint.ts";
+import { DB_FILE, SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
+
+/** An audit entry numbered `i`, with `overrides` applied. */
+export function entry(i: number, overrides: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    decisionId: `dec-${i}`,
+    time: new Date(Date.UTC(2025, 0, 1, 0, 0, i)),
+    vm: { uuid: `vm-${i % 3}`, name: `web-${i % 3}` },
+    operation: i % 2 ? "start" : "pause",
+    source: "api",
+    inputDigest: digestInput({ i }),
+    policyRevision: "rev-1",
+    result: i % 5 === 0 ? "deny" : "allow",
+    reasons: i % 5 === 0 ? [{ policy: "p", rule: "r", message: `no ${i}` }] : [],
+    actions: i % 5 === 0 ? ["alert"] : [],
+    engineLatencyUs: 10 + i,
+    ...overrides,
+  };
+}
+
+/** A fresh ECDSA P-256 key pair and a signer on it. */
+export async function keyPair(): Promise<{ pair: CryptoKeyPair; signer: Signer }> {
+  const pair = await crypto.subtle.generateKey(
+    { name: "ECDSA", namedCurve: "P-256" },
+    false,
+    ["sign", "verify"],
+  );
+  return { pair, signer: await ecdsaP256Signer(pair) };
+}
+
+/** A temporary state directory, removed by `[Symbol.dispose]`. */
+export function tempDir(): { path: string; db: string } & Disposable {
+  const path = Deno.makeTempDirSync({ prefix: "vasp-store-" });
+  return {
+    path,
+    db: join(path, DB_FILE),
+    [Symbol.dispose]: () => Deno.removeSync(path, { recursive: true }),
+  };
+}
+
+/** Opens the store in `dir` and appends entries 1..n. */
+export async function storeWith(
+  dir: string,
+  n: number,
+  options: SqliteStoreOptions = {},
+): Promise<SqliteStore> {
+  const store = SqliteStore.openIn(dir, options);
+  for (let i = 1; i <= n; i++) await store.appendAudit(entry(i));
+  return store;
+}
+
+/** Runs SQL straight on a database file, with the append-only triggers dropped first. */
+export function tamper(path: string, sql: string): void {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;");
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
