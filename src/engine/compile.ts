@@ -42,6 +42,8 @@ export type ExprResult =
 
 /** The CEL environment of one policy set: the declared inputs with the set's `params`. */
 export interface PolicyEnv {
+  /** The operator parameters the environment was created with. */
+  readonly params: Readonly<Record<string, ParamValue>>;
   /** Every declared input (`event`, `vm`, …, `params`, `now`) and its type. */
   readonly inputs: Readonly<Record<string, InputField>>;
   /**
@@ -69,6 +71,7 @@ export function createPolicyEnv(params: Readonly<Record<string, ParamValue>>): P
   const env: CelEnv = celEnv({ funcs: strings });
   const checker = new Checker(env, inputs);
   return {
+    params,
     inputs,
     compile(text, expect) {
       let parsed: ReturnType<typeof parse>;

@@ -5,7 +5,7 @@
  * @module
  */
 import { paramsValue } from "./_bindings.ts";
-import type { CompiledPolicy } from "./compile.ts";
+import type { CompiledPolicy, PolicyEnv } from "./compile.ts";
 import { VaspError } from "./error.ts";
 import type { ParamValue } from "./inputs.ts";
 import { type Operation, OPERATIONS } from "./lifecycle.ts";
@@ -28,13 +28,14 @@ export interface CompiledPolicySet {
  * Assembles a policy set from compiled policies.
  *
  * @param policies the policies, in evaluation order
- * @param options `revision` and `params` (the ones the policies were compiled with)
+ * @param options `revision`; `env`, the environment the policies were compiled in (its
+ *   `params` become the set's; none: no parameters)
  * @returns the set
  * @throws {VaspError} `policy_compile_error` when two policies share an id
  */
 export function createPolicySet(
   policies: readonly CompiledPolicy[],
-  options: { revision: string; params?: Readonly<Record<string, ParamValue>> },
+  options: { revision: string; env?: PolicyEnv },
 ): CompiledPolicySet {
   const ids = new Set<string>();
   for (const p of policies) {
@@ -47,7 +48,7 @@ export function createPolicySet(
   }
   const byOperation = new Map<Operation, CompiledPolicy[]>(OPERATIONS.map((op) => [op, []]));
   for (const p of policies) for (const op of p.on) byOperation.get(op)!.push(p);
-  const params = options.params ?? {};
+  const params = options.env?.params ?? {};
   return {
     revision: options.revision,
     policies: [...policies],
