@@ -14,6 +14,9 @@ export const NONCE_MIN = 1;
 /** Longest nonce a quote carries. */
 export const NONCE_MAX = 64;
 
+/** Flag of export and import (`VASP_SNAPSHOT`). */
+export const SNAPSHOT_FLAG = 1;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const COUNTER_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 const encoder = new TextEncoder();

@@ -13,3 +13,8 @@ export {
   type RegionResult,
   type WalkOptions,
 } from "./guest.ts";
+export { Asp, type AspCertKind, type AspOpenOptions } from "./asp.ts";
+export { type ExportedInstance, VaspInstance } from "./instance.ts";
+export { type QuoteOptions } from "./_registers.ts";
+export { parseQuote, type Quote, QUOTE_MAGIC, QUOTE_SIGNATURE_LEN } from "./quote.ts";
+export { type EventLogEntry, parseEventLog } from "./event_log.ts";

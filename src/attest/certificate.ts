@@ -4,7 +4,7 @@
  * @module
  */
 import { VaspError } from "../engine/error.ts";
-import { decodeOid, readAll, readSequence } from "./_der.ts";
+import { decodeOid, readAll, readSequence } from "../../ffi/der.ts";
 import { toHex } from "./_hex.ts";
 import { PemConverter, X509Certificate } from "./_x509.ts";
 

@@ -1,13 +1,15 @@
 /**
- * A minimal, bounded DER reader and writer for the few structures vASP defines itself
- * (the VM binding extension). Input is hostile: every length is checked against the buffer.
+ * A minimal, bounded DER reader and writer, pure TypeScript: the bindings read the ASP ID
+ * out of the EK certificate with it, and the verifier (src/attest) the VM binding extension
+ * and certificate extensions. Input is hostile: every length is checked against the buffer.
  *
  * @module
  */
 
-/** One DER element: its tag, its contents, and the offset just past it. */
+/** One DER element: its tag, its contents, and where it starts and ends in its buffer. */
 export interface Tlv {
   readonly tag: number;
+  readonly start: number;
   readonly value: Uint8Array;
   readonly end: number;
 }
@@ -39,7 +41,7 @@ export function readTlv(buf: Uint8Array, at: number): Tlv {
       `DER element at ${at} claims ${length} bytes, ${buf.length - start} remain`,
     );
   }
-  return { tag, value: buf.subarray(start, start + length), end: start + length };
+  return { tag, start: at, value: buf.subarray(start, start + length), end: start + length };
 }
 
 /**

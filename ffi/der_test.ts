@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeOid, encodeOid, readSequence, readTlv, writeTlv } from "./_der.ts";
+import { decodeOid, encodeOid, readSequence, readTlv, writeTlv } from "./der.ts";
 
 Deno.test("encodeOid() and decodeOid() round-trip the 128-bit UUID arc of the binding OID", () => {
   const oid = "2.25.115277701154737049670922511128754870117.1";

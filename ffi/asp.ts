@@ -1,0 +1,404 @@
+/**
+ * The software ASP: the host's root of trust, opened from a state directory.
+ *
+ * @module
+ */
+import {
+  bytes,
+  counterName,
+  description,
+  digest32,
+  registerIndex,
+  SNAPSHOT_FLAG,
+  vmUuid,
+} from "./_args.ts";
+import {
+  ADOPT,
+  type AspCell,
+  aspFinalizer,
+  type InstanceCell,
+  live,
+  releaseAsp,
+} from "./_handles.ts";
+import {
+  extendRegister,
+  makeQuote,
+  type QuoteOptions,
+  readEventLog,
+  readRegister,
+} from "./_registers.ts";
+import { check, cstr, outSlot, slotPointer, takeBuffer } from "./_util.ts";
+import { readAll, readSequence } from "./der.ts";
+import type { EventLogEntry } from "./event_log.ts";
+import { NativeError } from "./error.ts";
+import { DIGEST_LEN, hash, type HashAlgName } from "./hash.ts";
+import { VaspInstance } from "./instance.ts";
+import { native } from "./loader.ts";
+import type { Quote } from "./quote.ts";
+
+/** Certificates the ASP holds, by `vasp_cert_kind`. */
+const CERT_KINDS = { ca: 0, ek: 1, ak: 2 } as const;
+/** Which ASP certificate: manufacturer CA, endorsement key, attestation key. */
+export type AspCertKind = keyof typeof CERT_KINDS;
+
+/** Options of {@link Asp.open}. */
+export interface AspOpenOptions {
+  /** The host secret file; `<stateDir>/host.secret` when omitted. */
+  readonly secretPath?: string;
+}
+
+/**
+ * An open software ASP. Closing it also closes every instance created or imported through
+ * it (C instances borrow the ASP), after which those instances throw `handle_closed`.
+ *
+ * @example
+ * ```ts ignore
+ * using asp = Asp.open("/var/lib/vasp");
+ * asp.extend(0, new TextEncoder().encode("hello"), "greeting");
+ * const quote = asp.quote(crypto.getRandomValues(new Uint8Array(16)), { registers: [0] });
+ * ```
+ */
+export class Asp implements Disposable {
+  readonly #handle: AspCell;
+  readonly #label: string;
+  #id: string | undefined;
+
+  /** The state directory it was opened from. */
+  readonly stateDir: string;
+
+  private constructor(ptr: Deno.PointerObject, stateDir: string) {
+    this.#handle = { ptr, instances: new Set() };
+    this.stateDir = stateDir;
+    this.#label = `the ASP in "${stateDir}"`;
+    aspFinalizer.register(this, this.#handle, this);
+  }
+
+  /**
+   * Opens the ASP in `stateDir`, creating keys, certificates and state on first use. All
+   * registers start at zero (a boot).
+   *
+   * @param stateDir the state directory (created mode 0700 when missing)
+   * @param options the host secret file
+   * @returns the open ASP; close it with {@link Asp.close} or `using`
+   * @throws {TypeError} for a path that is not a string or holds a NUL
+   * @throws {NativeError} `state_invalid` for a corrupt, truncated or foreign state file
+   *   (left untouched), `io_error` when the directory or secret cannot be used
+   */
+  static open(stateDir: string, options: AspOpenOptions = {}): Asp {
+    if (typeof stateDir !== "string" || stateDir === "") {
+      throw new TypeError(`State directory ${JSON.stringify(stateDir)} is not a path`);
+    }
+    const dir = cstr(stateDir);
+    const secret = options.secretPath === undefined ? null : cstr(options.secretPath);
+    const opts = new BigUint64Array([address(dir), secret ? address(secret) : 0n]);
+    const out = outSlot();
+    const rc = native().vasp_asp_open(opts, out);
+    keepAlive(dir, secret);
+    check(rc, null, `Cannot open the ASP in "${stateDir}"`);
+    return new Asp(slotPointer(out)!, stateDir);
+  }
+
+  /** The ASP ID: SHA-256 of the EK's SubjectPublicKeyInfo, hex. */
+  get id(): string {
+    this.#id ??= hex(hash("sha256", subjectPublicKeyInfo(this.certificate("ek"))));
+    return this.#id;
+  }
+
+  /**
+   * One of the ASP's certificates.
+   *
+   * @param kind `ca`, `ek` or `ak`
+   * @returns the certificate, DER
+   * @throws {TypeError} for another kind
+   * @throws {NativeError} `handle_closed` after close
+   */
+  certificate(kind: AspCertKind): Uint8Array<ArrayBuffer> {
+    const value = CERT_KINDS[kind];
+    if (value === undefined) throw new TypeError(`Unknown certificate kind "${kind}" (ca, ek, ak)`);
+    const handle = live(this.#handle, `read the ${kind} certificate of ${this.#label}`);
+    const [ptr, len] = [outSlot(), outSlot()];
+    check(
+      native().vasp_asp_cert(handle, value, ptr, len),
+      handle,
+      `Cannot read the ${kind} certificate of ${this.#label}`,
+    );
+    return takeBuffer(ptr, len).slice();
+  }
+
+  /**
+   * Extends a host register (both banks) with the digests of `data`, and logs it.
+   *
+   * @param reg register 0..23
+   * @param data the measured bytes
+   * @param description what was measured (at most 1024 UTF-8 bytes)
+   * @throws {RangeError} for a bad register or description
+   * @throws {NativeError} `handle_closed` after close, or the library's refusal
+   */
+  extend(reg: number, data: Uint8Array, description: string): void {
+    const handle = live(this.#handle, `extend register ${reg} of ${this.#label}`);
+    extendRegister("asp", handle, this.#label, { reg, data, description });
+  }
+
+  /**
+   * Active measurement: the ASP reads the file itself and extends `reg` with its digest.
+   *
+   * @param reg register 0..23
+   * @param path the file
+   * @param text what the file is (at most 1024 UTF-8 bytes)
+   * @returns the file's SHA-256 digest
+   * @throws {RangeError} for a bad register or description
+   * @throws {NativeError} `io_error` when the file cannot be read
+   */
+  measureFile(reg: number, path: string, text: string): Uint8Array<ArrayBuffer> {
+    const what = `measure "${path}" into register ${reg} of ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const args = [registerIndex(reg), cstr(path), cstr(description(text))] as const;
+    const out = new Uint8Array(DIGEST_LEN);
+    check(
+      native().vasp_asp_measure_file(handle, ...args, out),
+      handle,
+      `Cannot ${what}`,
+    );
+    return out;
+  }
+
+  /**
+   * Reads a host register.
+   *
+   * @param reg register 0..23
+   * @param options `alg`: the bank, SHA-256 by default
+   * @returns its 32-byte value
+   * @throws {RangeError} for a bad register
+   * @throws {NativeError} `handle_closed` after close
+   */
+  read(reg: number, options: { alg?: HashAlgName } = {}): Uint8Array<ArrayBuffer> {
+    const handle = live(this.#handle, `read register ${reg} of ${this.#label}`);
+    return readRegister("asp", handle, this.#label, reg, options.alg ?? "sha256");
+  }
+
+  /**
+   * The event log since the ASP was opened.
+   *
+   * @returns one entry per extend, in order
+   * @throws {NativeError} `handle_closed` after close
+   */
+  eventLog(): EventLogEntry[] {
+    return readEventLog(
+      "asp",
+      live(this.#handle, `read the event log of ${this.#label}`),
+      this.#label,
+    );
+  }
+
+  /**
+   * Quotes host registers, signed by the attestation key.
+   *
+   * @param nonce 1..64 bytes from the verifier
+   * @param options registers (all when omitted) and bank (SHA-256 when omitted)
+   * @returns the raw quote bytes and their parsed fields
+   * @throws {RangeError} for a bad nonce or register selection
+   * @throws {NativeError} `handle_closed` after close
+   */
+  quote(nonce: Uint8Array, options: QuoteOptions = {}): Quote {
+    const handle = live(this.#handle, `quote ${this.#label}`);
+    return makeQuote("asp", handle, this.#label, nonce, options);
+  }
+
+  /**
+   * Seals data to this ASP (AES-256-GCM under its storage key).
+   *
+   * @param data the plaintext
+   * @param options `aad`: authenticated data that unsealing must present again
+   * @returns the sealed blob
+   * @throws {NativeError} `handle_closed` after close
+   */
+  seal(data: Uint8Array, options: { aad?: Uint8Array } = {}): Uint8Array<ArrayBuffer> {
+    return this.#sealing("seal", data, options.aad);
+  }
+
+  /**
+   * Unseals a blob this ASP sealed.
+   *
+   * @param blob the sealed blob
+   * @param options `aad`: the authenticated data given to {@link Asp.seal}
+   * @returns the plaintext
+   * @throws {NativeError} `auth_failed` when the blob or aad was altered or is foreign
+   */
+  unseal(blob: Uint8Array, options: { aad?: Uint8Array } = {}): Uint8Array<ArrayBuffer> {
+    return this.#sealing("unseal", blob, options.aad);
+  }
+
+  #sealing(op: "seal" | "unseal", input: Uint8Array, aad?: Uint8Array): Uint8Array<ArrayBuffer> {
+    const what = `${op} ${input.byteLength} bytes with ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const data = bytes(input, "data");
+    const extra = aad === undefined ? new Uint8Array(0) : bytes(aad, "aad");
+    const [ptr, len] = [outSlot(), outSlot()];
+    const fn = op === "seal" ? native().vasp_asp_seal : native().vasp_asp_unseal;
+    check(
+      fn(handle, data, BigInt(data.byteLength), extra, BigInt(extra.byteLength), ptr, len),
+      handle,
+      `Cannot ${what}`,
+    );
+    return takeBuffer(ptr, len).slice();
+  }
+
+  /**
+   * Reads a monotonic counter.
+   *
+   * @param name 1..64 characters of `[A-Za-z0-9._:-]`
+   * @returns its value
+   * @throws {TypeError} for a bad name
+   * @throws {NativeError} `not_found` when the counter was never incremented
+   */
+  counter(name: string): bigint {
+    return this.#counterOp("read", name);
+  }
+
+  /**
+   * Adds one to a monotonic counter (created at 0 first), persisted before returning.
+   *
+   * @param name 1..64 characters of `[A-Za-z0-9._:-]`
+   * @returns the new value
+   * @throws {TypeError} for a bad name
+   * @throws {NativeError} `io_error` when the state cannot be written
+   */
+  incrementCounter(name: string): bigint {
+    return this.#counterOp("increment", name);
+  }
+
+  #counterOp(op: "read" | "increment", name: string): bigint {
+    const what = `${op} counter "${name}" of ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const value = outSlot();
+    const fn = op === "read" ? native().vasp_asp_counter_read : native().vasp_asp_counter_increment;
+    check(fn(handle, cstr(counterName(name)), value), handle, `Cannot ${what}`);
+    return value[0]!;
+  }
+
+  /**
+   * Unregisters a snapshot of a VM, so its blob no longer imports once newer ones exist.
+   *
+   * @param uuid the VM's UUID
+   * @param counter the snapshot's counter value, from {@link VaspInstance.export}
+   * @throws {TypeError} for a bad UUID or a counter that is not a bigint
+   * @throws {NativeError} `not_found` when no such snapshot is registered
+   */
+  forgetSnapshot(uuid: string, counter: bigint): void {
+    if (typeof counter !== "bigint" || counter < 0n) {
+      throw new TypeError(`Snapshot counter ${String(counter)} is not a non-negative bigint`);
+    }
+    const vm = vmUuid(uuid);
+    const what = `forget snapshot ${counter} of VM "${vm}" in ${this.#label}`;
+    const handle = live(this.#handle, what);
+    check(native().vasp_asp_snapshot_forget(handle, cstr(vm), counter), handle, `Cannot ${what}`);
+  }
+
+  /**
+   * Creates a vASP instance for a VM, with a fresh key and a certificate from the AK that
+   * binds it to the VM.
+   *
+   * @param uuid the VM's UUID
+   * @param configDigest SHA-256 of the VM's configuration, 32 bytes
+   * @returns the instance, borrowing this ASP
+   * @throws {TypeError} for a bad UUID
+   * @throws {RangeError} for a digest that is not 32 bytes
+   * @throws {NativeError} `handle_closed` after close
+   */
+  createInstance(uuid: string, configDigest: Uint8Array): VaspInstance {
+    const vm = vmUuid(uuid);
+    const digest = digest32(configDigest, "Config digest");
+    const what = `create a vASP instance for VM "${vm}" in ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const out = outSlot();
+    check(native().vasp_instance_create(handle, cstr(vm), digest, out), null, `Cannot ${what}`);
+    return this.#adopt(slotPointer(out)!, vm);
+  }
+
+  /**
+   * Imports an instance from a blob exported for VM `uuid`.
+   *
+   * @param uuid the VM's UUID
+   * @param blob the blob from {@link VaspInstance.export}
+   * @param options `snapshot`: present the blob as a registered snapshot, so an older one
+   *   than the newest export is accepted
+   * @returns the instance, borrowing this ASP
+   * @throws {NativeError} `auth_failed` (altered, or from another ASP), `binding_mismatch`
+   *   (another VM), `rollback_refused` (older, not a registered snapshot),
+   *   `instance_destroyed`
+   */
+  importInstance(
+    uuid: string,
+    blob: Uint8Array,
+    options: { snapshot?: boolean } = {},
+  ): VaspInstance {
+    const vm = vmUuid(uuid);
+    const data = bytes(blob, "blob");
+    const what = `import a vASP instance for VM "${vm}" into ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const out = outSlot();
+    const flags = options.snapshot ? SNAPSHOT_FLAG : 0;
+    check(
+      native().vasp_instance_import(handle, cstr(vm), data, BigInt(data.byteLength), flags, out),
+      null,
+      `Cannot ${what}`,
+    );
+    return this.#adopt(slotPointer(out)!, vm);
+  }
+
+  #adopt(ptr: Deno.PointerObject, vm: string): VaspInstance {
+    const cell: InstanceCell = { ptr, asp: this.#handle };
+    this.#handle.instances.add(cell);
+    return new VaspInstance(ADOPT, { asp: this, cell, vmUuid: vm });
+  }
+
+  /** Whether {@link Asp.close} has run. */
+  get closed(): boolean {
+    return this.#handle.ptr === null;
+  }
+
+  /**
+   * Closes the ASP: first every instance still open through it, then the ASP (its key
+   * material zeroed). Calling it again does nothing.
+   */
+  close(): void {
+    aspFinalizer.unregister(this);
+    releaseAsp(this.#handle);
+  }
+
+  /** Same as {@link Asp.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** The numeric address of a buffer, for a pointer field of a C struct. */
+function address(buf: Uint8Array<ArrayBuffer>): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/** Keeps buffers referenced until after a call that received only their addresses. */
+function keepAlive(..._buffers: unknown[]): void {}
+
+/** The SubjectPublicKeyInfo (DER) of a certificate. */
+function subjectPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  try {
+    const tbs = readSequence(cert)[0]!;
+    const fields = readAll(tbs.value);
+    const spki = fields[fields[0]?.tag === 0xa0 ? 6 : 5];
+    if (spki?.tag !== 0x30) throw new RangeError("no SubjectPublicKeyInfo where expected");
+    return tbs.value.slice(spki.start, spki.end);
+  } catch (cause) {
+    throw new NativeError(
+      "native_error",
+      `The EK certificate is malformed: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
