@@ -40,6 +40,8 @@ export class SqliteAuditLog {
   #insert?: StatementSync;
   #head?: { seq: number; hash: string };
   #lastCheckpoint?: number;
+  /** Seq of the newest checkpoint asked for in the background (written or not). */
+  #requested = 0;
   /** The checkpoint being signed or written; checkpoints are made one at a time, in order. */
   #checkpointing: Promise<Checkpoint | undefined> = Promise.resolve(undefined);
 
@@ -146,8 +148,14 @@ export class SqliteAuditLog {
 
   #maybeCheckpoint(): void {
     const { signer, checkpointEvery } = this.#options;
-    if (!signer || this.#head!.seq - this.#lastCheckpointSeq() < checkpointEvery) return;
-    this.checkpoint().catch(this.#options.onCheckpointError);
+    const head = this.#head!;
+    const last = Math.max(this.#lastCheckpointSeq(), this.#requested);
+    if (!signer || head.seq - last < checkpointEvery) return;
+    this.#requested = head.seq;
+    this.#checkpointAt(head).catch((error) => {
+      this.#requested = this.#lastCheckpointSeq();
+      this.#options.onCheckpointError(error);
+    });
   }
 
   /**
@@ -157,15 +165,21 @@ export class SqliteAuditLog {
    *   has one
    */
   checkpoint(): Promise<Checkpoint | undefined> {
-    const next = this.#checkpointing.catch(() => undefined).then(() => this.#writeCheckpoint());
+    this.#head ??= this.#readHead();
+    return this.#checkpointAt(this.#head);
+  }
+
+  /** Queues a checkpoint of `head` behind the one under way: they are written in order. */
+  #checkpointAt(head: { seq: number; hash: string }): Promise<Checkpoint | undefined> {
+    const next = this.#checkpointing.catch(() => undefined).then(() => this.#writeCheckpoint(head));
     this.#checkpointing = next;
     return next;
   }
 
-  async #writeCheckpoint(): Promise<Checkpoint | undefined> {
+  async #writeCheckpoint(
+    { seq, hash }: { seq: number; hash: string },
+  ): Promise<Checkpoint | undefined> {
     const signer = this.#options.signer;
-    this.#head ??= this.#readHead();
-    const { seq, hash } = this.#head;
     if (!signer || seq === 0 || seq <= this.#lastCheckpointSeq()) return undefined;
     const time = this.#options.now();
     const signature = await signer.sign(checkpointMessage({ seq, headHash: hash, time }));

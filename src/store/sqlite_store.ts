@@ -56,6 +56,7 @@ export class SqliteStore implements Store {
   readonly #vms: SqliteVms;
   readonly #audit: SqliteAuditLog;
   #closing: Promise<void> | null = null;
+  readonly #onCheckpointError: (error: unknown) => void;
 
   private constructor(db: DatabaseSync, path: string, options: SqliteStoreOptions) {
     this.#db = db;
@@ -67,13 +68,14 @@ export class SqliteStore implements Store {
       throw new RangeError(`checkpointEvery must be a positive integer, got ${checkpointEvery}`);
     }
     this.#vms = new SqliteVms(open, now);
+    this.#onCheckpointError = options.onCheckpointError ??
+      ((error) => console.error(`vasp: audit checkpoint failed: ${(error as Error).message}`));
     this.#audit = new SqliteAuditLog(open, {
       signer: options.signer,
       checkpointEvery,
       now,
       groupCommit: options.groupCommit,
-      onCheckpointError: options.onCheckpointError ??
-        ((error) => console.error(`vasp: audit checkpoint failed: ${(error as Error).message}`)),
+      onCheckpointError: this.#onCheckpointError,
     });
   }
 
@@ -204,7 +206,10 @@ export class SqliteStore implements Store {
     this.#closing ??= (async () => {
       try {
         await this.#audit.drain();
-        if (this.#db?.isOpen && !this.#db.isTransaction) await this.#audit.checkpoint();
+        if (this.#db?.isOpen) await this.#audit.checkpoint();
+      } catch (error) {
+        // The records are durable; only the shutdown checkpoint is missing.
+        this.#onCheckpointError(error);
       } finally {
         this.#closeNow();
       }
