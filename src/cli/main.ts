@@ -5,10 +5,11 @@
  * @module
  */
 import type { Command } from "./_command.ts";
+import { auditVerify } from "./audit.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
-const COMMANDS: readonly Command[] = [];
+const COMMANDS: readonly Command[] = [auditVerify];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);
