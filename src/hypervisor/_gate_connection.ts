@@ -1,0 +1,320 @@
+/**
+ * One client connection of the QMP gate, with its own connection to QEMU. Client input is
+ * handled strictly in order: a command waiting for its decision holds back the ones behind it.
+ * Replies go back in command order even when the gate answers a command itself.
+ *
+ * @module
+ */
+import type { Decision, DecisionRequest, VmRef } from "./decision_client.ts";
+import type { EventReporter } from "./_event_reporter.ts";
+import { classifyCommand, classifyEvent, type GatedCommand } from "./_qmp_commands.ts";
+import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
+
+/** What a connection shares with the rest of the gate. */
+export interface GateContext {
+  readonly vm: VmRef;
+  readonly decide: (request: DecisionRequest) => Promise<Decision>;
+  readonly reporter: EventReporter;
+  readonly log: (line: string) => void;
+  /** Whether this QEMU receives a migration (set by `migrate-incoming`, cleared by `migrate`). */
+  incoming: boolean;
+}
+
+/** One reply owed to the client: QEMU's next reply, or one the gate wrote itself. */
+type Slot = { local: Uint8Array } | { upstream: GatedCommand | undefined };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const SOURCE = "qmp-gate";
+
+/** How long a leaving client's connection waits for QEMU's outstanding replies. */
+const DRAIN_MS = 5000;
+
+/** Bytes a reader asks for at once. */
+const READ_SIZE = 64 * 1024;
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
+/** Proxies one client connection; {@linkcode run} resolves when either side has closed. */
+export class GateConnection {
+  readonly #client: Deno.Conn;
+  readonly #upstream: Deno.Conn;
+  readonly #ctx: GateContext;
+  readonly #slots: Slot[] = [];
+  #toClient: Promise<void> = Promise.resolve();
+  #closed = false;
+  #greeted = false;
+  #onDrained: (() => void) | undefined;
+
+  /**
+   * @param client the accepted client connection
+   * @param upstream a fresh connection to QEMU's QMP socket
+   * @param ctx the gate's shared state
+   */
+  constructor(client: Deno.Conn, upstream: Deno.Conn, ctx: GateContext) {
+    this.#client = client;
+    this.#upstream = upstream;
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Runs both directions until one ends, then closes both connections.
+   *
+   * @returns when the connection is over; never rejects
+   */
+  async run(): Promise<void> {
+    const end = (side: "client" | "QEMU") =>
+      [() => side, (error: unknown) => {
+        if (!this.#closed) {
+          this.#ctx.log(`qmp-gate: ${side} connection: ${(error as Error).message}`);
+        }
+        return side;
+      }] as const;
+    const upstream = this.#fromUpstream().then(...end("QEMU"));
+    const first = await Promise.race([this.#fromClient().then(...end("client")), upstream]);
+    if (first === "QEMU") {
+      // QEMU's last words (the reply to quit, SHUTDOWN) still go to the client.
+      await this.#toClient;
+    } else if (!this.#closed) {
+      // QEMU hands the reply to a command it was running when its client left to the next
+      // client; wait for the replies still owed, so none leaks into another session.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        upstream,
+        new Promise<void>((resolve) => (this.#onDrained = resolve, this.#checkDrained())),
+        new Promise((resolve) => timer = setTimeout(resolve, DRAIN_MS)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.close();
+  }
+
+  /** Closes both connections. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const conn of [this.#client, this.#upstream]) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed by the peer's end.
+      }
+    }
+  }
+
+  async #fromClient(): Promise<void> {
+    const splitter = new QmpInputSplitter();
+    const buf = new Uint8Array(READ_SIZE);
+    for (;;) {
+      const n = await this.#client.read(buf);
+      if (n === null) return;
+      // A RangeError here (input too deep or too large) ends the connection: no resync.
+      for (const input of splitter.push(buf.subarray(0, n))) {
+        await this.#handle(input);
+        if (this.#closed) return;
+      }
+    }
+  }
+
+  async #handle(input: QmpInput): Promise<void> {
+    let value: unknown, raw: Readonly<Record<string, string>>;
+    try {
+      ({ value, raw } = parseQmp(decoder.decode(input.bytes)));
+    } catch (error) {
+      const desc = error instanceof QmpSyntaxError
+        ? error.message
+        : "JSON parse error, invalid UTF-8 sequence in string";
+      return this.#reply(errorReply(desc));
+    }
+    if (
+      input.kind !== "value" || typeof value !== "object" || value === null || Array.isArray(value)
+    ) {
+      return this.#reply(errorReply("QMP input must be a JSON object"));
+    }
+    const msg = value as Record<string, unknown>;
+    const id = echoId(raw.id, msg.id);
+    if ("execute" in msg && "exec-oob" in msg) {
+      return this.#reply(errorReply("QMP input must not have both 'execute' and 'exec-oob'", id));
+    }
+    const name = msg.execute ?? msg["exec-oob"];
+    // A command without a string name is refused by QEMU itself.
+    const gated = typeof name === "string" ? classifyCommand(name, msg.arguments) : undefined;
+    if (!gated) return this.#forward(input.bytes, undefined);
+    const verdict = await this.#decide(gated);
+    if (this.#closed) return;
+    if (!verdict.allow) return this.#reply(errorReply(verdict.desc, id));
+    if (gated.operation === "migrate-out") this.#ctx.incoming = false;
+    if (gated.operation === "migrate-in") this.#ctx.incoming = true;
+    return this.#forward(input.bytes, gated);
+  }
+
+  async #decide(gated: GatedCommand): Promise<{ allow: boolean; desc: string }> {
+    const { vm, log } = this.#ctx;
+    try {
+      const d = await this.#ctx.decide({
+        operation: gated.operation,
+        vm,
+        source: SOURCE,
+        ...(gated.phase ? { phase: gated.phase } : {}),
+        details: gated.details,
+      });
+      log(
+        `qmp-gate: ${gated.label} → ${d.allow ? "allowed" : "denied"} (decision ${d.decision_id})`,
+      );
+      const reasons = d.reasons.map((r) => r.message).join("; ") || "no reason given";
+      return {
+        allow: d.allow,
+        desc: `vASP denied ${gated.label}: ${reasons} (decision ${d.decision_id})`,
+      };
+    } catch (error) {
+      // Fail closed: no answer is a denial.
+      const e = error as Error & { code?: string; details?: { decision_id?: unknown } };
+      const id = e.details?.decision_id;
+      log(`qmp-gate: ${gated.label} → denied, no decision: ${e.message}`);
+      return {
+        allow: false,
+        desc: `vASP denied ${gated.label}: no decision (${e.code ?? "error"}: ${e.message})${
+          typeof id === "string" ? ` (decision ${id})` : ""
+        }`,
+      };
+    }
+  }
+
+  async #forward(bytes: Uint8Array, gated: GatedCommand | undefined): Promise<void> {
+    this.#slots.push({ upstream: gated });
+    await writeAll(this.#upstream, bytes);
+  }
+
+  /** Answers the client now, or after the replies QEMU still owes for earlier commands. */
+  #reply(bytes: Uint8Array): void {
+    if (this.#slots.length === 0) this.#emit(bytes);
+    else this.#slots.push({ local: bytes });
+  }
+
+  #emit(bytes: Uint8Array): void {
+    this.#toClient = this.#toClient.then(() =>
+      this.#closed ? undefined : writeAll(this.#client, bytes)
+    )
+      .catch((error) => {
+        this.#ctx.log(`qmp-gate: client connection: ${(error as Error).message}`);
+        this.close();
+      });
+  }
+
+  async #fromUpstream(): Promise<void> {
+    const buf = new Uint8Array(READ_SIZE);
+    let pending = new Uint8Array(0);
+    for (;;) {
+      const n = await this.#upstream.read(buf);
+      if (n === null) return;
+      let data: Uint8Array = buf.subarray(0, n);
+      if (pending.length) data = concat(pending, data);
+      let start = 0;
+      for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
+        this.#line(data.slice(start, nl + 1));
+        start = nl + 1;
+      }
+      pending = data.slice(start);
+    }
+  }
+
+  /** One line from QEMU: the greeting, an event, or the reply to the oldest command. */
+  #line(bytes: Uint8Array): void {
+    // Replies can be large (query-qmp-schema); only parse what must be looked into.
+    const isReturn = startsWith(bytes, RETURN_PREFIX);
+    const msg = isReturn ? undefined : safeParse(bytes);
+    if (msg && typeof msg.event === "string") {
+      this.#emit(bytes);
+      return this.#observeEvent(msg);
+    }
+    if (msg && "QMP" in msg) {
+      this.#greeted = true;
+      return this.#emit(bytes);
+    }
+    // QEMU may send the reply to a previous session's last command to the next client
+    // before its greeting; it is no answer to anything this client asked.
+    if (!this.#greeted) return this.#ctx.log(`qmp-gate: dropped a reply from a previous session`);
+    const slot = this.#slots.shift();
+    this.#emit(bytes);
+    if (slot && "upstream" in slot && slot.upstream?.reportReply) {
+      this.#reportReply(slot.upstream, msg ?? safeParse(bytes));
+    }
+    while (this.#slots.length && "local" in this.#slots[0]!) {
+      this.#emit((this.#slots.shift() as { local: Uint8Array }).local);
+    }
+    this.#checkDrained();
+  }
+
+  #checkDrained(): void {
+    if (this.#onDrained && !this.#slots.some((slot) => "upstream" in slot)) this.#onDrained();
+  }
+
+  #observeEvent(msg: Record<string, unknown>): void {
+    const event = msg.event as string;
+    const mapped = classifyEvent(event, msg.data, this.#ctx.incoming);
+    if (!mapped) return;
+    const ts = msg.timestamp as { seconds?: number; microseconds?: number } | undefined;
+    this.#ctx.reporter.enqueue({
+      operation: mapped.operation,
+      vm: this.#ctx.vm,
+      source: SOURCE,
+      ...(mapped.phase ? { phase: mapped.phase } : {}),
+      details: { event, data: msg.data ?? {}, timestamp: msg.timestamp },
+      outcome: mapped.outcome,
+    }, `${event}@${ts?.seconds}.${ts?.microseconds}`);
+  }
+
+  #reportReply(gated: GatedCommand, reply: Record<string, unknown> | undefined): void {
+    const ret = reply?.return;
+    // HMP reports its failures as text in a successful QMP reply.
+    const failed = !reply || "error" in reply || (typeof ret === "string" && /^Error/.test(ret));
+    this.#ctx.reporter.enqueue({
+      operation: gated.operation,
+      vm: this.#ctx.vm,
+      source: SOURCE,
+      ...(gated.phase ? { phase: gated.phase } : {}),
+      details: { ...gated.details, reply: reply ?? null },
+      outcome: failed ? "failed" : "completed",
+    });
+  }
+}
+
+/** The `id` as sent when it is standard JSON (big integers kept), else re-encoded. */
+function echoId(raw: string | undefined, value: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    JSON.parse(raw);
+    return raw;
+  } catch {
+    return JSON.stringify(value);
+  }
+}
+
+function errorReply(desc: string, id?: string): Uint8Array {
+  const error = JSON.stringify({ class: "GenericError", desc });
+  return encoder.encode(`{"error": ${error}${id === undefined ? "" : `, "id": ${id}`}}\r\n`);
+}
+
+const RETURN_PREFIX = encoder.encode('{"return": ');
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
+}
+
+function safeParse(bytes: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(decoder.decode(bytes));
+    return typeof v === "object" && v !== null ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

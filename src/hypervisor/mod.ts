@@ -1,0 +1,17 @@
+/**
+ * Adapters to the hypervisor: the QMP gate in front of QEMU's monitor, the decision server
+ * client the gate uses, and libvirt domain XML parsing.
+ *
+ * @module
+ */
+export {
+  type Decision,
+  DecisionClient,
+  type DecisionClientOptions,
+  type DecisionReason,
+  type DecisionRequest,
+  type EventAck,
+  type EventReport,
+  type VmRef,
+} from "./decision_client.ts";
+export { type DecisionPort, QmpGate, type QmpGateOptions } from "./qmp_gate.ts";
