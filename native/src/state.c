@@ -81,7 +81,7 @@ static int load_secret(vasp_asp *asp, bool may_create) {
     rc = vasp_fail(&asp->err, VASP_E_STATE, "host secret %s is not a regular file", path);
   else if (st.st_mode & 077)
     rc = vasp_fail(&asp->err, VASP_E_STATE,
-                   "host secret %s is accessible by group or others (mode %03o); "
+                   "host secret %s is accessible by group or others (mode %04o); "
                    "it must be mode 0600",
                    path, (unsigned)(st.st_mode & 0777));
   else if ((rc = vasp_read_fd(&asp->err, fd, path, SECRET_MAX, &secret)) == VASP_OK &&

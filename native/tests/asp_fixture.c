@@ -1,0 +1,114 @@
+#include "_asp_fixture.h"
+
+#include <fcntl.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *fx_path(const char *dir, const char *name) {
+  static char ring[8][512];
+  static int next;
+  char *p = ring[next++ % 8];
+  snprintf(p, sizeof ring[0], "%s/%s", dir, name);
+  return p;
+}
+
+vasp_asp *fx_open(const char *dir) {
+  vasp_asp_opts opts = {.state_dir = dir, .secret_path = NULL};
+  vasp_asp *asp = NULL;
+  int rc = vasp_asp_open(&opts, &asp);
+  if (rc) fprintf(stderr, "    vasp_asp_open(%s) = %d: %s\n", dir, rc, vasp_errmsg(NULL));
+  return asp;
+}
+
+bool fx_read(const char *path, uint8_t **data, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  *data = malloc(n > 0 ? (size_t)n : 1);
+  *len = fread(*data, 1, (size_t)n, f);
+  fclose(f);
+  return *len == (size_t)n;
+}
+
+bool fx_write(const char *path, const void *data, size_t len, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0) return false;
+  bool ok = write(fd, data, len) == (ssize_t)len && fchmod(fd, mode) == 0;
+  close(fd);
+  return ok;
+}
+
+bool fx_same(const char *path, const uint8_t *data, size_t len) {
+  uint8_t *now;
+  size_t n;
+  if (!fx_read(path, &now, &n)) return false;
+  bool same = n == len && memcmp(now, data, len) == 0;
+  free(now);
+  return same;
+}
+
+X509 *fx_x509(uint8_t *der, size_t len) {
+  const unsigned char *p = der;
+  X509 *x = d2i_X509(NULL, &p, (long)len);
+  vasp_free(der);
+  return x;
+}
+
+X509 *fx_asp_cert(vasp_asp *asp, uint32_t kind) {
+  uint8_t *der = NULL;
+  size_t len = 0;
+  if (vasp_asp_cert(asp, kind, &der, &len) != VASP_OK) return NULL;
+  return fx_x509(der, len);
+}
+
+static uint32_t le(const uint8_t *p, size_t n) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < n; i++) v |= (uint32_t)p[i] << (8 * i);
+  return v;
+}
+
+bool fx_parse_quote(const uint8_t *q, size_t len, fx_quote *out) {
+  if (len < 16 || memcmp(q, "VASPQT01", 8) != 0) return false;
+  out->alg = (uint16_t)le(q + 8, 2);
+  out->nonce_len = (uint16_t)le(q + 10, 2);
+  out->reg_mask = le(q + 12, 4);
+  out->n_regs = (size_t)__builtin_popcount(out->reg_mask);
+  out->nonce = q + 16;
+  out->regs = out->nonce + out->nonce_len;
+  out->msg_len = 16 + out->nonce_len + 32 * out->n_regs;
+  out->sig = q + out->msg_len;
+  return len == out->msg_len + 64;
+}
+
+bool fx_verify_p1363(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t sig[64]) {
+  ECDSA_SIG *s = ECDSA_SIG_new();
+  BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
+  unsigned char *der = NULL;
+  int der_len = 0;
+  if (s && r && ss && ECDSA_SIG_set0(s, r, ss) == 1) {
+    r = ss = NULL; /* owned by s now */
+    der_len = i2d_ECDSA_SIG(s, &der);
+  }
+  BN_free(r);
+  BN_free(ss);
+  ECDSA_SIG_free(s);
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  bool ok = der_len > 0 && ctx &&
+            EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
+            EVP_DigestVerify(ctx, der, (size_t)der_len, msg, len) == 1;
+  EVP_MD_CTX_free(ctx);
+  OPENSSL_free(der);
+  return ok;
+}
+
+void fx_extend(uint32_t alg, uint8_t reg[32], const void *data, size_t len) {
+  uint8_t buf[64];
+  memcpy(buf, reg, 32);
+  vasp_hash(alg, data, len, buf + 32);
+  vasp_hash(alg, buf, 64, reg);
+}
