@@ -34,6 +34,7 @@ import { NativeError } from "./error.ts";
 import { DIGEST_LEN, hash, type HashAlgName } from "./hash.ts";
 import { VaspInstance } from "./instance.ts";
 import { native } from "./loader.ts";
+import { Buffer } from "node:buffer";
 import type { Quote } from "./quote.ts";
 
 /** Certificates the ASP holds, by `vasp_cert_kind`. */
@@ -100,7 +101,10 @@ export class Asp implements Disposable {
 
   /** The ASP ID: SHA-256 of the EK's SubjectPublicKeyInfo, hex. */
   get id(): string {
-    this.#id ??= hex(hash("sha256", subjectPublicKeyInfo(this.certificate("ek"))));
+    if (this.#id === undefined) {
+      const digest = hash("sha256", subjectPublicKeyInfo(this.certificate("ek")));
+      this.#id = Buffer.from(digest).toString("hex");
+    }
     return this.#id;
   }
 
@@ -397,8 +401,4 @@ function subjectPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBu
       },
     );
   }
-}
-
-function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }

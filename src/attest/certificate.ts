@@ -5,7 +5,7 @@
  */
 import { VaspError } from "../engine/error.ts";
 import { decodeOid, readAll, readSequence } from "../../ffi/der.ts";
-import { toHex } from "./_hex.ts";
+import { toHex } from "./hex.ts";
 import { PemConverter, X509Certificate } from "./_x509.ts";
 
 /** What a person or a log needs to know about a certificate. */

@@ -12,6 +12,7 @@ export {
   toPem,
 } from "./certificate.ts";
 export { type CertRole, REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
+export { fromHex, sameBytes, toHex } from "./hex.ts";
 export { replayEventLog } from "./replay.ts";
 export {
   type ExpectedVm,

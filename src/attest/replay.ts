@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { EventLogEntry } from "../../ffi/event_log.ts";
-import { fromHex } from "./_hex.ts";
+import { fromHex } from "./hex.ts";
 
 /** Registers per bank. */
 const NUM_REGISTERS = 24;

@@ -5,11 +5,13 @@
  * @module
  */
 import type { Command } from "./_command.ts";
+import { attestVerify } from "./attest.ts";
 import { auditVerify } from "./audit.ts";
+import { serve } from "./serve.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
-const COMMANDS: readonly Command[] = [auditVerify];
+const COMMANDS: readonly Command[] = [serve, attestVerify, auditVerify];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);
