@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { chainRecord, checkEntry, GENESIS_HASH, recordBody } from "./audit.ts";
+import { canonicalJson } from "./canonical_json.ts";
 import { entry } from "./_testing.ts";
 
 async function webCryptoHash(prevHex: string, body: string): Promise<string> {
@@ -37,6 +38,30 @@ Deno.test("recordBody() covers the seq and every field of the entry, in snake_ca
   assert.equal(body.seq, 9);
   assert.equal(body.time, "2025-01-01T00:00:05.000Z");
   assert.notEqual(recordBody(9, entry(5)), recordBody(10, entry(5)));
+});
+
+Deno.test("recordBody() is exactly the canonical JSON of the record's fields", () => {
+  for (let i = 0; i < 20; i++) {
+    const e = checkEntry(entry(i, { vm: { uuid: `"q\u2028${i}`, name: "é\n" } }));
+    assert.equal(
+      recordBody(i * 1e6, e),
+      canonicalJson({
+        seq: i * 1e6,
+        decision_id: e.decisionId,
+        time: e.time.toISOString(),
+        vm_uuid: e.vm.uuid,
+        vm_name: e.vm.name,
+        operation: e.operation,
+        source: e.source,
+        input_digest: e.inputDigest,
+        policy_revision: e.policyRevision,
+        result: e.result,
+        reasons: e.reasons,
+        actions: e.actions,
+        engine_latency_us: e.engineLatencyUs,
+      }),
+    );
+  }
 });
 
 Deno.test("checkEntry() rounds the latency and copies the arrays", () => {

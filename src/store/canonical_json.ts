@@ -24,44 +24,60 @@ import { createHash } from "node:crypto";
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, "$", new Set());
+  try {
+    return write(value, new Set());
+  } catch (error) {
+    if (!(error instanceof Unserialisable)) throw error;
+    throw new TypeError(`Cannot serialise ${error.what} at $${error.path.join("")} as JSON`);
+  }
 }
 
-function write(value: unknown, path: string, seen: Set<object>): string {
+/** Thrown inside {@link write}; each level adds its step to `path` on the way out, so the
+ * common case builds no path strings. */
+class Unserialisable {
+  readonly path: string[] = [];
+  constructor(readonly what: string) {}
+}
+
+function write(value: unknown, seen: Set<object>): string {
   if (value === null) return "null";
   switch (typeof value) {
     case "string":
     case "boolean":
       return JSON.stringify(value);
     case "number":
-      if (!Number.isFinite(value)) {
-        throw new TypeError(`Cannot serialise ${value} at ${path} as JSON: not a finite number`);
-      }
+      if (!Number.isFinite(value)) throw new Unserialisable(`${value}`);
       return JSON.stringify(value);
     case "object":
       break;
     default:
-      throw new TypeError(
-        `Cannot serialise ${
-          value === undefined ? "undefined" : `a ${typeof value}`
-        } at ${path} as JSON`,
-      );
+      throw new Unserialisable(value === undefined ? "undefined" : `a ${typeof value}`);
   }
   const toJson = (value as { toJSON?: unknown }).toJSON;
-  if (typeof toJson === "function") return write(toJson.call(value), path, seen);
-  if (seen.has(value)) throw new TypeError(`Cannot serialise a cycle at ${path} as JSON`);
+  if (typeof toJson === "function") return write(toJson.call(value), seen);
+  if (seen.has(value)) throw new Unserialisable("a cycle");
   seen.add(value);
+  let step = "";
   try {
     if (Array.isArray(value)) {
-      return `[${value.map((item, i) => write(item, `${path}[${i}]`, seen)).join(",")}]`;
+      let out = "[";
+      for (let i = 0; i < value.length; i++) {
+        step = `[${i}]`;
+        out += (i ? "," : "") + write(value[i], seen);
+      }
+      return out + "]";
     }
-    const members: string[] = [];
+    let out = "{";
     for (const key of Object.keys(value).sort()) {
       const member = (value as Record<string, unknown>)[key];
       if (member === undefined) continue;
-      members.push(`${JSON.stringify(key)}:${write(member, `${path}.${key}`, seen)}`);
+      step = `.${key}`;
+      out += (out.length > 1 ? "," : "") + JSON.stringify(key) + ":" + write(member, seen);
     }
-    return `{${members.join(",")}}`;
+    return out + "}";
+  } catch (error) {
+    if (error instanceof Unserialisable) error.path.unshift(step);
+    throw error;
   } finally {
     seen.delete(value);
   }
