@@ -1,0 +1,247 @@
+import assert from "node:assert/strict";
+import { haveTool } from "./fixtures/bare_qemu.ts";
+import { type Body, TestDecisionServer } from "./fixtures/decision_server.ts";
+
+const HOOK = new URL("../deploy/libvirt/hooks/qemu", import.meta.url).pathname;
+const XML = await Deno.readTextFile(new URL("./fixtures/libvirt_domain.xml", import.meta.url));
+const UUID = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c";
+const haveCurl = haveTool("curl");
+
+/** A temporary directory with a test decision server on its socket. */
+async function setUp() {
+  const dir = await Deno.makeTempDir({ prefix: "vasp-hook-" });
+  const server = new TestDecisionServer(`${dir}/vasp.sock`);
+  const env = {
+    VASP_SOCKET: server.path,
+    VASP_HOOK_CONF: `${dir}/hook.conf`,
+    VASP_BREAK_GLASS: `${dir}/break-glass`,
+    VASP_HOOK_PENDING: `${dir}/pending.jsonl`,
+  };
+  return {
+    dir,
+    server,
+    env,
+    async [Symbol.asyncDispose]() {
+      await server.close().catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Runs the hook exactly as libvirt does: `qemu <domain> <op> <sub-op> <extra>`, XML on stdin. */
+async function hook(
+  args: string[],
+  options: { env: Record<string, string>; xml?: string },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command("sh", {
+    args: [HOOK, ...args],
+    // libvirt runs hooks with a scrubbed environment too.
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...options.env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(options.xml ?? XML));
+  await writer.close();
+  const out = await child.output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+const xmlOf = (body: Body) =>
+  new TextDecoder().decode(
+    Uint8Array.from(atob(String(body.details.domain_xml_b64)), (c) => c.charCodeAt(0)),
+  );
+
+/** The fixture with another domain name, XML-escaped as libvirt writes it. */
+const withName = (name: string) =>
+  XML.replace(
+    "<name>web-1</name>",
+    `<name>${name.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}</name>`,
+  );
+
+const later = (ms: number) => new Date(Date.now() + ms).toISOString().replace(/\.\d+Z$/, "Z");
+
+Deno.test({
+  name: "the libvirt hook asks for a decision before a VM starts and enforces it",
+  ignore: !haveCurl,
+  async fn(t) {
+    await using s = await setUp();
+
+    await t.step("an allowed prepare exits 0, prints nothing and sends the whole XML", async () => {
+      const r = await hook(["web-1", "prepare", "begin", "-"], s);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "");
+      const body = s.server.decisions.at(-1)!;
+      assert.equal(body.operation, "start");
+      assert.equal(body.phase, "prepare");
+      assert.equal(body.source, "libvirt-hook");
+      assert.deepEqual(body.vm, { uuid: UUID, name: "web-1" });
+      assert.deepEqual(body.details.libvirt, {
+        operation: "prepare",
+        sub_operation: "begin",
+        extra: "-",
+      });
+      assert.equal(xmlOf(body), XML);
+    });
+
+    await t.step("a denied start exits 1 and prints the reasons for libvirt", async () => {
+      s.server.rule = (b) => b.phase === "start" ? ['image "debian-12" differs', "no vASP"] : [];
+      const r = await hook(["web-1", "start", "begin", "-"], s);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /denied by policy \(decision d-\d+\)/);
+      assert.match(r.stderr, /- image "debian-12" differs\n {2}- no vASP/);
+      assert.equal(r.stdout, "");
+    });
+
+    await t.step("restore and incoming migrate are decisions too", async () => {
+      s.server.rule = () => ["not now"];
+      const restore = await hook(["web-1", "restore", "begin", "-"], s);
+      assert.equal(restore.code, 1);
+      assert.equal(s.server.decisions.at(-1)!.operation, "restore");
+      const migrate = await hook(["web-1", "migrate", "begin", "-"], s);
+      assert.equal(migrate.code, 1);
+      assert.equal(s.server.decisions.at(-1)!.operation, "migrate-in");
+      s.server.rule = () => [];
+      assert.equal((await hook(["web-1", "migrate", "begin", "-"], s)).code, 0);
+    });
+
+    await t.step("names with quotes, backslashes and markup reach the server intact", async () => {
+      const name = `we"b\\1 & <x> 'q'`;
+      const r = await hook([name, "prepare", "begin", "-"], { ...s, xml: withName(name) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(s.server.decisions.at(-1)!.vm.name, name);
+    });
+
+    await t.step("a domain XML naming another domain is refused", async () => {
+      const before = s.server.decisions.length;
+      const r = await hook(["web-2", "prepare", "begin", "-"], s);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /names "web-1", not "web-2"/);
+      assert.equal(s.server.decisions.length, before);
+    });
+
+    await t.step(
+      "started, stopped and release are reported as events and never block",
+      async () => {
+        s.server.rule = () => ["everything is denied"];
+        for (const op of ["started", "stopped", "release"]) {
+          const r = await hook(["web-1", op, op === "started" ? "begin" : "end", "-"], s);
+          assert.equal(r.code, 0, r.stderr);
+          const event = s.server.events.at(-1)!;
+          assert.equal(event.phase, op);
+          assert.equal(event.outcome, "completed");
+          assert.equal(event.operation, op === "started" ? "start" : "shutdown");
+        }
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "the libvirt hook fails closed when no valid decision comes",
+  ignore: !haveCurl,
+  async fn(t) {
+    await using s = await setUp();
+    const prepare = () => hook(["web-1", "prepare", "begin", "-"], s);
+
+    const answers: [string, () => Response | Promise<Response>][] = [
+      ["an error status", () => Response.json({ code: "internal", message: "x" }, { status: 500 })],
+      ["an answer without a decision_id", () => Response.json({ allow: true })],
+      [
+        "two allow members",
+        () => new Response('{"decision_id":"d","allow":false,"reasons":[],"allow":true}'),
+      ],
+      ["a non-JSON answer", () => new Response("allow")],
+    ];
+    for (const [what, answer] of answers) {
+      await t.step(`${what} is a denial`, async () => {
+        s.server.rule = answer;
+        const r = await prepare();
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /no decision .*failing closed/);
+      });
+    }
+
+    await t.step("an answer later than the timeout is a denial", async () => {
+      s.server.rule = async () => (await new Promise((r) => setTimeout(r, 1500)), []);
+      const r = await hook(["web-1", "prepare", "begin", "-"], {
+        env: { ...s.env, VASP_HOOK_TIMEOUT: "0.3" },
+      });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no answer from .*timed out/i);
+    });
+
+    await t.step("a dead server is a denial", async () => {
+      await s.server.close();
+      const r = await prepare();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no answer from .*failing closed/);
+    });
+  },
+});
+
+Deno.test({
+  name: "a break-glass entry lets a VM start while the engine is down, and its use is reported",
+  ignore: !haveCurl,
+  async fn(t) {
+    await using s = await setUp();
+    const env = { ...s.env, VASP_SOCKET: `${s.dir}/nobody.sock` };
+    const pending = () => Deno.readTextFile(s.env.VASP_HOOK_PENDING).catch(() => "");
+
+    await t.step("an expired entry or one for another VM does not let it through", async () => {
+      await Deno.writeTextFile(
+        s.env.VASP_BREAK_GLASS,
+        `# operator: incident 42\nweb-1 ${later(-60_000)}\nweb-2 ${later(3_600_000)}\nweb-1\n`,
+      );
+      const r = await hook(["web-1", "prepare", "begin", "-"], { env });
+      assert.equal(r.code, 1);
+      assert.equal(await pending(), "");
+    });
+
+    await t.step("an entry for the VM's uuid lets it through and is recorded", async () => {
+      await Deno.writeTextFile(s.env.VASP_BREAK_GLASS, `${UUID} ${later(3_600_000)}\n`);
+      const r = await hook(["web-1", "prepare", "begin", "-"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /let through by break-glass entry/);
+      const lines = (await pending()).trim().split("\n");
+      assert.equal(lines.length, 1);
+      const record = JSON.parse(lines[0]!);
+      assert.equal(record.source, "break-glass");
+      assert.equal(record.operation, "start");
+      assert.match(record.details.break_glass.no_decision, /no answer/);
+    });
+
+    await t.step("a stopped event the engine could not take is kept too", async () => {
+      await Deno.writeTextFile(s.env.VASP_BREAK_GLASS, `* ${later(3_600_000)}\n`);
+      const r = await hook(["web-1", "stopped", "end", "-"], { env });
+      assert.equal(r.code, 0);
+      assert.equal((await pending()).trim().split("\n").length, 2);
+    });
+
+    await t.step("the next hook call that reaches the engine reports them", async () => {
+      const r = await hook(["web-1", "prepare", "begin", "-"], s);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(s.server.events.map((e) => [e.source, e.operation, e.phase]), [
+        ["break-glass", "start", "prepare"],
+        ["libvirt-hook", "shutdown", "stopped"],
+      ]);
+      assert.equal(await pending(), "");
+    });
+  },
+});
+
+Deno.test({
+  name: "the libvirt hook reads its socket from hook.conf when the environment has none",
+  ignore: !haveCurl,
+  async fn() {
+    await using s = await setUp();
+    await Deno.writeTextFile(s.env.VASP_HOOK_CONF, `# vASP\nsocket=${s.server.path}\ntimeout=2\n`);
+    const { VASP_SOCKET: _, ...env } = s.env;
+    const r = await hook(["web-1", "prepare", "begin", "-"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(s.server.decisions.length, 1);
+  },
+});
