@@ -1,0 +1,274 @@
+/**
+ * Measures a running guest kernel through its RAM file: finds the kernel (KASLR), confirms
+ * the placement through the guest's own page tables, and hashes every planned region with
+ * the slide undone.
+ *
+ * Text and read-only data are hashed in one native call straight from the mapping. Under
+ * KASLR their raw digests differ every boot, so the first time a raw digest is seen the
+ * region is copied, its relocations undone and both digests kept: later measurements of an
+ * unchanged region cost one native hash. The small tables (syscall tables, IDT) are copied
+ * each time because their entries are checked too.
+ *
+ * @module
+ */
+import { GuestMemory, type HashAlgName, hashBatch, NativeError } from "../../ffi/mod.ts";
+import { VaspError } from "../engine/error.ts";
+import { discoverKaslr, type KernelLayout } from "./kaslr.ts";
+import type { KernelMeasurement, RegionMeasurement } from "./measurement.ts";
+import { planRegions, type RegionSpec } from "./regions.ts";
+import { undoRelocations } from "./relocs.ts";
+import type { KernelSymbols } from "./symbols.ts";
+import {
+  checkIdt,
+  checkSyscallTable,
+  decodeIdt,
+  type Finding,
+  normaliseIdt,
+  normaliseSyscallTable,
+  type TextBounds,
+} from "./tables.ts";
+import type { KernelImage } from "./vmlinuz.ts";
+import { toHex } from "./_hex.ts";
+
+/** Options for {@linkcode KernelMeasurer.create}. */
+export interface KernelMeasurerOptions {
+  /** The kernel's vmlinuz, for its relocations: needed to normalise text under KASLR. */
+  image?: KernelImage;
+  /** CR3 from the hypervisor (QMP); default: the kernel's `init_top_pgt`, found in RAM. */
+  cr3?: bigint;
+  /** Paging depth (from CR4.LA57); default: whichever maps `_text` where it was found. */
+  paging?: 4 | 5;
+  /** IDTR base from the hypervisor; checked to reach `idt_table`. */
+  idtr?: bigint;
+}
+
+/** A region placed in this boot. */
+interface Placed extends RegionSpec {
+  readonly va: bigint;
+  readonly phys: bigint;
+}
+
+/** PTI's user page tables sit one page above the kernel's. */
+const PTI_USER_BIT = 0x1000n;
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+function errorText(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return `${typeof code === "string" ? `${code}: ` : ""}${(error as Error).message}`;
+}
+
+/** A guest kernel found in RAM, ready to be measured repeatedly. */
+export class KernelMeasurer {
+  /** Where the kernel was found. */
+  readonly layout: KernelLayout;
+  /** The page-table root regions are read through. */
+  readonly cr3: bigint;
+  /** Paging depth. */
+  readonly paging: 4 | 5;
+  /** Milliseconds KASLR discovery and confirmation took. */
+  readonly discoveryMs: number;
+  readonly #memory: GuestMemory;
+  readonly #symbols: KernelSymbols;
+  readonly #image: KernelImage | undefined;
+  readonly #regions: Placed[];
+  readonly #text: TextBounds;
+  readonly #idtr: bigint | undefined;
+  /** Per region: the last raw digest seen and its normalised digest. */
+  readonly #normalised = new Map<string, { raw: string; norm: string }>();
+
+  private constructor(
+    memory: GuestMemory,
+    symbols: KernelSymbols,
+    options: KernelMeasurerOptions,
+    found: { layout: KernelLayout; cr3: bigint; paging: 4 | 5; ms: number },
+  ) {
+    this.#memory = memory;
+    this.#symbols = symbols;
+    this.#image = options.image;
+    this.#idtr = options.idtr;
+    this.layout = found.layout;
+    this.cr3 = found.cr3;
+    this.paging = found.paging;
+    this.discoveryMs = found.ms;
+    const text = symbols.require("_text");
+    this.#regions = planRegions(symbols).map((r) => ({
+      ...r,
+      va: r.linkedVa + found.layout.virtOffset,
+      phys: found.layout.physText + (r.linkedVa - text),
+    }));
+    this.#text = {
+      start: symbols.require("_stext"),
+      end: symbols.require("_etext"),
+      slide: found.layout.virtOffset,
+      earlyIdtHandlers: symbols.get("early_idt_handler_array"),
+    };
+  }
+
+  /**
+   * Finds the kernel in guest RAM and confirms it through the guest's page tables.
+   *
+   * @param memory the guest's RAM (borrowed; keep it open while measuring)
+   * @param symbols the kernel's System.map
+   * @param options vmlinuz, CR3/paging/IDTR from the hypervisor
+   * @returns a measurer for this boot
+   * @throws {VaspError} `kaslr_not_found`; `kernel_mapping_mismatch` when the page tables do
+   *   not map `_text` at the physical address found
+   */
+  static create(
+    memory: GuestMemory,
+    symbols: KernelSymbols,
+    options: KernelMeasurerOptions = {},
+  ): KernelMeasurer {
+    const started = performance.now();
+    const layout = discoverKaslr(memory, symbols, {
+      alignment: options.image ? BigInt(options.image.header.alignment) : undefined,
+    });
+    const text = symbols.require("_text");
+    const roots = options.cr3 !== undefined
+      ? [options.cr3, options.cr3 & ~PTI_USER_BIT]
+      : [layout.physText + (symbols.require("init_top_pgt") - text)];
+    const depths: (4 | 5)[] = options.paging ? [options.paging] : [4, 5];
+    const va = text + layout.virtOffset;
+    const tried: string[] = [];
+    for (const cr3 of roots) {
+      for (const paging of depths) {
+        let phys: bigint | string;
+        try {
+          phys = memory.translate(va, { cr3, paging });
+        } catch (error) {
+          if (!(error instanceof NativeError)) throw error;
+          phys = error.code;
+        }
+        if (phys === layout.physText) {
+          return new KernelMeasurer(memory, symbols, options, {
+            layout,
+            cr3,
+            paging,
+            ms: performance.now() - started,
+          });
+        }
+        tried.push(
+          `CR3 ${hex(cr3)} ${paging}-level: ${typeof phys === "string" ? phys : hex(phys)}`,
+        );
+      }
+    }
+    throw new VaspError(
+      "kernel_mapping_mismatch",
+      `The guest's page tables do not map _text (${hex(va)}) to ${hex(layout.physText)}, ` +
+        `where its banner is (${tried.join("; ")})`,
+      { details: { va: hex(va), phys: hex(layout.physText) } },
+    );
+  }
+
+  /**
+   * Measures every region once.
+   *
+   * @param options `alg`: `sha256` (default) or `sm3`
+   * @returns digests, placement and findings; a region that cannot be read gets a null
+   *   digest and its error
+   * @throws {NativeError} when the guest RAM is closed or busy
+   */
+  async measure(options: { alg?: HashAlgName } = {}): Promise<KernelMeasurement> {
+    const started = performance.now();
+    const alg = options.alg ?? "sha256";
+    const walk = { cr3: this.cr3, paging: this.paging };
+    const slide = this.layout.virtOffset;
+    const normalised = slide === 0n || this.#image !== undefined;
+    const bulk = this.#regions.filter((r) => r.kind === "text" || r.kind === "rodata");
+    const tables = this.#regions.filter((r) => r.kind === "syscall_table" || r.kind === "idt");
+    const raw = await this.#memory.measure(
+      bulk.map((r) => ({ addr: r.va, len: r.len, virtual: true, alg })),
+      walk,
+    );
+    const digests = new Map<string, { digest: string | null; error: string | null }>();
+    bulk.forEach((r, i) => {
+      const result = raw[i]!;
+      const digest = result.digest && toHex(result.digest);
+      digests.set(r.name, { digest, error: result.error && errorText(result.error) });
+      if (digest === null || slide === 0n || !this.#image) return;
+      const cached = this.#normalised.get(`${alg}:${r.name}`);
+      if (cached?.raw === digest) digests.set(r.name, { digest: cached.norm, error: null });
+      else digests.set(r.name, this.#normaliseBulk(r, alg));
+    });
+    const findings: Finding[] = [];
+    const copies: { region: Placed; bytes: Uint8Array<ArrayBuffer> }[] = [];
+    for (const r of tables) {
+      try {
+        const bytes = this.#memory.readVirt(r.va, r.len, walk) as Uint8Array<ArrayBuffer>;
+        if (r.kind === "idt") {
+          findings.push(...checkIdt(decodeIdt(bytes), this.#text), ...this.#checkIdtr(r));
+          normaliseIdt(bytes, slide);
+        } else {
+          findings.push(...checkSyscallTable(r.name, bytes, this.#text));
+          normaliseSyscallTable(bytes, slide);
+        }
+        copies.push({ region: r, bytes });
+      } catch (error) {
+        digests.set(r.name, { digest: null, error: errorText(error) });
+      }
+    }
+    hashBatch(alg, copies.map((c) => c.bytes)).forEach((d, i) => {
+      digests.set(copies[i]!.region.name, { digest: toHex(d), error: null });
+    });
+    const regions = this.#regions.map((r): RegionMeasurement => ({
+      name: r.name,
+      kind: r.kind,
+      linkedVa: r.linkedVa,
+      va: r.va,
+      phys: r.phys,
+      len: r.len,
+      ...digests.get(r.name)!,
+    }));
+    return {
+      alg,
+      layout: this.layout,
+      cr3: this.cr3,
+      paging: this.paging,
+      normalised,
+      regions,
+      findings,
+      elapsedMs: performance.now() - started,
+    };
+  }
+
+  /** Copies a region, undoes its relocations, and remembers raw → normalised digests. */
+  #normaliseBulk(r: Placed, alg: HashAlgName): { digest: string | null; error: string | null } {
+    try {
+      const walk = { cr3: this.cr3, paging: this.paging };
+      const bytes = this.#memory.readVirt(r.va, r.len, walk) as Uint8Array<ArrayBuffer>;
+      const rawCopy = bytes.slice();
+      undoRelocations(bytes, r.linkedVa, {
+        slide: this.layout.virtOffset,
+        relocations: this.#image!.relocations,
+      });
+      const [rawDigest, normDigest] = hashBatch(alg, [rawCopy, bytes]).map(toHex);
+      this.#normalised.set(`${alg}:${r.name}`, { raw: rawDigest!, norm: normDigest! });
+      return { digest: normDigest!, error: null };
+    } catch (error) {
+      return { digest: null, error: errorText(error) };
+    }
+  }
+
+  /** The CPU's IDTR must reach the same page as `idt_table`. */
+  #checkIdtr(idt: Placed): Finding[] {
+    if (this.#idtr === undefined) return [];
+    const walk = { cr3: this.cr3, paging: this.paging };
+    let reached: bigint | string;
+    try {
+      reached = this.#memory.translate(this.#idtr, walk);
+    } catch (error) {
+      reached = errorText(error);
+    }
+    const expected = this.#memory.translate(idt.va, walk);
+    if (reached === expected) return [];
+    return [{
+      region: idt.name,
+      code: "idtr_mismatch",
+      address: this.#idtr,
+      violation: true,
+      message: `The CPU's IDTR ${hex(this.#idtr)} reaches ${
+        typeof reached === "string" ? reached : hex(reached)
+      }, not idt_table at ${hex(expected)}`,
+    }];
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Measuring a guest kernel from the hypervisor side: symbols, KASLR discovery, the regions to
+ * measure, normalisation by undoing relocations, profiles and reference values.
+ *
+ * @module
+ */
+export { type BzImage, parseBzImage, type PayloadCompression } from "./bzimage.ts";
+export { type ElfImage, findBuildId, parseElf } from "./elf.ts";
+export {
+  discoverKaslr,
+  type KaslrOptions,
+  type KernelLayout,
+  type PhysReader,
+  tableSlots,
+} from "./kaslr.ts";
+export type { DigestAlg, KernelMeasurement, RegionMeasurement } from "./measurement.ts";
+export { KernelMeasurer, type KernelMeasurerOptions } from "./measurer.ts";
+export {
+  makeProfile,
+  type MeasurementProfile,
+  profileId,
+  TEXT_PARAMETERS,
+  textParameters,
+} from "./profile.ts";
+export {
+  compareToReference,
+  type Comparison,
+  type Difference,
+  parseReferenceSet,
+  REFERENCE_FORMAT,
+  referenceFromMeasurement,
+  type ReferenceRegion,
+  type ReferenceSet,
+} from "./reference.ts";
+export { loadReferenceSet, referencePath, saveReferenceSet } from "./reference_store.ts";
+export {
+  IDT_BYTES,
+  planRegions,
+  type RegionKind,
+  type RegionSpec,
+  SYSCALL_TABLES,
+} from "./regions.ts";
+export { applyRelocations, parseRelocations, type Relocations, undoRelocations } from "./relocs.ts";
+export { type KernelSymbol, KernelSymbols, parseSymbolMap, START_KERNEL_MAP } from "./symbols.ts";
+export {
+  checkIdt,
+  checkSyscallTable,
+  decodeIdt,
+  type Finding,
+  type IdtGate,
+  normaliseIdt,
+  normaliseSyscallTable,
+  tableEntries,
+  type TextBounds,
+} from "./tables.ts";
+export { type KernelImage, loadKernelImage } from "./vmlinuz.ts";
