@@ -1,0 +1,92 @@
+/**
+ * `vasp gate`: runs the QMP gate for one QEMU (normally started by deploy/qemu/vasp-qemu).
+ *
+ * @module
+ */
+import { VaspError } from "../engine/error.ts";
+import { DecisionClient, QmpGate } from "../hypervisor/mod.ts";
+import { resolveStateDir } from "../store/mod.ts";
+import { type Command, parseOptions } from "./_command.ts";
+
+const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid UUID --vm-name NAME
+                 [--server SOCKET|URL] [--token TOKEN] [--timeout MS] [--incoming]
+                 [--watch-pid PID]
+
+Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET. Before a
+life-cycle command (stop, cont, migrate, snapshots, memory dumps, quit …) it asks the
+decision server and answers a denied one, or one no decision came for, with a QMP error.
+QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) are reported.
+
+  --qmp PATH        QEMU's own QMP socket (retried for 30 s per client while QEMU starts)
+  --listen PATH     where clients (libvirt) connect; a stale socket there is replaced
+  --vm-uuid UUID    the VM's UUID (QEMU -uuid)
+  --vm-name NAME    the VM's name (QEMU -name guest=NAME)
+  --server S        decision server: a Unix socket path or an http:// URL
+                    (default: $VASP_STATE_DIR/vasp.sock, else ./.vasp/vasp.sock)
+  --token TOKEN     bearer token for a TCP server (default: $VASP_TOKEN)
+  --timeout MS      time allowed for one decision (default 2000); none in time is a denial
+  --incoming        this QEMU was started with -incoming (migration events are migrate-in)
+  --watch-pid PID   exit when process PID has ended (the wrapper passes QEMU's own PID)`;
+
+/** `vasp gate`. */
+export const gate: Command = {
+  name: "gate",
+  summary: "run the QMP gate in front of one QEMU's monitor",
+  usage: USAGE,
+  async run(args: string[]): Promise<number> {
+    const { values } = parseOptions(args, {
+      qmp: { type: "string" },
+      listen: { type: "string" },
+      "vm-uuid": { type: "string" },
+      "vm-name": { type: "string" },
+      server: { type: "string" },
+      token: { type: "string" },
+      timeout: { type: "string" },
+      incoming: { type: "boolean" },
+      "watch-pid": { type: "string" },
+    });
+    for (const name of ["qmp", "listen", "vm-uuid", "vm-name"] as const) {
+      if (!values[name]) throw new VaspError("usage_error", `--${name} is required`);
+    }
+    const timeoutMs = Number(values.timeout ?? 2000);
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new VaspError("usage_error", `--timeout "${values.timeout}" is not a positive number`);
+    }
+    const watchPid = values["watch-pid"] === undefined ? undefined : Number(values["watch-pid"]);
+    if (watchPid !== undefined && !(Number.isInteger(watchPid) && watchPid > 0)) {
+      throw new VaspError("usage_error", `--watch-pid "${values["watch-pid"]}" is not a PID`);
+    }
+    const server = values.server ?? `${resolveStateDir()}/vasp.sock`;
+    using decisions = new DecisionClient(server, {
+      token: values.token ?? Deno.env.get("VASP_TOKEN"),
+      timeoutMs,
+    });
+    const qmpGate = new QmpGate({
+      upstream: values.qmp!,
+      vm: { uuid: values["vm-uuid"]!, name: values["vm-name"]! },
+      decisions,
+      incoming: values.incoming ?? false,
+    }).listen(values.listen!);
+    console.error(`vasp gate: ${values.listen} → ${values.qmp}, decisions from ${server}`);
+
+    const stop = () => qmpGate.close();
+    const signals = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+    for (const signal of signals) Deno.addSignalListener(signal, stop);
+    const watcher = watchPid === undefined ? undefined : setInterval(() => {
+      try {
+        Deno.statSync(`/proc/${watchPid}`);
+      } catch {
+        stop();
+      }
+    }, 1000);
+    try {
+      await qmpGate.finished;
+      // Reports still queued get a moment to reach the server, not forever.
+      await Promise.race([qmpGate.reportsIdle(), new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      clearInterval(watcher);
+      for (const signal of signals) Deno.removeSignalListener(signal, stop);
+    }
+    return 0;
+  },
+};
