@@ -9,8 +9,11 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { canonicalJson } from "./canonical_json.ts";
 
-/** How a decision ended. */
-export type AuditResult = "allow" | "deny" | "error";
+/**
+ * How a decision ended, or `event` for something that happened (a reported life-cycle
+ * event, an operator's change to a VM) rather than a question answered.
+ */
+export type AuditResult = "allow" | "deny" | "error" | "event";
 
 /** One violated rule, as the decision gave it. */
 export interface AuditReason {
@@ -63,7 +66,7 @@ export interface AuditRecord extends AuditEntry {
 /** `prevHash` of record 1. */
 export const GENESIS_HASH: string = "0".repeat(64);
 
-const RESULTS: ReadonlySet<string> = new Set(["allow", "deny", "error"]);
+const RESULTS: ReadonlySet<string> = new Set(["allow", "deny", "error", "event"]);
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
@@ -98,7 +101,7 @@ export function checkEntry(entry: AuditEntry): AuditEntry {
   if (typeof entry.inputDigest !== "string" || !HEX64.test(entry.inputDigest)) {
     bad("inputDigest", "64 lowercase hex digits", entry.inputDigest);
   }
-  if (!RESULTS.has(entry.result)) bad("result", "allow, deny or error", entry.result);
+  if (!RESULTS.has(entry.result)) bad("result", "allow, deny, error or event", entry.result);
   if (!Array.isArray(entry.reasons)) bad("reasons", "an array", entry.reasons);
   entry.reasons.forEach((reason, i) => {
     for (const field of ["policy", "rule", "message"]) {

@@ -78,7 +78,7 @@ Deno.test("checkEntry() names the first bad field", () => {
     [{ time: new Date(NaN) }, /time must be a valid Date, got an invalid Date/],
     [{ vm: { uuid: 1, name: "x" } }, /vm\.uuid must be a string, got 1/],
     [{ inputDigest: "ABC" }, /inputDigest must be 64 lowercase hex digits, got "ABC"/],
-    [{ result: "maybe" }, /result must be allow, deny or error, got "maybe"/],
+    [{ result: "maybe" }, /result must be allow, deny, error or event, got "maybe"/],
     [{ reasons: [{ policy: "p", rule: "r" }] }, /reasons\[0\]\.message must be a string/],
     [{ actions: ["alert", 3] }, /actions must be an array of strings/],
     [{ engineLatencyUs: -1 }, /engineLatencyUs must be a finite number ≥ 0, got -1/],
