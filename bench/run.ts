@@ -1,0 +1,31 @@
+/**
+ * Runs every `bench/*_bench.ts` in turn, one process each, in name order, passing the
+ * arguments given here to each; exits non-zero when any of them fails.
+ *
+ *   deno task bench [ARGS…]
+ *
+ * @module
+ */
+
+const dir = new URL(".", import.meta.url).pathname;
+const benches: string[] = [];
+for await (const entry of Deno.readDir(dir)) {
+  if (entry.isFile && entry.name.endsWith("_bench.ts")) benches.push(entry.name);
+}
+benches.sort();
+
+const failed: string[] = [];
+for (const name of benches) {
+  console.log(`== bench/${name}`);
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${dir}${name}`, ...Deno.args],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) failed.push(`${name} (exit ${code})`);
+}
+console.log(
+  `${benches.length - failed.length} benches ran, ${failed.length} failed` +
+    (failed.length ? `: ${failed.join(", ")}` : ""),
+);
+Deno.exit(failed.length ? 1 : 0);
