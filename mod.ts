@@ -4,3 +4,20 @@
  * @module
  */
 export * from "./ffi/mod.ts";
+export {
+  type Binding,
+  BINDING_OID,
+  type CertificateInfo,
+  describeCertificate,
+  type ExpectedVm,
+  readCertificates,
+  REFUSAL_REASONS,
+  type RefusalReason,
+  type Refused,
+  replayEventLog,
+  toPem,
+  type Verified,
+  type VerifyOptions,
+  verifyQuote,
+  type VerifyResult,
+} from "./src/attest/mod.ts";
