@@ -94,7 +94,10 @@ export function decide(
   }
   const from = context.vm?.state ?? null;
   const base = { operation: event.operation, vm: event.vm, policyRevision: set.revision };
-  const transition = checkTransition(from, event.operation, { phase: event.phase });
+  const transition = checkTransition(from, event.operation, {
+    phase: event.phase,
+    details: event.details,
+  });
   if (!transition.exists) {
     return {
       ...base,

@@ -48,14 +48,11 @@ export const LIFECYCLE_STATES = [
 /** A recorded life-cycle state. A VM vASP does not know has no state (`null`). */
 export type LifecycleState = typeof LIFECYCLE_STATES[number];
 
-/**
- * Phases that report how a pending transition ended rather than ask for one. Only operations
- * with a pending state (`migrate-out` → `migrating`) have them.
- */
-export const OUTCOME_PHASES = ["completed", "failed", "cancelled"] as const;
+/** How an observed operation ended (QMP events, libvirt's `started`/`stopped`, replies). */
+export const OUTCOMES = ["completed", "failed"] as const;
 
-/** How a pending transition ended. */
-export type OutcomePhase = typeof OUTCOME_PHASES[number];
+/** How an observed operation ended. */
+export type Outcome = typeof OUTCOMES[number];
 
 /** The state an operation leads to; `same` keeps the current state. */
 type Target = LifecycleState | "same";
@@ -97,16 +94,40 @@ const REQUESTS: Readonly<Record<Operation, readonly Row[]>> = {
 };
 
 /**
- * Outcomes of pending transitions. A failed or cancelled outgoing migration leaves the source
- * running (QEMU restarts the vCPUs it stopped for the switch-over); a source that was paused
- * before stays stopped, and the QMP gate reports that as a `pause` it observes.
+ * Sub-steps that the hooks name by phase and that do not move the VM the way the operation
+ * itself does (the QMP gate's classification, docs/hooks.md). Any other phase (libvirt's
+ * `prepare`, `start`, `begin` …) is the operation itself.
  */
-const OUTCOMES: Partial<Record<Operation, Readonly<Record<OutcomePhase, Row>>>> = {
-  "migrate-out": {
-    completed: { from: ["migrating"], to: "shut-off" },
-    failed: { from: ["migrating"], to: "running" },
-    cancelled: { from: ["migrating"], to: "running" },
+const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>> = {
+  start: { reset: [{ from: ALIVE, to: "same" }] },
+  resume: { wakeup: [{ from: ["running"], to: "same" }] },
+  // A memory dump (dump-guest-memory, pmemsave …) is asked about as a save but moves nothing.
+  save: { dump: [{ from: ALIVE, to: "same" }] },
+  "migrate-out": { continue: [{ from: ["migrating"], to: "same" }] },
+  "migrate-in": {
+    recover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],
+    failover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],
   },
+  // An ACPI power-button press: the guest decides whether to shut down.
+  shutdown: { request: [{ from: ALIVE, to: "same" }] },
+};
+
+const STOPPING: ReadonlySet<Operation> = new Set(["pause", "shutdown", "destroy", "measurement"]);
+
+/** Where an observed completion leads when the request table has no row for the state. */
+const LANDING: Readonly<Record<Operation, Target>> = {
+  define: "defined",
+  start: "running",
+  pause: "paused",
+  resume: "running",
+  save: "saved",
+  restore: "running",
+  snapshot: "same",
+  "migrate-out": "shut-off",
+  "migrate-in": "running",
+  shutdown: "shut-off",
+  destroy: "destroyed",
+  measurement: "same",
 };
 
 /** Whether an operation exists from a state and, if so, where it leads. */
@@ -114,13 +135,33 @@ export type TransitionCheck =
   | { readonly exists: true; readonly from: LifecycleState | null; readonly to: LifecycleState }
   | { readonly exists: false; readonly from: LifecycleState | null; readonly reason: string };
 
+function rowsFor(operation: Operation, phase: string | undefined): readonly Row[] {
+  const steps = STEPS[operation];
+  return phase !== undefined && steps && Object.hasOwn(steps, phase)
+    ? steps[phase]
+    : REQUESTS[operation];
+}
+
 /**
- * Tests whether `operation` exists from state `from` and gives the state it leads to.
+ * The phase that selects a sub-step: the event's phase, or `dump` for a save the QMP gate
+ * flags as exposing guest memory (`details.exposes_memory`).
+ */
+function stepPhase(
+  operation: Operation,
+  options: { phase?: string; details?: Readonly<Record<string, unknown>> },
+): string | undefined {
+  if (options.phase !== undefined && options.phase !== "") return options.phase;
+  return operation === "save" && options.details?.exposes_memory === true ? "dump" : undefined;
+}
+
+/**
+ * Tests whether a requested operation exists from state `from` and gives the state it leads
+ * to once done.
  *
  * @param from the recorded state, or `null` for a VM vASP does not know
  * @param operation the operation asked for
- * @param options `phase`: an outcome phase (`completed`, `failed`, `cancelled`) checks the end
- *   of a pending transition; any other phase is a request
+ * @param options the event's `phase` (sub-steps such as `reset`, `wakeup`, `continue` have
+ *   their own rows) and `details` (a save with `exposes_memory: true` is a memory dump)
  * @returns `{ exists: true, to }`, or `{ exists: false, reason }` with a reason such as
  *   `no resume from state quarantined`
  * @example
@@ -133,17 +174,13 @@ export type TransitionCheck =
 export function checkTransition(
   from: LifecycleState | null,
   operation: Operation,
-  options: { phase?: string } = {},
+  options: { phase?: string; details?: Readonly<Record<string, unknown>> } = {},
 ): TransitionCheck {
-  const outcome = OUTCOMES[operation];
-  const phase = options.phase as OutcomePhase | undefined;
-  const rows = outcome && phase !== undefined && phase in outcome
-    ? [outcome[phase]]
-    : REQUESTS[operation];
-  const row = rows.find((r) => r.from.includes(from));
+  const phase = stepPhase(operation, options);
+  const row = rowsFor(operation, phase).find((r) => r.from.includes(from));
   if (row && from !== null) return { exists: true, from, to: row.to === "same" ? from : row.to };
   if (row && row.to !== "same") return { exists: true, from, to: row.to };
-  const what = outcome && phase !== undefined && phase in outcome
+  const what = phase !== undefined && STEPS[operation]?.[phase]
     ? `${operation} ${phase}`
     : operation;
   return {
@@ -151,6 +188,68 @@ export function checkTransition(
     from,
     reason: from === null ? `no ${what} for an unregistered VM` : `no ${what} from state ${from}`,
   };
+}
+
+/** Where an observed operation left the VM. */
+export interface ObservedTransition {
+  /** The recorded state before. */
+  readonly from: LifecycleState | null;
+  /** The state to record now (`null`: still unknown to vASP). */
+  readonly to: LifecycleState | null;
+  /**
+   * False when the life cycle has no such step from `from`: something happened that vASP did
+   * not expect (a resume of a quarantined VM means the gate was bypassed) — worth an alert.
+   */
+  readonly expected: boolean;
+}
+
+/**
+ * The state to record after an operation was observed to complete or fail (a QMP event, a
+ * libvirt `started`/`stopped` report, a command's reply). The hypervisor is the truth: an
+ * unexpected completion still moves the state, except out of quarantine, which only a
+ * destroy (or an operator's release) leaves.
+ *
+ * @param from the recorded state, or `null` for a VM vASP does not know
+ * @param operation the operation observed
+ * @param options `outcome` (`completed` or `failed`), the event's `phase` and `details`
+ * @returns the state to record and whether the step was expected
+ * @example
+ * ```ts
+ * import { observeTransition } from "./lifecycle.ts";
+ * observeTransition("migrating", "migrate-out", { outcome: "failed" }).to; // "running"
+ * observeTransition("quarantined", "resume", { outcome: "completed" }).expected; // false
+ * ```
+ */
+export function observeTransition(
+  from: LifecycleState | null,
+  operation: Operation,
+  options: {
+    outcome: Outcome;
+    phase?: string;
+    details?: Readonly<Record<string, unknown>>;
+  },
+): ObservedTransition {
+  const check = checkTransition(from, operation, options);
+  if (options.outcome === "failed") {
+    // QEMU restarts the source's vCPUs after a failed outgoing migration if they ran before;
+    // a source paused before stays stopped, which the gate then observes as a pause.
+    const to = operation === "migrate-out" && from === "migrating" ? "running" : from;
+    return { from, to, expected: check.exists || from === "migrating" };
+  }
+  if (operation === "migrate-out" && (from === "migrating" || check.exists)) {
+    return {
+      from,
+      to: stepPhase(operation, options) === "continue" ? from : "shut-off",
+      expected: true,
+    };
+  }
+  const landing = LANDING[operation];
+  const to = check.exists ? check.to : landing === "same" ? from : landing;
+  if (from === "quarantined" && to !== "destroyed") {
+    // The enforcer stops a quarantined VM; anything that would run it again was not allowed.
+    return { from, to: from, expected: STOPPING.has(operation) };
+  }
+  return { from, to, expected: check.exists || to === from };
 }
 
 /**

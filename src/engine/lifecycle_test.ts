@@ -4,6 +4,7 @@ import {
   enterQuarantine,
   LIFECYCLE_STATES,
   type LifecycleState,
+  observeTransition,
   type Operation,
   OPERATIONS,
   operationsFrom,
@@ -74,27 +75,73 @@ Deno.test("a destroyed VM can only be defined again", () => {
   assert.deepEqual(operationsFrom("destroyed"), ["define"]);
 });
 
-Deno.test("an outgoing migration ends shut off when completed and running when it fails", () => {
-  assert.deepEqual(checkTransition("migrating", "migrate-out", { phase: "completed" }), {
-    exists: true,
-    from: "migrating",
-    to: "shut-off",
-  });
-  for (const phase of ["failed", "cancelled"]) {
-    const got = checkTransition("migrating", "migrate-out", { phase });
-    assert.equal(got.exists && got.to, "running", phase);
-  }
-  const early = checkTransition("running", "migrate-out", { phase: "completed" });
-  assert.equal(!early.exists && early.reason, "no migrate-out completed from state running");
+Deno.test("sub-steps named by phase keep the state where the operation itself would move it", () => {
+  const to = (from: LifecycleState | null, op: Operation, phase?: string, details = {}) => {
+    const got = checkTransition(from, op, { phase, details });
+    return got.exists ? got.to : `none: ${got.reason}`;
+  };
+  assert.equal(to("running", "start", "reset"), "running");
+  assert.equal(to("paused", "start", "reset"), "paused");
+  assert.equal(to("shut-off", "start", "reset"), "none: no start reset from state shut-off");
+  assert.equal(to("running", "resume", "wakeup"), "running");
+  assert.equal(to("migrating", "migrate-out", "continue"), "migrating");
+  assert.equal(to("running", "shutdown", "request"), "running");
+  assert.equal(to("running", "save", undefined, { exposes_memory: true }), "running");
+  assert.equal(to("running", "save"), "saved");
+  assert.equal(to(null, "migrate-in", "recover"), "running");
+  // libvirt's own step names are the operation itself.
+  assert.equal(to("defined", "start", "prepare"), "running");
+  assert.equal(to("running", "migrate-out", "begin"), "migrating");
 });
 
-Deno.test("a phase that is not an outcome is treated as a request", () => {
-  assert.deepEqual(checkTransition("running", "migrate-out", { phase: "begin" }), {
-    exists: true,
-    from: "running",
-    to: "migrating",
+Deno.test("observeTransition() ends an outgoing migration shut off, or running when it failed", () => {
+  assert.deepEqual(observeTransition("migrating", "migrate-out", { outcome: "completed" }), {
+    from: "migrating",
+    to: "shut-off",
+    expected: true,
   });
-  assert.equal(checkTransition("defined", "start", { phase: "completed" }).exists, true);
+  assert.deepEqual(observeTransition("migrating", "migrate-out", { outcome: "failed" }), {
+    from: "migrating",
+    to: "running",
+    expected: true,
+  });
+  assert.equal(
+    observeTransition("migrating", "migrate-out", { outcome: "completed", phase: "continue" }).to,
+    "migrating",
+  );
+});
+
+Deno.test("observeTransition() follows the hypervisor and flags steps the life cycle lacks", () => {
+  const seen = (from: LifecycleState | null, op: Operation, phase?: string) => {
+    const o = observeTransition(from, op, { outcome: "completed", phase });
+    return `${o.to} ${o.expected ? "expected" : "unexpected"}`;
+  };
+  assert.equal(seen("running", "pause"), "paused expected");
+  assert.equal(seen("paused", "resume"), "running expected");
+  assert.equal(seen("running", "resume"), "running expected");
+  assert.equal(seen("saved", "pause"), "paused unexpected");
+  assert.equal(seen("running", "start", "reset"), "running expected");
+  assert.equal(seen("running", "shutdown", "stopped"), "shut-off expected");
+  assert.equal(seen("shut-off", "shutdown", "release"), "shut-off expected");
+  assert.equal(seen(null, "start", "started"), "running expected");
+  assert.equal(seen("paused", "destroy"), "destroyed expected");
+});
+
+Deno.test("observeTransition() keeps a quarantined VM quarantined until it is destroyed", () => {
+  const q = (op: Operation) => observeTransition("quarantined", op, { outcome: "completed" });
+  assert.deepEqual(q("pause"), { from: "quarantined", to: "quarantined", expected: true });
+  assert.deepEqual(q("resume"), { from: "quarantined", to: "quarantined", expected: false });
+  assert.deepEqual(q("migrate-out"), { from: "quarantined", to: "quarantined", expected: false });
+  assert.deepEqual(q("destroy"), { from: "quarantined", to: "destroyed", expected: true });
+});
+
+Deno.test("observeTransition() leaves the state alone when an operation failed", () => {
+  assert.deepEqual(observeTransition("running", "pause", { outcome: "failed" }), {
+    from: "running",
+    to: "running",
+    expected: true,
+  });
+  assert.equal(observeTransition(null, "migrate-in", { outcome: "failed" }).to, null);
 });
 
 Deno.test("enterQuarantine() quarantines any live VM and refuses a destroyed one", () => {

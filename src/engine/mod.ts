@@ -16,11 +16,16 @@
  *    `transition: { from, to }`: `to` is the state to record once the operation is done
  *    (`null` when denied).
  *
- * State bookkeeping: {@link checkTransition} gives the state an operation leads to, for
- * requests and for the outcome phases `completed`/`failed`/`cancelled` of `migrate-out`
- * (the only operation with a pending state, `migrating`); {@link enterQuarantine} after the
- * `quarantine` action is enforced; {@link releaseQuarantine} for an operator's release
- * (the VM stays stopped, `paused`).
+ * State bookkeeping: a decision does not move the recorded state; what the hypervisor is
+ * observed to do does. For a reported outcome (`POST /v1/events`: a QMP event, libvirt's
+ * `started`/`stopped`, a command's reply) {@link observeTransition} gives the state to record
+ * and whether the step was expected (an unexpected one deserves an alert). `migrate-out` is
+ * the one operation with a pending state: `migrating` until its outcome, `shut-off` when it
+ * completed, `running` when it failed. {@link enterQuarantine} after the `quarantine` action
+ * is enforced; {@link releaseQuarantine} for an operator's release (the VM stays `paused`).
+ * Phases the hooks use for sub-steps (`start`/`reset`, `resume`/`wakeup`,
+ * `migrate-out`/`continue`, `shutdown`/`request`, a `save` with `details.exposes_memory`)
+ * keep the state; see {@link checkTransition}.
  *
  * Policies are compiled by src/policy (files, git, reload) through {@link createPolicyEnv},
  * {@link compilePolicy} and {@link createPolicySet}; a set built in code works the same way.
@@ -57,11 +62,13 @@ export {
   isOperation,
   LIFECYCLE_STATES,
   type LifecycleState,
+  type ObservedTransition,
+  observeTransition,
   type Operation,
   OPERATIONS,
   operationsFrom,
-  OUTCOME_PHASES,
-  type OutcomePhase,
+  type Outcome,
+  OUTCOMES,
   releaseQuarantine,
   type TransitionCheck,
 } from "./lifecycle.ts";
