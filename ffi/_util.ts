@@ -57,7 +57,10 @@ export function slotPointer(slot: BigUint64Array): Deno.PointerValue {
  * Copies a library-allocated buffer (pointer and length slots filled by a call) into a fresh
  * Uint8Array and releases the original with `vasp_free()`, also on failure.
  */
-export function takeBuffer(ptrSlot: BigUint64Array, lenSlot: BigUint64Array): Uint8Array {
+export function takeBuffer(
+  ptrSlot: BigUint64Array,
+  lenSlot: BigUint64Array,
+): Uint8Array<ArrayBuffer> {
   const ptr = slotPointer(ptrSlot);
   try {
     if (ptr === null) return new Uint8Array(0);

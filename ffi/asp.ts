@@ -126,7 +126,7 @@ export class Asp implements Disposable {
       handle,
       `Cannot read the ${kind} certificate of ${this.#label}`,
     );
-    return takeBuffer(ptr, len).slice();
+    return takeBuffer(ptr, len);
   }
 
   /**
@@ -244,7 +244,7 @@ export class Asp implements Disposable {
       handle,
       `Cannot ${what}`,
     );
-    return takeBuffer(ptr, len).slice();
+    return takeBuffer(ptr, len);
   }
 
   /**

@@ -82,7 +82,7 @@ export class VaspInstance implements Disposable {
       handle,
       `Cannot read the certificate of ${this.#label}`,
     );
-    return takeBuffer(ptr, len).slice();
+    return takeBuffer(ptr, len);
   }
 
   /**
@@ -166,7 +166,7 @@ export class VaspInstance implements Disposable {
       handle,
       `Cannot export ${this.#label}`,
     );
-    return { blob: takeBuffer(ptr, len).slice(), counter: counter[0]! };
+    return { blob: takeBuffer(ptr, len), counter: counter[0]! };
   }
 
   /**

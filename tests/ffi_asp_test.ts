@@ -183,3 +183,26 @@ Deno.test("Asp.quote() covers the selected registers in ascending order, with th
   assert.equal(quote.bytes.length, 16 + 64 + 2 * 32 + 64);
   assert.equal(asp.quote(nonce.subarray(0, 1)).registers.size, 24);
 });
+
+Deno.test("an ASP nobody closed is closed by the FinalizationRegistry backstop once collected", async () => {
+  const run = async (mode: "drop" | "keep") => {
+    await using dir = await tempStateDir();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        "tests/fixtures/gc_backstop.ts",
+        dir.path,
+        mode,
+      ],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  assert.equal(await run("drop"), "released");
+  assert.equal(await run("keep"), "still locked");
+});
