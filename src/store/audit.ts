@@ -15,17 +15,24 @@ import { canonicalJson } from "./canonical_json.ts";
  */
 export type AuditResult = "allow" | "deny" | "error" | "event";
 
-/** One violated rule, as the decision gave it. */
-export interface AuditReason {
+/** The fields every audit reason has. */
+export interface AuditReasonFields {
   /** Name of the policy. */
   readonly policy: string;
   /** Name of the rule within it. */
   readonly rule: string;
   /** Why it failed, for a human. */
   readonly message: string;
-  /** Further facts the engine attached; hashed with the rest. */
-  readonly [key: string]: unknown;
 }
+
+/**
+ * One violated rule, as the decision gave it. Further fields (the engine's `effect`, an
+ * event's `from` and `to` …) are stored and hashed with the rest. The union lets both the
+ * engine's `Reason` interface and object literals with extra fields be passed.
+ */
+export type AuditReason =
+  | AuditReasonFields
+  | (AuditReasonFields & { readonly [key: string]: unknown });
 
 /** A decision to record, as the decision server hands it over. */
 export interface AuditEntry {
@@ -105,7 +112,9 @@ export function checkEntry(entry: AuditEntry): AuditEntry {
   if (!Array.isArray(entry.reasons)) bad("reasons", "an array", entry.reasons);
   entry.reasons.forEach((reason, i) => {
     for (const field of ["policy", "rule", "message"]) {
-      if (typeof reason?.[field] !== "string") bad(`reasons[${i}].${field}`, "a string", reason);
+      if (typeof (reason as unknown as Record<string, unknown>)?.[field] !== "string") {
+        bad(`reasons[${i}].${field}`, "a string", reason);
+      }
     }
   });
   if (!Array.isArray(entry.actions) || !entry.actions.every((a) => typeof a === "string")) {

@@ -19,6 +19,7 @@ export type {
 export {
   type AuditEntry,
   type AuditReason,
+  type AuditReasonFields,
   type AuditRecord,
   type AuditResult,
   chainHash,

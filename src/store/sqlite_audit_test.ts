@@ -176,3 +176,24 @@ Deno.test("a failing signer is reported and does not fail the appends", async ()
   assert.match(String(errors[0]), /ASP unreachable/);
   assert.equal((await store.verifyAudit()).lastCheckpointSeq, null);
 });
+
+Deno.test("close() commits appends still queued before it closes", async () => {
+  using dir = tempDir();
+  const store = SqliteStore.openIn(dir.path);
+  const pending = [store.appendAudit(entry(1)), store.appendAudit(entry(2))];
+  await store.close();
+  assert.deepEqual((await Promise.all(pending)).map((r) => r.seq), [1, 2]);
+  await assert.rejects(store.appendAudit(entry(3)), { code: "store_closed" });
+  await using reopened = SqliteStore.openIn(dir.path, { readOnly: true });
+  assert.equal((await reopened.verifyAudit()).recordsChecked, 2);
+});
+
+Deno.test("disposing synchronously rejects queued appends instead of losing them silently", async () => {
+  using dir = tempDir();
+  const store = SqliteStore.openIn(dir.path);
+  const queued = store.appendAudit(entry(1));
+  store[Symbol.dispose]();
+  await assert.rejects(queued, { code: "store_closed" });
+  await using reopened = SqliteStore.openIn(dir.path, { readOnly: true });
+  assert.equal((await reopened.verifyAudit()).recordsChecked, 0);
+});

@@ -156,52 +156,64 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** {@inheritDoc Store.registerVm} */
   registerVm(vm: NewVm): Promise<VmRecord> {
     return this.#async(() => this.#vms.register(vm));
   }
 
+  /** {@inheritDoc Store.getVm} */
   getVm(uuid: string): Promise<VmRecord | undefined> {
     return this.#async(() => this.#vms.get(uuid));
   }
 
+  /** {@inheritDoc Store.listVms} */
   listVms(filter?: VmFilter): Promise<VmRecord[]> {
     return this.#async(() => this.#vms.list(filter));
   }
 
+  /** {@inheritDoc Store.updateVm} */
   updateVm(uuid: string, patch: VmPatch, options: { ifState?: string } = {}): Promise<VmRecord> {
     return this.#async(() => this.#vms.update(uuid, patch, options.ifState));
   }
 
+  /** {@inheritDoc Store.removeVm} */
   removeVm(uuid: string): Promise<void> {
     return this.#async(() => this.#vms.remove(uuid));
   }
 
+  /** {@inheritDoc Store.recordMeasurements} */
   recordMeasurements(uuid: string, measurements: readonly Measurement[]): Promise<void> {
     return this.#async(() => this.#vms.recordMeasurements(uuid, measurements));
   }
 
+  /** {@inheritDoc Store.latestMeasurements} */
   latestMeasurements(uuid: string): Promise<Measurement[]> {
     return this.#async(() => this.#vms.latestMeasurements(uuid));
   }
 
+  /** {@inheritDoc Store.appendAudit} */
   appendAudit(entry: AuditEntry): Promise<AuditRecord> {
     return this.#async(() => this.#audit.append(entry));
   }
 
+  /** {@inheritDoc Store.queryAudit} */
   queryAudit(query?: AuditQuery): Promise<AuditPage> {
     return this.#async(() => this.#audit.query(query));
   }
 
+  /** {@inheritDoc Store.verifyAudit} */
   verifyAudit(options?: VerifyOptions): Promise<VerifyResult> {
     return this.#async(() => this.#audit.verify(options));
   }
 
+  /** {@inheritDoc Store.checkpoint} */
   async checkpoint(): Promise<Checkpoint | undefined> {
     this.#live();
     await this.#audit.drain();
     return await this.#audit.checkpoint();
   }
 
+  /** {@inheritDoc Store.close} */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
