@@ -8,11 +8,21 @@ import type { Command } from "./_command.ts";
 import { attestVerify } from "./attest.ts";
 import { auditVerify } from "./audit.ts";
 import { gate } from "./gate.ts";
+import { measure } from "./measure.ts";
+import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
-const COMMANDS: readonly Command[] = [serve, attestVerify, auditVerify, gate];
+const COMMANDS: readonly Command[] = [
+  serve,
+  attestVerify,
+  auditVerify,
+  gate,
+  measure,
+  refsLearn,
+  refsCheck,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);

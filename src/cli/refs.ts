@@ -1,0 +1,114 @@
+/**
+ * `vasp refs learn` and `vasp refs check`: reference values for guest kernel measurements,
+ * one set per profile. Learning is explicit: nothing is trusted on first use.
+ *
+ * @module
+ */
+import { VaspError } from "../engine/error.ts";
+import {
+  compareToReference,
+  loadReferenceSet,
+  profileId,
+  referenceFromMeasurement,
+  saveReferenceSet,
+} from "../measure/mod.ts";
+import { resolveStateDir } from "../store/state_dir.ts";
+import { type Command, parseOptions } from "./_command.ts";
+import { GUEST_OPTIONS, GUEST_USAGE, type GuestValues, openGuest } from "./_guest.ts";
+import { comparisonText, measurementJson } from "./_measure_report.ts";
+
+const OPTIONS = {
+  ...GUEST_OPTIONS,
+  "state-dir": { type: "string" },
+  references: { type: "string" },
+} as const;
+
+const STORE_USAGE = `  --references DIR     reference sets (default: <state dir>/references)
+  --state-dir DIR      state directory (default: $VASP_STATE_DIR or ./.vasp)`;
+
+function referencesDir(values: { references?: string; "state-dir"?: string }): string {
+  return values.references ?? `${resolveStateDir(values["state-dir"])}/references`;
+}
+
+/** Measures the guest the options describe, with its profile. */
+async function measureWithProfile(values: GuestValues) {
+  await using guest = await openGuest(values);
+  const profile = guest.profile();
+  const measurement = await guest.measurer.measure({ alg: guest.alg });
+  return { profile, measurement };
+}
+
+/** `vasp refs learn`. */
+export const refsLearn: Command = {
+  name: "refs learn",
+  summary: "store a known-good guest measurement as its profile's reference set",
+  usage: `usage: vasp refs learn --memory FILE --symbols FILE [options]
+
+Measures the guest and stores the result as the reference set of its profile (kernel build,
+QEMU version, CPU model, vCPUs, mitigation parameters), replacing an older one. Refuses when
+a region fails, a check finds a violation, or a KASLR slide cannot be undone.
+
+${GUEST_USAGE}
+${STORE_USAGE}`,
+  async run(args: string[]): Promise<number> {
+    const { values } = parseOptions(args, OPTIONS);
+    const { profile, measurement } = await measureWithProfile(values);
+    const set = referenceFromMeasurement(measurement, {
+      profile,
+      learnedAt: new Date().toISOString(),
+    });
+    const path = await saveReferenceSet(referencesDir(values), set);
+    if (values.json) {
+      console.log(JSON.stringify({ path, ...measurementJson(measurement, profile) }, null, 2));
+    } else {
+      console.log(`learned ${set.regions.length} regions for profile ${set.profileId}: ${path}`);
+    }
+    return 0;
+  },
+};
+
+/** `vasp refs check`. */
+export const refsCheck: Command = {
+  name: "refs check",
+  summary: "compare a guest measurement with its profile's reference set",
+  usage: `usage: vasp refs check --memory FILE --symbols FILE [options]
+
+Measures the guest and compares every region with the reference set of its profile. Prints
+each region that differs and each check violation; exits 0 when all match, 1 otherwise
+(also when the profile has no reference set).
+
+${GUEST_USAGE}
+${STORE_USAGE}`,
+  async run(args: string[]): Promise<number> {
+    const { values } = parseOptions(args, OPTIONS);
+    const { profile, measurement } = await measureWithProfile(values);
+    const id = profileId(profile);
+    const reference = await loadReferenceSet(referencesDir(values), id);
+    if (!reference) {
+      throw new VaspError(
+        "reference_missing",
+        `No reference set for profile ${id} in "${referencesDir(values)}" ` +
+          `(${profile.kernel.split(" ").slice(0, 3).join(" ")}, QEMU ${profile.qemu}, ` +
+          `CPU ${profile.cpu} × ${profile.smp}, [${profile.cmdline.join(" ")}]): ` +
+          `learn one with "vasp refs learn"`,
+        { details: { profileId: id } },
+      );
+    }
+    const result = compareToReference(reference, measurement);
+    if (values.json) {
+      console.log(JSON.stringify(
+        {
+          matches: result.matches,
+          profileId: id,
+          differences: result.differences,
+          violations: measurementJson(measurement).findings,
+        },
+        null,
+        2,
+      ));
+    } else {
+      console.log(comparisonText(result));
+    }
+    return result.matches ? 0 : 1;
+  },
+};
