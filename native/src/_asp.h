@@ -91,14 +91,18 @@ bool vasp_inst_id_ok(const char *s);
 
 /* keys.c: EC keys and their private DER. */
 EVP_PKEY *vasp_ec_generate(void);
-/* Private key DER into a vasp_wbuf-compatible blob; false on failure. */
+/* Appends the private key as a u32-length-prefixed DER ECPrivateKey (the
+ * temporary DER is wiped); false on failure. */
 bool vasp_key_write(EVP_PKEY *key, vasp_wbuf *w);
+/* An EC private key from exactly len bytes of DER; NULL otherwise. */
 EVP_PKEY *vasp_key_parse(const uint8_t *der, size_t len);
-/* DER of a certificate in a malloc'd buffer. */
+/* DER of a certificate in a malloc'd buffer (vasp_free-able). */
 bool vasp_cert_to_der(X509 *cert, vasp_bytes *out);
 /* SHA-256 of the key's SubjectPublicKeyInfo DER. */
 bool vasp_spki_sha256(EVP_PKEY *key, uint8_t out[VASP_DIGEST_LEN]);
+/* Wipes and frees; b is empty afterwards. */
 void vasp_bytes_free(vasp_bytes *b);
+/* A malloc'd copy (at least one byte allocated, so an empty copy is not NULL). */
 bool vasp_bytes_dup(vasp_bytes *b, const uint8_t *p, size_t len);
 
 /* cert.c */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define READ_CHUNK ((size_t)1 << 16)
@@ -22,6 +23,12 @@ static int digest_file(vasp_err *err, const char *path,
                        uint8_t digest[VASP_NUM_BANKS][VASP_DIGEST_LEN]) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return vasp_fail(err, VASP_E_IO, "cannot open %s: %s", path, strerror(errno));
+  /* A FIFO or a device such as /dev/zero could block or never end. */
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return vasp_fail(err, VASP_E_IO, "%s is not a regular file", path);
+  }
   EVP_MD_CTX *ctx[VASP_NUM_BANKS] = {EVP_MD_CTX_new(), EVP_MD_CTX_new()};
   uint8_t *buf = malloc(READ_CHUNK);
   int rc = VASP_OK;

@@ -12,25 +12,24 @@
 #define SEAL_OVERHEAD (8u + VASP_NONCE_LEN + VASP_TAG_LEN)
 #define SEAL_MAX ((size_t)1 << 30)
 
-static int check_args(vasp_asp *asp, const uint8_t *data, size_t len, const uint8_t *aad,
-                      size_t aad_len, uint8_t **out, size_t *out_len) {
+static int check_args(vasp_asp *asp, const uint8_t *data, size_t len, size_t max,
+                      const uint8_t *aad, size_t aad_len, uint8_t **out, size_t *out_len) {
   if (!asp) return vasp_fail(NULL, VASP_E_ARG, "asp is NULL");
   vasp_clear(&asp->err);
   if (!data && len) return vasp_fail(&asp->err, VASP_E_ARG, "data is NULL with length %zu", len);
   if (!aad && aad_len)
     return vasp_fail(&asp->err, VASP_E_ARG, "aad is NULL with length %zu", aad_len);
   if (!out || !out_len) return vasp_fail(&asp->err, VASP_E_ARG, "out or out_len is NULL");
-  if (len > SEAL_MAX + SEAL_OVERHEAD || aad_len > SEAL_MAX)
-    return vasp_fail(&asp->err, VASP_E_ARG, "data of %zu bytes or aad of %zu is over 1 GiB",
-                     len, aad_len);
+  if (len > max || aad_len > SEAL_MAX)
+    return vasp_fail(&asp->err, VASP_E_ARG, "%zu bytes of data (at most %zu) or %zu of aad "
+                     "(at most %zu)", len, max, aad_len, SEAL_MAX);
   return VASP_OK;
 }
 
 int vasp_asp_seal(vasp_asp *asp, const uint8_t *data, size_t len, const uint8_t *aad,
                   size_t aad_len, uint8_t **out, size_t *out_len) {
-  int rc = check_args(asp, data, len, aad, aad_len, out, out_len);
+  int rc = check_args(asp, data, len, SEAL_MAX, aad, aad_len, out, out_len);
   if (rc) return rc;
-  if (len > SEAL_MAX) return vasp_fail(&asp->err, VASP_E_ARG, "data of %zu bytes is over 1 GiB", len);
   uint8_t *blob = malloc(SEAL_OVERHEAD + len);
   if (!blob) return vasp_fail(&asp->err, VASP_E_NOMEM, "cannot allocate the sealed blob");
   uint8_t *nonce = blob + 8, *ct = nonce + VASP_NONCE_LEN;
@@ -47,7 +46,7 @@ int vasp_asp_seal(vasp_asp *asp, const uint8_t *data, size_t len, const uint8_t 
 
 int vasp_asp_unseal(vasp_asp *asp, const uint8_t *blob, size_t len, const uint8_t *aad,
                     size_t aad_len, uint8_t **out, size_t *out_len) {
-  int rc = check_args(asp, blob, len, aad, aad_len, out, out_len);
+  int rc = check_args(asp, blob, len, SEAL_MAX + SEAL_OVERHEAD, aad, aad_len, out, out_len);
   if (rc) return rc;
   if (len < SEAL_OVERHEAD || memcmp(blob, SEAL_MAGIC, 8) != 0)
     return vasp_fail(&asp->err, VASP_E_AUTH, "not a sealed blob (%zu bytes)", len);

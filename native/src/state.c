@@ -113,8 +113,12 @@ int vasp_state_save(vasp_asp *asp, vasp_err *err) {
   vasp_wb_put(&file, asp->state_key_id, KEY_ID_LEN);
   vasp_wb_u32(&file, (uint32_t)plain.len);
   int rc = VASP_OK;
-  if (plain.failed || plain.len > STATE_MAX - HEADER_LEN - VASP_NONCE_LEN - VASP_TAG_LEN ||
-      !vasp_wb_reserve(&file, VASP_NONCE_LEN + plain.len + VASP_TAG_LEN)) {
+  if (!plain.failed && plain.len > STATE_MAX - HEADER_LEN - VASP_NONCE_LEN - VASP_TAG_LEN) {
+    /* Loading refuses anything larger, so it must never be written. */
+    rc = vasp_fail(err, VASP_E_ARG, "state for %s would exceed %zu bytes", asp->state_path,
+                   STATE_MAX);
+  } else if (plain.failed ||
+             !vasp_wb_reserve(&file, VASP_NONCE_LEN + plain.len + VASP_TAG_LEN)) {
     rc = vasp_fail(err, VASP_E_NOMEM, "cannot encode the state for %s", asp->state_path);
   } else {
     uint8_t *nonce = file.p + HEADER_LEN, *ct = nonce + VASP_NONCE_LEN;

@@ -144,6 +144,7 @@ TEST(asp_measure_file_streams_the_file_into_both_banks) {
   int missing = vasp_asp_measure_file(a, 4, fx_path(dir, "nope"), "x", digest);
   bool named = strstr(vasp_errmsg(a), "/nope") != NULL;
   int is_dir = vasp_asp_measure_file(a, 4, dir, "x", digest);
+  int device = vasp_asp_measure_file(a, 4, "/dev/zero", "x", digest);
   int bad_reg = vasp_asp_measure_file(a, 99, path, "x", digest);
   int null_path = vasp_asp_measure_file(a, 4, NULL, "x", digest);
   int null_out = vasp_asp_measure_file(a, 4, path, "x", NULL);
@@ -153,7 +154,7 @@ TEST(asp_measure_file_streams_the_file_into_both_banks) {
   CHECK(written && rc == VASP_OK);
   CHECK(memcmp(digest, want, 32) == 0);
   CHECK(memcmp(reg[0], expect[0], 32) == 0 && memcmp(reg[1], expect[1], 32) == 0);
-  CHECK(missing == VASP_E_IO && named && is_dir == VASP_E_IO);
+  CHECK(missing == VASP_E_IO && named && is_dir == VASP_E_IO && device == VASP_E_IO);
   CHECK(bad_reg == VASP_E_ARG && null_path == VASP_E_ARG && null_out == VASP_E_ARG);
   CHECK(memcmp(after, reg[0], 32) == 0); /* failures extended nothing */
 }

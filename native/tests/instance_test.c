@@ -372,9 +372,12 @@ TEST(instance_destroy_makes_its_blobs_unimportable_also_after_a_restart) {
 TEST(instance_create_refuses_malformed_uuids_and_null_arguments) {
   vasp_asp *a = fx_open(test_tmpdir());
   CHECK(a);
-  const char *bad[] = {"", "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f",
-                       "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9a", "6f1e2d3c4b5a-4978-8695-a4b3c2d1e0f9-",
-                       "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fg", "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0}"};
+  const char *bad[] = {"",
+                       "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f",
+                       "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9a",
+                       "6f1e2d3c4b5a-4978-8695-a4b3c2d1e0f9-",
+                       "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fg",
+                       "{6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0}"};
   int bad_rc = VASP_E_ARG;
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     vasp_instance *inst = (vasp_instance *)1;
