@@ -18,7 +18,7 @@ import { type Checkpoint, checkpointMessage, keyId, type Signer } from "./checkp
 import { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
 import { decodeAudit, decodeCheckpoint } from "./_sqlite_rows.ts";
 import type { AuditPage, AuditQuery, VerifyOptions } from "./store.ts";
-import { verifyChain, type VerifyResult } from "./verify.ts";
+import { type MalformedRow, verifyChain, type VerifyResult } from "./verify.ts";
 
 /** What the audit log needs from its store. */
 export interface AuditLogOptions {
@@ -210,13 +210,13 @@ export class SqliteAuditLog {
     return checkpoint;
   }
 
-  /** Every checkpoint, by seq. */
-  checkpoints(): Checkpoint[] {
+  /** Every checkpoint by seq, or what is malformed about one. */
+  #checkpointRows(): (Checkpoint | MalformedRow)[] {
     return this.#db().prepare("SELECT * FROM audit_checkpoints ORDER BY seq").all().map((row) => {
       try {
         return decodeCheckpoint(row);
       } catch (error) {
-        throw malformed(`checkpoint ${String(row.seq)}`, error);
+        return { seq: Number(row.seq), malformed: (error as Error).message };
       }
     });
   }
@@ -269,7 +269,7 @@ export class SqliteAuditLog {
       for (const row of statement.iterate()) yield decodeAudit(row);
     })();
     return verifyChain(rows, {
-      checkpoints: this.checkpoints(),
+      checkpoints: this.#checkpointRows(),
       verifier: options.verifier,
       recordedKeys: keys,
     });

@@ -67,8 +67,8 @@ export interface MalformedRow {
 
 /** What {@link verifyChain} needs besides the rows. */
 export interface ChainInput {
-  /** Every checkpoint, in any order. */
-  readonly checkpoints: readonly Checkpoint[];
+  /** Every checkpoint, in any order, or what is malformed about one. */
+  readonly checkpoints: readonly (Checkpoint | MalformedRow)[];
   /** A verifier for a key you trust; checks every checkpoint. */
   readonly verifier?: CheckpointVerifier;
   /** SPKI DER of each key ID recorded with the checkpoints, used when no verifier is given. */
@@ -182,11 +182,14 @@ function checkRecord(
 }
 
 function checkCheckpoint(
-  checkpoint: Checkpoint,
+  checkpoint: Checkpoint | MalformedRow,
   record: AuditRecord,
   signatureFailure: string | undefined,
 ): AuditProblem | null {
   const at = `checkpoint at record ${checkpoint.seq}`;
+  if ("malformed" in checkpoint) {
+    return { seq: checkpoint.seq, kind: "malformed", message: `${at}: ${checkpoint.malformed}` };
+  }
   if (signatureFailure) {
     return {
       seq: checkpoint.seq,
@@ -207,12 +210,13 @@ function checkCheckpoint(
 
 /** Checks every signature up front (Web Crypto is async); maps seq to what failed. */
 async function checkSignatures(
-  checkpoints: readonly Checkpoint[],
+  checkpoints: readonly (Checkpoint | MalformedRow)[],
   input: ChainInput,
 ): Promise<Map<number, string>> {
   const failures = new Map<number, string>();
   const recorded = new Map<string, CheckpointVerifier>();
   for (const checkpoint of checkpoints) {
+    if ("malformed" in checkpoint) continue;
     let verifier = input.verifier;
     if (!verifier) {
       const spki = input.recordedKeys?.get(checkpoint.keyId);

@@ -185,6 +185,20 @@ Deno.test("verify catches a checkpoint whose signature was altered", async () =>
   assert.equal(result.checkpointsChecked, 1);
 });
 
+Deno.test("verify reports a checkpoint row of the wrong shape as malformed, not a crash", async () => {
+  using dir = tempDir();
+  const result = await tampered(
+    dir,
+    "UPDATE audit_checkpoints SET signature = 'forged' WHERE seq = 4",
+    { signer: true },
+  );
+  assert.deepEqual(result.problem, {
+    seq: 4,
+    kind: "malformed",
+    message: "checkpoint at record 4: signature is not a blob",
+  });
+});
+
 Deno.test("verify catches a tail deleted up to the last checkpoint, not beyond it", async () => {
   using dir = tempDir();
   const result = await tampered(dir, "DELETE FROM audit WHERE seq > 8", { signer: true });
