@@ -9,6 +9,7 @@ import { attestVerify } from "./attest.ts";
 import { auditVerify } from "./audit.ts";
 import { gate } from "./gate.ts";
 import { measure } from "./measure.ts";
+import { policyCheck, policyTest } from "./policy.ts";
 import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
 import { VaspError } from "../engine/error.ts";
@@ -22,6 +23,8 @@ const COMMANDS: readonly Command[] = [
   measure,
   refsLearn,
   refsCheck,
+  policyCheck,
+  policyTest,
 ];
 
 function help(): string {
