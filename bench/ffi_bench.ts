@@ -33,8 +33,7 @@ const TARGET = 0.9;
  */
 export function ffiHashRate(
   alg: HashAlgName,
-  data: Uint8Array<ArrayBuffer>,
-  seconds: number,
+  { data, seconds }: { data: Uint8Array<ArrayBuffer>; seconds: number },
 ): number {
   hash(alg, data);
   const rates: number[] = [];
@@ -132,7 +131,7 @@ if (import.meta.main) {
   for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
   const rows: HashRow[] = [];
   for (const alg of ["sha256", "sm3"] as const) {
-    const ffi = ffiHashRate(alg, data, seconds);
+    const ffi = ffiHashRate(alg, { data, seconds });
     const openssl = await opensslRate(alg, seconds);
     rows.push({
       alg,

@@ -15,6 +15,14 @@ import type { VaspSymbols } from "./symbols.ts";
 /** Whose registers: the ASP's host registers or a vASP instance's. */
 export type RegisterOwner = "asp" | "instance";
 
+/** The handle a register operation runs on, and how messages name it. */
+export interface RegisterTarget {
+  readonly owner: RegisterOwner;
+  readonly handle: Deno.PointerObject;
+  /** E.g. `the ASP in "/var/lib/vasp"`. */
+  readonly label: string;
+}
+
 /** Options of a quote. */
 export interface QuoteOptions {
   /** Registers to quote, 0..23, each once; all 24 when omitted. */
@@ -48,9 +56,7 @@ function symbolsOf(owner: RegisterOwner, s: VaspSymbols) {
  * @throws {NativeError} when the library refuses
  */
 export function extendRegister(
-  owner: RegisterOwner,
-  handle: Deno.PointerObject,
-  label: string,
+  { owner, handle, label }: RegisterTarget,
   args: { reg: number; data: Uint8Array; description: string },
 ): void {
   const reg = registerIndex(args.reg);
@@ -70,11 +76,8 @@ export function extendRegister(
  * @throws {NativeError} when the library refuses
  */
 export function readRegister(
-  owner: RegisterOwner,
-  handle: Deno.PointerObject,
-  label: string,
-  reg: number,
-  alg: HashAlgName,
+  { owner, handle, label }: RegisterTarget,
+  { reg, alg }: { reg: number; alg: HashAlgName },
 ): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(DIGEST_LEN);
   check(
@@ -90,11 +93,7 @@ export function readRegister(
  *
  * @throws {NativeError} when the library refuses or returns a malformed log
  */
-export function readEventLog(
-  owner: RegisterOwner,
-  handle: Deno.PointerObject,
-  label: string,
-): EventLogEntry[] {
+export function readEventLog({ owner, handle, label }: RegisterTarget): EventLogEntry[] {
   const [ptr, len] = [outSlot(), outSlot()];
   check(
     symbolsOf(owner, native()).log(handle, ptr, len),
@@ -111,9 +110,7 @@ export function readEventLog(
  * @throws {NativeError} when the library refuses
  */
 export function makeQuote(
-  owner: RegisterOwner,
-  handle: Deno.PointerObject,
-  label: string,
+  { owner, handle, label }: RegisterTarget,
   nonce: Uint8Array,
   options: QuoteOptions,
 ): Quote {

@@ -26,6 +26,7 @@ import {
   type QuoteOptions,
   readEventLog,
   readRegister,
+  type RegisterTarget,
 } from "./_registers.ts";
 import { check, cstr, outSlot, slotPointer, takeBuffer } from "./_util.ts";
 import { readAll, readSequence } from "./der.ts";
@@ -140,7 +141,7 @@ export class Asp implements Disposable {
    */
   extend(reg: number, data: Uint8Array, description: string): void {
     const handle = live(this.#handle, `extend register ${reg} of ${this.#label}`);
-    extendRegister("asp", handle, this.#label, { reg, data, description });
+    extendRegister(this.#target(handle), { reg, data, description });
   }
 
   /**
@@ -177,7 +178,7 @@ export class Asp implements Disposable {
    */
   read(reg: number, options: { alg?: HashAlgName } = {}): Uint8Array<ArrayBuffer> {
     const handle = live(this.#handle, `read register ${reg} of ${this.#label}`);
-    return readRegister("asp", handle, this.#label, reg, options.alg ?? "sha256");
+    return readRegister(this.#target(handle), { reg, alg: options.alg ?? "sha256" });
   }
 
   /**
@@ -187,11 +188,7 @@ export class Asp implements Disposable {
    * @throws {NativeError} `handle_closed` after close
    */
   eventLog(): EventLogEntry[] {
-    return readEventLog(
-      "asp",
-      live(this.#handle, `read the event log of ${this.#label}`),
-      this.#label,
-    );
+    return readEventLog(this.#target(live(this.#handle, `read the event log of ${this.#label}`)));
   }
 
   /**
@@ -205,7 +202,7 @@ export class Asp implements Disposable {
    */
   quote(nonce: Uint8Array, options: QuoteOptions = {}): Quote {
     const handle = live(this.#handle, `quote ${this.#label}`);
-    return makeQuote("asp", handle, this.#label, nonce, options);
+    return makeQuote(this.#target(handle), nonce, options);
   }
 
   /**
@@ -354,6 +351,10 @@ export class Asp implements Disposable {
     const cell: InstanceCell = { ptr, asp: this.#handle };
     this.#handle.instances.add(cell);
     return new VaspInstance(ADOPT, { asp: this, cell, vmUuid: vm });
+  }
+
+  #target(handle: Deno.PointerObject): RegisterTarget {
+    return { owner: "asp", handle, label: this.#label };
   }
 
   /** Whether {@link Asp.close} has run. */

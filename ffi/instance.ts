@@ -17,6 +17,7 @@ import {
   type QuoteOptions,
   readEventLog,
   readRegister,
+  type RegisterTarget,
 } from "./_registers.ts";
 import { SNAPSHOT_FLAG } from "./_args.ts";
 import { check, outSlot, takeBuffer } from "./_util.ts";
@@ -96,7 +97,7 @@ export class VaspInstance implements Disposable {
    */
   extend(reg: number, data: Uint8Array, description: string): void {
     const handle = live(this.#handle, `extend register ${reg} of ${this.#label}`);
-    extendRegister("instance", handle, this.#label, { reg, data, description });
+    extendRegister(this.#target(handle), { reg, data, description });
   }
 
   /**
@@ -110,7 +111,7 @@ export class VaspInstance implements Disposable {
    */
   read(reg: number, options: { alg?: HashAlgName } = {}): Uint8Array<ArrayBuffer> {
     const handle = live(this.#handle, `read register ${reg} of ${this.#label}`);
-    return readRegister("instance", handle, this.#label, reg, options.alg ?? "sha256");
+    return readRegister(this.#target(handle), { reg, alg: options.alg ?? "sha256" });
   }
 
   /**
@@ -121,7 +122,7 @@ export class VaspInstance implements Disposable {
    */
   eventLog(): EventLogEntry[] {
     const handle = live(this.#handle, `read the event log of ${this.#label}`);
-    return readEventLog("instance", handle, this.#label);
+    return readEventLog(this.#target(handle));
   }
 
   /**
@@ -134,13 +135,7 @@ export class VaspInstance implements Disposable {
    * @throws {NativeError} `handle_closed` after close or destroy
    */
   quote(nonce: Uint8Array, options: QuoteOptions = {}): Quote {
-    return makeQuote(
-      "instance",
-      live(this.#handle, `quote ${this.#label}`),
-      this.#label,
-      nonce,
-      options,
-    );
+    return makeQuote(this.#target(live(this.#handle, `quote ${this.#label}`)), nonce, options);
   }
 
   /**
@@ -181,6 +176,10 @@ export class VaspInstance implements Disposable {
     instanceFinalizer.unregister(this);
     if (ptr === null) live(this.#handle, `destroy ${this.#label}`);
     check(native().vasp_instance_destroy(ptr), null, `Cannot destroy ${this.#label}`);
+  }
+
+  #target(handle: Deno.PointerObject): RegisterTarget {
+    return { owner: "instance", handle, label: this.#label };
   }
 
   /** Whether the handle is closed (by close, destroy, or closing the ASP). */

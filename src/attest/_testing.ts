@@ -153,15 +153,15 @@ export async function fakeAsp(binding: Binding = BINDING): Promise<FakeAsp> {
  * Makes a quote in the library's layout, signed with `key`.
  *
  * @param key the signer's private key
- * @param nonce the nonce
- * @param registers values by register index (ascending order is taken care of)
- * @param alg the bank (0 SHA-256, 1 SM3)
+ * @param quote the nonce, register values by index (any order), and bank (0 SHA-256, 1 SM3)
  */
 export async function makeQuote(
   key: CryptoKey,
-  nonce: Uint8Array,
-  registers: ReadonlyMap<number, Uint8Array>,
-  alg = 0,
+  { nonce, registers, alg = 0 }: {
+    nonce: Uint8Array;
+    registers: ReadonlyMap<number, Uint8Array>;
+    alg?: number;
+  },
 ): Promise<Uint8Array<ArrayBuffer>> {
   const regs = [...registers.keys()].sort((a, b) => a - b);
   const message = new Uint8Array(16 + nonce.length + 32 * regs.length);

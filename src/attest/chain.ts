@@ -128,8 +128,8 @@ function checkValidity(rc: RoleCert, now: Date): void {
  *
  * @param chain the signer's certificate first, then each issuer, ending with the one the
  *   root issued
- * @param root the trust anchor (the manufacturer CA)
- * @param now the time validity is judged at
+ * @param trust `root`: the trust anchor (the manufacturer CA); `now`: the time validity is
+ *   judged at
  * @returns the signer's public key
  * @throws {Refusal} `foreign_root` when the top of the chain is not issued by `root`;
  *   `chain_broken` naming the link or the check that failed; `cert_expired` or
@@ -137,8 +137,7 @@ function checkValidity(rc: RoleCert, now: Date): void {
  */
 export async function checkChain(
   chain: readonly RoleCert[],
-  root: RoleCert,
-  now: Date,
+  { root, now }: { root: RoleCert; now: Date },
 ): Promise<CryptoKey> {
   const all = [...chain, root];
   const keys: (CryptoKey | null)[] = await Promise.all(chain.map(publicKeyOf));

@@ -139,7 +139,7 @@ async function verify(
   const quote = parse(bytes);
   const chain = roleCerts(options.chain);
   const root: RoleCert = { role: "ca", cert: guard(() => parseCertificate(options.root, "CA")) };
-  const signerKey = await checkChain(chain, root, options.now);
+  const signerKey = await checkChain(chain, { root, now: options.now });
   const signed = await crypto.subtle.verify(
     ECDSA_SHA256,
     signerKey,

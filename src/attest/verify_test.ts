@@ -21,7 +21,7 @@ function instanceOptions(extra: Partial<VerifyOptions> = {}): VerifyOptions {
 }
 
 async function instanceQuote(): Promise<Uint8Array<ArrayBuffer>> {
-  return await makeQuote(asp.instance.keys.privateKey, NONCE, REGS);
+  return await makeQuote(asp.instance.keys.privateKey, { nonce: NONCE, registers: REGS });
 }
 
 function refused(result: VerifyResult, reason: string, details: Record<string, unknown> = {}) {
@@ -45,7 +45,7 @@ Deno.test("verifyQuote() accepts an instance quote and reports its binding and r
 });
 
 Deno.test("verifyQuote() accepts an ASP quote signed by the AK with the chain AK, EK", async () => {
-  const quote = await makeQuote(asp.ak.keys.privateKey, NONCE, REGS);
+  const quote = await makeQuote(asp.ak.keys.privateKey, { nonce: NONCE, registers: REGS });
   const result = await verifyQuote(quote, instanceOptions({ chain: [asp.ak.der, asp.ek.der] }));
   assert.ok(result.ok, JSON.stringify(result));
   assert.equal(result.kind, "asp");
@@ -73,7 +73,7 @@ Deno.test("verifyQuote() refuses a quote with one signature byte flipped", async
 });
 
 Deno.test("verifyQuote() refuses a quote signed by another key than the signer certificate's", async () => {
-  const quote = await makeQuote(other.instance.keys.privateKey, NONCE, REGS);
+  const quote = await makeQuote(other.instance.keys.privateKey, { nonce: NONCE, registers: REGS });
   refused(await verifyQuote(quote, instanceOptions()), "bad_signature");
 });
 
@@ -101,7 +101,11 @@ Deno.test("verifyQuote() replays an event log against the quoted registers of ei
       reg = new Uint8Array(createHash(alg).update(reg).update(Buffer.from(e[alg], "hex")).digest());
     }
     const regs = new Map([[4, reg], [5, new Uint8Array(32)]]);
-    const quote = await makeQuote(asp.instance.keys.privateKey, NONCE, regs, value);
+    const quote = await makeQuote(asp.instance.keys.privateKey, {
+      nonce: NONCE,
+      registers: regs,
+      alg: value,
+    });
     const ok = await verifyQuote(quote, instanceOptions({ eventLog: log }));
     assert.ok(ok.ok, `${alg}: ${JSON.stringify(ok)}`);
     const short = await verifyQuote(quote, instanceOptions({ eventLog: log.slice(1) }));
@@ -110,7 +114,7 @@ Deno.test("verifyQuote() replays an event log against the quoted registers of ei
 });
 
 Deno.test("verifyQuote() refuses an instance certificate from another ASP in the chain", async () => {
-  const quote = await makeQuote(other.instance.keys.privateKey, NONCE, REGS);
+  const quote = await makeQuote(other.instance.keys.privateKey, { nonce: NONCE, registers: REGS });
   const result = await verifyQuote(
     quote,
     instanceOptions({ chain: [other.instance.der, asp.ak.der, asp.ek.der] }),
@@ -126,7 +130,7 @@ Deno.test("verifyQuote() refuses a certificate forged under its issuer's name", 
     signingKey: other.ek.keys.privateKey,
   });
   const result = await verifyQuote(
-    await makeQuote(forged.keys.privateKey, NONCE, REGS),
+    await makeQuote(forged.keys.privateKey, { nonce: NONCE, registers: REGS }),
     instanceOptions({ chain: [forged.der, asp.ek.der] }),
   );
   refused(result, "chain_broken", { cert: "ak", issuer: "ek" });
@@ -152,7 +156,7 @@ Deno.test("verifyQuote() refuses certificates outside their validity, naming the
     notAfter: new Date(T0.getTime() - 1000),
   });
   const result = await verifyQuote(
-    await makeQuote(instance.keys.privateKey, NONCE, REGS),
+    await makeQuote(instance.keys.privateKey, { nonce: NONCE, registers: REGS }),
     instanceOptions({ chain: [instance.der, asp.ak.der, asp.ek.der] }),
   );
   refused(result, "cert_expired", { cert: "instance" });
@@ -175,7 +179,7 @@ Deno.test("verifyQuote() refuses a quote bound to another VM or configuration", 
 });
 
 Deno.test("verifyQuote() refuses an ASP quote where a VM's instance quote is expected", async () => {
-  const quote = await makeQuote(asp.ak.keys.privateKey, NONCE, REGS);
+  const quote = await makeQuote(asp.ak.keys.privateKey, { nonce: NONCE, registers: REGS });
   const result = await verifyQuote(
     quote,
     instanceOptions({ chain: [asp.ak.der, asp.ek.der], vm: asp.binding }),
@@ -186,7 +190,7 @@ Deno.test("verifyQuote() refuses an ASP quote where a VM's instance quote is exp
 Deno.test("verifyQuote() refuses an instance certificate without a binding", async () => {
   const bare = await issue({ name: "CN=Unbound", issuer: asp.ak });
   const result = await verifyQuote(
-    await makeQuote(bare.keys.privateKey, NONCE, REGS),
+    await makeQuote(bare.keys.privateKey, { nonce: NONCE, registers: REGS }),
     instanceOptions({ chain: [bare.der, asp.ak.der, asp.ek.der] }),
   );
   refused(result, "wrong_vm", { check: "binding_missing" });
@@ -237,7 +241,7 @@ Deno.test("verifyQuote() refuses issuers that break the CA profile", async (t) =
       const ak = await make();
       const instance = await issue({ name: "CN=I", issuer: ak, binding: asp.binding });
       const result = await verifyQuote(
-        await makeQuote(instance.keys.privateKey, NONCE, REGS),
+        await makeQuote(instance.keys.privateKey, { nonce: NONCE, registers: REGS }),
         instanceOptions({ chain: [instance.der, ak.der, asp.ek.der] }),
       );
       refused(result, "chain_broken", { cert: "ak", check });
@@ -248,7 +252,7 @@ Deno.test("verifyQuote() refuses issuers that break the CA profile", async (t) =
     const ak = await issue({ name: "CN=AK", issuer: ek, ca: true });
     const instance = await issue({ name: "CN=I", issuer: ak, binding: asp.binding });
     const result = await verifyQuote(
-      await makeQuote(instance.keys.privateKey, NONCE, REGS),
+      await makeQuote(instance.keys.privateKey, { nonce: NONCE, registers: REGS }),
       instanceOptions({ chain: [instance.der, ak.der, ek.der] }),
     );
     refused(result, "chain_broken", { cert: "ek", check: "path_length" });
@@ -261,7 +265,7 @@ Deno.test("verifyQuote() refuses issuers that break the CA profile", async (t) =
       usages: KeyUsageFlags.keyEncipherment,
     });
     const result = await verifyQuote(
-      await makeQuote(instance.keys.privateKey, NONCE, REGS),
+      await makeQuote(instance.keys.privateKey, { nonce: NONCE, registers: REGS }),
       instanceOptions({ chain: [instance.der, asp.ak.der, asp.ek.der] }),
     );
     refused(result, "chain_broken", { cert: "instance", check: "key_usage" });
