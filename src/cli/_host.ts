@@ -100,10 +100,16 @@ async function manifest(root: string, paths: string[]): Promise<{ text: string; 
   return { text: text.join(""), files: lines.length };
 }
 
+/** Collects regular files under `path`; symlinks are followed to files, never into trees. */
 async function walk(path: string, out: string[]): Promise<void> {
-  const info = await Deno.stat(path).catch((cause) => {
+  const fail = (cause: Error): never => {
     throw new NativeError("io_error", `Cannot measure "${path}": ${cause.message}`, { cause });
-  });
+  };
+  let info = await Deno.lstat(path).catch(fail);
+  if (info.isSymlink) {
+    info = await Deno.stat(path).catch(fail);
+    if (!info.isFile) return;
+  }
   if (info.isFile) {
     out.push(path);
     return;
