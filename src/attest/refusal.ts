@@ -11,6 +11,7 @@ export const REFUSAL_REASONS = [
   "bad_signature",
   "wrong_nonce",
   "register_mismatch",
+  "malformed_event_log",
   "chain_broken",
   "cert_expired",
   "cert_not_yet_valid",

@@ -165,7 +165,7 @@ async function verify(
   }
   for (const [reg, value] of expectedRegs) checkRegister(quote, reg, value, "expected");
   if (options.eventLog) {
-    const replayed = replayEventLog(options.eventLog, quote.alg);
+    const replayed = replay(options.eventLog, quote.alg);
     for (const reg of quote.registers.keys()) checkRegister(quote, reg, replayed[reg]!, "replayed");
   }
   const described = await Promise.all(
@@ -180,6 +180,18 @@ async function verify(
     ...(binding ? { binding } : {}),
     chain: described,
   };
+}
+
+/** Replays an event log from the attested side, whose malformed entries are a refusal. */
+function replay(log: readonly EventLogEntry[], alg: Quote["alg"]): Uint8Array[] {
+  try {
+    return replayEventLog(log, alg);
+  } catch (error) {
+    throw new Refusal(
+      "malformed_event_log",
+      `Cannot replay the event log: ${(error as Error).message}`,
+    );
+  }
 }
 
 /** Runs a parser, turning its error into a refusal with the error's code as reason. */

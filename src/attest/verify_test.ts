@@ -278,3 +278,16 @@ Deno.test("verifyQuote() throws a TypeError for an invalid `now`", async () => {
     TypeError,
   );
 });
+
+Deno.test("verifyQuote() refuses an event log it cannot replay instead of throwing", async () => {
+  const log = [{ reg: 24, sha256: "00".repeat(32), sm3: "00".repeat(32), description: "x" }];
+  refused(
+    await verifyQuote(await instanceQuote(), instanceOptions({ eventLog: log })),
+    "malformed_event_log",
+  );
+  const short = [{ reg: 1, sha256: "00", sm3: "00", description: "x" }];
+  refused(
+    await verifyQuote(await instanceQuote(), instanceOptions({ eventLog: short })),
+    "malformed_event_log",
+  );
+});
