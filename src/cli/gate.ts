@@ -19,6 +19,7 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
 
   --qmp PATH        QEMU's own QMP socket (retried for 30 s per client while QEMU starts)
   --listen PATH     where clients (libvirt) connect; a stale socket there is replaced
+  --listen-fd FD    accept on an inherited listening socket instead (libvirt's fd=N monitor)
   --vm-uuid UUID    the VM's UUID (QEMU -uuid)
   --vm-name NAME    the VM's name (QEMU -name guest=NAME)
   --server S        decision server: a Unix socket path or an http:// URL
@@ -26,7 +27,8 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
   --token TOKEN     bearer token for a TCP server (default: $VASP_TOKEN)
   --timeout MS      time allowed for one decision (default 2000); none in time is a denial
   --incoming        this QEMU was started with -incoming (migration events are migrate-in)
-  --watch-pid PID   exit when process PID has ended (the wrapper passes QEMU's own PID)`;
+  --watch-pid PID   exit when process PID has ended (the wrapper passes QEMU's own PID)
+  --ready FILE      create FILE once the gate accepts clients`;
 
 /** `vasp gate`. */
 export const gate: Command = {
@@ -37,6 +39,7 @@ export const gate: Command = {
     const { values } = parseOptions(args, {
       qmp: { type: "string" },
       listen: { type: "string" },
+      "listen-fd": { type: "string" },
       "vm-uuid": { type: "string" },
       "vm-name": { type: "string" },
       server: { type: "string" },
@@ -44,9 +47,20 @@ export const gate: Command = {
       timeout: { type: "string" },
       incoming: { type: "boolean" },
       "watch-pid": { type: "string" },
+      ready: { type: "string" },
     });
-    for (const name of ["qmp", "listen", "vm-uuid", "vm-name"] as const) {
+    for (const name of ["qmp", "vm-uuid", "vm-name"] as const) {
       if (!values[name]) throw new VaspError("usage_error", `--${name} is required`);
+    }
+    if ((values.listen === undefined) === (values["listen-fd"] === undefined)) {
+      throw new VaspError("usage_error", "give one of --listen and --listen-fd");
+    }
+    const listenFd = values["listen-fd"] === undefined ? undefined : Number(values["listen-fd"]);
+    if (listenFd !== undefined && !(Number.isInteger(listenFd) && listenFd >= 0)) {
+      throw new VaspError(
+        "usage_error",
+        `--listen-fd "${values["listen-fd"]}" is not a descriptor`,
+      );
     }
     const timeoutMs = Number(values.timeout ?? 2000);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
@@ -66,18 +80,18 @@ export const gate: Command = {
       vm: { uuid: values["vm-uuid"]!, name: values["vm-name"]! },
       decisions,
       incoming: values.incoming ?? false,
-    }).listen(values.listen!);
-    console.error(`vasp gate: ${values.listen} → ${values.qmp}, decisions from ${server}`);
+    });
+    if (listenFd === undefined) qmpGate.listen(values.listen!);
+    else await qmpGate.listenFd(listenFd);
+    if (values.ready) await Deno.writeTextFile(values.ready, `${Deno.pid}\n`);
+    const where = values.listen ?? `fd ${listenFd}`;
+    console.error(`vasp gate: ${where} → ${values.qmp}, decisions from ${server}`);
 
     const stop = () => qmpGate.close();
     const signals = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
     for (const signal of signals) Deno.addSignalListener(signal, stop);
     const watcher = watchPid === undefined ? undefined : setInterval(() => {
-      try {
-        Deno.statSync(`/proc/${watchPid}`);
-      } catch {
-        stop();
-      }
+      if (!alive(watchPid)) stop();
     }, 1000);
     try {
       await qmpGate.finished;
@@ -90,3 +104,14 @@ export const gate: Command = {
     return 0;
   },
 };
+
+/** Whether a process runs: a zombie (ended, not yet reaped) does not. */
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The state follows the command name, which is in parentheses and may hold any byte.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}

@@ -20,6 +20,16 @@ export interface GateContext {
   incoming: boolean;
 }
 
+/** The little the gate needs of a connection; `Deno.Conn` has it, so does `NodeConn`. */
+export interface ByteConn {
+  /** Reads into `p`; `null` at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; returns how much. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes both directions. */
+  close(): void;
+}
+
 /** One reply owed to the client: QEMU's next reply, or one the gate wrote itself. */
 type Slot = { local: Uint8Array } | { upstream: GatedCommand | undefined };
 
@@ -33,14 +43,14 @@ const DRAIN_MS = 5000;
 /** Bytes a reader asks for at once. */
 const READ_SIZE = 64 * 1024;
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
 /** Proxies one client connection; {@linkcode run} resolves when either side has closed. */
 export class GateConnection {
-  readonly #client: Deno.Conn;
-  readonly #upstream: Deno.Conn;
+  readonly #client: ByteConn;
+  readonly #upstream: ByteConn;
   readonly #ctx: GateContext;
   readonly #slots: Slot[] = [];
   #toClient: Promise<void> = Promise.resolve();
@@ -53,7 +63,7 @@ export class GateConnection {
    * @param upstream a fresh connection to QEMU's QMP socket
    * @param ctx the gate's shared state
    */
-  constructor(client: Deno.Conn, upstream: Deno.Conn, ctx: GateContext) {
+  constructor(client: ByteConn, upstream: ByteConn, ctx: GateContext) {
     this.#client = client;
     this.#upstream = upstream;
     this.#ctx = ctx;

@@ -11,7 +11,9 @@
 import { VaspError } from "../engine/error.ts";
 import type { Decision, DecisionRequest, EventAck, EventReport, VmRef } from "./decision_client.ts";
 import { EventReporter } from "./_event_reporter.ts";
-import { GateConnection, type GateContext } from "./_gate_connection.ts";
+import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
+import { listenOnFd } from "./_node_conn.ts";
+import type { Server } from "node:net";
 
 /** What the gate needs of the decision server; {@linkcode DecisionClient} provides it. */
 export interface DecisionPort {
@@ -51,8 +53,9 @@ export class QmpGate {
   readonly #options: QmpGateOptions;
   readonly #ctx: GateContext;
   readonly #connections = new Set<GateConnection>();
-  readonly #accepted = new Set<Deno.Conn>();
+  readonly #accepted = new Set<ByteConn>();
   #listener: Deno.Listener | undefined;
+  #fdServer: Server | undefined;
   #finished: Promise<void> = Promise.resolve();
 
   /**
@@ -84,7 +87,7 @@ export class QmpGate {
    * @throws {VaspError} `gate_listen_failed` when the socket cannot be created
    */
   listen(path: string): this {
-    if (this.#listener) throw new VaspError("gate_listen_failed", `Gate already listens`);
+    this.#assertIdle();
     try {
       if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
     } catch (error) {
@@ -101,6 +104,37 @@ export class QmpGate {
     }
     this.#finished = this.#accept(this.#listener);
     return this;
+  }
+
+  /**
+   * Starts accepting clients on an inherited listening socket (libvirt's `fd=N` monitor).
+   *
+   * @param fd the descriptor, already bound and listening
+   * @returns this gate, once it accepts
+   * @throws {VaspError} `gate_listen_failed` when `fd` is not a listening socket
+   */
+  async listenFd(fd: number): Promise<this> {
+    this.#assertIdle();
+    let done!: () => void;
+    this.#finished = new Promise((resolve) => done = resolve);
+    try {
+      this.#fdServer = await listenOnFd(fd, (conn) => this.#serve(conn));
+    } catch (cause) {
+      done();
+      throw new VaspError(
+        "gate_listen_failed",
+        `Cannot accept on file descriptor ${fd}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    this.#fdServer.once("close", done);
+    return this;
+  }
+
+  #assertIdle(): void {
+    if (this.#listener || this.#fdServer) {
+      throw new VaspError("gate_listen_failed", "Cannot listen twice: the gate already listens");
+    }
   }
 
   /** Resolves when the gate has stopped accepting clients (after {@linkcode close}). */
@@ -134,6 +168,9 @@ export class QmpGate {
       }
       await Deno.remove(path).catch(() => {});
     }
+    const fdServer = this.#fdServer;
+    this.#fdServer = undefined;
+    fdServer?.close();
     for (const conn of this.#accepted) closeQuietly(conn);
     for (const connection of this.#connections) connection.close();
     await this.#finished;
@@ -147,7 +184,7 @@ export class QmpGate {
     }
   }
 
-  async #serve(client: Deno.Conn): Promise<void> {
+  async #serve(client: ByteConn): Promise<void> {
     this.#accepted.add(client);
     let upstream: Deno.Conn;
     try {
@@ -161,7 +198,7 @@ export class QmpGate {
       return closeQuietly(client);
     }
     this.#accepted.delete(client);
-    if (!this.#listener) return (closeQuietly(client), closeQuietly(upstream));
+    if (!this.#listener && !this.#fdServer) return (closeQuietly(client), closeQuietly(upstream));
     const connection = new GateConnection(client, upstream, this.#ctx);
     this.#connections.add(connection);
     await connection.run();
@@ -189,7 +226,7 @@ async function connectWithRetry(path: string, waitMs: number): Promise<Deno.Conn
   }
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: ByteConn): void {
   try {
     conn.close();
   } catch {

@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { haveTool, RawQmp } from "./fixtures/bare_qemu.ts";
+import { TestDecisionServer } from "./fixtures/decision_server.ts";
+
+const WRAPPER = new URL("../deploy/qemu/vasp-qemu", import.meta.url).pathname;
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
+const UUID = "3a6c1e2f-8b4d-4c5a-9e7f-1b2c3d4e5f60";
+const haveQemu = haveTool("qemu-system-x86_64");
+const havePerl = haveTool("perl");
+
+/** Arguments as libvirt gives them, with the monitor chardev given by the caller. */
+const libvirtArgs = (chardev: string) => [
+  ...["-name", "guest=wrapped,,vm,debug-threads=on", "-uuid", UUID],
+  ...["-chardev", chardev, "-mon", "chardev=charmonitor,id=monitor,mode=control"],
+  ...["-accel", "tcg", "-nodefaults", "-display", "none", "-m", "32", "-nic", "none"],
+];
+
+/**
+ * Libvirt's newer way: it binds and listens on the monitor socket itself and passes the
+ * descriptor (`fd=N`). Perl (in Debian's essential perl-base) plays libvirt's part.
+ */
+const PERL_LISTEN = `
+  use IO::Socket::UNIX; use Fcntl;
+  my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => shift @ARGV, Listen => 8) or die "$!";
+  fcntl($s, F_SETFD, 0) or die "$!";
+  my $fd = fileno($s);
+  s/\\@FD\\@/$fd/ for @ARGV;
+  exec @ARGV or die "$!";`;
+
+async function setUp() {
+  const dir = await Deno.makeTempDir({ prefix: "vasp-wrap-" });
+  const server = new TestDecisionServer(
+    `${dir}/vasp.sock`,
+    (b) => b.operation === "pause" ? ["no pausing"] : [],
+  );
+  const env = {
+    VASP_QEMU: "qemu-system-x86_64",
+    VASP_GATE_CMD: `${Deno.execPath()} run --allow-all ${MAIN} gate`,
+    VASP_SERVER: server.path,
+    VASP_RUN_DIR: dir,
+    VASP_QEMU_CONF: `${dir}/none.conf`,
+  };
+  const children: Deno.ChildProcess[] = [];
+  const spawn = (cmd: string, args: string[]) => {
+    const child = new Deno.Command(cmd, {
+      args,
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .spawn();
+    children.push(child);
+    return child;
+  };
+  return {
+    dir,
+    server,
+    spawn,
+    async [Symbol.asyncDispose]() {
+      for (const child of children) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already exited.
+        }
+        await child.output().catch(() => {});
+      }
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function waitFor(what: string, test: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Connects as libvirt does, checks a denied stop leaves QEMU running, and stops QEMU. */
+async function checkGated(path: string, qemu: Deno.ChildProcess, dir: string) {
+  const qmp = await RawQmp.connect(path);
+  try {
+    assert.ok("QMP" in (await qmp.next())!);
+    assert.deepEqual(await qmp.execute({ execute: "qmp_capabilities" }), { return: {} });
+    const denied = await qmp.execute({ execute: "stop", id: 1 });
+    assert.match((denied.error as { desc: string }).desc, /^vASP denied stop: no pausing/);
+    const status = await qmp.execute({ execute: "query-status" });
+    assert.equal((status.return as { status: string }).status, "running");
+    assert.deepEqual(await qmp.execute({ execute: "quit" }), { return: {} });
+  } finally {
+    await qmp.close();
+  }
+  assert.equal((await qemu.status).success, true);
+  // The gate follows QEMU out and removes its private directory.
+  await waitFor(
+    "the gate's directory to go",
+    () => ![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("vasp-qemu.")),
+  );
+}
+
+Deno.test({
+  name: "the QEMU wrapper puts the gate on libvirt's monitor path",
+  ignore: !haveQemu,
+  async fn() {
+    await using s = await setUp();
+    const path = `${s.dir}/monitor.sock`;
+    const qemu = s.spawn("sh", [
+      WRAPPER,
+      ...libvirtArgs(`socket,id=charmonitor,path=${path},server=on,wait=off`),
+    ]);
+    await waitFor("the monitor socket", () => existsSync(path));
+    await checkGated(path, qemu, s.dir);
+    assert.equal(s.server.decisions[0]?.vm.name, "wrapped,vm");
+  },
+});
+
+Deno.test({
+  name: "the QEMU wrapper accepts on a monitor descriptor libvirt passed (fd=N)",
+  ignore: !haveQemu || !havePerl,
+  async fn() {
+    await using s = await setUp();
+    const path = `${s.dir}/monitor.sock`;
+    const qemu = s.spawn("perl", [
+      ...["-e", PERL_LISTEN, path, "sh", WRAPPER],
+      ...libvirtArgs("socket,id=charmonitor,fd=@FD@,server=on,wait=off"),
+    ]);
+    await waitFor("the monitor socket", () => existsSync(path));
+    await checkGated(path, qemu, s.dir);
+  },
+});
+
+Deno.test({
+  name: "the QEMU wrapper refuses monitors it cannot gate and leaves probing alone",
+  ignore: !haveQemu,
+  async fn() {
+    await using s = await setUp();
+    const run = async (args: string[]) => {
+      const out = await s.spawn("sh", [WRAPPER, ...args]).output();
+      return {
+        code: out.code,
+        text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
+      };
+    };
+    const gdb = await run(["-uuid", UUID, "-s", "-qmp", `unix:${s.dir}/q.sock,server=on,wait=off`]);
+    assert.equal(gdb.code, 1);
+    assert.match(gdb.text, /refusing to start: -s \(gdb stub\)/);
+    const hmp = await run(["-uuid", UUID, "-monitor", "stdio"]);
+    assert.equal(hmp.code, 1);
+    assert.match(hmp.text, /-monitor stdio would bypass the gate/);
+    const tcp = await run(["-uuid", UUID, "-qmp", "tcp:127.0.0.1:4444,server=on,wait=off"]);
+    assert.equal(tcp.code, 1);
+    assert.match(tcp.text, /is not a unix: socket/);
+    const probe = await run(["-version"]);
+    assert.equal(probe.code, 0);
+    assert.match(probe.text, /QEMU emulator version/);
+    assert.equal(s.server.decisions.length, 0);
+  },
+});
