@@ -101,8 +101,9 @@ const REQUESTS: Readonly<Record<Operation, readonly Row[]>> = {
 const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>> = {
   start: { reset: [{ from: ALIVE, to: "same" }] },
   resume: { wakeup: [{ from: ["running"], to: "same" }] },
-  // A memory dump (dump-guest-memory, pmemsave …) is asked about as a save but moves nothing.
-  save: { dump: [{ from: ALIVE, to: "same" }] },
+  // A memory dump (dump-guest-memory, pmemsave …) is asked about as a save but moves nothing;
+  // of a quarantined VM it is the forensic evidence, so the policies decide, not the table.
+  save: { dump: [{ from: [...ALIVE, "quarantined"], to: "same" }] },
   "migrate-out": { continue: [{ from: ["migrating"], to: "same" }] },
   "migrate-in": {
     recover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],

@@ -88,6 +88,8 @@ Deno.test("sub-steps named by phase keep the state where the operation itself wo
   assert.equal(to("running", "shutdown", "request"), "running");
   assert.equal(to("running", "save", undefined, { exposes_memory: true }), "running");
   assert.equal(to("running", "save"), "saved");
+  assert.equal(to("quarantined", "save", undefined, { exposes_memory: true }), "quarantined");
+  assert.equal(to("quarantined", "save"), "none: no save from state quarantined");
   assert.equal(to(null, "migrate-in", "recover"), "running");
   // libvirt's own step names are the operation itself.
   assert.equal(to("defined", "start", "prepare"), "running");
