@@ -15,3 +15,10 @@ export {
   type VmRef,
 } from "./decision_client.ts";
 export { type DecisionPort, QmpGate, type QmpGateOptions } from "./qmp_gate.ts";
+export {
+  type Disk,
+  type Domain,
+  type MemoryBacking,
+  type OsBoot,
+  parseDomainXml,
+} from "./libvirt.ts";
