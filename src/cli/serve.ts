@@ -1,26 +1,43 @@
 /**
- * `vasp serve`, first version: opens the ASP in the state directory, measures the host into
- * its host registers, prints the ASP's identity and the register values, and runs until
- * SIGINT or SIGTERM. The decision server takes this command's place later and keeps these
- * steps.
+ * `vasp serve`: the decision server. Opens the ASP in the state directory, measures the host
+ * into its host registers, prints the ASP's identity and the register values, then serves the
+ * decision API on a Unix socket and loopback TCP until SIGINT or SIGTERM, and shuts down
+ * cleanly (drain, shutdown checkpoint, close).
  *
  * @module
  */
 import { resolve } from "node:path";
-import { Asp } from "../../ffi/mod.ts";
+import type { Asp } from "../../ffi/mod.ts";
 import { type CertificateInfo, describeCertificate, toHex } from "../attest/mod.ts";
+import { VaspError } from "../engine/error.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { type Command, parseOptions } from "./_command.ts";
-import { type HostMeasurement, measureHost } from "./_host.ts";
+import type { HostMeasurement } from "./_host.ts";
+import { startServer } from "./_server.ts";
+import { checkListen, parseListen } from "./_server_listen.ts";
 
-const USAGE = `usage: vasp serve [--state-dir DIR] [--policies DIR]
+const USAGE =
+  `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO --policies-ref REF
+                  [--policies-path PATH]] [--listen HOST:PORT | --no-tcp] [--socket PATH | --no-socket]
+                  [--allow-remote] [--learn-host]
 
 Opens the software ASP in DIR (created on first use), measures the host into its host
 registers (engine code, native library, policy bundle, QEMU binary, host kernel image), prints
-the ASP's identity and the registers, and runs until SIGINT or SIGTERM.
+the ASP's identity and the registers, and serves the decision API until SIGINT or SIGTERM.
+On the first start it writes an operator token to DIR/operator.token (mode 0600).
 
-  --state-dir DIR  the state directory (default: $VASP_STATE_DIR, else ./.vasp)
-  --policies DIR   the policy bundle to measure (default: the project's policies/)`;
+  --state-dir DIR       the state directory (default: $VASP_STATE_DIR, else ./.vasp)
+  --policies DIR        the policy set (default: the project's policies/)
+  --policies-repo REPO  load the policy set from a local git repository instead …
+  --policies-ref REF    … at this ref (branch, tag or commit; the revision is the commit)
+  --policies-path PATH  … from this folder of the repository (default: its root)
+  --socket PATH         the Unix socket for local hooks, no token (default: DIR/vasp.sock)
+  --listen HOST:PORT    the TCP listener, bearer token required (default: 127.0.0.1:8787)
+  --allow-remote        allow a non-loopback --listen address: the API is plain HTTP, so
+                        tokens would cross the network in clear; put a TLS proxy in front
+  --no-tcp, --no-socket run without that listener
+  --learn-host          record the host as measured now as the expected host
+                        (DIR/host-expected.json), which host-integrity policies compare with`;
 
 /** Who the ASP is: its ID and certificates, and where a verifier finds the trusted CA. */
 export interface AspIdentity {
@@ -36,28 +53,87 @@ export interface AspIdentity {
 /** `vasp serve`. */
 export const serve: Command = {
   name: "serve",
-  summary: "open the ASP, measure the host, and run until stopped",
+  summary: "run the decision server (ASP, host measurement, policies, audit, HTTP API)",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
       "state-dir": { type: "string" },
       policies: { type: "string" },
+      "policies-repo": { type: "string" },
+      "policies-ref": { type: "string" },
+      "policies-path": { type: "string" },
+      socket: { type: "string" },
+      "no-socket": { type: "boolean" },
+      listen: { type: "string" },
+      "no-tcp": { type: "boolean" },
+      "allow-remote": { type: "boolean" },
+      "learn-host": { type: "boolean" },
     });
     const stateDir = resolve(resolveStateDir(values["state-dir"]));
+    const tcp = values["no-tcp"] ? null : parseListen(values.listen ?? "127.0.0.1:8787");
+    if (tcp) checkListen(tcp, values["allow-remote"] ?? false);
     const stop = stopSignal();
     try {
-      using asp = Asp.open(stateDir);
-      const measured = await measureHost(asp, { policyDir: values.policies });
-      const registers = measured.map((m) => toHex(asp.read(m.reg)));
-      console.log(report(await identify(asp), measured, registers));
-      console.log("ready; stop with Ctrl-C or SIGTERM");
-      console.log(`stopping on ${await stop.signal}`);
+      const server = await startServer({
+        stateDir,
+        policies: policySource(values),
+        socket: values["no-socket"] ? null : values.socket,
+        tcp,
+      }, { learnHost: values["learn-host"] });
+      try {
+        const registers = server.measured.map((m) => toHex(server.asp.read(m.reg)));
+        console.log(report(await identify(server.asp), server.measured, registers));
+        const { socket, tcp: bound } = server.listeners;
+        console.log(`policy revision  ${server.policyRevision}`);
+        console.log(
+          `audit checkpoints ${
+            server.signedCheckpoints ? "signed by the ASP attestation key" : "not signed: " +
+              "the ASP binding has no raw signing with its attestation key"
+          }`,
+        );
+        if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
+        if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);
+        if (server.tokenFile) console.log(`operator token written to ${server.tokenFile}`);
+        console.log("ready; stop with Ctrl-C or SIGTERM");
+        console.log(`stopping on ${await stop.signal}`);
+      } finally {
+        await server.shutdown();
+      }
+      console.log("stopped");
     } finally {
       stop.dispose();
     }
     return 0;
   },
 };
+
+function policySource(values: {
+  policies?: string;
+  "policies-repo"?: string;
+  "policies-ref"?: string;
+  "policies-path"?: string;
+}) {
+  const repo = values["policies-repo"];
+  if (repo === undefined) {
+    return { dir: resolve(values.policies ?? new URL("../../policies", import.meta.url).pathname) };
+  }
+  if (values.policies !== undefined || values["policies-ref"] === undefined) {
+    throw new VaspError(
+      "usage_error",
+      "--policies-repo needs --policies-ref, and excludes --policies",
+    );
+  }
+  return {
+    repo: resolve(repo),
+    ref: values["policies-ref"],
+    ...(values["policies-path"] === undefined ? {} : { path: values["policies-path"] }),
+  };
+}
+
+function hostPort(address: { hostname: string; port: number }): string {
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
+}
 
 /**
  * The ASP's identity.
@@ -80,7 +156,11 @@ export async function identify(asp: Asp): Promise<AspIdentity> {
   };
 }
 
-function report(who: AspIdentity, measured: HostMeasurement[], registers: string[]): string {
+function report(
+  who: AspIdentity,
+  measured: readonly HostMeasurement[],
+  registers: string[],
+): string {
   const cert = (c: CertificateInfo) => `${c.subject}  sha256 ${c.sha256}`;
   return [
     `vASP ASP ${who.id}`,

@@ -1,0 +1,131 @@
+/**
+ * Loading a decision's context from the store, and turning store records into the engine's
+ * shapes. The store owns names loosely (a state is a string, a measurement status is the
+ * measurer's word); here they become the engine's closed sets, failing closed.
+ *
+ * @module
+ */
+import type {
+  DecisionContext,
+  HostState,
+  MeasurementStatus,
+  RegionMeasurement,
+  VaspBinding as EngineBinding,
+  VmRecord as EngineVm,
+} from "../engine/mod.ts";
+import { isLifecycleState, VaspError } from "../engine/mod.ts";
+import type { Measurement, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+
+const STATUS: Readonly<Record<string, MeasurementStatus>> = {
+  ok: "ok",
+  match: "ok",
+  differs: "differs",
+  mismatch: "differs",
+  missing: "missing",
+};
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function prefixed(digest: string): string {
+  return HEX64.test(digest) ? `sha256:${digest}` : digest;
+}
+
+/**
+ * The engine's view of a stored VM.
+ *
+ * @param vm the stored record
+ * @returns the engine's record
+ * @throws {VaspError} `store_record_malformed` when the stored state is not a life-cycle state
+ */
+export function engineVm(vm: VmRecord): EngineVm {
+  if (!isLifecycleState(vm.state)) {
+    throw new VaspError(
+      "store_record_malformed",
+      `Cannot decide for VM "${vm.name}": its recorded state "${vm.state}" is not a life-cycle state`,
+      { details: { uuid: vm.uuid, state: vm.state } },
+    );
+  }
+  return {
+    uuid: vm.uuid,
+    name: vm.name,
+    state: vm.state,
+    tenant: vm.tenant,
+    labels: vm.labels,
+    createdAt: vm.createdAt,
+  };
+}
+
+/**
+ * The engine's view of a stored binding. A binding is recorded only once the ASP created the
+ * instance and certified its key, so a recorded binding is a certified one.
+ *
+ * @param binding the stored binding
+ * @returns the engine's binding
+ */
+export function engineBinding(binding: VaspBinding): EngineBinding {
+  return {
+    instanceId: binding.instanceId,
+    configDigest: prefixed(binding.configDigest),
+    certified: true,
+    sealedExport: binding.sealedState !== null,
+  };
+}
+
+/**
+ * The engine's view of stored measurements; a status the engine does not know is `error`.
+ *
+ * @param measurements the latest measurement per region
+ * @returns measurements by region name
+ */
+export function engineMeasurements(
+  measurements: readonly Measurement[],
+): Record<string, RegionMeasurement> {
+  const out: Record<string, RegionMeasurement> = {};
+  for (const m of measurements) {
+    const status = STATUS[m.status] ?? "error";
+    out[m.region] = {
+      status,
+      digest: prefixed(m.digest),
+      reference: m.reference ?? "",
+      at: m.time,
+      ...(status === "error" ? { detail: `measurement status "${m.status}"` } : {}),
+    };
+  }
+  return out;
+}
+
+/** A loaded context, with the stored record it came from. */
+export interface LoadedContext {
+  /** What the engine reads. */
+  readonly context: DecisionContext;
+  /** The stored VM, `undefined` when vASP does not know it. */
+  readonly stored: VmRecord | undefined;
+}
+
+/**
+ * Loads everything a decision about `uuid` reads.
+ *
+ * @param store the store
+ * @param uuid the VM's UUID (lower-case)
+ * @param options `now`; `host`, the host's ASP state (`null`: not measured)
+ * @returns the context
+ * @throws {VaspError} the store's failures; `store_record_malformed`
+ */
+export async function loadContext(
+  store: Store,
+  uuid: string,
+  options: { now: Date; host: HostState | null },
+): Promise<LoadedContext> {
+  const stored = await store.getVm(uuid);
+  const measurements = stored ? await store.latestMeasurements(uuid) : [];
+  return {
+    stored,
+    context: {
+      now: options.now,
+      vm: stored ? engineVm(stored) : null,
+      vasp: stored?.binding ? engineBinding(stored.binding) : null,
+      measurements: engineMeasurements(measurements),
+      host: options.host,
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The VM routes: register, list, show, remove, release from quarantine, measurements. A
+ * tenant sees only its own VMs; another tenant's VM is `vm_not_found`, so that its existence
+ * does not leak.
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import { VaspError } from "../engine/mod.ts";
+import type { VmRecord } from "../store/mod.ts";
+import type { AppEnv } from "./_env.ts";
+import { measurementJson, vmJson } from "./_present.ts";
+import type { Services } from "./_services.ts";
+import { parseNewVm, vmUuid } from "./_validate.ts";
+import { allow, tenantScope } from "./auth.ts";
+import { readJson } from "./_body.ts";
+
+function notFound(uuid: string): VaspError {
+  return new VaspError("vm_not_found", `No VM with UUID ${uuid}`, { details: { uuid } });
+}
+
+/** The VM named in the path, if the caller may see it. */
+async function visibleVm(deps: Services, c: Context<AppEnv>): Promise<VmRecord> {
+  const uuid = vmUuid(c.req.param("uuid"));
+  const vm = await deps.store.getVm(uuid);
+  const tenant = tenantScope(c.get("principal"));
+  if (!vm || (tenant !== undefined && vm.tenant !== tenant)) throw notFound(uuid);
+  return vm;
+}
+
+/**
+ * Registers the VM routes.
+ *
+ * @param app the app
+ * @param deps its dependencies
+ */
+export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
+  app.post("/v1/vms", allow(), deps.limit, async (c) => {
+    const vm = await deps.store.registerVm(parseNewVm(await readJson(c)));
+    await deps.decider.recordOperatorAction(deps.ids.next(), "register", vm, {
+      message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}`,
+    });
+    return c.json(vmJson(vm), 201);
+  });
+
+  app.get("/v1/vms", allow("tenant"), async (c) => {
+    const state = c.req.query("state");
+    const vms = await deps.store.listVms({
+      ...(state === undefined ? {} : { state }),
+      ...(tenantScope(c.get("principal")) === undefined
+        ? (c.req.query("tenant") === undefined ? {} : { tenant: c.req.query("tenant") })
+        : { tenant: tenantScope(c.get("principal")) }),
+    });
+    return c.json({ vms: vms.map(vmJson) });
+  });
+
+  app.get("/v1/vms/:uuid", allow("tenant"), async (c) => c.json(vmJson(await visibleVm(deps, c))));
+
+  app.get("/v1/vms/:uuid/measurements", allow("tenant"), async (c) => {
+    const vm = await visibleVm(deps, c);
+    const measurements = await deps.store.latestMeasurements(vm.uuid);
+    return c.json({ vm_uuid: vm.uuid, measurements: measurements.map(measurementJson) });
+  });
+
+  app.delete("/v1/vms/:uuid", allow(), async (c) => {
+    const vm = await visibleVm(deps, c);
+    await deps.store.removeVm(vm.uuid);
+    await deps.decider.recordOperatorAction(deps.ids.next(), "remove", vm, {
+      message: `VM "${vm.name}" removed (it was ${vm.state})`,
+    });
+    return c.json({ uuid: vm.uuid, removed: true });
+  });
+
+  app.post("/v1/vms/:uuid/release", allow(), async (c) => {
+    const vm = await visibleVm(deps, c);
+    return c.json(vmJson(await deps.decider.release(deps.ids.next(), vm.uuid)));
+  });
+}

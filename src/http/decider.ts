@@ -1,0 +1,525 @@
+/**
+ * The decision service behind `/v1/decide` and `/v1/events`: load the context, decide with
+ * the policy set in force, apply what the server can (quarantine), and append one audit
+ * record per ID before anything is answered. It knows nothing of HTTP.
+ *
+ * @module
+ */
+import {
+  type CompiledPolicySet,
+  decide,
+  type Decision,
+  enterQuarantine,
+  type HostState,
+  isLifecycleState,
+  type LifecycleEvent,
+  type LifecycleState,
+  observeTransition,
+  type Outcome,
+  OUTCOMES,
+  parseEvent,
+  releaseQuarantine,
+  VaspError,
+} from "../engine/mod.ts";
+import {
+  type AuditEntry,
+  digestInput,
+  sha256Hex,
+  type Store,
+  type VmRecord,
+} from "../store/mod.ts";
+import { loadContext } from "./_context.ts";
+import { ERROR_STATUS } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** One compile or load problem of a policy reload. */
+export interface PolicyProblem {
+  /** The file, relative to the set's root, when the problem is in one. */
+  readonly file?: string;
+  /** 1-based line. */
+  readonly line?: number;
+  /** 1-based column. */
+  readonly column?: number;
+  /** What is wrong, with the offending text. */
+  readonly message: string;
+}
+
+/** The outcome of a policy reload. */
+export interface PolicyReloadResult {
+  /** Whether the new set is in force. */
+  readonly ok: boolean;
+  /** The revision in force after the reload (`null`: none). */
+  readonly revision: string | null;
+  /** The revision in force before. */
+  readonly previousRevision: string | null;
+  /** Every problem; non-empty exactly when `ok` is false. */
+  readonly errors: readonly PolicyProblem[];
+}
+
+/** Where the policy set in force comes from (src/policy's `PolicyStore`, adapted). */
+export interface PolicyProvider {
+  /**
+   * The set in force.
+   *
+   * @returns the set, or `null` when none has loaded
+   */
+  current(): CompiledPolicySet | null;
+  /**
+   * Loads the set again; an invalid file keeps the previous set in force.
+   *
+   * @returns what happened
+   */
+  reload(): Promise<PolicyReloadResult>;
+}
+
+/** What the decider needs. */
+export interface DeciderDeps {
+  /** VM records, measurements, audit. */
+  readonly store: Store;
+  /** The policy set in force. */
+  readonly policies: PolicyProvider;
+  /** The clock (default: the system's). */
+  readonly now?: () => Date;
+  /** The host as the ASP measured it (default: not measured). */
+  readonly host?: () => HostState | null;
+  /** Where timings go. */
+  readonly metrics?: Metrics;
+}
+
+/** A reason as answered: the engine's, with its effect. */
+export interface AnsweredReason {
+  /** Policy id. */
+  readonly policy: string;
+  /** Rule name. */
+  readonly rule: string;
+  /** Why, for a human. */
+  readonly message: string;
+  /** `deny` or `warn`. */
+  readonly effect: string;
+}
+
+/** The answer of `POST /v1/decide`. */
+export interface DecisionAnswer {
+  /** The decision's ID; the audit record carries it. */
+  readonly decision_id: string;
+  /** Whether the operation may go ahead. */
+  readonly allow: boolean;
+  /** Every violated rule, deny and warn. */
+  readonly reasons: readonly AnsweredReason[];
+  /** Actions asked for, in escalating order; the hook or gate enforces pause and kill. */
+  readonly actions: readonly string[];
+  /** The policy revision decided under. */
+  readonly policy_revision: string;
+  /** The VM's recorded state after the decision (`null`: unregistered). */
+  readonly state: string | null;
+  /** The state before, and the state an allowed operation leads to once done. */
+  readonly transition: { readonly from: string | null; readonly to: string | null };
+}
+
+/** The answer of `POST /v1/events`. */
+export interface EventAnswer {
+  /** The event's ID; the audit record carries it. */
+  readonly event_id: string;
+  /** The VM's recorded state after the event (`unknown`: still unregistered). */
+  readonly state: string;
+  /** The state before (`unknown`: unregistered). */
+  readonly from: string;
+  /** Whether the recorded state moved. */
+  readonly applied: boolean;
+  /**
+   * False when the life cycle has no such step from the state before (a resume of a
+   * quarantined VM: the gate was bypassed), worth an alert.
+   */
+  readonly expected: boolean;
+}
+
+
+/** Policy name of the reason every event record carries. */
+export const EVENT_POLICY = "vasp.event";
+/** Policy name of the reason an error record carries. */
+export const ERROR_POLICY = "vasp.error";
+
+const UNKNOWN = "unknown";
+const CAS_ATTEMPTS = 3;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function short(value: unknown, max: number): string {
+  return typeof value === "string" ? value.slice(0, max) : "";
+}
+
+/** The digest of an input: canonical JSON when it has one, else the bytes as received. */
+function inputDigest(input: { body?: unknown; text?: string }): string {
+  if (input.body !== undefined) {
+    try {
+      return digestInput(input.body);
+    } catch {
+      // Not canonicalisable (too deep): the raw bytes still identify it.
+    }
+  }
+  return sha256Hex(input.text ?? "");
+}
+
+/**
+ * The decision service.
+ *
+ * @example
+ * ```ts ignore
+ * const decider = new Decider({ store, policies });
+ * const answer = await decider.decide(ids.next(), JSON.parse(body));
+ * ```
+ */
+export class Decider {
+  readonly #store: Store;
+  readonly #policies: PolicyProvider;
+  readonly #now: () => Date;
+  readonly #host: () => HostState | null;
+  readonly #metrics?: Metrics;
+  #lastWriteOk = true;
+
+  /**
+   * @param deps store, policies, clock, host state, metrics
+   */
+  constructor(deps: DeciderDeps) {
+    this.#store = deps.store;
+    this.#policies = deps.policies;
+    this.#now = deps.now ?? (() => new Date());
+    this.#host = deps.host ?? (() => null);
+    this.#metrics = deps.metrics;
+  }
+
+  /** Whether the last audit append succeeded (readiness). */
+  get lastWriteOk(): boolean {
+    return this.#lastWriteOk;
+  }
+
+  /** The set in force, or `policies_unavailable`. */
+  #set(): CompiledPolicySet {
+    const set = this.#policies.current();
+    if (!set) {
+      throw new VaspError("policies_unavailable", "No policy set is loaded: deciding nothing");
+    }
+    return set;
+  }
+
+  async #decide(event: LifecycleEvent, now: Date) {
+    const set = this.#set();
+    const { context, stored } = await loadContext(this.#store, event.vm.uuid, {
+      now,
+      host: this.#host(),
+    });
+    const start = performance.now();
+    const decision = decide(set, event, context);
+    const seconds = (performance.now() - start) / 1000;
+    this.#metrics?.engine(seconds);
+    return { decision, stored, engineUs: seconds * 1e6 };
+  }
+
+  /**
+   * Decides a request, applies quarantine, and appends its record; resolves once the record
+   * is durable.
+   *
+   * @param id the decision ID, assigned before anything else
+   * @param body the request body as decoded
+   * @returns the answer
+   * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures; the
+   *   caller records the failure with {@link recordFailure}
+   */
+  async decide(id: string, body: unknown): Promise<DecisionAnswer> {
+    const event = parseEvent(body);
+    const now = this.#now();
+    const { decision, stored, engineUs } = await this.#decide(event, now);
+    let state = stored?.state ?? null;
+    if (decision.actions.includes("quarantine") && stored) {
+      state = (await this.#quarantine(stored)).state;
+    }
+    await this.#append({
+      decisionId: id,
+      time: now,
+      vm: event.vm,
+      operation: event.operation,
+      source: event.source,
+      inputDigest: inputDigest({ body }),
+      policyRevision: decision.policyRevision,
+      result: decision.allow ? "allow" : "deny",
+      reasons: decision.reasons,
+      actions: decision.actions,
+      engineLatencyUs: engineUs,
+    });
+    return answer(id, decision, state);
+  }
+
+  /**
+   * Decides without recording or applying anything: a dry run.
+   *
+   * @param body an event, as for {@link decide}
+   * @returns the engine's decision
+   * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures
+   */
+  async evaluate(body: unknown): Promise<Decision> {
+    return (await this.#decide(parseEvent(body), this.#now())).decision;
+  }
+
+  /** Moves a VM to quarantined, compare-and-set, retrying when it moved meanwhile. */
+  async #quarantine(vm: VmRecord): Promise<VmRecord> {
+    let current: VmRecord | undefined = vm;
+    for (let attempt = 0; current && attempt < CAS_ATTEMPTS; attempt++) {
+      if (current.state === "quarantined" || !isLifecycleState(current.state)) return current;
+      let to: LifecycleState;
+      try {
+        to = enterQuarantine(current.state);
+      } catch (error) {
+        if ((error as VaspError).code === "invalid_transition") return current; // destroyed
+        throw error;
+      }
+      try {
+        return await this.#store.updateVm(current.uuid, { state: to }, { ifState: current.state });
+      } catch (error) {
+        if ((error as VaspError).code !== "vm_state_conflict") throw error;
+        current = await this.#store.getVm(current.uuid);
+      }
+    }
+    if (!current) return vm;
+    throw new VaspError(
+      "vm_state_conflict",
+      `Cannot quarantine VM "${vm.name}": its state kept changing`,
+      { details: { uuid: vm.uuid } },
+    );
+  }
+
+  /**
+   * Records something that happened and moves the recorded state with it (compare-and-set).
+   * A completed operation on a VM vASP does not know registers it (tenant `""`), so that
+   * the operations after an allowed start of an unknown VM exist.
+   *
+   * @param id the event ID
+   * @param body `{ operation, vm, source, phase?, details, outcome }`
+   * @returns the state after the event
+   * @throws {VaspError} `invalid_event`, `vm_state_conflict`, the store's failures
+   */
+  async observe(id: string, body: unknown): Promise<EventAnswer> {
+    if (!isRecord(body)) parseEvent(body); // throws the engine's invalid_event
+    const { outcome, ...rest } = body as Record<string, unknown>;
+    if (!(OUTCOMES as readonly unknown[]).includes(outcome)) {
+      throw new VaspError(
+        "invalid_event",
+        `Invalid event outcome ${JSON.stringify(outcome) ?? "undefined"}; expected ${
+          OUTCOMES.join(" or ")
+        }`,
+        { details: { field: "outcome", value: outcome } },
+      );
+    }
+    const event = parseEvent(rest);
+    const now = this.#now();
+    const start = performance.now();
+    for (let attempt = 0;; attempt++) {
+      const stored = await this.#store.getVm(event.vm.uuid);
+      const step = nextState(stored, event, outcome as Outcome);
+      let after = stored?.state ?? UNKNOWN;
+      if (step.to !== null) {
+        try {
+          after = (await this.#move(stored, event, step.to)).state;
+        } catch (error) {
+          const code = (error as VaspError).code;
+          const raced = code === "vm_state_conflict" || code === "vm_exists";
+          if (raced && attempt + 1 < CAS_ATTEMPTS) continue;
+          throw error;
+        }
+      }
+      const from = stored?.state ?? UNKNOWN;
+      this.#metrics?.event(event.operation, step.to !== null);
+      await this.#append({
+        decisionId: id,
+        time: now,
+        vm: event.vm,
+        operation: event.operation,
+        source: event.source,
+        inputDigest: inputDigest({ body }),
+        policyRevision: this.#policies.current()?.revision ?? "",
+        result: "event",
+        reasons: [{
+          policy: EVENT_POLICY,
+          rule: outcome as Outcome,
+          message: step.message,
+          effect: "info",
+          from,
+          to: after,
+          applied: step.to !== null,
+          expected: step.expected,
+        }],
+        actions: [],
+        engineLatencyUs: (performance.now() - start) * 1000,
+      });
+      return {
+        event_id: id,
+        state: after,
+        from,
+        applied: step.to !== null,
+        expected: step.expected,
+      };
+    }
+  }
+
+  #move(stored: VmRecord | undefined, event: LifecycleEvent, to: LifecycleState) {
+    if (!stored) {
+      return this.#store.registerVm({ ...event.vm, tenant: "", state: to });
+    }
+    return this.#store.updateVm(stored.uuid, { state: to }, { ifState: stored.state });
+  }
+
+  /**
+   * An operator's release of a quarantined VM: it stays stopped (`paused`). Audited.
+   *
+   * @param id the event ID
+   * @param uuid the VM
+   * @returns the VM after the release
+   * @throws {VaspError} `vm_not_found`, `invalid_transition` (not quarantined),
+   *   `vm_state_conflict`, the store's failures
+   */
+  async release(id: string, uuid: string): Promise<VmRecord> {
+    const vm = await this.#store.getVm(uuid);
+    if (!vm) throw new VaspError("vm_not_found", `No VM with UUID ${uuid}`, { details: { uuid } });
+    const to = releaseQuarantine(vm.state as LifecycleState);
+    const updated = await this.#store.updateVm(uuid, { state: to }, { ifState: vm.state });
+    await this.recordOperatorAction(id, "release-quarantine", updated, {
+      message: `VM "${vm.name}" released from quarantine by an operator; it stays ${to}`,
+    });
+    return updated;
+  }
+
+  /**
+   * Appends the record of an operator's change to a VM (register, remove, release).
+   *
+   * @param id the event ID
+   * @param operation what was done (`register`, `remove`, `release-quarantine`)
+   * @param vm the VM concerned
+   * @param options `message` for the record
+   * @returns once durable
+   * @throws {VaspError} the store's failures
+   */
+  async recordOperatorAction(
+    id: string,
+    operation: string,
+    vm: { uuid: string; name: string; state: string },
+    options: { message: string },
+  ): Promise<void> {
+    await this.#append({
+      decisionId: id,
+      time: this.#now(),
+      vm: { uuid: vm.uuid, name: vm.name },
+      operation,
+      source: "operator",
+      inputDigest: digestInput({ operation, vm: vm.uuid }),
+      policyRevision: this.#policies.current()?.revision ?? "",
+      result: "event",
+      reasons: [{
+        policy: EVENT_POLICY,
+        rule: operation,
+        message: options.message,
+        effect: "info",
+        to: vm.state,
+      }],
+      actions: [],
+      engineLatencyUs: 0,
+    });
+  }
+
+  /**
+   * Appends the error record of a decision or event that failed, with what could be read of
+   * its input.
+   *
+   * @param id the ID the request was given
+   * @param input the decoded body, and the raw text when it did not decode
+   * @param error what failed
+   * @returns once durable
+   * @throws {VaspError} the store's failures (answer 503: fail closed)
+   */
+  async recordFailure(
+    id: string,
+    input: { body?: unknown; text?: string },
+    error: unknown,
+  ): Promise<void> {
+    const body = isRecord(input.body) ? input.body : {};
+    const vm = isRecord(body.vm) ? body.vm : {};
+    const known = error instanceof VaspError && error.code in ERROR_STATUS;
+    await this.#append({
+      decisionId: id,
+      time: this.#now(),
+      vm: { uuid: short(vm.uuid, 64).toLowerCase(), name: short(vm.name, 256) },
+      operation: short(body.operation, 64) || UNKNOWN,
+      source: short(body.source, 64),
+      inputDigest: inputDigest(input),
+      policyRevision: this.#policies.current()?.revision ?? "",
+      result: "error",
+      reasons: [{
+        policy: ERROR_POLICY,
+        rule: known ? error.code : "internal_error",
+        message: known ? error.message : "internal error (see the server log)",
+      }],
+      actions: [],
+      engineLatencyUs: 0,
+    });
+  }
+
+  async #append(entry: AuditEntry): Promise<void> {
+    const start = performance.now();
+    try {
+      await this.#store.appendAudit(entry);
+      this.#lastWriteOk = true;
+    } catch (error) {
+      this.#lastWriteOk = false;
+      throw error;
+    }
+    this.#metrics?.auditWrite((performance.now() - start) / 1000);
+  }
+}
+
+/** Where an observed event moves the recorded state, and the record's message. */
+function nextState(
+  stored: VmRecord | undefined,
+  event: LifecycleEvent,
+  outcome: Outcome,
+): { to: LifecycleState | null; expected: boolean; message: string } {
+  const what = `${event.operation} ${outcome}`;
+  if (stored && !isLifecycleState(stored.state)) {
+    return {
+      to: null,
+      expected: false,
+      message: `${what}: recorded state "${stored.state}" is not a life-cycle state; kept`,
+    };
+  }
+  const from = (stored?.state ?? null) as LifecycleState | null;
+  const seen = observeTransition(from, event.operation, {
+    outcome,
+    phase: event.phase,
+    details: event.details,
+  });
+  const shown = from ?? UNKNOWN;
+  // A VM first seen being destroyed is not worth a record of its own.
+  const moves = seen.to !== null && seen.to !== from && !(from === null && seen.to === "destroyed");
+  const change = moves ? `${shown} → ${seen.to}` : `state ${shown} kept`;
+  return {
+    to: moves ? seen.to : null,
+    expected: seen.expected,
+    message: `${what}: ${change}${seen.expected ? "" : " (unexpected from this state)"}`,
+  };
+}
+
+function answer(id: string, decision: Decision, state: string | null): DecisionAnswer {
+  return {
+    decision_id: id,
+    allow: decision.allow,
+    reasons: decision.reasons.map((r) => ({
+      policy: r.policy,
+      rule: r.rule,
+      message: r.message,
+      effect: r.effect,
+    })),
+    actions: decision.actions,
+    policy_revision: decision.policyRevision,
+    state,
+    transition: decision.transition,
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * The server's metrics in the Prometheus text exposition format (version 0.0.4): decisions
+ * by operation and outcome, their latency, audit write latency, events, errors, and the
+ * policy revision in force. Kept in-process; no client library is needed for this little.
+ *
+ * @module
+ */
+
+/** Latency bucket bounds in seconds: 50 µs to 5 s, dense where decisions fall. */
+const LATENCY_BUCKETS = [
+  0.00005,
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+] as const;
+
+/** A label value escaped as the exposition format wants it. */
+function escape(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function labelText(names: readonly string[], values: readonly string[]): string {
+  if (names.length === 0) return "";
+  return `{${names.map((n, i) => `${n}="${escape(values[i])}"`).join(",")}}`;
+}
+
+function number(value: number): string {
+  if (value === Infinity) return "+Inf";
+  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(12)));
+}
+
+/** A monotonically increasing count per label set. */
+class Counter {
+  readonly #values = new Map<string, { labels: string[]; value: number }>();
+  constructor(readonly name: string, readonly help: string, readonly labels: readonly string[]) {}
+
+  inc(values: readonly string[], by = 1): void {
+    const key = values.join("\u0000");
+    const entry = this.#values.get(key);
+    if (entry) entry.value += by;
+    else this.#values.set(key, { labels: [...values], value: by });
+  }
+
+  render(lines: string[]): void {
+    lines.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
+    for (const { labels, value } of this.#values.values()) {
+      lines.push(`${this.name}${labelText(this.labels, labels)} ${number(value)}`);
+    }
+  }
+}
+
+/** A cumulative histogram without labels. */
+class Histogram {
+  readonly #counts = new Array<number>(LATENCY_BUCKETS.length).fill(0);
+  #sum = 0;
+  #count = 0;
+  constructor(readonly name: string, readonly help: string) {}
+
+  observe(seconds: number): void {
+    for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+      if (seconds <= LATENCY_BUCKETS[i]) {
+        this.#counts[i]++;
+        break;
+      }
+    }
+    this.#sum += seconds;
+    this.#count++;
+  }
+
+  render(lines: string[]): void {
+    lines.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
+    let cumulative = 0;
+    LATENCY_BUCKETS.forEach((le, i) => {
+      cumulative += this.#counts[i];
+      lines.push(`${this.name}_bucket{le="${number(le)}"} ${cumulative}`);
+    });
+    lines.push(
+      `${this.name}_bucket{le="+Inf"} ${this.#count}`,
+      `${this.name}_sum ${number(this.#sum)}`,
+      `${this.name}_count ${this.#count}`,
+    );
+  }
+}
+
+/** How a decision ended, as counted. */
+export type DecisionOutcome = "allow" | "deny" | "error";
+
+/**
+ * The decision server's metrics. Methods are cheap (a map lookup and an add) so they sit on
+ * the decision path.
+ *
+ * @example
+ * ```ts
+ * import { Metrics } from "./metrics.ts";
+ * const metrics = new Metrics();
+ * metrics.decision("start", "allow", 0.0004);
+ * if (!metrics.render({ policyRevision: "abc" }).includes('outcome="allow"')) {
+ *   throw new Error("decision not counted");
+ * }
+ * ```
+ */
+export class Metrics {
+  readonly #decisions = new Counter(
+    "vasp_decisions_total",
+    "Decisions answered, by operation and outcome (allow, deny, error).",
+    ["operation", "outcome"],
+  );
+  readonly #decisionSeconds = new Histogram(
+    "vasp_decision_duration_seconds",
+    "Time from request to answer of POST /v1/decide, durable audit record included.",
+  );
+  readonly #engineSeconds = new Histogram(
+    "vasp_engine_duration_seconds",
+    "Time the engine spent deciding (policies and state machine only).",
+  );
+  readonly #auditSeconds = new Histogram(
+    "vasp_audit_write_duration_seconds",
+    "Time from handing an audit record to the store to its being durable.",
+  );
+  readonly #events = new Counter(
+    "vasp_events_total",
+    "Life-cycle events reported, by operation and whether the recorded state moved.",
+    ["operation", "applied"],
+  );
+  readonly #errors = new Counter(
+    "vasp_http_errors_total",
+    "Error answers, by error code.",
+    ["code"],
+  );
+  readonly #reloads = new Counter(
+    "vasp_policy_reloads_total",
+    "Policy reloads, by result (ok, failed).",
+    ["result"],
+  );
+
+  /**
+   * Counts one decision.
+   *
+   * @param operation the operation decided (`unknown` when the request had none)
+   * @param outcome allow, deny or error
+   * @param seconds request-to-answer time
+   */
+  decision(operation: string, outcome: DecisionOutcome, seconds: number): void {
+    this.#decisions.inc([operation, outcome]);
+    this.#decisionSeconds.observe(seconds);
+  }
+
+  /**
+   * Records the engine's share of a decision.
+   *
+   * @param seconds time spent in the engine
+   */
+  engine(seconds: number): void {
+    this.#engineSeconds.observe(seconds);
+  }
+
+  /**
+   * Records one audit write.
+   *
+   * @param seconds time until the record was durable
+   */
+  auditWrite(seconds: number): void {
+    this.#auditSeconds.observe(seconds);
+  }
+
+  /**
+   * Counts one reported event.
+   *
+   * @param operation the operation observed
+   * @param applied whether the recorded state moved
+   */
+  event(operation: string, applied: boolean): void {
+    this.#events.inc([operation, String(applied)]);
+  }
+
+  /**
+   * Counts one error answer.
+   *
+   * @param code the stable error code
+   */
+  error(code: string): void {
+    this.#errors.inc([code]);
+  }
+
+  /**
+   * Counts one policy reload.
+   *
+   * @param ok whether the new set is in force
+   */
+  reload(ok: boolean): void {
+    this.#reloads.inc([ok ? "ok" : "failed"]);
+  }
+
+  /**
+   * Renders every metric.
+   *
+   * @param state `policyRevision`: the revision in force (`null`: none loaded)
+   * @returns Prometheus text, ending in a newline
+   */
+  render(state: { policyRevision: string | null }): string {
+    const lines: string[] = [];
+    this.#decisions.render(lines);
+    this.#decisionSeconds.render(lines);
+    this.#engineSeconds.render(lines);
+    this.#auditSeconds.render(lines);
+    this.#events.render(lines);
+    this.#errors.render(lines);
+    this.#reloads.render(lines);
+    lines.push(
+      "# HELP vasp_policy_info The policy revision in force.",
+      "# TYPE vasp_policy_info gauge",
+    );
+    if (state.policyRevision !== null) {
+      lines.push(`vasp_policy_info${labelText(["revision"], [state.policyRevision])} 1`);
+    }
+    return lines.join("\n") + "\n";
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * The API's OpenAPI 3.1 document, written by hand beside the routes; a test checks that every
+ * route of the app is in it and nothing else is.
+ *
+ * @module
+ */
+import { EVENT_SOURCES, LIFECYCLE_STATES, OPERATIONS } from "../engine/mod.ts";
+import { ERROR_STATUS } from "./errors.ts";
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const str = (description: string, extra: Schema = {}): Schema => ({
+  type: "string",
+  description,
+  ...extra,
+});
+const obj = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
+  type: "object",
+  properties,
+  required,
+});
+const nullable = (schema: Schema): Schema => ({ oneOf: [schema, { type: "null" }] });
+const uuid = str("lower-case UUID", { format: "uuid" });
+const time = str("ISO 8601 time", { format: "date-time" });
+
+const json = (schema: Schema) => ({ "application/json": { schema } });
+const ok = (description: string, schema: Schema, status = "200") => ({
+  [status]: { description, content: json(schema) },
+  default: { description: "an error with a stable code", content: json(ref("Error")) },
+});
+const body = (schema: Schema) => ({ required: true, content: json(schema) });
+const uuidParam = {
+  name: "uuid",
+  in: "path",
+  required: true,
+  schema: uuid,
+  description: "the VM's UUID",
+};
+const query = (name: string, description: string, schema: Schema = { type: "string" }) => ({
+  name,
+  in: "query",
+  required: false,
+  description,
+  schema,
+});
+
+const EVENT_FIELDS = {
+  operation: str("life-cycle operation", { enum: [...OPERATIONS] }),
+  vm: obj({ uuid, name: str("libvirt domain name", { minLength: 1, maxLength: 256 }) }, [
+    "uuid",
+    "name",
+  ]),
+  source: str("who sends it", { enum: [...EVENT_SOURCES] }),
+  phase: str("the source's step (prepare, reset …) or an outcome phase", { maxLength: 256 }),
+  details: { type: "object", description: "operation-specific facts, as sent" },
+};
+
+const REASON = obj({
+  policy: str("policy id (vasp.lifecycle, vasp.default for the built-in reasons)"),
+  rule: str("rule name"),
+  message: str("why, for a human"),
+  effect: str("deny or warn", { enum: ["deny", "warn"] }),
+}, ["policy", "rule", "message"]);
+
+const SCHEMAS: Record<string, Schema> = {
+  Error: obj({
+    code: str("stable error code", { enum: Object.keys(ERROR_STATUS) }),
+    message: str("what went wrong, naming the offending value"),
+    decision_id: str("the request's decision or event ID, on /v1/decide and /v1/events"),
+  }, ["code", "message"]),
+  Event: { ...obj(EVENT_FIELDS, ["operation", "vm", "source"]), additionalProperties: false },
+  EventReport: {
+    ...obj({
+      ...EVENT_FIELDS,
+      outcome: str("how the operation ended", { enum: ["completed", "failed"] }),
+    }, ["operation", "vm", "source", "outcome"]),
+    additionalProperties: false,
+  },
+  Reason: REASON,
+  Transition: obj({ from: nullable(str("state before")), to: nullable(str("state after")) }),
+  Decision: obj({
+    decision_id: str("UUIDv7; the audit record carries it"),
+    allow: { type: "boolean" },
+    reasons: { type: "array", items: ref("Reason") },
+    actions: {
+      type: "array",
+      items: str("asked action; the hook, gate or monitor enforces pause and kill", {
+        enum: ["alert", "pause", "kill", "quarantine"],
+      }),
+    },
+    policy_revision: str("git commit or sha256:<hex> of the policy set"),
+    state: nullable(str("the VM's recorded state after the decision")),
+    transition: ref("Transition"),
+  }, ["decision_id", "allow", "reasons", "actions", "policy_revision"]),
+  EventAck: obj({
+    event_id: str("UUIDv7; the audit record carries it"),
+    state: str('the recorded state after the event ("unknown": unregistered)'),
+    from: str("the recorded state before"),
+    applied: { type: "boolean", description: "whether the recorded state followed the event" },
+  }, ["event_id", "state"]),
+  NewVm: {
+    ...obj({
+      uuid,
+      name: str("libvirt domain name"),
+      tenant: str('owning tenant; "" for the operator'),
+      labels: { type: "object", additionalProperties: { type: "string" } },
+      state: str("initial state (default defined)", { enum: [...LIFECYCLE_STATES] }),
+    }, ["uuid", "name"]),
+    additionalProperties: false,
+  },
+  Vm: obj({
+    uuid,
+    name: { type: "string" },
+    tenant: { type: "string" },
+    labels: { type: "object", additionalProperties: { type: "string" } },
+    state: str("recorded life-cycle state", { enum: [...LIFECYCLE_STATES] }),
+    binding: nullable(obj({
+      instance_id: { type: "string" },
+      config_digest: { type: "string" },
+      sealed: { type: "boolean" },
+      sealed_counter: { type: "integer" },
+    })),
+    created_at: time,
+    updated_at: time,
+  }, ["uuid", "name", "tenant", "labels", "state", "created_at", "updated_at"]),
+  Measurement: obj({
+    region: { type: "string" },
+    digest: { type: "string" },
+    reference: nullable({ type: "string" }),
+    status: { type: "string" },
+    time,
+  }),
+  AuditRecord: obj({
+    seq: { type: "integer" },
+    decision_id: { type: "string" },
+    time,
+    vm_uuid: { type: "string" },
+    vm_name: { type: "string" },
+    operation: { type: "string" },
+    source: { type: "string" },
+    input_digest: { type: "string" },
+    policy_revision: { type: "string" },
+    result: str("", { enum: ["allow", "deny", "error", "event"] }),
+    reasons: { type: "array", items: { type: "object" } },
+    actions: { type: "array", items: { type: "string" } },
+    engine_latency_us: { type: "integer" },
+    prev_hash: { type: "string" },
+    hash: { type: "string" },
+  }),
+  Policy: obj({
+    id: { type: "string" },
+    description: { type: "string" },
+    on: { type: "array", items: { type: "string" } },
+    match: nullable(str("CEL match condition")),
+    effect: str("", { enum: ["deny", "warn"] }),
+    actions: { type: "array", items: { type: "string" } },
+    rules: {
+      type: "array",
+      items: obj({
+        name: { type: "string" },
+        expr: { type: "string" },
+        message: { type: "string" },
+      }),
+    },
+  }),
+};
+
+const tag = (tags: string[], summary: string, rest: Schema) => ({ tags, summary, ...rest });
+
+const PATHS: Record<string, Record<string, Schema>> = {
+  "/healthz": {
+    get: tag(["operations"], "The process is up (no token needed)", {
+      security: [],
+      responses: ok("up", obj({ status: { const: "ok" } })),
+    }),
+  },
+  "/readyz": {
+    get: tag(["operations"], "Store writable, policies loaded, ASP open", {
+      responses: {
+        ...ok("ready", obj({ ready: { type: "boolean" }, checks: { type: "object" } })),
+        "503": { description: "not ready; the checks say which part" },
+      },
+    }),
+  },
+  "/metrics": {
+    get: tag(["operations"], "Prometheus text exposition (operators)", {
+      responses: {
+        "200": {
+          description: "metrics",
+          content: { "text/plain": { schema: { type: "string" } } },
+        },
+        default: { description: "an error", content: json(ref("Error")) },
+      },
+    }),
+  },
+  "/openapi.json": {
+    get: tag(["operations"], "This document", {
+      responses: ok("the document", { type: "object" }),
+    }),
+  },
+  "/v1/decide": {
+    post: tag(["decisions"], "May this VM do this now? (hook, operator)", {
+      description: "Answered only once the audit record is durable. Every exit path, errors " +
+        "included, carries decision_id and leaves a record; a store failure is a 503 (fail " +
+        "closed). The server applies quarantine itself; pause and kill are enforced by the " +
+        "hook, QMP gate or monitor that asked.",
+      requestBody: body(ref("Event")),
+      responses: ok("the decision", ref("Decision")),
+    }),
+  },
+  "/v1/events": {
+    post: tag(["decisions"], "Something happened; the recorded state follows (hook, operator)", {
+      requestBody: body(ref("EventReport")),
+      responses: ok("recorded", ref("EventAck")),
+    }),
+  },
+  "/v1/vms": {
+    get: tag(["vms"], "List VMs (a tenant sees its own)", {
+      parameters: [query("state", "only this state"), query("tenant", "only this tenant")],
+      responses: ok("the VMs", obj({ vms: { type: "array", items: ref("Vm") } })),
+    }),
+    post: tag(["vms"], "Register a VM (operator)", {
+      requestBody: body(ref("NewVm")),
+      responses: ok("registered", ref("Vm"), "201"),
+    }),
+  },
+  "/v1/vms/{uuid}": {
+    get: tag(["vms"], "Show a VM", { parameters: [uuidParam], responses: ok("the VM", ref("Vm")) }),
+    delete: tag(["vms"], "Remove a VM; its audit records stay (operator)", {
+      parameters: [uuidParam],
+      responses: ok("removed", obj({ uuid, removed: { const: true } })),
+    }),
+  },
+  "/v1/vms/{uuid}/measurements": {
+    get: tag(["vms"], "Latest measurement per region", {
+      parameters: [uuidParam],
+      responses: ok(
+        "measurements",
+        obj({ vm_uuid: uuid, measurements: { type: "array", items: ref("Measurement") } }),
+      ),
+    }),
+  },
+  "/v1/vms/{uuid}/release": {
+    post: tag(["vms"], "Release a quarantined VM; it stays paused (operator)", {
+      parameters: [uuidParam],
+      responses: ok("released", ref("Vm")),
+    }),
+  },
+  "/v1/policies": {
+    get: tag(["policies"], "The policy set in force (operator)", {
+      responses: ok(
+        "the set",
+        obj({
+          revision: nullable({ type: "string" }),
+          params: { type: "object" },
+          policies: { type: "array", items: ref("Policy") },
+        }),
+      ),
+    }),
+  },
+  "/v1/policies/reload": {
+    post: tag(["policies"], "Reload; any invalid file keeps the previous set (operator)", {
+      responses: ok(
+        "what happened",
+        obj({
+          ok: { type: "boolean" },
+          revision: nullable({ type: "string" }),
+          previous_revision: nullable({ type: "string" }),
+          errors: { type: "array", items: { type: "object" } },
+        }),
+      ),
+    }),
+  },
+  "/v1/policies/evaluate": {
+    post: tag(["policies"], "Decide an event without recording or applying it (operator)", {
+      requestBody: body(ref("Event")),
+      responses: ok(
+        "the decision",
+        obj({
+          dry_run: { const: true },
+          allow: { type: "boolean" },
+          reasons: { type: "array", items: ref("Reason") },
+          actions: { type: "array", items: { type: "string" } },
+          policy_revision: { type: "string" },
+          transition: ref("Transition"),
+          evaluated: { type: "array", items: { type: "string" } },
+        }),
+      ),
+    }),
+  },
+  "/v1/audit": {
+    get: tag(["audit"], "Audit records by VM and time (a tenant: vm= of its own VM)", {
+      parameters: [
+        query("vm", "VM UUID", uuid),
+        query("from", "at or after", time),
+        query("to", "before", time),
+        query("cursor", "next_cursor of the previous page", { type: "integer" }),
+        query("limit", "page size", { type: "integer", minimum: 1, maximum: 1000 }),
+        query("result", "allow, deny, error or event"),
+        query("order", "asc or desc", { enum: ["asc", "desc"] }),
+      ],
+      responses: ok(
+        "a page",
+        obj({
+          records: { type: "array", items: ref("AuditRecord") },
+          next_cursor: nullable({ type: "integer" }),
+        }),
+      ),
+    }),
+  },
+  "/v1/audit/verify": {
+    get: tag(["audit"], "Walk the hash chain and checkpoints (operator)", {
+      responses: ok("the first problem, if any", obj({ ok: { type: "boolean" } })),
+    }),
+  },
+};
+
+/**
+ * The OpenAPI 3.1 document of the API.
+ *
+ * @returns a fresh copy of the document
+ */
+export function openApiDocument(): Record<string, unknown> {
+  return structuredClone({
+    openapi: "3.1.0",
+    info: {
+      title: "vASP decision API",
+      version: "1",
+      description: "Decisions on VM life-cycle operations, VM records, policies and the audit " +
+        "trail. Over the Unix socket no token is needed; over TCP a bearer token is required " +
+        "on every route but /healthz. Roles: hook (decide, events), operator (everything), " +
+        "tenant (read its own VMs, their measurements and audit).",
+    },
+    servers: [{ url: "http://127.0.0.1:8787" }],
+    security: [{ bearer: [] }],
+    paths: PATHS,
+    components: {
+      schemas: SCHEMAS,
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+    },
+  });
+}
