@@ -109,10 +109,12 @@ Deno.test({
     });
 
     await t.step("names with quotes, backslashes and markup reach the server intact", async () => {
-      const name = `we"b\\1 & <x> 'q'`;
-      const r = await hook([name, "prepare", "begin", "-"], { ...s, xml: withName(name) });
+      const name = `we"b\\1 & <x> 'q' wéb→`;
+      const xml = withName(name);
+      const r = await hook([name, "prepare", "begin", "-"], { ...s, xml });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(s.server.decisions.at(-1)!.vm.name, name);
+      assert.equal(xmlOf(s.server.decisions.at(-1)!), xml);
     });
 
     await t.step("a domain XML naming another domain is refused", async () => {
