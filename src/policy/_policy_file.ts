@@ -25,8 +25,8 @@ function readSource(shape: Shape, value: unknown): PolicySource | undefined {
     const rule = shape.map(r, ["rules", i], RULE_KEYS);
     if (!rule) return [];
     const name = shape.string(rule.name, ["rules", i, "name"]);
-    const expr = shape.string(rule.expr, ["rules", i, "expr"]);
-    const message = shape.string(rule.message, ["rules", i, "message"]);
+    const expr = shape.expression(rule.expr, ["rules", i, "expr"]);
+    const message = shape.expression(rule.message, ["rules", i, "message"]);
     return name === undefined || expr === undefined || message === undefined
       ? []
       : [{ name, expr, message }];
@@ -35,12 +35,12 @@ function readSource(shape: Shape, value: unknown): PolicySource | undefined {
     id: shape.string(map.id, ["id"]) ?? "",
     description: shape.string(map.description, ["description"]) ?? "",
     on: shape.strings(map.on, ["on"]),
-    ...(map.match === undefined ? {} : { match: shape.string(map.match, ["match"]) ?? "true" }),
+    ...(map.match === undefined ? {} : { match: shape.expression(map.match, ["match"]) ?? "true" }),
     rules,
     effect: map.effect === undefined ? "deny" : shape.string(map.effect, ["effect"]) ?? "",
     actions: map.actions === undefined ? [] : shape.strings(map.actions, ["actions"]),
   };
-  return shape.errors.length === 0 ? source : undefined;
+  return shape.blocking === 0 ? source : undefined;
 }
 
 /**
@@ -58,13 +58,16 @@ export function compilePolicyFile(
   const source = readSource(shape, file.doc.toJS());
   if (!source) return { errors: shape.errors };
   const { policy, issues } = compilePolicy(source, env);
-  if (policy) return { policy, errors: [] };
+  if (policy && shape.errors.length === 0) return { policy, errors: [] };
   return {
-    errors: issues.map((issue) => {
-      const offset = issue.offset === undefined
-        ? offsetOf(file, issue.path)
-        : valueOffset(file, issue.path, issue.offset);
-      return errorAt(file, offset, `${where(issue.path)}: ${issue.message}`);
-    }),
+    errors: [
+      ...shape.errors,
+      ...issues.map((issue) => {
+        const offset = issue.offset === undefined
+          ? offsetOf(file, issue.path)
+          : valueOffset(file, issue.path, issue.offset);
+        return errorAt(file, offset, `${where(issue.path)}: ${issue.message}`);
+      }),
+    ],
   };
 }

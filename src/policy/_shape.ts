@@ -11,6 +11,8 @@ type Path = readonly (string | number)[];
 export class Shape {
   /** Every error found so far. */
   readonly errors: SourceError[] = [];
+  /** How many of them leave a value unread (a wrong type, a missing key). */
+  blocking = 0;
 
   /** @param file the file being read */
   constructor(readonly file: YamlFile) {}
@@ -20,10 +22,12 @@ export class Shape {
    *
    * @param path where
    * @param message what is wrong
-   * @param options `key`: point at the key rather than the value
+   * @param options `key`: point at the key rather than the value; `blocking: false` for an
+   *   error that leaves every value readable (an unknown key)
    */
-  fail(path: Path, message: string, options: { key?: boolean } = {}): void {
+  fail(path: Path, message: string, options: { key?: boolean; blocking?: boolean } = {}): void {
     this.errors.push(errorAt(this.file, offsetOf(this.file, path, options), message));
+    if (options.blocking !== false) this.blocking++;
   }
 
   /**
@@ -47,9 +51,7 @@ export class Shape {
         this.fail(
           [...path, key],
           `unknown key "${key}" in ${where(path)}; expected ${allowed.join(", ")}`,
-          {
-            key: true,
-          },
+          { key: true, blocking: false },
         );
       }
     }
@@ -64,6 +66,16 @@ export class Shape {
     if (typeof value === "string") return value;
     this.fail(path, `${where(path)} must be a string`);
     return undefined;
+  }
+
+  /**
+   * A CEL expression: a string, or a bare YAML scalar such as `true` that is its own source.
+   *
+   * @returns the expression text, or undefined after recording an error
+   */
+  expression(value: unknown, path: Path): string | undefined {
+    if (["boolean", "number", "bigint"].includes(typeof value)) return String(value);
+    return this.string(value, path);
   }
 
   /** @returns `value` if it is a boolean, else undefined after recording an error */
