@@ -40,6 +40,7 @@ run() {
 
 c_counts='s/^C tests: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/p'
 deno_counts='s/^(ok|FAILED) \| ([0-9]+) passed.*\| ([0-9]+) failed.*/\2 \3/p'
+policy_counts='s/^policy cases: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/p'
 
 if ! sh tools/deps.sh test; then
   echo "0 passed, 1 failed"
@@ -52,6 +53,7 @@ stage "deno check" '' run deno check mod.ts src ffi tests bench
 stage "C tests" "$c_counts" run make -s -C native test
 stage "C tests under ASan/UBSan" "$c_counts" run make -s -C native test-sanitize
 stage "deno test" "$deno_counts" run deno test --allow-all "$@"
+stage "policy cases" "$policy_counts" run deno run --allow-all src/cli/main.ts policy test
 rm -f "$log.rc"
 
 echo "$passed passed, $failed failed"
