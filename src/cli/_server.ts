@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { X509Certificate } from "@peculiar/x509";
+import { X509Certificate } from "node:crypto";
 import { join, resolve } from "node:path";
 import { Asp } from "../../ffi/mod.ts";
 import type { HostState } from "../engine/mod.ts";
@@ -173,7 +173,9 @@ export async function aspCheckpointSigner(
   const signing = asp as unknown as Partial<AkSigning>;
   if (typeof signing.sign !== "function") return undefined;
   const ak = asp.certificate("ak");
-  const publicKeyInfo = new Uint8Array(new X509Certificate(ak).publicKey.rawData);
+  const publicKeyInfo = new Uint8Array(
+    new X509Certificate(ak).publicKey.export({ type: "spki", format: "der" }),
+  );
   return {
     signer: {
       publicKeyInfo,

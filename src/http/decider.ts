@@ -195,6 +195,15 @@ export class Decider {
     return this.#lastWriteOk;
   }
 
+  /** The revision in force for a record that is not a decision; "" when none can be had. */
+  #revision(): string {
+    try {
+      return this.#policies.current()?.revision ?? "";
+    } catch {
+      return ""; // the record of the failure matters more than its revision
+    }
+  }
+
   /** The set in force, or `policies_unavailable`. */
   #set(): CompiledPolicySet {
     const set = this.#policies.current();
@@ -337,7 +346,7 @@ export class Decider {
         operation: event.operation,
         source: event.source,
         inputDigest: inputDigest({ body }),
-        policyRevision: this.#policies.current()?.revision ?? "",
+        policyRevision: this.#revision(),
         result: "event",
         reasons: [{
           policy: EVENT_POLICY,
@@ -412,7 +421,7 @@ export class Decider {
       operation,
       source: "operator",
       inputDigest: digestInput({ operation, vm: vm.uuid }),
-      policyRevision: this.#policies.current()?.revision ?? "",
+      policyRevision: this.#revision(),
       result: "event",
       reasons: [{
         policy: EVENT_POLICY,
@@ -451,7 +460,7 @@ export class Decider {
       operation: short(body.operation, 64) || UNKNOWN,
       source: short(body.source, 64),
       inputDigest: inputDigest(input),
-      policyRevision: this.#policies.current()?.revision ?? "",
+      policyRevision: this.#revision(),
       result: "error",
       reasons: [{
         policy: ERROR_POLICY,
