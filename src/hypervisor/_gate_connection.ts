@@ -9,6 +9,7 @@ import type { Decision, DecisionRequest, VmRef } from "./decision_client.ts";
 import type { EventReporter } from "./_event_reporter.ts";
 import { classifyCommand, classifyEvent, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
+import { concat, echoId, errorReply, RETURN_PREFIX, safeParse, startsWith } from "./_qmp_wire.ts";
 
 /** What a connection shares with the rest of the gate. */
 export interface GateContext {
@@ -33,7 +34,6 @@ export interface ByteConn {
 /** One reply owed to the client: QEMU's next reply, or one the gate wrote itself. */
 type Slot = { local: Uint8Array } | { upstream: GatedCommand | undefined };
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const SOURCE = "qmp-gate";
 
@@ -173,7 +173,10 @@ export class GateConnection {
       log(
         `qmp-gate: ${gated.label} → ${d.allow ? "allowed" : "denied"} (decision ${d.decision_id})`,
       );
-      const reasons = d.reasons.map((r) => r.message).join("; ") || "no reason given";
+      // Warnings ride along in `reasons`; a denial names what denied it.
+      const denying = d.reasons.filter((r) => (r as { effect?: string }).effect !== "warn");
+      const reasons = (denying.length ? denying : d.reasons).map((r) => r.message).join("; ") ||
+        "no reason given";
       return {
         allow: d.allow,
         desc: `vASP denied ${gated.label}: ${reasons} (decision ${d.decision_id})`,
@@ -289,42 +292,4 @@ export class GateConnection {
       outcome: failed ? "failed" : "completed",
     });
   }
-}
-
-/** The `id` as sent when it is standard JSON (big integers kept), else re-encoded. */
-function echoId(raw: string | undefined, value: unknown): string | undefined {
-  if (raw === undefined) return undefined;
-  try {
-    JSON.parse(raw);
-    return raw;
-  } catch {
-    return JSON.stringify(value);
-  }
-}
-
-function errorReply(desc: string, id?: string): Uint8Array {
-  const error = JSON.stringify({ class: "GenericError", desc });
-  return encoder.encode(`{"error": ${error}${id === undefined ? "" : `, "id": ${id}`}}\r\n`);
-}
-
-const RETURN_PREFIX = encoder.encode('{"return": ');
-
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
-}
-
-function safeParse(bytes: Uint8Array): Record<string, unknown> | undefined {
-  try {
-    const v = JSON.parse(decoder.decode(bytes));
-    return typeof v === "object" && v !== null ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
