@@ -57,7 +57,10 @@ export interface PolicyStoreOptions {
   readonly watch?: boolean;
   /** Quiet time after the last change before reloading (default 200 ms). */
   readonly debounceMs?: number;
-  /** Called after every reload, requested or triggered by a change. */
+  /**
+   * Called after every reload, requested or triggered by a change. It should not throw: what
+   * it throws rejects the reload's promise, which nobody awaits for a reload a change caused.
+   */
   readonly onReload?: (result: ReloadResult) => void;
 }
 
@@ -136,7 +139,8 @@ export async function openPolicyStore(
       options.onReload?.(result);
       return result;
     });
-    queue = next;
+    // A throwing callback fails this reload's promise, never the ones queued after it.
+    queue = next.catch(() => undefined);
     return next;
   };
 

@@ -131,3 +131,24 @@ Deno.test("a store on a git branch follows new commits", async () => {
     await repo.remove();
   }
 });
+
+Deno.test("a throwing reload callback fails that reload's promise but not the next reload", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/a.yaml`, policy("vasp.present"));
+  let calls = 0;
+  const store = await openPolicyStore({ dir }, {
+    onReload: () => {
+      if (++calls === 1) throw new Error("callback failed");
+    },
+  });
+  try {
+    await assert.rejects(() => store.reload(), /callback failed/);
+    await Deno.writeTextFile(`${dir}/a.yaml`, policy("vasp.certified"));
+    const result = await store.reload();
+    assert.ok(result.ok && result.changed);
+    assert.equal(calls, 2);
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
