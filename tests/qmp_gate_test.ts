@@ -211,15 +211,46 @@ Deno.test({
 });
 
 Deno.test({
-  name: "the QMP gate denies when the decision server sends a malformed answer",
+  name: "the QMP gate denies on a malformed answer or an error status, naming the cause",
   ignore: !haveQemu,
   async fn() {
     await using env = await setUp();
+    const qmp = await env.connect();
+    const desc = async () =>
+      ((await qmp.execute({ execute: "stop" })).error as { desc: string }).desc;
     env.server.rule = () => Response.json({ allow: true });
+    assert.match(await desc(), /decision_malformed/);
+    env.server.rule = () =>
+      Response.json({ code: "store_unavailable", message: "disk full", decision_id: "d-x" }, {
+        status: 503,
+      });
+    assert.match(await desc(), /status 503: disk full \[store_unavailable\]\) \(decision d-x\)$/);
+    assert.equal(await env.status(qmp), "running");
+  },
+});
+
+Deno.test({
+  name: "the QMP gate names the denying reasons of a denial, not the warnings beside them",
+  ignore: !haveQemu,
+  async fn() {
+    await using env = await setUp();
+    env.server.rule = () =>
+      Response.json({
+        decision_id: "d-w",
+        allow: false,
+        reasons: [
+          { policy: "p", rule: "fresh", message: "measurement is old", effect: "warn" },
+          { policy: "p", rule: "bound", message: "no vASP bound", effect: "deny" },
+        ],
+        actions: [],
+        policy_revision: "r",
+      });
     const qmp = await env.connect();
     const reply = await qmp.execute({ execute: "stop" });
-    assert.match((reply.error as { desc: string }).desc, /decision_malformed/);
-    assert.equal(await env.status(qmp), "running");
+    assert.equal(
+      (reply.error as { desc: string }).desc,
+      "vASP denied stop: no vASP bound (decision d-w)",
+    );
   },
 });
 
