@@ -9,12 +9,13 @@
  *    record (`null` if unknown), its vASP binding, latest measurements per region, host ASP
  *    state, and `now`.
  * 3. Take the set in force from `PolicyStore.current()` (src/policy) and call
- *    {@link decide}. It never throws for a valid event and context: a CEL evaluation error is
- *    a violation (fail closed), reported in the reasons.
+ *    {@link decide}. It throws only `invalid_context` (a context for another VM): a CEL
+ *    evaluation error is a violation (fail closed), reported in the reasons.
  * 4. Record and answer. `Decision.allow`, `reasons` (`{ policy, rule, message, effect }`),
  *    `actions` (union, in {@link ACTIONS} order), `policyRevision`, and
  *    `transition: { from, to }`: `to` is the state to record once the operation is done
- *    (`null` when denied).
+ *    (`null` when denied). For a `measurement` event, a deny means the measurement violates a
+ *    policy, and the actions say what to do about it (`quarantine`, `alert`).
  *
  * State bookkeeping: a decision does not move the recorded state; what the hypervisor is
  * observed to do does. For a reported outcome (`POST /v1/events`: a QMP event, libvirt's
