@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { SqliteStore } from "../src/store/mod.ts";
+import { event } from "./fixtures/http_app.ts";
+import { tempStateDir } from "./fixtures/state_dir.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A `vasp serve` child process, read until it says it is ready (or exits). */
+async function startServe(args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/cli/main.ts", "serve", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let output = "";
+  while (!output.includes("ready;")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    output += value;
+  }
+  const stderr = new Response(child.stderr).text();
+  return {
+    child,
+    output,
+    /** Sends SIGTERM and collects the rest. */
+    async stop() {
+      child.kill("SIGTERM");
+      for (let r = await reader.read(); !r.done; r = await reader.read()) output += r.value;
+      return { status: await child.status, output, stderr: await stderr };
+    },
+    async failed() {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) output += r.value;
+      return { status: await child.status, output, stderr: await stderr };
+    },
+  };
+}
+
+Deno.test("vasp serve answers on its Unix socket without a token and on loopback TCP with one, then stops cleanly on SIGTERM", async () => {
+  await using dir = await tempStateDir();
+  const socket = join(dir.path, "vasp.sock");
+  const serve = await startServe(["--state-dir", dir.path, "--listen", "127.0.0.1:0"]);
+  let stopped = false;
+  try {
+    const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(serve.output)?.[1]);
+    assert.ok(port > 0, serve.output);
+    const tokenFile = /operator token written to (\S+)/.exec(serve.output)?.[1];
+    assert.equal(tokenFile, join(dir.path, "operator.token"));
+    assert.equal((await Deno.stat(tokenFile!)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
+    const token = (await Deno.readTextFile(tokenFile!)).trim();
+    assert.ok(!serve.output.includes(token), "the token itself is never printed");
+
+    using client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+    const decided = await fetch("http://localhost/v1/decide", {
+      method: "POST",
+      body: JSON.stringify(event("start")),
+      client,
+    });
+    assert.equal(decided.status, 200);
+    const decision = await decided.json();
+    assert.equal(decision.allow, false, "an unknown VM with an unexpected host is denied");
+
+    const base = `http://127.0.0.1:${port}`;
+    assert.equal((await (await fetch(`${base}/healthz`)).json()).status, "ok");
+    const refused = await fetch(`${base}/v1/vms`);
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+    const ready = await fetch(`${base}/readyz`, { headers: { authorization: `Bearer ${token}` } });
+    assert.deepEqual((await ready.json()).checks, { store: true, policies: true, asp: true });
+
+    const done = await serve.stop();
+    stopped = true;
+    assert.equal(done.status.code, 0, done.stderr);
+    assert.match(done.output, /stopping on SIGTERM\nstopped\n$/);
+    await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
+    using store = SqliteStore.openIn(dir.path, { readOnly: true });
+    const { records } = await store.queryAudit({ result: "deny" });
+    assert.deepEqual(records.map((r) => r.decisionId), [decision.decision_id]);
+    assert.equal((await store.verifyAudit()).ok, true);
+  } finally {
+    if (!stopped) await serve.stop();
+  }
+});
+
+Deno.test("vasp serve replaces a stale socket file, refuses a live one, and writes the operator token only once", async () => {
+  await using dir = await tempStateDir();
+  const socket = join(dir.path, "vasp.sock");
+  const first = await startServe(["--state-dir", dir.path, "--no-tcp"]);
+  assert.match(first.output, /operator token written/);
+  await using other = await tempStateDir();
+  const rival = await startServe(["--state-dir", other.path, "--no-tcp", "--socket", socket]);
+  const refused = await rival.failed();
+  assert.equal(refused.status.code, 1);
+  assert.match(refused.stderr, /another server listens on it \[socket_in_use\]/);
+  assert.doesNotMatch(refused.stderr, /at |\.ts:/, "no stack trace");
+
+  // A server that died leaves its socket file behind, with nothing listening on it.
+  first.child.kill("SIGKILL");
+  await first.failed();
+  assert.ok((await Deno.lstat(socket)).isSocket);
+  const second = await startServe(["--state-dir", dir.path, "--no-tcp"]);
+  try {
+    assert.match(second.output, /listening on unix:/);
+    assert.doesNotMatch(second.output, /operator token written/);
+  } finally {
+    assert.equal((await second.stop()).status.code, 0);
+  }
+});
+
+Deno.test("vasp serve refuses a non-loopback listen address unless --allow-remote says so", async () => {
+  await using dir = await tempStateDir();
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "src/cli/main.ts",
+      "serve",
+      "--state-dir",
+      dir.path,
+      "--listen",
+      "0.0.0.0:0",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(child.code, 2);
+  assert.match(new TextDecoder().decode(child.stderr), /not a loopback address.*--allow-remote/s);
+});
