@@ -22,14 +22,19 @@ import type { LoadedPolicySet } from "./load.ts";
 
 /** An expected reason; `message` and `effect` are compared only when given. */
 export interface ExpectedReason {
+  /** Policy id (or `vasp.lifecycle`, `vasp.default`). */
   readonly policy: string;
+  /** Rule name. */
   readonly rule: string;
+  /** The exact message, when it matters. */
   readonly message?: string;
+  /** `deny` or `warn`, when it matters. */
   readonly effect?: string;
 }
 
 /** What a case expects. */
 export interface Expectation {
+  /** Whether the decision allows. */
   readonly allow: boolean;
   /** Exactly these reasons, in any order (when given). */
   readonly reasons?: readonly ExpectedReason[];
