@@ -12,6 +12,8 @@ import { measure } from "./measure.ts";
 import { policyCheck, policyTest } from "./policy.ts";
 import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
+import { tokenCreate, tokenList, tokenRevoke } from "./token.ts";
+import { vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
@@ -25,6 +27,14 @@ const COMMANDS: readonly Command[] = [
   refsCheck,
   policyCheck,
   policyTest,
+  tokenCreate,
+  tokenList,
+  tokenRevoke,
+  vmList,
+  vmShow,
+  vmRegister,
+  vmRemove,
+  vmRelease,
 ];
 
 function help(): string {

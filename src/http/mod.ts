@@ -46,3 +46,4 @@ export {
   TOKENS_FILE,
 } from "./tokens.ts";
 export { DEFAULT_BODY_LIMIT } from "./_body.ts";
+export { ApiClient, type ApiClientOptions } from "./client.ts";

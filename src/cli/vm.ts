@@ -1,0 +1,183 @@
+/**
+ * `vasp vm list|show|register|remove|release`: a thin client of the running server's API, so
+ * that every change goes through the server (and its audit trail). Local by default, over the
+ * Unix socket of the state directory; `--server URL` with a token for TCP.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { VaspError } from "../engine/error.ts";
+import { ApiClient } from "../http/mod.ts";
+import { resolveStateDir } from "../store/mod.ts";
+import { type Command, parseOptions } from "./_command.ts";
+
+const CONNECT = {
+  "state-dir": { type: "string" },
+  socket: { type: "string" },
+  server: { type: "string" },
+  "token-file": { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+const CONNECT_USAGE =
+  `  --state-dir DIR   reach the server on DIR/vasp.sock (default: $VASP_STATE_DIR, else ./.vasp)
+  --socket PATH     reach it on this Unix socket instead
+  --server URL      reach it over TCP (http://127.0.0.1:8787); the token comes from
+  --token-file F    this file, or from $VASP_TOKEN
+  --json            print the answer as JSON`;
+
+type ConnectValues = {
+  "state-dir"?: string;
+  socket?: string;
+  server?: string;
+  "token-file"?: string;
+};
+
+function connect(values: ConnectValues): ApiClient {
+  if (values.server === undefined) {
+    return new ApiClient(values.socket ?? join(resolveStateDir(values["state-dir"]), "vasp.sock"));
+  }
+  const token = values["token-file"] === undefined
+    ? Deno.env.get("VASP_TOKEN")
+    : Deno.readTextFileSync(values["token-file"]).trim();
+  if (!token) {
+    throw new VaspError("usage_error", "--server needs a token: --token-file or $VASP_TOKEN");
+  }
+  return new ApiClient(values.server, { token });
+}
+
+function oneUuid(positionals: string[]): string {
+  if (positionals.length !== 1) throw new VaspError("usage_error", "Name one VM UUID");
+  return positionals[0];
+}
+
+function line(vm: Record<string, unknown>): string {
+  return `${vm.uuid}  ${String(vm.state).padEnd(11)}  ${vm.name}${
+    vm.tenant ? `  (tenant ${vm.tenant})` : ""
+  }`;
+}
+
+function print(json: boolean | undefined, data: unknown, text: () => string): void {
+  console.log(json ? JSON.stringify(data, null, 2) : text());
+}
+
+/** Builds a `vm` sub-command that sends one request and prints the answer. */
+function vmCommand(spec: {
+  name: string;
+  summary: string;
+  usage: string;
+  options?: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
+  positionals?: boolean;
+  send(api: ApiClient, values: Record<string, unknown>, positionals: string[]): Promise<unknown>;
+  show(data: unknown): string;
+}): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    usage: `${spec.usage}\n\n${CONNECT_USAGE}`,
+    async run(args: string[]): Promise<number> {
+      const { values, positionals } = parseOptions(args, { ...CONNECT, ...spec.options }, {
+        allowPositionals: spec.positionals ?? false,
+      });
+      using api = connect(values as ConnectValues);
+      const data = await spec.send(api, values, positionals);
+      print(values.json as boolean | undefined, data, () => spec.show(data));
+      return 0;
+    },
+  };
+}
+
+/** `vasp vm list`. */
+export const vmList: Command = vmCommand({
+  name: "vm list",
+  summary: "list the VMs the server knows",
+  usage: "usage: vasp vm list [--tenant T] [--state S] [connection options]",
+  options: { tenant: { type: "string" }, state: { type: "string" } },
+  send(api, values) {
+    const query = new URLSearchParams();
+    if (values.tenant !== undefined) query.set("tenant", String(values.tenant));
+    if (values.state !== undefined) query.set("state", String(values.state));
+    return api.request("GET", `/v1/vms${query.size ? `?${query}` : ""}`);
+  },
+  show: (data) => (data as { vms: Record<string, unknown>[] }).vms.map(line).join("\n"),
+});
+
+/** `vasp vm show`. */
+export const vmShow: Command = vmCommand({
+  name: "vm show",
+  summary: "show one VM and its latest measurements",
+  usage: "usage: vasp vm show UUID [connection options]",
+  positionals: true,
+  async send(api, _values, positionals) {
+    const uuid = encodeURIComponent(oneUuid(positionals));
+    const vm = await api.request("GET", `/v1/vms/${uuid}`);
+    const { measurements } = await api.request("GET", `/v1/vms/${uuid}/measurements`);
+    return { ...vm, measurements };
+  },
+  show(data) {
+    const vm = data as Record<string, unknown> & { measurements: Record<string, unknown>[] };
+    return [
+      line(vm),
+      `  labels   ${JSON.stringify(vm.labels)}`,
+      `  binding  ${vm.binding ? JSON.stringify(vm.binding) : "none"}`,
+      `  created  ${vm.created_at}  updated ${vm.updated_at}`,
+      ...vm.measurements.map((m) => `  ${m.region}: ${m.status} ${m.digest} (${m.time})`),
+    ].join("\n");
+  },
+});
+
+/** `vasp vm register`. */
+export const vmRegister: Command = vmCommand({
+  name: "vm register",
+  summary: "register a VM with the server",
+  usage:
+    "usage: vasp vm register --uuid U --name N [--tenant T] [--label K=V]… [--state S] [connection options]",
+  options: {
+    uuid: { type: "string" },
+    name: { type: "string" },
+    tenant: { type: "string" },
+    label: { type: "string", multiple: true },
+    state: { type: "string" },
+  },
+  send(api, values) {
+    if (values.uuid === undefined || values.name === undefined) {
+      throw new VaspError("usage_error", "--uuid and --name are required");
+    }
+    const labels: Record<string, string> = {};
+    for (const pair of (values.label ?? []) as string[]) {
+      const at = pair.indexOf("=");
+      if (at < 1) throw new VaspError("usage_error", `--label "${pair}" is not KEY=VALUE`);
+      labels[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    return api.request("POST", "/v1/vms", {
+      uuid: values.uuid,
+      name: values.name,
+      labels,
+      ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
+      ...(values.state === undefined ? {} : { state: values.state }),
+    });
+  },
+  show: (data) => `registered ${line(data as Record<string, unknown>)}`,
+});
+
+/** `vasp vm remove`. */
+export const vmRemove: Command = vmCommand({
+  name: "vm remove",
+  summary: "remove a VM (its audit records stay)",
+  usage: "usage: vasp vm remove UUID [connection options]",
+  positionals: true,
+  send: (api, _values, positionals) =>
+    api.request("DELETE", `/v1/vms/${encodeURIComponent(oneUuid(positionals))}`),
+  show: (data) => `removed ${(data as { uuid: string }).uuid}`,
+});
+
+/** `vasp vm release`. */
+export const vmRelease: Command = vmCommand({
+  name: "vm release",
+  summary: "release a quarantined VM (it stays paused)",
+  usage: "usage: vasp vm release UUID [connection options]",
+  positionals: true,
+  send: (api, _values, positionals) =>
+    api.request("POST", `/v1/vms/${encodeURIComponent(oneUuid(positionals))}/release`),
+  show: (data) => `released ${line(data as Record<string, unknown>)}`,
+});

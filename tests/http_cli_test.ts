@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer } from "../src/cli/_server.ts";
+import { TEST_POLICIES, VM_A } from "./fixtures/http_app.ts";
+import { tempStateDir } from "./fixtures/state_dir.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function vasp(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/cli/main.ts", ...args],
+    cwd: ROOT,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("vasp token create prints a token once that the server accepts by role; list shows no secret; revoke ends it", async () => {
+  await using dir = await tempStateDir();
+  const policies = join(dir.path, "policies");
+  await Deno.mkdir(policies);
+  for (const [name, text] of Object.entries(TEST_POLICIES)) {
+    await Deno.writeTextFile(join(policies, name), text);
+  }
+  const server = await startServer({
+    stateDir: dir.path,
+    policies: { dir: policies },
+    tcp: { hostname: "127.0.0.1", port: 0 },
+    host: { qemu: null, kernel: null },
+    log: () => {},
+  });
+  try {
+    const base = `http://127.0.0.1:${server.listeners.tcp!.port}`;
+    const created = await vasp([
+      "token",
+      "create",
+      "--role",
+      "tenant",
+      "--tenant",
+      "acme",
+      "--state-dir",
+      dir.path,
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const token = created.stdout.trim();
+    assert.match(token, /^vasp_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    const seen = await fetch(`${base}/v1/vms`, { headers: { authorization: `Bearer ${token}` } });
+    assert.deepEqual(await seen.json(), { vms: [] });
+    const denied = await fetch(`${base}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(denied.status, 403);
+    await denied.body?.cancel();
+
+    const listed = await vasp(["token", "list", "--state-dir", dir.path, "--json"]);
+    const tokens = JSON.parse(listed.stdout) as { id: string; role: string; tenant?: string }[];
+    assert.deepEqual(tokens.map((t) => t.role).sort(), ["operator", "tenant"]);
+    assert.ok(!listed.stdout.includes(token.split("_")[2]));
+    const id = tokens.find((t) => t.role === "tenant")!.id;
+    assert.equal((await vasp(["token", "revoke", id, "--state-dir", dir.path])).code, 0);
+    const gone = await fetch(`${base}/v1/vms`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(gone.status, 401);
+    await gone.body?.cancel();
+
+    const usage = await vasp(["token", "create", "--role", "root", "--state-dir", dir.path]);
+    assert.equal(usage.code, 2);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("vasp vm register, list, show and remove go through the running server over its socket, or TCP with a token", async () => {
+  await using dir = await tempStateDir();
+  const server = await startServer({
+    stateDir: dir.path,
+    policies: { dir: join(ROOT, "policies") },
+    tcp: { hostname: "127.0.0.1", port: 0 },
+    host: { qemu: null, kernel: null },
+    log: () => {},
+  });
+  try {
+    const local = ["--state-dir", dir.path];
+    const registered = await vasp([
+      "vm",
+      "register",
+      "--uuid",
+      VM_A,
+      "--name",
+      "web-1",
+      "--tenant",
+      "acme",
+      "--label",
+      "tier=prod",
+      ...local,
+    ]);
+    assert.equal(registered.code, 0, registered.stderr);
+    assert.match(registered.stdout, new RegExp(`registered ${VM_A}\\s+defined\\s+web-1`));
+    const again = await vasp(["vm", "register", "--uuid", VM_A, "--name", "web-1", ...local]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already registered \[vm_exists\]/);
+
+    const token = join(dir.path, "operator.token");
+    const server_ = `http://127.0.0.1:${server.listeners.tcp!.port}`;
+    const listed = await vasp(["vm", "list", "--server", server_, "--token-file", token, "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout).vms.map((v: { labels: unknown }) => v.labels), [{
+      tier: "prod",
+    }]);
+    const noToken = await vasp(["vm", "list", "--server", server_]);
+    assert.equal(noToken.code, 2);
+
+    const shown = await vasp(["vm", "show", VM_A, ...local]);
+    assert.match(shown.stdout, /labels +\{"tier":"prod"\}/);
+    assert.equal((await vasp(["vm", "remove", VM_A, ...local])).code, 0);
+    const missing = await vasp(["vm", "show", VM_A, ...local]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /\[vm_not_found\]/);
+  } finally {
+    await server.shutdown();
+  }
+  const down = await vasp(["vm", "list", "--state-dir", dir.path]);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /\[server_unreachable\]/);
+});
