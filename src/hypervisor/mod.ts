@@ -22,3 +22,4 @@ export {
   type OsBoot,
   parseDomainXml,
 } from "./libvirt.ts";
+export { QmpClient, type QmpConnectOptions, type QmpEvent, type QmpVersion } from "./qmp_client.ts";
