@@ -137,6 +137,21 @@ Deno.test("real guests: stable digests across measurements and boots, KASLR norm
         /No reference set for profile [0-9a-f]{32}.*\[reference_missing\]/,
       );
     });
+    await k.close();
+
+    await using max = await bootGuest({ kaslr: true, cpu: "max" });
+    await t.step(
+      "a -cpu max guest: 5-level paging, another profile, only its text differs",
+      async () => {
+        const { json, digests } = await measureCli(max);
+        assert.equal(json.paging, 5);
+        assert.equal(json.profile.cpu, "max");
+        const { kernel_text: text, ...rest } = digests;
+        const { kernel_text: firstText, ...firstRest } = first;
+        assert.notEqual(text, firstText);
+        assert.deepEqual(rest, firstRest);
+      },
+    );
   } finally {
     await Deno.remove(refs, { recursive: true });
   }
