@@ -2,16 +2,19 @@
 # Installs the Debian packages a task needs, when they are missing.
 #   sh tools/deps.sh build   compiler and OpenSSL headers for native/
 #   sh tools/deps.sh test    the above, plus what the tests drive for real
+#   sh tools/deps.sh bench   the above, plus the HTTP load generator (wrk)
 # Needs root (or sudo) only when something is missing.
 set -eu
 
 build="gcc make libc6-dev libssl-dev openssl"
 test="$build qemu-system-x86 busybox-static cpio xz-utils zstd lz4 curl git"
+bench="$test wrk"
 
 case "${1:-build}" in
   build) want=$build ;;
   test) want=$test ;;
-  *) echo "usage: sh tools/deps.sh build|test" >&2; exit 2 ;;
+  bench) want=$bench ;;
+  *) echo "usage: sh tools/deps.sh build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

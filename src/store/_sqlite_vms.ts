@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { VaspError } from "../engine/error.ts";
 import { decodeMeasurement, decodeVm } from "./_sqlite_rows.ts";
 import type { Measurement, NewVm, VaspBinding, VmFilter, VmPatch, VmRecord } from "./store.ts";
@@ -46,6 +46,8 @@ function bindingColumns(binding: VaspBinding | null | undefined): unknown[] {
 export class SqliteVms {
   readonly #db: () => DatabaseSync;
   readonly #now: () => Date;
+  /** Statements of the per-decision reads, prepared once: preparing costs more than running. */
+  readonly #statements = new Map<string, StatementSync>();
 
   /**
    * @param db the open connection (throws once the store is closed)
@@ -56,8 +58,15 @@ export class SqliteVms {
     this.#now = now;
   }
 
+  #prepared(sql: string): StatementSync {
+    const db = this.#db(); // throws once the store is closed, cached statement or not
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, statement = db.prepare(sql));
+    return statement;
+  }
+
   #read(uuid: string): VmRecord | undefined {
-    const row = this.#db().prepare("SELECT * FROM vms WHERE uuid = ?").get(uuid);
+    const row = this.#prepared("SELECT * FROM vms WHERE uuid = ?").get(uuid);
     return row ? this.#decode(row) : undefined;
   }
 
@@ -189,7 +198,7 @@ export class SqliteVms {
 
   /** The latest measurement per region. */
   latestMeasurements(uuid: string): Measurement[] {
-    return this.#db().prepare("SELECT * FROM measurements WHERE vm_uuid = ? ORDER BY region")
+    return this.#prepared("SELECT * FROM measurements WHERE vm_uuid = ? ORDER BY region")
       .all(requireString(uuid, "VM uuid")).map((row) => {
         try {
           return decodeMeasurement(row);
