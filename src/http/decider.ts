@@ -133,7 +133,6 @@ export interface EventAnswer {
   readonly expected: boolean;
 }
 
-
 /** Policy name of the reason every event record carries. */
 export const EVENT_POLICY = "vasp.event";
 /** Policy name of the reason an error record carries. */
