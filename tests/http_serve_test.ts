@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { claimSocket, isLoopback, parseListen } from "../src/cli/_server_listen.ts";
 import { SqliteStore } from "../src/store/mod.ts";
 import { event } from "./fixtures/http_app.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
@@ -129,4 +130,21 @@ Deno.test("vasp serve refuses a non-loopback listen address unless --allow-remot
   }).output();
   assert.equal(child.code, 2);
   assert.match(new TextDecoder().decode(child.stderr), /not a loopback address.*--allow-remote/s);
+});
+
+Deno.test("listen addresses: HOST:PORT and [v6]:PORT parse, loopback is told apart, junk is a usage error", async () => {
+  assert.deepEqual(parseListen("127.0.0.1:8787"), { hostname: "127.0.0.1", port: 8787 });
+  assert.deepEqual(parseListen("[::1]:0"), { hostname: "::1", port: 0 });
+  assert.deepEqual(parseListen("localhost:1"), { hostname: "localhost", port: 1 });
+  for (const bad of ["8787", "127.0.0.1", "127.0.0.1:99999", "::1:80", "a b:1"]) {
+    assert.throws(() => parseListen(bad), { code: "usage_error" }, bad);
+  }
+  assert.ok(isLoopback("127.4.5.6") && isLoopback("::1") && isLoopback("localhost"));
+  assert.ok(!isLoopback("0.0.0.0") && !isLoopback("10.0.0.1") && !isLoopback("127.example.com"));
+  await using dir = await tempStateDir();
+  const file = join(dir.path, "not-a-socket");
+  await Deno.writeTextFile(file, "precious");
+  await assert.rejects(claimSocket(file), { code: "socket_in_use", message: /not a socket/ });
+  assert.equal(await Deno.readTextFile(file), "precious");
+  await claimSocket(join(dir.path, "absent.sock")); // nothing there: nothing to do
 });

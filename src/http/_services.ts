@@ -7,7 +7,8 @@ import type { MiddlewareHandler } from "hono";
 import type { CheckpointVerifier, Store } from "../store/mod.ts";
 import type { AppEnv } from "./_env.ts";
 import type { TokenAuthenticator } from "./auth.ts";
-import type { Decider, PolicyProvider } from "./decider.ts";
+import type { Decider } from "./decider.ts";
+import type { PolicyProvider } from "./policy_provider.ts";
 import type { IdSource } from "./ids.ts";
 import type { Metrics } from "./metrics.ts";
 

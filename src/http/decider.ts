@@ -14,63 +14,17 @@ import {
   isLifecycleState,
   type LifecycleEvent,
   type LifecycleState,
-  observeTransition,
-  type Outcome,
-  OUTCOMES,
   parseEvent,
   releaseQuarantine,
   VaspError,
 } from "../engine/mod.ts";
-import {
-  type AuditEntry,
-  digestInput,
-  sha256Hex,
-  type Store,
-  type VmRecord,
-} from "../store/mod.ts";
+import type { AuditEntry, Store, VmRecord } from "../store/mod.ts";
 import { loadContext } from "./_context.ts";
-import { ERROR_STATUS } from "./errors.ts";
+import { nextState, parseReport, UNKNOWN } from "./_observe.ts";
+import { eventEntry, failureEntry, inputDigest, operatorEntry } from "./_records.ts";
+import { type DecisionAnswer, decisionAnswer, type EventAnswer } from "./answers.ts";
+import type { PolicyProvider } from "./policy_provider.ts";
 import type { Metrics } from "./metrics.ts";
-
-/** One compile or load problem of a policy reload. */
-export interface PolicyProblem {
-  /** The file, relative to the set's root, when the problem is in one. */
-  readonly file?: string;
-  /** 1-based line. */
-  readonly line?: number;
-  /** 1-based column. */
-  readonly column?: number;
-  /** What is wrong, with the offending text. */
-  readonly message: string;
-}
-
-/** The outcome of a policy reload. */
-export interface PolicyReloadResult {
-  /** Whether the new set is in force. */
-  readonly ok: boolean;
-  /** The revision in force after the reload (`null`: none). */
-  readonly revision: string | null;
-  /** The revision in force before. */
-  readonly previousRevision: string | null;
-  /** Every problem; non-empty exactly when `ok` is false. */
-  readonly errors: readonly PolicyProblem[];
-}
-
-/** Where the policy set in force comes from (src/policy's `PolicyStore`, adapted). */
-export interface PolicyProvider {
-  /**
-   * The set in force.
-   *
-   * @returns the set, or `null` when none has loaded
-   */
-  current(): CompiledPolicySet | null;
-  /**
-   * Loads the set again; an invalid file keeps the previous set in force.
-   *
-   * @returns what happened
-   */
-  reload(): Promise<PolicyReloadResult>;
-}
 
 /** What the decider needs. */
 export interface DeciderDeps {
@@ -86,80 +40,7 @@ export interface DeciderDeps {
   readonly metrics?: Metrics;
 }
 
-/** A reason as answered: the engine's, with its effect. */
-export interface AnsweredReason {
-  /** Policy id. */
-  readonly policy: string;
-  /** Rule name. */
-  readonly rule: string;
-  /** Why, for a human. */
-  readonly message: string;
-  /** `deny` or `warn`. */
-  readonly effect: string;
-}
-
-/** The answer of `POST /v1/decide`. */
-export interface DecisionAnswer {
-  /** The decision's ID; the audit record carries it. */
-  readonly decision_id: string;
-  /** Whether the operation may go ahead. */
-  readonly allow: boolean;
-  /** Every violated rule, deny and warn. */
-  readonly reasons: readonly AnsweredReason[];
-  /** Actions asked for, in escalating order; the hook or gate enforces pause and kill. */
-  readonly actions: readonly string[];
-  /** The policy revision decided under. */
-  readonly policy_revision: string;
-  /** The VM's recorded state after the decision (`null`: unregistered). */
-  readonly state: string | null;
-  /** The state before, and the state an allowed operation leads to once done. */
-  readonly transition: { readonly from: string | null; readonly to: string | null };
-}
-
-/** The answer of `POST /v1/events`. */
-export interface EventAnswer {
-  /** The event's ID; the audit record carries it. */
-  readonly event_id: string;
-  /** The VM's recorded state after the event (`unknown`: still unregistered). */
-  readonly state: string;
-  /** The state before (`unknown`: unregistered). */
-  readonly from: string;
-  /** Whether the recorded state moved. */
-  readonly applied: boolean;
-  /**
-   * False when the life cycle has no such step from the state before (a resume of a
-   * quarantined VM: the gate was bypassed), worth an alert.
-   */
-  readonly expected: boolean;
-}
-
-/** Policy name of the reason every event record carries. */
-export const EVENT_POLICY = "vasp.event";
-/** Policy name of the reason an error record carries. */
-export const ERROR_POLICY = "vasp.error";
-
-const UNKNOWN = "unknown";
 const CAS_ATTEMPTS = 3;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function short(value: unknown, max: number): string {
-  return typeof value === "string" ? value.slice(0, max) : "";
-}
-
-/** The digest of an input: canonical JSON when it has one, else the bytes as received. */
-function inputDigest(input: { body?: unknown; text?: string }): string {
-  if (input.body !== undefined) {
-    try {
-      return digestInput(input.body);
-    } catch {
-      // Not canonicalisable (too deep): the raw bytes still identify it.
-    }
-  }
-  return sha256Hex(input.text ?? "");
-}
 
 /**
  * The decision service.
@@ -256,7 +137,7 @@ export class Decider {
       actions: decision.actions,
       engineLatencyUs: engineUs,
     });
-    return answer(id, decision, state);
+    return decisionAnswer(id, decision, state);
   }
 
   /**
@@ -308,23 +189,12 @@ export class Decider {
    * @throws {VaspError} `invalid_event`, `vm_state_conflict`, the store's failures
    */
   async observe(id: string, body: unknown): Promise<EventAnswer> {
-    if (!isRecord(body)) parseEvent(body); // throws the engine's invalid_event
-    const { outcome, ...rest } = body as Record<string, unknown>;
-    if (!(OUTCOMES as readonly unknown[]).includes(outcome)) {
-      throw new VaspError(
-        "invalid_event",
-        `Invalid event outcome ${JSON.stringify(outcome) ?? "undefined"}; expected ${
-          OUTCOMES.join(" or ")
-        }`,
-        { details: { field: "outcome", value: outcome } },
-      );
-    }
-    const event = parseEvent(rest);
+    const { event, outcome } = parseReport(body);
     const now = this.#now();
     const start = performance.now();
     for (let attempt = 0;; attempt++) {
       const stored = await this.#store.getVm(event.vm.uuid);
-      const step = nextState(stored, event, outcome as Outcome);
+      const step = nextState(stored, event, outcome);
       let after = stored?.state ?? UNKNOWN;
       if (step.to !== null) {
         try {
@@ -338,28 +208,11 @@ export class Decider {
       }
       const from = stored?.state ?? UNKNOWN;
       this.#metrics?.event(event.operation, step.to !== null);
-      await this.#append({
-        decisionId: id,
+      await this.#append(eventEntry(id, { event, body, outcome, step, from, to: after }, {
         time: now,
-        vm: event.vm,
-        operation: event.operation,
-        source: event.source,
-        inputDigest: inputDigest({ body }),
-        policyRevision: this.#revision(),
-        result: "event",
-        reasons: [{
-          policy: EVENT_POLICY,
-          rule: outcome as Outcome,
-          message: step.message,
-          effect: "info",
-          from,
-          to: after,
-          applied: step.to !== null,
-          expected: step.expected,
-        }],
-        actions: [],
-        engineLatencyUs: (performance.now() - start) * 1000,
-      });
+        revision: this.#revision(),
+        latencyUs: (performance.now() - start) * 1000,
+      }));
       return {
         event_id: id,
         state: after,
@@ -413,25 +266,11 @@ export class Decider {
     vm: { uuid: string; name: string; state: string },
     options: { message: string },
   ): Promise<void> {
-    await this.#append({
-      decisionId: id,
+    await this.#append(operatorEntry(id, operation, vm, {
+      message: options.message,
       time: this.#now(),
-      vm: { uuid: vm.uuid, name: vm.name },
-      operation,
-      source: "operator",
-      inputDigest: digestInput({ operation, vm: vm.uuid }),
-      policyRevision: this.#revision(),
-      result: "event",
-      reasons: [{
-        policy: EVENT_POLICY,
-        rule: operation,
-        message: options.message,
-        effect: "info",
-        to: vm.state,
-      }],
-      actions: [],
-      engineLatencyUs: 0,
-    });
+      revision: this.#revision(),
+    }));
   }
 
   /**
@@ -449,26 +288,10 @@ export class Decider {
     input: { body?: unknown; text?: string },
     error: unknown,
   ): Promise<void> {
-    const body = isRecord(input.body) ? input.body : {};
-    const vm = isRecord(body.vm) ? body.vm : {};
-    const known = error instanceof VaspError && error.code in ERROR_STATUS;
-    await this.#append({
-      decisionId: id,
+    await this.#append(failureEntry(id, input, error, {
       time: this.#now(),
-      vm: { uuid: short(vm.uuid, 64).toLowerCase(), name: short(vm.name, 256) },
-      operation: short(body.operation, 64) || UNKNOWN,
-      source: short(body.source, 64),
-      inputDigest: inputDigest(input),
-      policyRevision: this.#revision(),
-      result: "error",
-      reasons: [{
-        policy: ERROR_POLICY,
-        rule: known ? error.code : "internal_error",
-        message: known ? error.message : "internal error (see the server log)",
-      }],
-      actions: [],
-      engineLatencyUs: 0,
-    });
+      revision: this.#revision(),
+    }));
   }
 
   async #append(entry: AuditEntry): Promise<void> {
@@ -482,52 +305,4 @@ export class Decider {
     }
     this.#metrics?.auditWrite((performance.now() - start) / 1000);
   }
-}
-
-/** Where an observed event moves the recorded state, and the record's message. */
-function nextState(
-  stored: VmRecord | undefined,
-  event: LifecycleEvent,
-  outcome: Outcome,
-): { to: LifecycleState | null; expected: boolean; message: string } {
-  const what = `${event.operation} ${outcome}`;
-  if (stored && !isLifecycleState(stored.state)) {
-    return {
-      to: null,
-      expected: false,
-      message: `${what}: recorded state "${stored.state}" is not a life-cycle state; kept`,
-    };
-  }
-  const from = (stored?.state ?? null) as LifecycleState | null;
-  const seen = observeTransition(from, event.operation, {
-    outcome,
-    phase: event.phase,
-    details: event.details,
-  });
-  const shown = from ?? UNKNOWN;
-  // A VM first seen being destroyed is not worth a record of its own.
-  const moves = seen.to !== null && seen.to !== from && !(from === null && seen.to === "destroyed");
-  const change = moves ? `${shown} → ${seen.to}` : `state ${shown} kept`;
-  return {
-    to: moves ? seen.to : null,
-    expected: seen.expected,
-    message: `${what}: ${change}${seen.expected ? "" : " (unexpected from this state)"}`,
-  };
-}
-
-function answer(id: string, decision: Decision, state: string | null): DecisionAnswer {
-  return {
-    decision_id: id,
-    allow: decision.allow,
-    reasons: decision.reasons.map((r) => ({
-      policy: r.policy,
-      rule: r.rule,
-      message: r.message,
-      effect: r.effect,
-    })),
-    actions: decision.actions,
-    policy_revision: decision.policyRevision,
-    state,
-    transition: decision.transition,
-  };
 }

@@ -12,18 +12,16 @@ export { type App, type AppDeps, createApp } from "./app.ts";
 export type { AppEnv, Principal } from "./_env.ts";
 export type { AspStatus } from "./_services.ts";
 export { allow, authenticate, tenantScope, type TokenAuthenticator } from "./auth.ts";
+export { Decider, type DeciderDeps } from "./decider.ts";
 export {
   type AnsweredReason,
-  Decider,
-  type DeciderDeps,
   type DecisionAnswer,
+  decisionAnswer,
   ERROR_POLICY,
   EVENT_POLICY,
   type EventAnswer,
-  type PolicyProblem,
-  type PolicyProvider,
-  type PolicyReloadResult,
-} from "./decider.ts";
+} from "./answers.ts";
+export type { PolicyProblem, PolicyProvider, PolicyReloadResult } from "./policy_provider.ts";
 export {
   ERROR_STATUS,
   type ErrorBody,
