@@ -69,8 +69,6 @@ export interface OpenedGuest extends AsyncDisposable {
   readonly image: KernelImage | undefined;
   readonly measurer: KernelMeasurer;
   readonly alg: HashAlgName;
-  /** Whether CR3/paging/IDTR came from QMP. */
-  readonly viaQmp: boolean;
   /** Whether QMP or the flags give every fact the profile needs. */
   readonly hasProfileFacts: boolean;
   /** The profile, or a usage error naming the facts missing. */
@@ -106,7 +104,7 @@ async function qmpFacts(path: string): Promise<QmpFacts> {
     smp: cpus.length,
     cr3: register(regs, "CR3"),
     paging: (register(regs, "CR4") & 0x1000n) !== 0n ? 5 : 4,
-    idtr: BigInt(`0x${/\bIDT=\s*([0-9a-f]+)/.exec(regs)?.[1] ?? "0"}`),
+    idtr: register(regs, "IDT"),
   };
 }
 
@@ -158,7 +156,6 @@ export async function openGuest(values: GuestValues): Promise<OpenedGuest> {
       image,
       measurer,
       alg,
-      viaQmp: facts !== undefined,
       hasProfileFacts: facts !== undefined ||
         (values["qemu-version"] !== undefined && values.cpu !== undefined &&
           values.smp !== undefined),
