@@ -5,6 +5,8 @@
 # Extra arguments go to `deno test` (e.g. a file or --filter).
 set -u
 cd "$(dirname "$0")/.."
+# Plain summary lines to count (Deno colours its output even into a pipe).
+export NO_COLOR=1
 
 passed=0
 failed=0
