@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { haveTool } from "./fixtures/bare_qemu.ts";
 import { type Body, TestDecisionServer } from "./fixtures/decision_server.ts";
+import { requireTools } from "./fixtures/tools.ts";
+
+requireTools({ curl: "curl" });
 
 const HOOK = new URL("../deploy/libvirt/hooks/qemu", import.meta.url).pathname;
 const XML = await Deno.readTextFile(new URL("./fixtures/libvirt_domain.xml", import.meta.url));
 const UUID = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c";
-const haveCurl = haveTool("curl");
 
 /** A temporary directory with a test decision server on its socket. */
 async function setUp() {
@@ -66,7 +67,6 @@ const later = (ms: number) => new Date(Date.now() + ms).toISOString().replace(/\
 
 Deno.test({
   name: "the libvirt hook asks for a decision before a VM starts and enforces it",
-  ignore: !haveCurl,
   async fn(t) {
     await using s = await setUp();
 
@@ -144,7 +144,6 @@ Deno.test({
 
 Deno.test({
   name: "the libvirt hook fails closed when no valid decision comes",
-  ignore: !haveCurl,
   async fn(t) {
     await using s = await setUp();
     const prepare = () => hook(["web-1", "prepare", "begin", "-"], s);
@@ -187,7 +186,6 @@ Deno.test({
 
 Deno.test({
   name: "a break-glass entry lets a VM start while the engine is down, and its use is reported",
-  ignore: !haveCurl,
   async fn(t) {
     await using s = await setUp();
     const env = { ...s.env, VASP_SOCKET: `${s.dir}/nobody.sock` };
@@ -237,7 +235,6 @@ Deno.test({
 
 Deno.test({
   name: "the libvirt hook reads its socket from hook.conf when the environment has none",
-  ignore: !haveCurl,
   async fn() {
     await using s = await setUp();
     await Deno.writeTextFile(s.env.VASP_HOOK_CONF, `# vASP\nsocket=${s.server.path}\ntimeout=2\n`);

@@ -4,14 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
-import { haveTool, RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
+import { RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
+import { requireTools } from "./fixtures/tools.ts";
+
+requireTools({ "qemu-system-x86_64": "qemu-system-x86", curl: "curl" });
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HOOK = `${ROOT}deploy/libvirt/hooks/qemu`;
 const XML = await Deno.readFile(`${ROOT}tests/fixtures/libvirt_domain.xml`);
 const VM = { uuid: "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c", name: "web-1" };
-const haveQemu = haveTool("qemu-system-x86_64");
-const haveCurl = haveTool("curl");
 
 /** `vasp serve` on a Unix socket in a fresh state directory. */
 async function serve() {
@@ -74,7 +75,6 @@ async function hook(socket: string, dir: string, op: string, sub: string) {
 
 Deno.test({
   name: "the hooks speak the real decision API: libvirt hook and QMP gate against vasp serve",
-  ignore: !haveQemu || !haveCurl,
   async fn(t) {
     await using server = await serve();
 

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { haveTool, RawQmp } from "./fixtures/bare_qemu.ts";
+import { RawQmp } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
+import { requireTools } from "./fixtures/tools.ts";
+
+requireTools({ "qemu-system-x86_64": "qemu-system-x86", perl: "perl-base" });
 
 const WRAPPER = new URL("../deploy/qemu/vasp-qemu", import.meta.url).pathname;
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const UUID = "3a6c1e2f-8b4d-4c5a-9e7f-1b2c3d4e5f60";
-const haveQemu = haveTool("qemu-system-x86_64");
-const havePerl = haveTool("perl");
 
 /** Arguments as libvirt gives them, with the monitor chardev given by the caller. */
 const libvirtArgs = (chardev: string) => [
@@ -105,7 +106,6 @@ async function checkGated(path: string, qemu: Deno.ChildProcess, dir: string) {
 
 Deno.test({
   name: "the QEMU wrapper puts the gate on libvirt's monitor path",
-  ignore: !haveQemu,
   async fn() {
     await using s = await setUp();
     const path = `${s.dir}/monitor.sock`;
@@ -121,7 +121,6 @@ Deno.test({
 
 Deno.test({
   name: "the QEMU wrapper accepts on a monitor descriptor libvirt passed (fd=N)",
-  ignore: !haveQemu || !havePerl,
   async fn() {
     await using s = await setUp();
     const path = `${s.dir}/monitor.sock`;
@@ -136,7 +135,6 @@ Deno.test({
 
 Deno.test({
   name: "the QEMU wrapper refuses monitors it cannot gate and leaves probing alone",
-  ignore: !haveQemu,
   async fn() {
     await using s = await setUp();
     const run = async (args: string[]) => {

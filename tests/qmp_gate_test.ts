@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
-import { haveTool, RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
+import { RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
+import { requireTools } from "./fixtures/tools.ts";
+
+requireTools({ "qemu-system-x86_64": "qemu-system-x86" });
 
 const VM = { uuid: "0f4c2a3e-5b6d-4e7f-8a9b-0c1d2e3f4a5b", name: "gate-test" };
-const haveQemu = haveTool("qemu-system-x86_64");
 
 /** QEMU behind the gate, the gate, and a test decision server; all torn down by dispose. */
 async function setUp(options: { timeoutMs?: number } = {}) {
@@ -57,7 +59,6 @@ const denyPause = (body: { operation: string }) =>
 
 Deno.test({
   name: "the QMP gate in front of a real QEMU stops denied commands and passes allowed ones",
-  ignore: !haveQemu,
   async fn(t) {
     await using env = await setUp();
     const qmp = await env.connect();
@@ -198,7 +199,6 @@ Deno.test({
 
 Deno.test({
   name: "the QMP gate denies when the decision server answers too late",
-  ignore: !haveQemu,
   async fn() {
     await using env = await setUp({ timeoutMs: 100 });
     env.server.rule = async () => (await new Promise((r) => setTimeout(r, 400)), []);
@@ -212,7 +212,6 @@ Deno.test({
 
 Deno.test({
   name: "the QMP gate denies on a malformed answer or an error status, naming the cause",
-  ignore: !haveQemu,
   async fn() {
     await using env = await setUp();
     const qmp = await env.connect();
@@ -231,7 +230,6 @@ Deno.test({
 
 Deno.test({
   name: "the QMP gate names the denying reasons of a denial, not the warnings beside them",
-  ignore: !haveQemu,
   async fn() {
     await using env = await setUp();
     env.server.rule = () =>
@@ -256,7 +254,6 @@ Deno.test({
 
 Deno.test({
   name: "the QMP gate keeps serving after a client leaves while its decision is pending",
-  ignore: !haveQemu,
   async fn() {
     await using env = await setUp();
     env.server.rule = async () => (await new Promise((r) => setTimeout(r, 200)), []);

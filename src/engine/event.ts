@@ -6,8 +6,15 @@
 import { VaspError } from "./error.ts";
 import { isOperation, type Operation, OPERATIONS } from "./lifecycle.ts";
 
-/** Where an event comes from. */
-export const EVENT_SOURCES = ["libvirt-hook", "qmp-gate", "api", "monitor", "operator"] as const;
+/** Every event source; `break-glass` reports a VM a hook let through with no decision. */
+export const EVENT_SOURCES = [
+  "libvirt-hook",
+  "qmp-gate",
+  "api",
+  "monitor",
+  "operator",
+  "break-glass",
+] as const;
 
 /** Where an event comes from. */
 export type EventSource = typeof EVENT_SOURCES[number];

@@ -39,7 +39,7 @@ export const POLICY_INPUTS: Readonly<Record<string, InputField>> = {
     recordOf("event", {
       operation: f(T.string, "the operation: define, start, pause, … measurement"),
       phase: f(T.string, 'the source\'s phase; "" for a plain request'),
-      source: f(T.string, "libvirt-hook, qmp-gate, api, monitor or operator"),
+      source: f(T.string, "libvirt-hook, qmp-gate, api, monitor, operator or break-glass"),
       details: f(mapOf(T.string, T.dyn), "operation-specific facts, as sent (numbers are double)"),
       next_state: f(T.string, "the state the operation leads to if allowed"),
     }),
