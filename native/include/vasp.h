@@ -153,6 +153,14 @@ VASP_API int vasp_asp_quote(vasp_asp *asp, uint32_t alg, uint32_t reg_mask,
                    const uint8_t *nonce, size_t nonce_len, uint8_t **out,
                    size_t *out_len);
 
+/* Signs data[0..len) with the attestation key: ECDSA P-256 over the SHA-256
+ * of "VASPSG01" || data (8 ASCII bytes, then the data), written to sig_out
+ * (64 bytes, caller's) as r || s (big-endian, IEEE P1363), the form of a
+ * quote's signature. The domain prefix keeps such a signature from ever
+ * passing for a quote ("VASPQT01" …) or a certificate (DER, 0x30 …), the
+ * other things the AK signs. data may be NULL when len is 0. */
+VASP_API int vasp_asp_sign(vasp_asp *asp, const uint8_t *data, size_t len, uint8_t *sig_out);
+
 /* AES-256-GCM under the storage key. aad (may be NULL if aad_len is 0) is
  * authenticated, not stored. The sealed blob is returned in *out (caller's;
  * vasp_free()). */

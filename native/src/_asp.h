@@ -137,6 +137,11 @@ int vasp_aead_open(const uint8_t key[VASP_KEY_LEN], const uint8_t nonce[VASP_NON
                    size_t aad2_len, const uint8_t *in, size_t len,
                    const uint8_t tag[VASP_TAG_LEN], uint8_t *out);
 
+/* sign.c: ECDSA P-256 over the SHA-256 of domain || msg (either may be empty),
+ * as raw r || s (IEEE P1363); false on OpenSSL failure. */
+bool vasp_sign_p1363(EVP_PKEY *key, const uint8_t *domain, size_t domain_len,
+                     const uint8_t *msg, size_t len, uint8_t out[VASP_SIG_LEN]);
+
 /* quote.c: the quote both the ASP and the instances give. */
 int vasp_quote_make(vasp_err *err, EVP_PKEY *key, const vasp_regs *regs, uint32_t alg,
                     uint32_t reg_mask, const uint8_t *nonce, size_t nonce_len,

@@ -3,30 +3,8 @@
  * instances (instance key). */
 #include "_asp.h"
 
-#include <openssl/bn.h>
-#include <openssl/ec.h>
-
 #define QUOTE_MAGIC "VASPQT01"
 #define NONCE_MAX 64u
-
-/* ECDSA over SHA-256 of msg, as raw r || s (IEEE P1363), the form Web
- * Crypto verifies. */
-static bool sign_p1363(EVP_PKEY *key, const uint8_t *msg, size_t len,
-                       uint8_t out[VASP_SIG_LEN]) {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  unsigned char der[80]; /* a P-256 DER signature is at most 72 bytes */
-  size_t der_len = sizeof der;
-  bool ok = ctx && EVP_DigestSignInit(ctx, NULL, vasp_md(VASP_ALG_SHA256), NULL, key) == 1 &&
-            EVP_DigestSign(ctx, der, &der_len, msg, len) == 1;
-  EVP_MD_CTX_free(ctx);
-  if (!ok) return false;
-  const unsigned char *p = der;
-  ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-  ok = sig && BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32) == 32 &&
-       BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32) == 32;
-  ECDSA_SIG_free(sig);
-  return ok;
-}
 
 int vasp_quote_make(vasp_err *err, EVP_PKEY *key, const vasp_regs *regs, uint32_t alg,
                     uint32_t reg_mask, const uint8_t *nonce, size_t nonce_len,
@@ -55,7 +33,7 @@ int vasp_quote_make(vasp_err *err, EVP_PKEY *key, const vasp_regs *regs, uint32_
     vasp_wb_free(&w);
     return vasp_fail(err, VASP_E_NOMEM, "cannot build the quote");
   }
-  if (!sign_p1363(key, w.p, msg_len, sig)) {
+  if (!vasp_sign_p1363(key, NULL, 0, w.p, msg_len, sig)) {
     vasp_wb_free(&w);
     return vasp_fail_ssl(err, VASP_E_CRYPTO, "cannot sign the quote");
   }
