@@ -36,7 +36,7 @@ import { DIGEST_LEN, hash, type HashAlgName } from "./hash.ts";
 import { VaspInstance } from "./instance.ts";
 import { native } from "./loader.ts";
 import { Buffer } from "node:buffer";
-import type { Quote } from "./quote.ts";
+import { type Quote, QUOTE_SIGNATURE_LEN } from "./quote.ts";
 
 /** Certificates the ASP holds, by `vasp_cert_kind`. */
 const CERT_KINDS = { ca: 0, ek: 1, ak: 2 } as const;
@@ -203,6 +203,30 @@ export class Asp implements Disposable {
   quote(nonce: Uint8Array, options: QuoteOptions = {}): Quote {
     const handle = live(this.#handle, `quote ${this.#label}`);
     return makeQuote(this.#target(handle), nonce, options);
+  }
+
+  /**
+   * Signs data with the attestation key: ECDSA P-256 over the SHA-256 of the 8 ASCII bytes
+   * `VASPSG01` followed by `data`. The prefix keeps the signature from ever passing for a
+   * quote (`VASPQT01` …) or a certificate, the other things the AK signs; a verifier checks
+   * it over `VASPSG01 ‖ data` with the AK certificate's key.
+   *
+   * @param data the bytes to sign (may be empty)
+   * @returns the signature, 64 bytes r ‖ s (IEEE P1363), as Web Crypto verifies it
+   * @throws {TypeError} when `data` is not a Uint8Array
+   * @throws {NativeError} `handle_closed` after close, `crypto_error` when signing fails
+   */
+  sign(data: Uint8Array): Uint8Array<ArrayBuffer> {
+    const input = bytes(data, "data");
+    const what = `sign ${input.byteLength} bytes with the AK of ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const signature = new Uint8Array(QUOTE_SIGNATURE_LEN);
+    check(
+      native().vasp_asp_sign(handle, input, BigInt(input.byteLength), signature),
+      handle,
+      `Cannot ${what}`,
+    );
+    return signature;
   }
 
   /**

@@ -48,6 +48,8 @@ export const symbols = {
     parameters: ["pointer", "u32", "u32", "buffer", "usize", "buffer", "buffer"],
     result: "i32",
   },
+  // int vasp_asp_sign(vasp_asp *asp, const uint8_t *data, size_t len, uint8_t *sig_out)
+  vasp_asp_sign: { parameters: ["pointer", "buffer", "usize", "buffer"], result: "i32" },
   // int vasp_asp_seal(vasp_asp *asp, const uint8_t *data, size_t len, const uint8_t *aad,
   //                   size_t aad_len, uint8_t **out, size_t *out_len)
   vasp_asp_seal: {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { Asp } from "../ffi/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
@@ -135,6 +135,7 @@ Deno.test("Asp.close() twice is a no-op, and every use after close throws handle
     () => asp.read(0),
     () => asp.eventLog(),
     () => asp.quote(new Uint8Array(8)),
+    () => asp.sign(new Uint8Array(1)),
     () => asp.seal(new Uint8Array(1)),
     () => asp.counter("c"),
     () => asp.incrementCounter("c"),
@@ -182,6 +183,38 @@ Deno.test("Asp.quote() covers the selected registers in ascending order, with th
   assert.deepEqual(quote.registers.get(3), asp.read(3, { alg: "sm3" }));
   assert.equal(quote.bytes.length, 16 + 64 + 2 * 32 + 64);
   assert.equal(asp.quote(nonce.subarray(0, 1)).registers.size, 24);
+});
+
+Deno.test("Asp.sign() signs VASPSG01 followed by the data with the AK, as Web Crypto verifies it", async () => {
+  await using dir = await tempStateDir();
+  using asp = Asp.open(dir.path);
+  const ak = new X509Certificate(asp.certificate("ak")).publicKey;
+  const key = await crypto.subtle.importKey(
+    "spki",
+    new Uint8Array(ak.export({ type: "spki", format: "der" })),
+    { name: "ECDSA", namedCurve: "P-256" },
+    false,
+    ["verify"],
+  );
+  const verifies = (signature: Uint8Array<ArrayBuffer>, ...parts: Uint8Array[]) =>
+    crypto.subtle.verify(
+      { name: "ECDSA", hash: "SHA-256" },
+      key,
+      signature,
+      new Uint8Array(Buffer.concat(parts)),
+    );
+  const data = utf8('{"head":"ab","seq":7}');
+  const signature = asp.sign(data);
+  assert.equal(signature.byteLength, 64, "r || s, IEEE P1363");
+  assert.equal(await verifies(signature, utf8("VASPSG01"), data), true);
+  assert.equal(await verifies(signature, data), false, "not a plain signature over the data");
+  assert.equal(await verifies(signature, utf8("VASPQT01"), data), false, "never a quote's");
+  assert.equal(await verifies(signature, utf8("VASPSG01"), data.subarray(1)), false);
+  assert.equal(await verifies(asp.sign(new Uint8Array(0)), utf8("VASPSG01")), true);
+  assert.throws(() => asp.sign("text" as unknown as Uint8Array), {
+    name: "TypeError",
+    message: /data must be a Uint8Array/,
+  });
 });
 
 Deno.test("an ASP nobody closed is closed by the FinalizationRegistry backstop once collected", async () => {
