@@ -2,17 +2,30 @@
  * Checkpoints: a signed statement "the log had `seq` records and its head hash was `head`".
  * The ASP signs them with its attestation key; anything holding a key can verify them.
  *
+ * One signing scheme serves every signer and verifier: ECDSA P-256 over the SHA-256 of
+ * {@link SIGNED_DATA_PREFIX} ‖ message, as r ‖ s. It is the ASP's `vasp_asp_sign`, so a
+ * Web Crypto key and the real ASP go through the same verifier.
+ *
  * @module
  */
 import { canonicalJson, sha256Hex } from "./canonical_json.ts";
 
+/**
+ * What every checkpoint signature covers before the message, as 8 ASCII bytes: the domain
+ * prefix under which the ASP signs data with its attestation key, which keeps such a
+ * signature from passing for a quote (`VASPQT01` …) or a certificate.
+ */
+export const SIGNED_DATA_PREFIX = "VASPSG01";
+const PREFIX_BYTES = new TextEncoder().encode(SIGNED_DATA_PREFIX);
+
 /** Signs checkpoints. The ASP implements it with its attestation key. */
 export interface Signer {
   /**
-   * Signs `data`: ECDSA P-256 over SHA-256 of `data`, the signature as r ‖ s (64 bytes,
-   * IEEE P1363), as Web Crypto and the ASP's quotes write it.
+   * Signs `data` in the checkpoint scheme: ECDSA P-256 over the SHA-256 of
+   * {@link SIGNED_DATA_PREFIX} ‖ `data`, the signature as r ‖ s (64 bytes, IEEE P1363). The
+   * signer adds the prefix itself, as the ASP does inside `vasp_asp_sign`.
    *
-   * @param data the checkpoint message ({@link checkpointMessage})
+   * @param data the checkpoint message ({@link checkpointMessage}), without the prefix
    * @returns the signature
    */
   sign(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
@@ -25,9 +38,9 @@ export interface Signer {
 /** Checks a checkpoint signature. */
 export interface CheckpointVerifier {
   /**
-   * @param data the checkpoint message
+   * @param data the checkpoint message, without the prefix
    * @param signature the signature stored with it
-   * @returns whether the signature is valid
+   * @returns whether the signature is valid over {@link SIGNED_DATA_PREFIX} ‖ `data`
    */
   verify(data: Uint8Array, signature: Uint8Array): boolean | Promise<boolean>;
 }
@@ -42,14 +55,14 @@ export interface Checkpoint {
   readonly time: Date;
   /** SHA-256 (hex) of the signer's SPKI. */
   readonly keyId: string;
-  /** The signature over {@link checkpointMessage}. */
+  /** The signature over {@link SIGNED_DATA_PREFIX} ‖ {@link checkpointMessage}. */
   readonly signature: Uint8Array;
 }
 
 /**
- * The bytes a checkpoint signature covers: UTF-8 canonical JSON
- * `{"head":…,"seq":…,"time":…,"type":"vasp.audit.checkpoint.v1"}`. The type string keeps
- * a checkpoint signature from being mistaken for a signature over anything else.
+ * The checkpoint message: UTF-8 canonical JSON
+ * `{"head":…,"seq":…,"time":…,"type":"vasp.audit.checkpoint.v1"}`. A signature covers it
+ * after {@link SIGNED_DATA_PREFIX}; the type string tells it from other data the ASP signs.
  *
  * @param checkpoint the checkpoint's seq, head hash and time
  * @returns the message to sign or verify
@@ -78,8 +91,17 @@ export function keyId(publicKeyInfo: Uint8Array): string {
 const ECDSA_P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SHA256 = { name: "ECDSA", hash: "SHA-256" } as const;
 
+/** The bytes a signature over `data` covers: {@link SIGNED_DATA_PREFIX} ‖ `data`. */
+function signedBytes(data: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(PREFIX_BYTES.byteLength + data.byteLength);
+  out.set(PREFIX_BYTES);
+  out.set(data, PREFIX_BYTES.byteLength);
+  return out;
+}
+
 /**
- * A verifier for ECDSA P-256 / SHA-256 signatures in IEEE P1363 form, through Web Crypto.
+ * A verifier of checkpoint signatures (ECDSA P-256 / SHA-256 over
+ * {@link SIGNED_DATA_PREFIX} ‖ data, IEEE P1363 form), through Web Crypto.
  *
  * @param key the public key: a `CryptoKey` or SubjectPublicKeyInfo DER
  * @returns the verifier
@@ -120,13 +142,13 @@ export async function ecdsaP256Verifier(
   }
   return {
     verify: (data, signature) =>
-      crypto.subtle.verify(SHA256, publicKey, signature as BufferSource, data as BufferSource),
+      crypto.subtle.verify(SHA256, publicKey, signature as BufferSource, signedBytes(data)),
   };
 }
 
 /**
- * A signer on a Web Crypto ECDSA P-256 key pair: for tests, and for a host that signs
- * checkpoints without an ASP.
+ * A checkpoint signer on a Web Crypto ECDSA P-256 key pair, in the same scheme as the ASP
+ * (over {@link SIGNED_DATA_PREFIX} ‖ data): for tests, and for a host without an ASP.
  *
  * @param pair the key pair; its public key must be exportable, or the pair `extractable`
  * @returns the signer
@@ -142,6 +164,6 @@ export async function ecdsaP256Signer(pair: CryptoKeyPair): Promise<Signer> {
   return {
     publicKeyInfo,
     sign: async (data) =>
-      new Uint8Array(await crypto.subtle.sign(SHA256, pair.privateKey, data as BufferSource)),
+      new Uint8Array(await crypto.subtle.sign(SHA256, pair.privateKey, signedBytes(data))),
   };
 }

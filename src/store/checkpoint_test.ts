@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { checkpointMessage, ecdsaP256Signer, ecdsaP256Verifier, keyId } from "./checkpoint.ts";
+import {
+  checkpointMessage,
+  ecdsaP256Signer,
+  ecdsaP256Verifier,
+  keyId,
+  SIGNED_DATA_PREFIX,
+} from "./checkpoint.ts";
 import { keyPair } from "./_testing.ts";
 
 const checkpoint = { seq: 1000, headHash: "ab".repeat(32), time: new Date(Date.UTC(2025, 1, 3)) };
@@ -21,6 +27,31 @@ Deno.test("a checkpoint signed by the signer verifies with its key, as CryptoKey
   const spki = new Uint8Array(signer.publicKeyInfo);
   assert.equal(await (await ecdsaP256Verifier(spki)).verify(message, signature), true);
   assert.equal(keyId(spki).length, 64);
+});
+
+Deno.test("a checkpoint signature covers VASPSG01 and the message, never the message alone", async () => {
+  const { pair, signer } = await keyPair();
+  const message = checkpointMessage(checkpoint);
+  const signature = await signer.sign(message);
+  const rawVerify = (data: Uint8Array) =>
+    crypto.subtle.verify(
+      { name: "ECDSA", hash: "SHA-256" },
+      pair.publicKey,
+      new Uint8Array(signature),
+      new Uint8Array(data),
+    );
+  assert.equal(SIGNED_DATA_PREFIX, "VASPSG01");
+  const prefixed = new Uint8Array([...new TextEncoder().encode("VASPSG01"), ...message]);
+  assert.equal(await rawVerify(prefixed), true);
+  assert.equal(await rawVerify(message), false);
+  // A plain ECDSA signature over the message, as a signer without the prefix would make it.
+  const plain = await crypto.subtle.sign(
+    { name: "ECDSA", hash: "SHA-256" },
+    pair.privateKey,
+    message,
+  );
+  const verifier = await ecdsaP256Verifier(pair.publicKey);
+  assert.equal(await verifier.verify(message, new Uint8Array(plain)), false);
 });
 
 Deno.test("a checkpoint signature fails for another message or another key", async () => {

@@ -36,6 +36,7 @@ export {
   ecdsaP256Signer,
   ecdsaP256Verifier,
   keyId,
+  SIGNED_DATA_PREFIX,
   type Signer,
 } from "./checkpoint.ts";
 export { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
