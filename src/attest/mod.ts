@@ -4,6 +4,7 @@
  *
  * @module
  */
+export { checkAkChain, type TrustedAk } from "./ak_chain.ts";
 export { type Binding, BINDING_OID, encodeBinding, parseBinding } from "./binding.ts";
 export {
   type CertificateInfo,
