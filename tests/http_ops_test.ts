@@ -159,6 +159,8 @@ Deno.test("audit: query by VM, time and page; verify the chain; VMs list and rem
   await using app = await openTestApp();
   await app.call("POST", "/v1/vms", { body: { uuid: VM_A, name: "web-1" } });
   await app.call("POST", "/v1/vms", { body: { uuid: VM_B, name: "db-1", tenant: "acme" } });
+  // Records carry millisecond times: let the registrations' millisecond pass first.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   const start = new Date();
   for (let i = 0; i < 5; i++) await app.call("POST", "/v1/decide", { body: event("pause") });
   const first = await app.call("GET", `/v1/audit?vm=${VM_A}&result=deny&limit=2`);

@@ -40,12 +40,12 @@ export function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
  */
 export async function readJson(c: Context<AppEnv>): Promise<unknown> {
   const text = await c.req.text();
+  c.set("bodyText", text);
   try {
     const body: unknown = JSON.parse(text);
     c.set("body", body);
     return body;
   } catch (error) {
-    c.set("bodyText", text);
     throw requestError(
       "invalid_json",
       `The request body is not valid JSON: ${(error as Error).message}`,

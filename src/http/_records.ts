@@ -20,21 +20,20 @@ function short(value: unknown, max: number): string {
 }
 
 /**
- * The digest of an input: of its canonical JSON when it decoded (and is not too deep to
- * canonicalise), else of the bytes as received.
+ * The digest of an input: of the request body exactly as received, when there was one (what
+ * the client sent is what the record vouches for, and hashing it costs no canonicalisation);
+ * else, for an event made inside the server, of its canonical JSON.
  *
- * @param input the decoded body, or the raw text
+ * @param input the raw text as received, and/or the decoded body
  * @returns 64 hex digits
  */
 export function inputDigest(input: { body?: unknown; text?: string }): string {
-  if (input.body !== undefined) {
-    try {
-      return digestInput(input.body);
-    } catch {
-      // Fall through: the raw bytes still identify it.
-    }
+  if (input.text !== undefined) return sha256Hex(input.text);
+  try {
+    return digestInput(input.body ?? null);
+  } catch {
+    return sha256Hex(""); // not JSON-compatible: nothing canonical to vouch for
   }
-  return sha256Hex(input.text ?? "");
 }
 
 /** When and under which revision a record is made. */
@@ -57,7 +56,7 @@ export function eventEntry(
   id: string,
   seen: {
     event: LifecycleEvent;
-    body: unknown;
+    input: { body: unknown; text?: string };
     outcome: Outcome;
     step: { to: string | null; expected: boolean; message: string };
     from: string;
@@ -71,7 +70,7 @@ export function eventEntry(
     vm: seen.event.vm,
     operation: seen.event.operation,
     source: seen.event.source,
-    inputDigest: inputDigest({ body: seen.body }),
+    inputDigest: inputDigest(seen.input),
     policyRevision: stamp.revision,
     result: "event",
     reasons: [{

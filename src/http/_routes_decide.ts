@@ -61,7 +61,10 @@ export function decisionRoutes(app: Hono<AppEnv>, deps: Services): void {
     recorded(deps, { counted: true }),
     deps.limit,
     async (c) => {
-      const answer = await deps.decider.decide(c.get("decisionId"), await readJson(c));
+      const body = await readJson(c);
+      const answer = await deps.decider.decide(c.get("decisionId"), body, {
+        text: c.get("bodyText"),
+      });
       c.set("allow", answer.allow);
       return c.json(answer);
     },
@@ -72,7 +75,10 @@ export function decisionRoutes(app: Hono<AppEnv>, deps: Services): void {
     recorded(deps, { counted: false }),
     deps.limit,
     async (c) => {
-      return c.json(await deps.decider.observe(c.get("decisionId"), await readJson(c)));
+      const body = await readJson(c);
+      return c.json(
+        await deps.decider.observe(c.get("decisionId"), body, { text: c.get("bodyText") }),
+      );
     },
   );
 }

@@ -34,6 +34,8 @@ export interface DecisionAnswer {
   readonly state: string | null;
   /** The state before, and the state an allowed operation leads to once done. */
   readonly transition: { readonly from: string | null; readonly to: string | null };
+  /** What the vASP side did (instance ID, export counter …), when it did something. */
+  readonly vasp?: Readonly<Record<string, unknown>>;
 }
 
 /** The answer of `POST /v1/events`. */

@@ -25,6 +25,7 @@ import { eventEntry, failureEntry, inputDigest, operatorEntry } from "./_records
 import { type DecisionAnswer, decisionAnswer, type EventAnswer } from "./answers.ts";
 import type { PolicyProvider } from "./policy_provider.ts";
 import type { Metrics } from "./metrics.ts";
+import { refuseDecision, type VaspPort, type VaspStep } from "./vasp_port.ts";
 
 /** What the decider needs. */
 export interface DeciderDeps {
@@ -38,6 +39,8 @@ export interface DeciderDeps {
   readonly host?: () => HostState | null;
   /** Where timings go. */
   readonly metrics?: Metrics;
+  /** The vASP side: live instances, what allowed decisions do to them (default: none). */
+  readonly vasp?: VaspPort;
 }
 
 const CAS_ATTEMPTS = 3;
@@ -57,6 +60,7 @@ export class Decider {
   readonly #now: () => Date;
   readonly #host: () => HostState | null;
   readonly #metrics?: Metrics;
+  readonly #vasp?: VaspPort;
   #lastWriteOk = true;
 
   /**
@@ -68,6 +72,7 @@ export class Decider {
     this.#now = deps.now ?? (() => new Date());
     this.#host = deps.host ?? (() => null);
     this.#metrics = deps.metrics;
+    this.#vasp = deps.vasp;
   }
 
   /** Whether the last audit append succeeded (readiness). */
@@ -99,11 +104,21 @@ export class Decider {
       now,
       host: this.#host(),
     });
+    // The vASP side may see more than the store: whether the instance is live, whether the
+    // sealed state to restore imports.
+    const step: VaspStep | undefined = await this.#vasp?.prepare(event, stored);
+    const seen = step?.binding === undefined ? context : { ...context, vasp: step.binding };
     const start = performance.now();
-    const decision = decide(set, event, context);
+    let decision: Decision;
+    try {
+      decision = decide(set, event, seen);
+    } catch (error) {
+      step?.discard();
+      throw error;
+    }
     const seconds = (performance.now() - start) / 1000;
     this.#metrics?.engine(seconds);
-    return { decision, stored, engineUs: seconds * 1e6 };
+    return { decision, stored, engineUs: seconds * 1e6, step };
   }
 
   /**
@@ -112,14 +127,23 @@ export class Decider {
    *
    * @param id the decision ID, assigned before anything else
    * @param body the request body as decoded
+   * @param options `text`: the body exactly as received, which the record's input digest
+   *   covers (without it, the canonical JSON of `body` does)
    * @returns the answer
    * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures; the
    *   caller records the failure with {@link recordFailure}
    */
-  async decide(id: string, body: unknown): Promise<DecisionAnswer> {
+  async decide(
+    id: string,
+    body: unknown,
+    options: { text?: string } = {},
+  ): Promise<DecisionAnswer> {
     const event = parseEvent(body);
     const now = this.#now();
-    const { decision, stored, engineUs } = await this.#decide(event, now);
+    const { decision: decided, stored, engineUs, step } = await this.#decide(event, now);
+    // An allowed decision whose vASP side cannot be carried out is a deny (fail closed).
+    const vasp = step ? await step.settle(decided) : {};
+    const decision = vasp.refusal ? refuseDecision(decided, vasp.refusal) : decided;
     let state = stored?.state ?? null;
     if (decision.actions.includes("quarantine") && stored) {
       state = (await this.#quarantine(stored)).state;
@@ -130,14 +154,15 @@ export class Decider {
       vm: event.vm,
       operation: event.operation,
       source: event.source,
-      inputDigest: inputDigest({ body }),
+      inputDigest: inputDigest({ body, text: options.text }),
       policyRevision: decision.policyRevision,
       result: decision.allow ? "allow" : "deny",
       reasons: decision.reasons,
       actions: decision.actions,
       engineLatencyUs: engineUs,
     });
-    return decisionAnswer(id, decision, state);
+    const answer = decisionAnswer(id, decision, state);
+    return vasp.details ? { ...answer, vasp: vasp.details } : answer;
   }
 
   /**
@@ -148,7 +173,9 @@ export class Decider {
    * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures
    */
   async evaluate(body: unknown): Promise<Decision> {
-    return (await this.#decide(parseEvent(body), this.#now())).decision;
+    const { decision, step } = await this.#decide(parseEvent(body), this.#now());
+    step?.discard();
+    return decision;
   }
 
   /** Moves a VM to quarantined, compare-and-set, retrying when it moved meanwhile. */
@@ -185,10 +212,11 @@ export class Decider {
    *
    * @param id the event ID
    * @param body `{ operation, vm, source, phase?, details, outcome }`
+   * @param options `text`: the body exactly as received (see {@link decide})
    * @returns the state after the event
    * @throws {VaspError} `invalid_event`, `vm_state_conflict`, the store's failures
    */
-  async observe(id: string, body: unknown): Promise<EventAnswer> {
+  async observe(id: string, body: unknown, options: { text?: string } = {}): Promise<EventAnswer> {
     const { event, outcome } = parseReport(body);
     const now = this.#now();
     const start = performance.now();
@@ -208,11 +236,20 @@ export class Decider {
       }
       const from = stored?.state ?? UNKNOWN;
       this.#metrics?.event(event.operation, step.to !== null);
-      await this.#append(eventEntry(id, { event, body, outcome, step, from, to: after }, {
-        time: now,
-        revision: this.#revision(),
-        latencyUs: (performance.now() - start) * 1000,
-      }));
+      await this.#append(
+        eventEntry(id, {
+          event,
+          input: { body, text: options.text },
+          outcome,
+          step,
+          from,
+          to: after,
+        }, {
+          time: now,
+          revision: this.#revision(),
+          latencyUs: (performance.now() - start) * 1000,
+        }),
+      );
       return {
         event_id: id,
         state: after,

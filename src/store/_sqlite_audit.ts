@@ -13,7 +13,6 @@ import {
   checkEntry,
   GENESIS_HASH,
 } from "./audit.ts";
-import { canonicalJson } from "./canonical_json.ts";
 import { type Checkpoint, checkpointMessage, keyId, type Signer } from "./checkpoint.ts";
 import { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
 import { decodeAudit, decodeCheckpoint } from "./_sqlite_rows.ts";
@@ -27,6 +26,8 @@ export interface AuditLogOptions {
   readonly now: () => Date;
   readonly groupCommit?: GroupCommitOptions;
   readonly onCheckpointError: (error: unknown) => void;
+  /** Resolves once what was committed is on disk (WalSync). */
+  readonly sync: () => Promise<void>;
 }
 
 const COLUMNS = "seq, decision_id, time_ms, vm_uuid, vm_name, operation, source, input_digest, " +
@@ -38,6 +39,7 @@ export class SqliteAuditLog {
   readonly #options: AuditLogOptions;
   readonly #group: GroupCommit<AuditEntry, AuditRecord>;
   #insert?: StatementSync;
+  #selectHead?: StatementSync;
   #head?: { seq: number; hash: string };
   #lastCheckpoint?: number;
   /** Seq of the newest checkpoint asked for in the background (written or not). */
@@ -55,13 +57,31 @@ export class SqliteAuditLog {
     this.#group = new GroupCommit((entries) => this.#commit(entries), options.groupCommit);
   }
 
-  /** Appends an entry; resolves after the COMMIT holding it returned. */
+  /**
+   * Appends an entry; resolves once the COMMIT holding it returned and the WAL is synced past
+   * it. Commits do not wait for syncs: while one fsync runs, the next batches are written, and
+   * the next fsync covers them all.
+   */
   append(entry: AuditEntry): Promise<AuditRecord> {
     try {
-      return this.#group.submit(checkEntry(entry));
+      return this.#group.submit(checkEntry(entry)).then((record) => this.#durable(record));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  async #durable(record: AuditRecord): Promise<AuditRecord> {
+    try {
+      await this.#options.sync();
+    } catch (cause) {
+      throw new VaspError(
+        "audit_write_failed",
+        `Cannot make decision record ${record.seq} (${record.decisionId}) durable: ` +
+          (cause as Error).message,
+        { cause },
+      );
+    }
+    return record;
   }
 
   /** Waits for every append submitted so far, then for any checkpoint being made. */
@@ -105,8 +125,9 @@ export class SqliteAuditLog {
           record.inputDigest,
           record.policyRevision,
           record.result,
-          canonicalJson(record.reasons),
-          canonicalJson(record.actions),
+          // Any JSON will do in the columns: verification re-canonicalises what it reads.
+          JSON.stringify(record.reasons),
+          JSON.stringify(record.actions),
           record.engineLatencyUs,
           record.prevHash,
           record.hash,
@@ -132,8 +153,10 @@ export class SqliteAuditLog {
   }
 
   #readHead(): { seq: number; hash: string } {
-    const row = this.#db().prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-      .get() as { seq: number; hash: string } | undefined;
+    this.#selectHead ??= this.#db().prepare(
+      "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    );
+    const row = this.#selectHead.get() as { seq: number; hash: string } | undefined;
     return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
   }
 
@@ -198,6 +221,7 @@ export class SqliteAuditLog {
           "VALUES (?, ?, ?, ?, ?)",
       ).run(seq, hash, time.getTime(), checkpoint.keyId, signature);
       db.exec("COMMIT");
+      await this.#options.sync();
     } catch (cause) {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw new VaspError(

@@ -79,7 +79,8 @@ export const SCHEMA_VERSION: number = MIGRATIONS.length;
 /**
  * Opens (creating if needed) and migrates a store file.
  *
- * Durability: WAL with `synchronous=FULL`, so a COMMIT that returned survives a power cut;
+ * Durability: WAL with `synchronous=NORMAL`; the store awaits an fsync of the WAL (WalSync)
+ * after each COMMIT before it reports a write done, so what it reported survives a power cut.
  * `busy_timeout` lets another process (an `audit verify`) hold the file briefly.
  *
  * @param path the database file
@@ -98,7 +99,9 @@ export function openDatabase(
     db = new DatabaseSync(path, { readOnly: options.readOnly ?? false });
     db.exec("PRAGMA busy_timeout = 5000");
     if (!options.readOnly) db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
+    // NORMAL: a COMMIT does not wait for the disk; the store makes it durable with WalSync
+    // before anything that depends on it is answered (see _wal_sync.ts).
+    db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
     migrate(db, path, options);
     return db;
   } catch (cause) {

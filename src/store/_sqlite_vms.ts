@@ -42,12 +42,20 @@ function bindingColumns(binding: VaspBinding | null | undefined): unknown[] {
   ];
 }
 
-/** VM records of one SQLite connection. */
+/**
+ * VM records of one SQLite connection. Every decision reads its VM and measurements, so both
+ * are cached: this connection is the only writer of these tables (one server owns a state
+ * directory: the ASP's lock guarantees it), and each cache entry is replaced or dropped by
+ * the write that changes it, after its COMMIT.
+ */
 export class SqliteVms {
   readonly #db: () => DatabaseSync;
   readonly #now: () => Date;
   /** Statements of the per-decision reads, prepared once: preparing costs more than running. */
   readonly #statements = new Map<string, StatementSync>();
+  // Only registered VMs are cached, so unknown UUIDs a client sends cannot grow the caches.
+  readonly #vms = new Map<string, VmRecord>();
+  readonly #measurements = new Map<string, Measurement[]>();
 
   /**
    * @param db the open connection (throws once the store is closed)
@@ -65,9 +73,17 @@ export class SqliteVms {
     return statement;
   }
 
+  /** The VM as stored now, bypassing the cache (inside write transactions). */
   #read(uuid: string): VmRecord | undefined {
     const row = this.#prepared("SELECT * FROM vms WHERE uuid = ?").get(uuid);
     return row ? this.#decode(row) : undefined;
+  }
+
+  /** The VM, from the cache or the database. */
+  #cached(uuid: string): VmRecord | undefined {
+    let vm = this.#vms.get(uuid);
+    if (!vm && (vm = this.#read(uuid))) this.#vms.set(uuid, vm);
+    return vm;
   }
 
   #decode(row: Record<string, unknown>): VmRecord {
@@ -106,12 +122,14 @@ export class SqliteVms {
         { details: { uuid } },
       );
     }
-    return this.#read(uuid)!;
+    const registered = this.#read(uuid)!;
+    this.#vms.set(uuid, registered);
+    return registered;
   }
 
   /** The VM, or `undefined`. */
   get(uuid: string): VmRecord | undefined {
-    return this.#read(requireString(uuid, "VM uuid"));
+    return this.#cached(requireString(uuid, "VM uuid"));
   }
 
   /** VMs matching the filter. */
@@ -150,6 +168,7 @@ export class SqliteVms {
       );
       const updated = this.#read(uuid)!;
       db.exec("COMMIT");
+      this.#vms.set(uuid, updated);
       return updated;
     } catch (error) {
       if (db.isTransaction) db.exec("ROLLBACK");
@@ -161,6 +180,8 @@ export class SqliteVms {
   remove(uuid: string): void {
     const result = this.#db().prepare("DELETE FROM vms WHERE uuid = ?")
       .run(requireString(uuid, "VM uuid"));
+    this.#vms.delete(uuid);
+    this.#measurements.delete(uuid);
     if (result.changes === 0) throw notFound(uuid);
   }
 
@@ -190,16 +211,26 @@ export class SqliteVms {
         );
       }
       db.exec("COMMIT");
+      this.#measurements.delete(uuid);
     } catch (error) {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw error;
     }
   }
 
-  /** The latest measurement per region. */
+  /** The latest measurement per region (a copy: callers may keep it). */
   latestMeasurements(uuid: string): Measurement[] {
+    let latest = this.#measurements.get(requireString(uuid, "VM uuid"));
+    if (!latest) {
+      latest = this.#readMeasurements(uuid);
+      if (this.#cached(uuid)) this.#measurements.set(uuid, latest);
+    }
+    return [...latest];
+  }
+
+  #readMeasurements(uuid: string): Measurement[] {
     return this.#prepared("SELECT * FROM measurements WHERE vm_uuid = ? ORDER BY region")
-      .all(requireString(uuid, "VM uuid")).map((row) => {
+      .all(uuid).map((row) => {
         try {
           return decodeMeasurement(row);
         } catch (cause) {

@@ -8,7 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import type { AuditEntry } from "./audit.ts";
 import { digestInput } from "./canonical_json.ts";
-import { ecdsaP256Signer, type Signer } from "./checkpoint.ts";
+import { checkpointMessage, ecdsaP256Signer, keyId, type Signer } from "./checkpoint.ts";
 import { DB_FILE, SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
 
 /** An audit entry numbered `i`, with `overrides` applied. */
@@ -66,6 +66,31 @@ export function tamper(path: string, sql: string): void {
   try {
     db.exec("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;");
     db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Re-signs every checkpoint in a closed store's file with `signer` and records its key, as
+ * someone who rewrote the log with a key of their own would.
+ */
+export async function resignCheckpoints(path: string, signer: Signer): Promise<void> {
+  const db = new DatabaseSync(path);
+  try {
+    const id = keyId(signer.publicKeyInfo);
+    db.prepare("INSERT OR IGNORE INTO audit_signers VALUES (?, ?, '[]')")
+      .run(id, signer.publicKeyInfo);
+    const rows = db.prepare("SELECT seq, head_hash, time_ms FROM audit_checkpoints").all();
+    for (const row of rows) {
+      const message = checkpointMessage({
+        seq: Number(row.seq),
+        headHash: String(row.head_hash),
+        time: new Date(Number(row.time_ms)),
+      });
+      db.prepare("UPDATE audit_checkpoints SET signature = ?, key_id = ? WHERE seq = ?")
+        .run(await signer.sign(message), id, Number(row.seq));
+    }
   } finally {
     db.close();
   }

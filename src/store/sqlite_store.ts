@@ -14,6 +14,7 @@ import type { GroupCommitOptions } from "./group_commit.ts";
 import { openDatabase } from "./_sqlite_schema.ts";
 import { SqliteAuditLog } from "./_sqlite_audit.ts";
 import { SqliteVms } from "./_sqlite_vms.ts";
+import { WalSync } from "./_wal_sync.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -55,12 +56,15 @@ export class SqliteStore implements Store {
   readonly #path: string;
   readonly #vms: SqliteVms;
   readonly #audit: SqliteAuditLog;
+  readonly #wal: WalSync;
   #closing: Promise<void> | null = null;
   readonly #onCheckpointError: (error: unknown) => void;
 
   private constructor(db: DatabaseSync, path: string, options: SqliteStoreOptions) {
     this.#db = db;
     this.#path = path;
+    this.#wal = new WalSync(options.readOnly ? "" : path);
+    const sync = () => this.#wal.sync();
     const now = options.now ?? (() => new Date());
     const open = () => this.#open();
     const checkpointEvery = options.checkpointEvery ?? 1000;
@@ -76,6 +80,7 @@ export class SqliteStore implements Store {
       now,
       groupCommit: options.groupCommit,
       onCheckpointError: this.#onCheckpointError,
+      sync,
     });
   }
 
@@ -146,6 +151,15 @@ export class SqliteStore implements Store {
     if (this.#closing) throw new VaspError("store_closed", `The store "${this.#path}" is closed`);
   }
 
+  /** Runs a write, then waits until it is durable. */
+  #write<T>(operation: () => T): Promise<T> {
+    return this.#async(async () => {
+      const result = operation();
+      await this.#wal.sync();
+      return result;
+    });
+  }
+
   /** Runs a synchronous operation as a promise, so its errors become rejections. */
   #async<T>(operation: () => T | Promise<T>): Promise<T> {
     try {
@@ -158,7 +172,7 @@ export class SqliteStore implements Store {
 
   /** {@inheritDoc Store.registerVm} */
   registerVm(vm: NewVm): Promise<VmRecord> {
-    return this.#async(() => this.#vms.register(vm));
+    return this.#write(() => this.#vms.register(vm));
   }
 
   /** {@inheritDoc Store.getVm} */
@@ -173,17 +187,17 @@ export class SqliteStore implements Store {
 
   /** {@inheritDoc Store.updateVm} */
   updateVm(uuid: string, patch: VmPatch, options: { ifState?: string } = {}): Promise<VmRecord> {
-    return this.#async(() => this.#vms.update(uuid, patch, options.ifState));
+    return this.#write(() => this.#vms.update(uuid, patch, options.ifState));
   }
 
   /** {@inheritDoc Store.removeVm} */
   removeVm(uuid: string): Promise<void> {
-    return this.#async(() => this.#vms.remove(uuid));
+    return this.#write(() => this.#vms.remove(uuid));
   }
 
   /** {@inheritDoc Store.recordMeasurements} */
   recordMeasurements(uuid: string, measurements: readonly Measurement[]): Promise<void> {
-    return this.#async(() => this.#vms.recordMeasurements(uuid, measurements));
+    return this.#write(() => this.#vms.recordMeasurements(uuid, measurements));
   }
 
   /** {@inheritDoc Store.latestMeasurements} */
@@ -223,6 +237,7 @@ export class SqliteStore implements Store {
         // The records are durable; only the shutdown checkpoint is missing.
         this.#onCheckpointError(error);
       } finally {
+        await this.#wal.close();
         this.#closeNow();
       }
     })();
@@ -246,6 +261,7 @@ export class SqliteStore implements Store {
    */
   [Symbol.dispose](): void {
     this.#closing ??= Promise.resolve();
+    this.#wal.closeNow();
     this.#closeNow();
   }
 }

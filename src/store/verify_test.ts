@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
 import { chainRecord, checkEntry } from "./audit.ts";
 import { canonicalJson } from "./canonical_json.ts";
-import { checkpointMessage, ecdsaP256Verifier, keyId } from "./checkpoint.ts";
+import { ecdsaP256Verifier } from "./checkpoint.ts";
 import { SqliteStore } from "./sqlite_store.ts";
-import { entry, keyPair, storeWith, tamper, tempDir } from "./_testing.ts";
+import { entry, keyPair, resignCheckpoints, storeWith, tamper, tempDir } from "./_testing.ts";
 import type { AuditRecord } from "./audit.ts";
 
 /** Writes a log of `n` records (checkpoints every 4 with a signer), closes it, runs `sql`. */
@@ -223,22 +222,7 @@ Deno.test("a checkpoint re-signed with another key passes the recorded key, not 
   const mallory = await keyPair();
   const store = await storeWith(dir.path, 4, { signer, checkpointEvery: 4 });
   await store.close();
-  // Re-sign the real checkpoint with Mallory's key, recording her key as the signer.
-  const db = new DatabaseSync(dir.db);
-  const row = db.prepare("SELECT * FROM audit_checkpoints WHERE seq = 4").get()!;
-  const message = checkpointMessage({
-    seq: 4,
-    headHash: String(row.head_hash),
-    time: new Date(Number(row.time_ms)),
-  });
-  const signature = await mallory.signer.sign(message);
-  const id = keyId(mallory.signer.publicKeyInfo);
-  db.prepare("INSERT INTO audit_signers VALUES (?, ?, '[]')").run(id, mallory.signer.publicKeyInfo);
-  db.prepare("UPDATE audit_checkpoints SET signature = ?, key_id = ? WHERE seq = 4").run(
-    signature,
-    id,
-  );
-  db.close();
+  await resignCheckpoints(dir.db, mallory.signer);
   await using reopened = SqliteStore.openIn(dir.path, { readOnly: true });
   assert.equal((await reopened.verifyAudit()).ok, true);
   const trusted = await reopened.verifyAudit({

@@ -1,0 +1,118 @@
+/**
+ * What the decision service asks of the vASP side (the live instances, which the composition
+ * root provides): the binding the engine sees, the vASP steps of an allowed decision, VM
+ * registration with an instance, and tenant quotes. The HTTP layer knows this interface, not
+ * the native library.
+ *
+ * @module
+ */
+import type { Decision, LifecycleEvent, Reason, VaspBinding } from "../engine/mod.ts";
+import type { NewVm, VmRecord } from "../store/mod.ts";
+
+/** Policy name of the reasons the vASP side adds when it cannot carry out a decision. */
+export const VASP_POLICY = "vasp.instance";
+
+/** What the vASP side did for a decision, or why it could not. */
+export interface VaspOutcome {
+  /** Why the vASP side could not do its part; the decision becomes a deny (fail closed). */
+  readonly refusal?: { readonly rule: string; readonly message: string };
+  /** What it did (instance ID, export counter …), answered as `vasp`. */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/** The vASP side of one decision, prepared before the engine decides. */
+export interface VaspStep {
+  /**
+   * The binding the engine sees instead of the stored one (whether the instance is live,
+   * whether a sealed state could be exported or imported); `undefined` keeps the stored one.
+   */
+  readonly binding?: VaspBinding | null;
+  /**
+   * After the engine decided: carries out an allowed decision's vASP side (create the
+   * instance, extend what boots, seal, import, destroy), or releases what was prepared for a
+   * denied one. Called at most once.
+   *
+   * @param decision the engine's decision
+   * @returns what was done, or a refusal
+   */
+  settle(decision: Decision): Promise<VaspOutcome>;
+  /** Releases what was prepared without doing anything (a dry run). */
+  discard(): void;
+}
+
+/** A quote of a VM's instance, with what a verifier needs beside it. */
+export interface VaspQuote {
+  /** The quote bytes. */
+  readonly quote: Uint8Array;
+  /** DER certificates, signer first: instance, AK, EK. */
+  readonly certificates: readonly Uint8Array[];
+  /** The instance's event log. */
+  readonly eventLog: readonly {
+    readonly reg: number;
+    readonly sha256: string;
+    readonly sm3: string;
+    readonly description: string;
+  }[];
+  /** The instance ID. */
+  readonly instanceId: string;
+}
+
+/** The vASP side of the server. */
+export interface VaspPort {
+  /**
+   * Prepares the vASP side of a decision (imports a sealed state to restore, for example).
+   *
+   * @param event the event decided
+   * @param stored the VM's record, `undefined` when unknown
+   * @returns the step; settle or discard it
+   */
+  prepare(event: LifecycleEvent, stored: VmRecord | undefined): Promise<VaspStep>;
+  /**
+   * Registers a VM with a new vASP instance bound to its configuration.
+   *
+   * @param vm the VM
+   * @param options `configDigest`: SHA-256 of its configuration, hex
+   * @returns the stored record, binding included
+   */
+  register(vm: NewVm, options: { configDigest: string }): Promise<VmRecord>;
+  /**
+   * Destroys the instance of a VM being removed.
+   *
+   * @param vm the VM
+   * @returns when done
+   */
+  forget(vm: VmRecord): Promise<void>;
+  /**
+   * Quotes a VM's instance.
+   *
+   * @param uuid the VM
+   * @param nonce the verifier's nonce
+   * @param options registers (all when omitted) and bank
+   * @returns the quote with its certificates and event log
+   */
+  quote(
+    uuid: string,
+    nonce: Uint8Array,
+    options: { registers?: readonly number[]; alg?: "sha256" | "sm3" },
+  ): Promise<VaspQuote>;
+}
+
+/**
+ * A decision turned into a deny because the vASP side could not carry it out.
+ *
+ * @param decision the engine's (allowing) decision
+ * @param refusal the rule and message
+ * @returns the denying decision, the refusal appended to its reasons
+ */
+export function refuseDecision(
+  decision: Decision,
+  refusal: { rule: string; message: string },
+): Decision {
+  const reason: Reason = { policy: VASP_POLICY, ...refusal, effect: "deny" };
+  return {
+    ...decision,
+    allow: false,
+    reasons: [...decision.reasons, reason],
+    transition: { from: decision.transition.from, to: null },
+  };
+}
