@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { X509Certificate } from "node:crypto";
 import { join, resolve } from "node:path";
 import { setImmediate } from "node:timers";
 import { Asp } from "../../ffi/mod.ts";
@@ -18,12 +17,8 @@ import {
   TokenRegistry,
 } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
-import {
-  type CheckpointVerifier,
-  ecdsaP256Verifier,
-  type Signer,
-  SqliteStore,
-} from "../store/mod.ts";
+import { SqliteStore } from "../store/mod.ts";
+import { aspCheckpointSigner, writeAkChain } from "./_checkpoint_key.ts";
 import { type HostMeasurement, type HostMeasureOptions, measureHost } from "./_host.ts";
 import { listen, type Listeners, type TcpAddress } from "./_server_listen.ts";
 
@@ -55,8 +50,8 @@ export interface RunningServer {
   readonly listeners: Listeners;
   /** The operator token file written on this (first) start, if any. */
   readonly tokenFile: string | undefined;
-  /** Whether audit checkpoints are signed by the ASP. */
-  readonly signedCheckpoints: boolean;
+  /** The AK chain file (`ak-chain.pem`) audit checkpoints are verified against. */
+  readonly akChain: string;
   /** The policy revision in force at start. */
   readonly policyRevision: string;
   /**
@@ -156,37 +151,6 @@ export function policyProvider(store: PolicyStore): PolicyProvider {
   };
 }
 
-/** The raw-signing method the ASP is to offer (ECDSA P-256 with its AK over SHA-256). */
-interface AkSigning {
-  sign(data: Uint8Array): Uint8Array;
-}
-
-/**
- * The ASP's attestation key as the store's checkpoint signer, when the ASP binding offers a
- * raw `sign` with the AK; `undefined` otherwise (the store then makes no checkpoints).
- *
- * @param asp the open ASP
- * @returns the signer and a verifier on the same key, or `undefined`
- */
-export async function aspCheckpointSigner(
-  asp: Asp,
-): Promise<{ signer: Signer; verifier: CheckpointVerifier } | undefined> {
-  const signing = asp as unknown as Partial<AkSigning>;
-  if (typeof signing.sign !== "function") return undefined;
-  const ak = asp.certificate("ak");
-  const publicKeyInfo = new Uint8Array(
-    new X509Certificate(ak).publicKey.export({ type: "spki", format: "der" }),
-  );
-  return {
-    signer: {
-      publicKeyInfo,
-      certificateChain: [ak, asp.certificate("ca")],
-      sign: (data) => signing.sign!.call(asp, data),
-    },
-    verifier: await ecdsaP256Verifier(publicKeyInfo),
-  };
-}
-
 function bootId(): string {
   try {
     return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
@@ -242,8 +206,9 @@ export async function startServer(
     });
     cleanups.push(() => policyStore.close());
     const checkpoints = await aspCheckpointSigner(asp);
+    const akChain = writeAkChain(asp);
     const store = SqliteStore.openIn(stateDir, {
-      signer: checkpoints?.signer,
+      signer: checkpoints.signer,
       // A commit blocks the event loop for its fsync. Flushing after the loop has taken in the
       // requests that arrived meanwhile (setImmediate runs after I/O) makes one commit of
       // them; a microtask would commit each request alone, one fsync apiece.
@@ -268,7 +233,7 @@ export async function startServer(
           return asp.closed;
         },
       },
-      auditVerifier: checkpoints?.verifier,
+      auditVerifier: checkpoints.verifier,
       bodyLimit: options.bodyLimit,
       log,
     });
@@ -283,7 +248,7 @@ export async function startServer(
       measured,
       listeners,
       tokenFile,
-      signedCheckpoints: checkpoints !== undefined,
+      akChain,
       policyRevision: policyStore.current().revision,
       shutdown: () => stopping ??= unwind(),
     };

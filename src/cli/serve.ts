@@ -85,12 +85,7 @@ export const serve: Command = {
         console.log(report(await identify(server.asp), server.measured, registers));
         const { socket, tcp: bound } = server.listeners;
         console.log(`policy revision  ${server.policyRevision}`);
-        console.log(
-          `audit checkpoints ${
-            server.signedCheckpoints ? "signed by the ASP attestation key" : "not signed: " +
-              "the ASP binding has no raw signing with its attestation key"
-          }`,
-        );
+        console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
         if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
         if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);
         if (server.tokenFile) console.log(`operator token written to ${server.tokenFile}`);
