@@ -1,6 +1,7 @@
 /**
  * `vasp audit verify`: checks the audit log of a state directory — hash chain and signed
- * checkpoints — and names the first bad record.
+ * checkpoints — and names the first bad record. Checkpoints are checked against the ASP's
+ * attestation key, trusted through its chain up to the manufacturer CA.
  *
  * @module
  */
@@ -13,19 +14,33 @@ import {
   SqliteStore,
   type VerifyResult,
 } from "../store/mod.ts";
+import { type AspCheckpointKey, aspCheckpointVerifier } from "./_checkpoint_key.ts";
 import { type Command, parseOptions } from "./_command.ts";
 
-const USAGE = `usage: vasp audit verify [--state-dir DIR] [--key FILE] [--json]
+const USAGE =
+  `usage: vasp audit verify [--state-dir DIR] [--ca FILE | --key FILE | --recorded-keys] [--json]
 
 Walks the audit log in DIR/vasp.db record by record: recomputes every hash, follows every
 link, checks every checkpoint's signature and head. Exits 0 when the log is sound, 1 at the
-first problem (named with its record), 2 on a usage error.
+first problem (named with its record) or when no trusted key can be had, 2 on a usage error.
+
+Checkpoint signatures are checked against the attestation key (AK) of the ASP in DIR: its
+chain DIR/ak-chain.pem (written by vasp serve) must lead to the manufacturer CA, so a
+checkpoint signed by any other key fails.
 
   --state-dir DIR  the state directory (default: $VASP_STATE_DIR, else ./.vasp)
-  --key FILE       a trusted checkpoint key: SubjectPublicKeyInfo, PEM or DER (e.g. the
-                   ASP attestation key: openssl x509 -pubkey -noout -in ak.pem); without
-                   it, signatures are checked against the keys recorded in the log
+  --ca FILE        the trusted manufacturer CA, PEM or DER (default: DIR/manufacturer-ca.pem);
+                   a copy kept off the host also holds against someone who can rewrite DIR
+  --key FILE       check against this key instead: SubjectPublicKeyInfo, PEM or DER
+  --recorded-keys  check against the keys recorded in the log itself: finds corruption, not
+                   a log re-signed by whoever rewrote it
   --json           print the result as JSON`;
+
+/** Whose key checked the checkpoint signatures, as reported. */
+type KeySource =
+  | ({ readonly source: "asp" } & AspCheckpointKey)
+  | { readonly source: "key"; readonly key: string }
+  | { readonly source: "recorded" };
 
 /** `vasp audit verify`. */
 export const auditVerify: Command = {
@@ -35,23 +50,43 @@ export const auditVerify: Command = {
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
       "state-dir": { type: "string" },
+      ca: { type: "string" },
       key: { type: "string" },
+      "recorded-keys": { type: "boolean" },
       json: { type: "boolean" },
     });
-    const verifier = values.key === undefined ? undefined : await readKey(values.key);
-    await using store = SqliteStore.openIn(resolveStateDir(values["state-dir"]), {
-      readOnly: true,
-    });
+    const chosen = [values.ca, values.key, values["recorded-keys"]].filter((v) => v).length;
+    if (chosen > 1) {
+      throw new VaspError("usage_error", "--ca, --key and --recorded-keys exclude each other");
+    }
+    const stateDir = resolveStateDir(values["state-dir"]);
+    await using store = SqliteStore.openIn(stateDir, { readOnly: true });
+    const { verifier, key } = await trustedKey(stateDir, values);
     const result = await store.verifyAudit({ verifier });
     console.log(
-      values.json ? JSON.stringify({ store: store.path, ...result }, null, 2) : report(result),
+      values.json
+        ? JSON.stringify({ store: store.path, checkpointKey: key, ...result }, null, 2)
+        : report(result, key),
     );
     return result.ok ? 0 : 1;
   },
 };
 
-/** The result for a human: one line, and what it does not prove. */
-function report(result: VerifyResult): string {
+/** The verifier the options ask for: the ASP's AK by default. */
+async function trustedKey(
+  stateDir: string,
+  values: { ca?: string; key?: string; "recorded-keys"?: boolean },
+): Promise<{ verifier: CheckpointVerifier | undefined; key: KeySource }> {
+  if (values["recorded-keys"]) return { verifier: undefined, key: { source: "recorded" } };
+  if (values.key !== undefined) {
+    return { verifier: await readKey(values.key), key: { source: "key", key: values.key } };
+  }
+  const asp = await aspCheckpointVerifier(stateDir, { ca: values.ca });
+  return { verifier: asp.verifier, key: { source: "asp", ...asp.key } };
+}
+
+/** The result for a human: one line, whose key was trusted, and what it does not prove. */
+function report(result: VerifyResult, key: KeySource): string {
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
   if (result.problem) {
     return `audit log FAILED: ${result.problem.message}\n` +
@@ -61,10 +96,15 @@ function report(result: VerifyResult): string {
     `audit log OK: ${plural(result.recordsChecked, "record")}, ` +
     `${plural(result.checkpointsChecked, "signed checkpoint")}`,
   ];
-  if (result.signatureKey === "recorded") {
+  if (key.source === "asp") {
+    lines.push(`  signatures checked against the ASP attestation key "${key.ak}" (${key.chain}),`);
+    lines.push(`  whose chain leads to the manufacturer CA in ${key.ca}`);
+  } else if (key.source === "key") {
+    lines.push(`  signatures checked against the key in ${key.key}`);
+  } else {
     lines.push(
-      "  signatures checked against the keys recorded in the log; give --key to check " +
-        "them against a key you trust",
+      "  signatures checked against the keys recorded in the log, which whoever rewrites " +
+        "the log can replace; without --recorded-keys they are checked against the ASP's key",
     );
   }
   if (result.recordsAfterLastCheckpoint > 0) {
