@@ -3,41 +3,10 @@ import { join } from "node:path";
 import { claimSocket, isLoopback, parseListen } from "../src/cli/_server_listen.ts";
 import { SqliteStore } from "../src/store/mod.ts";
 import { event } from "./fixtures/http_app.ts";
+import { startServe } from "./fixtures/serve_process.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-/** A `vasp serve` child process, read until it says it is ready (or exits). */
-async function startServe(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli/main.ts", "serve", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let output = "";
-  while (!output.includes("ready;")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    output += value;
-  }
-  const stderr = new Response(child.stderr).text();
-  return {
-    child,
-    output,
-    /** Sends SIGTERM and collects the rest. */
-    async stop() {
-      child.kill("SIGTERM");
-      for (let r = await reader.read(); !r.done; r = await reader.read()) output += r.value;
-      return { status: await child.status, output, stderr: await stderr };
-    },
-    async failed() {
-      for (let r = await reader.read(); !r.done; r = await reader.read()) output += r.value;
-      return { status: await child.status, output, stderr: await stderr };
-    },
-  };
-}
 
 Deno.test("vasp serve answers on its Unix socket without a token and on loopback TCP with one, then stops cleanly on SIGTERM", async () => {
   await using dir = await tempStateDir();
