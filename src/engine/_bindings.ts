@@ -140,6 +140,7 @@ export function bindings(
       config_digest: vasp?.configDigest ?? "",
       certified: vasp?.certified ?? false,
       sealed_export: vasp?.sealedExport ?? false,
+      error: vasp?.error ?? "",
     }),
     measurements: measurements(context),
     host: host(context),

@@ -35,6 +35,11 @@ export interface VaspBinding {
    * for save, snapshot and migrate-out, received for restore and migrate-in.
    */
   readonly sealedExport: boolean;
+  /**
+   * Why the instance cannot be used now (its sealed state was refused when the server
+   * started, an import was refused …); empty or absent when it can.
+   */
+  readonly error?: string;
 }
 
 /** Result of comparing one measured region with its reference value. */

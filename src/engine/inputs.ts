@@ -70,6 +70,10 @@ export const POLICY_INPUTS: Readonly<Record<string, InputField>> = {
         T.bool,
         "a sealed export of the instance state is at hand (made for save/snapshot/migrate-out, received for restore/migrate-in)",
       ),
+      error: f(
+        T.string,
+        'why the bound instance cannot be used now (its sealed state was refused …); "" when it can',
+      ),
     }),
     "the VM's vASP binding",
   ),

@@ -79,6 +79,7 @@ function vasp(shape: Shape, value: unknown, path: Path): VaspBinding | null {
   if (value === null) return null;
   const m = shape.map(value, path, {
     required: ["instance_id", "config_digest", "certified", "sealed_export"],
+    optional: ["error"],
   });
   if (!m) return null;
   return {
@@ -86,6 +87,7 @@ function vasp(shape: Shape, value: unknown, path: Path): VaspBinding | null {
     configDigest: shape.string(m.config_digest, [...path, "config_digest"]) ?? "",
     certified: shape.bool(m.certified, [...path, "certified"]) ?? false,
     sealedExport: shape.bool(m.sealed_export, [...path, "sealed_export"]) ?? false,
+    error: m.error === undefined ? "" : shape.string(m.error, [...path, "error"]) ?? "",
   };
 }
 

@@ -187,7 +187,7 @@ Deno.test("compilePolicyFiles() formats every error with the offending line and 
       assert.ok(e instanceof VaspError);
       assert.ok(
         e.message.endsWith(
-          `${dir}/a.yaml:6:16: rules[0].expr: undefined field "presnt" of vasp (fields: present, instance_id, config_digest, certified, sealed_export)\n` +
+          `${dir}/a.yaml:6:16: rules[0].expr: undefined field "presnt" of vasp (fields: present, instance_id, config_digest, certified, sealed_export, error)\n` +
             "        expr: vasp.presnt\n" +
             "                   ^",
         ),
