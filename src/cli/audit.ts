@@ -55,7 +55,8 @@ export const auditVerify: Command = {
       "recorded-keys": { type: "boolean" },
       json: { type: "boolean" },
     });
-    const chosen = [values.ca, values.key, values["recorded-keys"]].filter((v) => v).length;
+    const chosen = [values.ca, values.key, values["recorded-keys"]].filter((v) => v !== undefined)
+      .length;
     if (chosen > 1) {
       throw new VaspError("usage_error", "--ca, --key and --recorded-keys exclude each other");
     }
