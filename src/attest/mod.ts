@@ -1,6 +1,8 @@
 /**
  * Attestation: verifying quotes and their certificate chains offline, with Web Crypto and an
- * X.509 parser (no native library), and describing certificates.
+ * X.509 parser (no native library), and describing certificates. The live vASP instances of
+ * a server (`instances.ts`, which holds native handles) are imported from their file by the
+ * composition root, so that importing this module never reaches the native bindings.
  *
  * @module
  */
@@ -14,6 +16,7 @@ export {
 } from "./certificate.ts";
 export { type CertRole, REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
 export { fromHex, sameBytes, toHex } from "./hex.ts";
+export { configDigestHex } from "./config_digest.ts";
 export { replayEventLog } from "./replay.ts";
 export {
   type ExpectedVm,

@@ -17,10 +17,11 @@ import {
   TokenRegistry,
 } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
-import { SqliteStore } from "../store/mod.ts";
+import { SqliteStore, type Store } from "../store/mod.ts";
 import { aspCheckpointSigner, writeAkChain } from "./_checkpoint_key.ts";
 import { type HostMeasurement, type HostMeasureOptions, measureHost } from "./_host.ts";
 import { listen, type Listeners, type TcpAddress } from "./_server_listen.ts";
+import { VaspService } from "./_vasp_service.ts";
 
 /** What `vasp serve` is asked to run. */
 export interface ServerOptions {
@@ -54,6 +55,10 @@ export interface RunningServer {
   readonly akChain: string;
   /** The policy revision in force at start. */
   readonly policyRevision: string;
+  /** The store (VM records, bindings, measurements, audit). */
+  readonly store: Store;
+  /** The live vASP instances and their bindings. */
+  readonly vasp: VaspService;
   /**
    * Stops accepting, drains, closes the store (shutdown checkpoint), the policy store and
    * the ASP. Idempotent.
@@ -215,10 +220,13 @@ export async function startServer(
       groupCommit: { schedule: (flush) => setImmediate(flush) },
     });
     cleanups.push(() => store.close());
+    const vasp = new VaspService(asp, store, { log });
+    cleanups.push(() => vasp.close());
+    await vasp.bringBackAll();
     const tokens = new TokenRegistry(stateDir);
     const tokenFile = bootstrapOperatorToken(tokens, stateDir);
     const policies = policyProvider(policyStore);
-    const decider = new Decider({ store, policies, metrics, host: () => host });
+    const decider = new Decider({ store, policies, metrics, host: () => host, vasp });
     const app = createApp({
       store,
       policies,
@@ -236,6 +244,7 @@ export async function startServer(
       auditVerifier: checkpoints.verifier,
       bodyLimit: options.bodyLimit,
       log,
+      vasp,
     });
     const listeners = await listen(app, {
       socket: options.socket === undefined ? join(stateDir, "vasp.sock") : options.socket,
@@ -249,6 +258,8 @@ export async function startServer(
       listeners,
       tokenFile,
       akChain,
+      store,
+      vasp,
       policyRevision: policyStore.current().revision,
       shutdown: () => stopping ??= unwind(),
     };

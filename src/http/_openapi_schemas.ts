@@ -78,6 +78,11 @@ export const SCHEMAS: Record<string, Schema> = {
     policy_revision: str("git commit or sha256:<hex> of the policy set"),
     state: nullable(str("the VM's recorded state after the decision")),
     transition: ref("Transition"),
+    vasp: {
+      type: "object",
+      description: "what the vASP side did: instance_id, counter (export counter of the " +
+        "sealed state kept), created, vboot (entries extended), snapshot, imported, destroyed",
+    },
   }, ["decision_id", "allow", "reasons", "actions", "policy_revision"]),
   EventAck: obj({
     event_id: str("UUIDv7; the audit record carries it"),
@@ -92,6 +97,8 @@ export const SCHEMAS: Record<string, Schema> = {
       tenant: str('owning tenant; "" for the operator'),
       labels: { type: "object", additionalProperties: { type: "string" } },
       state: str("initial state (default defined)", { enum: [...LIFECYCLE_STATES] }),
+      config_digest: str("sha256:<hex> of the VM's configuration: a vASP instance is bound to it"),
+      domain_xml: str("the domain XML; its SHA-256 becomes the configuration digest"),
     }, ["uuid", "name"]),
     additionalProperties: false,
   },
@@ -117,6 +124,27 @@ export const SCHEMAS: Record<string, Schema> = {
     status: { type: "string" },
     time,
   }),
+  Quote: obj({
+    vm_uuid: uuid,
+    instance_id: str("the vASP instance, 32 hex digits"),
+    alg: str("register bank", { enum: ["sha256", "sm3"] }),
+    nonce: str("the nonce, hex"),
+    quote: str("the quote, base64 (docs/quote-format.md)"),
+    certificates: {
+      type: "array",
+      items: str("PEM"),
+      description: "the signer first: instance, AK, EK; the manufacturer CA is not included",
+    },
+    event_log: {
+      type: "array",
+      items: obj({
+        reg: { type: "integer" },
+        sha256: str("digest of the extended data, hex"),
+        sm3: str("digest of the extended data, hex"),
+        description: { type: "string" },
+      }),
+    },
+  }, ["vm_uuid", "instance_id", "alg", "nonce", "quote", "certificates", "event_log"]),
   AuditRecord: obj({
     seq: { type: "integer" },
     decision_id: { type: "string" },

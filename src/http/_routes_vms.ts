@@ -7,25 +7,42 @@
  */
 import type { Context, Hono } from "hono";
 import { VaspError } from "../engine/mod.ts";
-import type { VmRecord } from "../store/mod.ts";
+import type { NewVm, VmRecord } from "../store/mod.ts";
 import type { AppEnv } from "./_env.ts";
 import { measurementJson, vmJson } from "./_present.ts";
 import type { Services } from "./_services.ts";
 import { parseNewVm, vmUuid } from "./_validate.ts";
 import { allow, tenantScope } from "./auth.ts";
 import { readJson } from "./_body.ts";
+import { splitRegistration } from "./_vasp_request.ts";
 
 function notFound(uuid: string): VaspError {
   return new VaspError("vm_not_found", `No VM with UUID ${uuid}`, { details: { uuid } });
 }
 
-/** The VM named in the path, if the caller may see it. */
-async function visibleVm(deps: Services, c: Context<AppEnv>): Promise<VmRecord> {
+/**
+ * The VM named in the path, if the caller may see it.
+ *
+ * @param deps the app's dependencies
+ * @param c the request
+ * @returns the VM
+ * @throws {VaspError} `invalid_request` for a bad UUID, `vm_not_found` (also another tenant's)
+ */
+export async function visibleVm(deps: Services, c: Context<AppEnv>): Promise<VmRecord> {
   const uuid = vmUuid(c.req.param("uuid"));
   const vm = await deps.store.getVm(uuid);
   const tenant = tenantScope(c.get("principal"));
   if (!vm || (tenant !== undefined && vm.tenant !== tenant)) throw notFound(uuid);
   return vm;
+}
+
+/** Registers a VM, with a vASP instance bound to its configuration when one is given. */
+function registerVm(deps: Services, vm: NewVm, configDigest: string | undefined) {
+  if (configDigest === undefined) return deps.store.registerVm(vm);
+  if (!deps.vasp) {
+    throw new VaspError("vasp_unavailable", "This server cannot create vASP instances");
+  }
+  return deps.vasp.register(vm, { configDigest });
 }
 
 /**
@@ -36,9 +53,11 @@ async function visibleVm(deps: Services, c: Context<AppEnv>): Promise<VmRecord> 
  */
 export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
   app.post("/v1/vms", allow(), deps.limit, async (c) => {
-    const vm = await deps.store.registerVm(parseNewVm(await readJson(c)));
+    const { vm: body, configDigest } = splitRegistration(await readJson(c));
+    const vm = await registerVm(deps, parseNewVm(body), configDigest);
     await deps.decider.recordOperatorAction(deps.ids.next(), "register", vm, {
-      message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}`,
+      message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
+        (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : ""),
     });
     return c.json(vmJson(vm), 201);
   });
@@ -65,6 +84,7 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
   app.delete("/v1/vms/:uuid", allow(), async (c) => {
     const vm = await visibleVm(deps, c);
     await deps.store.removeVm(vm.uuid);
+    await deps.vasp?.forget(vm);
     await deps.decider.recordOperatorAction(deps.ids.next(), "remove", vm, {
       message: `VM "${vm.name}" removed (it was ${vm.state})`,
     });

@@ -11,6 +11,7 @@ import type { Decider } from "./decider.ts";
 import type { PolicyProvider } from "./policy_provider.ts";
 import type { IdSource } from "./ids.ts";
 import type { Metrics } from "./metrics.ts";
+import type { VaspPort } from "./vasp_port.ts";
 
 /** What the ASP tells about itself, for readiness. */
 export interface AspStatus {
@@ -32,4 +33,5 @@ export interface Services {
   readonly auditVerifier: CheckpointVerifier | undefined;
   readonly limit: MiddlewareHandler<AppEnv>;
   readonly log: (line: string) => void;
+  readonly vasp: VaspPort | null;
 }

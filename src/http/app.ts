@@ -14,6 +14,8 @@ import { decisionRoutes } from "./_routes_decide.ts";
 import { healthRoute, opsRoutes } from "./_routes_ops.ts";
 import { policyRoutes } from "./_routes_policies.ts";
 import { vmRoutes } from "./_routes_vms.ts";
+import { quoteRoutes } from "./_routes_quote.ts";
+import type { VaspPort } from "./vasp_port.ts";
 import type { AspStatus, Services } from "./_services.ts";
 import { authenticate, type TokenAuthenticator } from "./auth.ts";
 import type { Decider } from "./decider.ts";
@@ -44,6 +46,8 @@ export interface AppDeps {
   readonly bodyLimit?: number;
   /** Where internal errors are logged (default: stderr). */
   readonly log?: (line: string) => void;
+  /** The vASP side: instances for registered VMs, quotes (absent: neither). */
+  readonly vasp?: VaspPort;
 }
 
 /** The app's type. */
@@ -77,6 +81,7 @@ export function createApp(deps: AppDeps): App {
     auditVerifier: deps.auditVerifier,
     limit: limitBody(bodyLimit),
     log: deps.log ?? ((line) => console.error(line)),
+    vasp: deps.vasp ?? null,
   };
   const app = new Hono<AppEnv>();
 
@@ -100,6 +105,7 @@ export function createApp(deps: AppDeps): App {
   app.use("*", authenticate(services.tokens));
   decisionRoutes(app, services);
   vmRoutes(app, services);
+  quoteRoutes(app, services);
   policyRoutes(app, services);
   auditRoutes(app, services);
   opsRoutes(app, services);

@@ -18,6 +18,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   vm_exists: 409,
   vm_state_conflict: 409,
   invalid_transition: 409,
+  vasp_instance_exists: 409,
+  vasp_instance_unavailable: 409,
   body_too_large: 413,
   internal_error: 500,
   // The store cannot keep a record: fail closed, and say it may pass.
@@ -28,6 +30,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   store_record_malformed: 503,
   audit_record_malformed: 503,
   policies_unavailable: 503,
+  vasp_unavailable: 503,
 };
 
 /** An error answer's body. */

@@ -45,3 +45,11 @@ export {
 } from "./tokens.ts";
 export { DEFAULT_BODY_LIMIT } from "./_body.ts";
 export { ApiClient, type ApiClientOptions } from "./client.ts";
+export {
+  refuseDecision,
+  VASP_POLICY,
+  type VaspOutcome,
+  type VaspPort,
+  type VaspQuote,
+  type VaspStep,
+} from "./vasp_port.ts";

@@ -102,6 +102,20 @@ const PATHS: Record<string, Record<string, Schema>> = {
       ),
     }),
   },
+  "/v1/vms/{uuid}/quote": {
+    get: tag(["vms"], "A quote of the VM's vASP instance, for offline verification (tenant)", {
+      description: "Verify with `vasp attest verify --quote <quote, base64-decoded> --chain " +
+        "<certificates, concatenated> --ca <state dir>/manufacturer-ca.pem --nonce <nonce> " +
+        "--vm <uuid> --event-log <event_log>` (docs/lifecycle.md).",
+      parameters: [
+        uuidParam,
+        { ...query("nonce", "1 to 64 bytes, hex, fresh from the verifier"), required: true },
+        query("registers", "registers to quote, e.g. 0,1,8 (default: all 24)"),
+        query("alg", "register bank", { enum: ["sha256", "sm3"] }),
+      ],
+      responses: ok("the quote", ref("Quote")),
+    }),
+  },
   "/v1/vms/{uuid}/release": {
     post: tag(["vms"], "Release a quarantined VM; it stays paused (operator)", {
       parameters: [uuidParam],

@@ -22,4 +22,10 @@ export {
   type OsBoot,
   parseDomainXml,
 } from "./libvirt.ts";
+export {
+  type BootExtension,
+  VBOOT_REGISTERS,
+  vbootExtensions,
+  type VbootOptions,
+} from "./vboot.ts";
 export { QmpClient, type QmpConnectOptions, type QmpEvent, type QmpVersion } from "./qmp_client.ts";

@@ -1,0 +1,402 @@
+/**
+ * The vASP side of `vasp serve`: the live instances (src/attest) tied to the store's
+ * bindings and to the decisions of the life cycle (docs/lifecycle.md). Every change to an
+ * instance is sealed and its blob and counter written to the VM's binding before the change
+ * counts as made; the steps of one VM run one at a time.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { configDigestHex } from "../attest/config_digest.ts";
+import {
+  type Extension,
+  InstanceManager,
+  type PendingImport,
+  type SealedBinding,
+} from "../attest/instances.ts";
+import type { Asp } from "../../ffi/mod.ts";
+import {
+  type Decision,
+  type LifecycleEvent,
+  type VaspBinding as EngineBinding,
+  VaspError,
+} from "../engine/mod.ts";
+import type { VaspOutcome, VaspPort, VaspQuote, VaspStep } from "../http/vasp_port.ts";
+import { parseDomainXml } from "../hypervisor/libvirt.ts";
+import { vbootExtensions } from "../hypervisor/vboot.ts";
+import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+import { KeyedQueue } from "./_keyed_queue.ts";
+
+/** Operations whose allowed decision seals the instance beside the guest state leaving. */
+const OUTBOUND = new Set(["save", "snapshot", "migrate-out"]);
+/** Operations whose allowed decision imports a sealed state coming back. */
+const INBOUND = new Set(["restore", "migrate-in"]);
+/** Later steps of an operation already decided: they move no vASP state. */
+const LATER_PHASES = new Set(["continue", "recover", "failover"]);
+/** Start phases that boot: libvirt's `prepare` (its `start` follows with the same XML). */
+const BOOT_PHASES = new Set(["", "prepare"]);
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+function text(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return `${(error as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`;
+}
+
+function stored(sealed: SealedBinding): VaspBinding {
+  return { ...sealed };
+}
+
+function answer(sealed: SealedBinding, extra: Record<string, unknown> = {}): VaspOutcome {
+  return {
+    details: { instance_id: sealed.instanceId, counter: sealed.sealedCounter, ...extra },
+  };
+}
+
+/** Whether a vASP state moves with this event (not a dump, a deletion, a later step …). */
+function movesState(event: LifecycleEvent): boolean {
+  const d = event.details;
+  return d.exposes_memory !== true && d.action !== "delete" && d.disk_only !== true &&
+    !LATER_PHASES.has(event.phase ?? "");
+}
+
+function base64(value: unknown, field: string): Uint8Array | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    throw new VaspError("invalid_event", `details.${field} is not base64`, {
+      details: { field },
+    });
+  }
+  return new Uint8Array(Buffer.from(value, "base64"));
+}
+
+/** The configuration an event carries: the domain XML (its SHA-256) or a digest. */
+function eventConfig(event: LifecycleEvent): { xml?: Uint8Array; digest?: string } {
+  const xml = base64(event.details.domain_xml_b64, "domain_xml_b64");
+  if (xml) return { xml, digest: sha256(xml) };
+  const digest = event.details.config_digest;
+  return digest === undefined ? {} : { digest: configDigestHex(digest, "details.config_digest") };
+}
+
+/** The vASP side of the server: {@link VaspPort} on the live instances and the store. */
+export class VaspService implements VaspPort {
+  readonly #instances: InstanceManager;
+  readonly #store: Store;
+  readonly #log: (line: string) => void;
+  readonly #queue = new KeyedQueue();
+
+  /**
+   * @param asp the open ASP
+   * @param store where bindings are kept
+   * @param options `log`
+   */
+  constructor(asp: Asp, store: Store, options: { log: (line: string) => void }) {
+    this.#instances = new InstanceManager(asp);
+    this.#store = store;
+    this.#log = options.log;
+  }
+
+  /** The live instances (for tests and the monitor's reads). */
+  get instances(): InstanceManager {
+    return this.#instances;
+  }
+
+  /**
+   * Brings back the instance of every VM with a binding, from its stored sealed state. A
+   * refusal is logged loudly; that VM has no live instance and decisions about it fail
+   * closed with the refusal in their context (`vasp.error`).
+   *
+   * @returns the VMs whose instance was refused, with why
+   * @throws {VaspError} the store's failures
+   */
+  async bringBackAll(): Promise<{ uuid: string; name: string; error: string }[]> {
+    const refused = [];
+    for (const vm of await this.#store.listVms()) {
+      if (!vm.binding) continue;
+      const error = this.#instances.bringBack(vm.uuid, vm.binding.sealedState);
+      if (error === undefined) continue;
+      this.#log(
+        `vasp: ERROR: VM "${vm.name}" (${vm.uuid}) has no vASP instance: ${error}; ` +
+          `every decision about it fails closed`,
+      );
+      refused.push({ uuid: vm.uuid, name: vm.name, error });
+    }
+    return refused;
+  }
+
+  /**
+   * Extends registers of a VM's instance and keeps the new sealed state.
+   *
+   * @param uuid the VM
+   * @param extensions what to extend
+   * @returns the new sealed state
+   * @throws {VaspError} `vasp_instance_unavailable`, the store's failures
+   */
+  extend(uuid: string, extensions: readonly Extension[]): Promise<SealedBinding> {
+    return this.#queue.run(uuid, async () => {
+      const sealed = this.#instances.extend(uuid, extensions);
+      await this.#store.updateVm(uuid, { binding: stored(sealed) });
+      return sealed;
+    });
+  }
+
+  /** {@inheritDoc VaspPort.register} */
+  register(vm: NewVm, options: { configDigest: string }): Promise<VmRecord> {
+    return this.#queue.run(vm.uuid, async () => {
+      if (await this.#store.getVm(vm.uuid)) {
+        throw new VaspError(
+          "vm_exists",
+          `Cannot register VM "${vm.name}": UUID ${vm.uuid} is already registered`,
+          { details: { uuid: vm.uuid } },
+        );
+      }
+      return await this.#created(
+        vm.uuid,
+        options.configDigest,
+        (binding) => this.#store.registerVm({ ...vm, binding }),
+      );
+    });
+  }
+
+  /** {@inheritDoc VaspPort.forget} */
+  forget(vm: VmRecord): Promise<void> {
+    return this.#queue.run(vm.uuid, () => {
+      const id = this.#instances.destroy(vm.uuid);
+      if (id) this.#log(`vasp: vASP instance ${id} of VM "${vm.name}" destroyed (VM removed)`);
+      return Promise.resolve();
+    });
+  }
+
+  /** {@inheritDoc VaspPort.quote} */
+  quote(
+    uuid: string,
+    nonce: Uint8Array,
+    options: { registers?: readonly number[]; alg?: "sha256" | "sm3" },
+  ): Promise<VaspQuote> {
+    return this.#queue.run(
+      uuid,
+      () => Promise.resolve(this.#instances.quote(uuid, nonce, options)),
+    );
+  }
+
+  /** {@inheritDoc VaspPort.prepare} */
+  prepare(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspStep> {
+    const op = event.operation;
+    if (INBOUND.has(op) && movesState(event)) return Promise.resolve(this.#inbound(event, vm));
+    const binding = this.#view(vm, OUTBOUND.has(op));
+    const settle = async (decision: Decision): Promise<VaspOutcome> => {
+      if (!decision.allow) return {};
+      if (op === "define") return await this.#define(event, vm);
+      if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
+      if (OUTBOUND.has(op) && movesState(event)) return await this.#outbound(event, vm);
+      if (op === "destroy") return await this.#destroy(event, vm);
+      return {};
+    };
+    return Promise.resolve({ binding, settle, discard() {} });
+  }
+
+  /** The binding the engine sees: the stored one, with whether its instance is live. */
+  #view(vm: VmRecord | undefined, outbound: boolean): EngineBinding | null | undefined {
+    if (!vm?.binding) return undefined;
+    const base = {
+      instanceId: vm.binding.instanceId,
+      configDigest: `sha256:${vm.binding.configDigest}`,
+      certified: true,
+    };
+    const status = this.#instances.status(vm.uuid);
+    if (status?.live) {
+      // Outbound, a live instance can be sealed beside the guest state: it will be if allowed.
+      return { ...base, sealedExport: outbound || vm.binding.sealedState !== null, error: "" };
+    }
+    return {
+      ...base,
+      sealedExport: false,
+      error: status?.error ?? "the server holds no instance for it",
+    };
+  }
+
+  /** Restore and incoming migration: import the sealed state before the engine decides. */
+  #inbound(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
+    const uuid = event.vm.uuid;
+    const supplied = event.operation === "migrate-in"
+      ? base64(event.details.vasp_state_b64, "vasp_state_b64")
+      : undefined;
+    const blob = supplied ?? vm?.binding?.sealedState ?? null;
+    if (blob === null) {
+      // Nothing to import: the policies decide (sealed-state denies by default).
+      return { binding: this.#view(vm, false), settle: () => Promise.resolve({}), discard() {} };
+    }
+    const snapshot = event.details.action === "load";
+    let pending: PendingImport | undefined;
+    let refused: string | undefined;
+    try {
+      pending = this.#instances.importPending(uuid, blob, { snapshot });
+    } catch (error) {
+      refused = `the sealed vASP state was refused: ${text(error)}`;
+    }
+    const binding: EngineBinding = pending
+      ? {
+        instanceId: pending.instanceId,
+        configDigest: `sha256:${pending.configDigest}`,
+        certified: true,
+        sealedExport: true,
+        error: "",
+      }
+      : {
+        instanceId: vm?.binding?.instanceId ?? "",
+        configDigest: vm?.binding ? `sha256:${vm.binding.configDigest}` : "",
+        certified: true,
+        sealedExport: false,
+        error: refused!,
+      };
+    const discard = () => {
+      if (pending) this.#instances.drop(pending);
+    };
+    const settle = async (decision: Decision): Promise<VaspOutcome> => {
+      if (!decision.allow || !pending) {
+        discard();
+        return decision.allow ? { refusal: { rule: "import", message: refused! } } : {};
+      }
+      const adopted = pending;
+      return await this.#queue.run(uuid, async () => {
+        const sealed = this.#instances.adopt(adopted);
+        const current = await this.#store.getVm(uuid);
+        if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
+        else await this.#store.registerVm(this.#newVm(event, stored(sealed)));
+        return answer(sealed, { imported: true, snapshot });
+      });
+    };
+    return { binding, settle, discard };
+  }
+
+  /** A record for a VM that vASP learns of through an allowed decision. */
+  #newVm(event: LifecycleEvent, binding: VaspBinding): NewVm {
+    const tenant = event.details.tenant;
+    return {
+      uuid: event.vm.uuid,
+      name: event.vm.name,
+      tenant: typeof tenant === "string" ? tenant : "",
+      state: "defined",
+      binding,
+    };
+  }
+
+  /** Creates an instance and keeps it with `keep`; destroys it when it cannot be kept. */
+  async #created<T>(
+    uuid: string,
+    configDigest: string,
+    keep: (binding: VaspBinding) => Promise<T>,
+  ): Promise<T> {
+    const sealed = this.#instances.create(uuid, configDigest);
+    try {
+      return await keep(stored(sealed));
+    } catch (error) {
+      this.#instances.destroy(uuid);
+      throw error;
+    }
+  }
+
+  /** Gives a VM without a binding an instance bound to `digest`. */
+  #ensureInstance(event: LifecycleEvent, vm: VmRecord | undefined, digest: string) {
+    return this.#created(event.vm.uuid, digest, async (binding) => {
+      if (vm) return await this.#store.updateVm(vm.uuid, { binding });
+      return await this.#store.registerVm(this.#newVm(event, binding));
+    });
+  }
+
+  /** An allowed define with a configuration: the VM's instance, unless it has one. */
+  #define(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+    return this.#queue.run(event.vm.uuid, async () => {
+      const { digest } = eventConfig(event);
+      const current = await this.#store.getVm(event.vm.uuid) ?? vm;
+      if (digest === undefined || current?.binding) return {};
+      const record = await this.#ensureInstance(event, current, digest);
+      return { details: { instance_id: record.binding!.instanceId, created: true } };
+    });
+  }
+
+  /** vBoot: an allowed start with its domain XML extends what will boot. */
+  #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+    return this.#queue.run(event.vm.uuid, async () => {
+      const { xml, digest } = eventConfig(event);
+      if (!xml) return {};
+      let domain;
+      try {
+        domain = parseDomainXml(new TextDecoder().decode(xml));
+      } catch (error) {
+        return {
+          refusal: {
+            rule: "vboot",
+            message: `Cannot read what VM "${event.vm.name}" boots: ${text(error)}`,
+          },
+        };
+      }
+      if (domain.uuid !== event.vm.uuid) {
+        return {
+          refusal: {
+            rule: "vboot",
+            message: `The domain XML is for VM ${domain.uuid}, not ${event.vm.uuid}`,
+          },
+        };
+      }
+      const current = await this.#store.getVm(event.vm.uuid) ?? vm;
+      let created = false;
+      if (!current?.binding) {
+        await this.#ensureInstance(event, current, digest!);
+        created = true;
+      }
+      const status = this.#instances.status(event.vm.uuid);
+      if (!status?.live) {
+        return {
+          refusal: {
+            rule: "vboot",
+            message: `Cannot measure what VM "${event.vm.name}" boots: ${
+              status?.error ?? "it has no vASP instance"
+            }`,
+          },
+        };
+      }
+      const extensions = await vbootExtensions(domain, xml);
+      const sealed = this.#instances.extend(event.vm.uuid, extensions);
+      await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
+      return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
+    });
+  }
+
+  /** Save, snapshot, outgoing migration: seal the instance beside the guest state. */
+  #outbound(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+    if (!vm?.binding) return Promise.resolve({});
+    return this.#queue.run(event.vm.uuid, async () => {
+      const status = this.#instances.status(event.vm.uuid);
+      if (!status?.live) {
+        return {
+          refusal: {
+            rule: "seal",
+            message: `Cannot seal the vASP state of VM "${event.vm.name}": ${
+              status?.error ?? "it has no live instance"
+            }`,
+          },
+        };
+      }
+      const snapshot = event.operation === "snapshot";
+      const sealed = this.#instances.seal(event.vm.uuid, { snapshot });
+      await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
+      return answer(sealed, { snapshot });
+    });
+  }
+
+  /** An allowed destroy: the instance is destroyed for good and the binding dropped. */
+  #destroy(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+    return this.#queue.run(event.vm.uuid, async () => {
+      const id = this.#instances.destroy(event.vm.uuid);
+      if (vm?.binding) await this.#store.updateVm(event.vm.uuid, { binding: null });
+      return id ? { details: { instance_id: id, destroyed: true } } : {};
+    });
+  }
+
+  /** Closes every instance handle (they live on in their sealed states). */
+  close(): void {
+    this.#instances.close();
+  }
+}
