@@ -14,6 +14,7 @@
  * @module
  */
 import { join } from "node:path";
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 import { startServer } from "../src/cli/_server.ts";
 import { TokenRegistry } from "../src/http/mod.ts";
@@ -29,6 +30,8 @@ export interface Series {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
+  /** Server CPU (all threads of this process: the event loop, SQLite, fsync) per request. */
+  readonly cpuUsPerRequest: number;
 }
 
 /** A decide body of about 1 KB, as a QMP gate sends it for `stop`. */
@@ -62,6 +65,7 @@ async function wrk(
   url: string,
   options: { script: string; concurrency: number; seconds: number },
 ): Promise<Omit<Series, "server">> {
+  const cpuBefore = cpuUsage();
   const threads = Math.min(options.concurrency, 2);
   let out: Deno.CommandOutput;
   try {
@@ -84,6 +88,7 @@ async function wrk(
     }
     throw error;
   }
+  const cpu = cpuUsage(cpuBefore);
   const text = new TextDecoder().decode(out.stdout);
   if (out.code !== 0) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
   const rate = /Requests\/sec:\s+([\d.]+)/.exec(text);
@@ -94,6 +99,7 @@ async function wrk(
   };
   if (!rate) throw new Error(`no request rate in wrk's output:\n${text}`);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(text);
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
   const socketErrors = /Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)/.exec(text);
   return {
     concurrency: options.concurrency,
@@ -102,6 +108,7 @@ async function wrk(
     p99Ms: p(99),
     errors: Number(non2xx?.[1] ?? 0) +
       (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+    cpuUsPerRequest: (cpu.user + cpu.system) / requests,
   };
 }
 
@@ -186,12 +193,14 @@ async function main(): Promise<number> {
       console.log(JSON.stringify(result, null, 2));
     } else {
       console.log(`POST /v1/decide, ${payload.length}-byte body, ${seconds} s per series`);
-      console.log("server  c    req/s     p50 ms   p99 ms   errors");
+      console.log("server  c    req/s     p50 ms   p99 ms  cpu µs/req  errors");
       for (const r of rows) {
         console.log(
           `${r.server.padEnd(6)}  ${String(r.concurrency).padStart(2)}  ${
             r.requestsPerSecond.toFixed(0).padStart(7)
-          }  ${r.p50Ms.toFixed(3).padStart(7)}  ${r.p99Ms.toFixed(3).padStart(7)}  ${r.errors}`,
+          }  ${r.p50Ms.toFixed(3).padStart(7)}  ${r.p99Ms.toFixed(3).padStart(7)}  ${
+            r.cpuUsPerRequest.toFixed(1).padStart(10)
+          }  ${r.errors}`,
         );
       }
       console.log(

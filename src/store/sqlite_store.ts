@@ -14,6 +14,7 @@ import type { GroupCommitOptions } from "./group_commit.ts";
 import { openDatabase } from "./_sqlite_schema.ts";
 import { SqliteAuditLog } from "./_sqlite_audit.ts";
 import { SqliteVms } from "./_sqlite_vms.ts";
+import { WalCheckpointer } from "./_wal_checkpointer.ts";
 import { WalSync } from "./_wal_sync.ts";
 import type {
   AuditPage,
@@ -57,13 +58,15 @@ export class SqliteStore implements Store {
   readonly #vms: SqliteVms;
   readonly #audit: SqliteAuditLog;
   readonly #wal: WalSync;
+  readonly #checkpointer: WalCheckpointer | null;
   #closing: Promise<void> | null = null;
   readonly #onCheckpointError: (error: unknown) => void;
 
   private constructor(db: DatabaseSync, path: string, options: SqliteStoreOptions) {
     this.#db = db;
     this.#path = path;
-    this.#wal = new WalSync(options.readOnly ? "" : path);
+    const fileBacked = !options.readOnly && path !== "" && path !== ":memory:";
+    this.#wal = new WalSync(fileBacked ? path : "");
     const sync = () => this.#wal.sync();
     const now = options.now ?? (() => new Date());
     const open = () => this.#open();
@@ -82,6 +85,9 @@ export class SqliteStore implements Store {
       onCheckpointError: this.#onCheckpointError,
       sync,
     });
+    this.#checkpointer = fileBacked
+      ? new WalCheckpointer(db, { path, log: (message) => console.error(message) })
+      : null;
   }
 
   /**
@@ -238,6 +244,7 @@ export class SqliteStore implements Store {
         this.#onCheckpointError(error);
       } finally {
         await this.#wal.close();
+        await this.#checkpointer?.close();
         this.#closeNow();
       }
     })();
@@ -262,6 +269,7 @@ export class SqliteStore implements Store {
   [Symbol.dispose](): void {
     this.#closing ??= Promise.resolve();
     this.#wal.closeNow();
+    this.#checkpointer?.terminate();
     this.#closeNow();
   }
 }
