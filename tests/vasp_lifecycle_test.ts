@@ -279,12 +279,26 @@ Deno.test("after a restart every instance comes back with its ID and registers, 
   let rolledBack: VaspBinding;
   {
     await using s = await startVaspServer(dir.path);
-    for (const [uuid, name] of [[VM, "web-1"], [VM2, "web-2"]]) {
-      const r = await s.call("POST", "/v1/vms", {
-        body: { uuid, name, config_digest: `sha256:${"ab".repeat(32)}` },
-      });
-      assert.equal(r.status, 201, JSON.stringify(r.json));
-    }
+    const r = await s.call("POST", "/v1/vms", {
+      body: { uuid: VM, name: "web-1", config_digest: `sha256:${"ab".repeat(32)}` },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    // The operator's command line: the same registration over the server's socket.
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "-A", "src/cli/main.ts", "vm", "register", "--state-dir", dir.path],
+        ...["--uuid", VM2, "--name", "web-2", "--config-digest", `sha256:${"ab".repeat(32)}`],
+        "--json",
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    assert.match(
+      JSON.parse(new TextDecoder().decode(cli.stdout)).binding.instance_id,
+      /^[0-9a-f]{32}$/,
+    );
     rolledBack = await binding(s, VM2);
     allowed(await decide(s, "start", details(VM, "web-1")));
     const second = await s.call("POST", "/v1/decide", {

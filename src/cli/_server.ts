@@ -15,6 +15,7 @@ import {
   Metrics,
   type PolicyProvider,
   TokenRegistry,
+  uuidV7Source,
 } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
@@ -22,6 +23,7 @@ import { aspCheckpointSigner, writeAkChain } from "./_checkpoint_key.ts";
 import { type HostMeasurement, type HostMeasureOptions, measureHost } from "./_host.ts";
 import { listen, type Listeners, type TcpAddress } from "./_server_listen.ts";
 import { VaspService } from "./_vasp_service.ts";
+import { createMonitor } from "./_monitor.ts";
 
 /** What `vasp serve` is asked to run. */
 export interface ServerOptions {
@@ -39,6 +41,8 @@ export interface ServerOptions {
   readonly bodyLimit?: number;
   /** Where the server logs (default stderr). */
   readonly log?: (line: string) => void;
+  /** The measurement monitor: `pollMs` (default 250); `null`: no monitor. */
+  readonly monitor?: { readonly pollMs?: number } | null;
 }
 
 /** A running server. */
@@ -214,10 +218,6 @@ export async function startServer(
     const akChain = writeAkChain(asp);
     const store = SqliteStore.openIn(stateDir, {
       signer: checkpoints.signer,
-      // A commit blocks the event loop for its fsync. Flushing after the loop has taken in the
-      // requests that arrived meanwhile (setImmediate runs after I/O) makes one commit of
-      // them; a microtask would commit each request alone, one fsync apiece.
-      groupCommit: { schedule: (flush) => setImmediate(flush) },
     });
     cleanups.push(() => store.close());
     const vasp = new VaspService(asp, store, { log });
@@ -227,6 +227,19 @@ export async function startServer(
     const tokenFile = bootstrapOperatorToken(tokens, stateDir);
     const policies = policyProvider(policyStore);
     const decider = new Decider({ store, policies, metrics, host: () => host, vasp });
+    if (options.monitor !== null) {
+      const monitor = createMonitor({
+        store,
+        decider,
+        ids: uuidV7Source(),
+        vasp,
+        metrics,
+        referencesDir: join(stateDir, "references"),
+        log,
+      }, options.monitor);
+      cleanups.push(() => monitor.stop());
+      monitor.start();
+    }
     const app = createApp({
       store,
       policies,

@@ -120,24 +120,66 @@ export const vmShow: Command = vmCommand({
       line(vm),
       `  labels   ${JSON.stringify(vm.labels)}`,
       `  binding  ${vm.binding ? JSON.stringify(vm.binding) : "none"}`,
+      `  measured ${vm.introspection ? JSON.stringify(vm.introspection) : "no"}`,
       `  created  ${vm.created_at}  updated ${vm.updated_at}`,
-      ...vm.measurements.map((m) => `  ${m.region}: ${m.status} ${m.digest} (${m.time})`),
+      ...vm.measurements.map((m) =>
+        `  ${m.region}: ${m.status} ${m.digest} (${m.time})${m.detail ? ` ${m.detail}` : ""}`
+      ),
     ].join("\n");
   },
 });
+
+/** The introspection settings the register options give, if any. */
+function introspection(values: Record<string, unknown>): { introspection?: unknown } {
+  if (values.memory === undefined && values.symbols === undefined) return {};
+  const number = (flag: string) => {
+    const text = values[flag];
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(String(text))) {
+      throw new VaspError("usage_error", `--${flag} "${text}" is not a whole number`);
+    }
+    return Number(text);
+  };
+  const settings = {
+    memory: values.memory,
+    symbols: values.symbols,
+    vmlinuz: values.vmlinuz,
+    qmp: values.qmp,
+    interval_ms: number("interval"),
+    below_4g: number("below-4g"),
+  };
+  return {
+    introspection: Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)),
+  };
+}
 
 /** `vasp vm register`. */
 export const vmRegister: Command = vmCommand({
   name: "vm register",
   summary: "register a VM with the server",
-  usage:
-    "usage: vasp vm register --uuid U --name N [--tenant T] [--label K=V]… [--state S] [connection options]",
+  usage: `usage: vasp vm register --uuid U --name N [--tenant T] [--label K=V]… [--state S]
+         [--config-digest sha256:HEX | --domain-xml FILE]
+         [--memory FILE --symbols FILE [--vmlinuz FILE] [--qmp SOCKET] [--interval MS]
+          [--below-4g BYTES]] [connection options]
+
+  --config-digest, --domain-xml   bind a new vASP instance to this configuration (the
+                                  XML's SHA-256); without either the VM gets no instance
+  --memory … --below-4g           introspection settings: the monitor measures the VM's
+                                  kernel every --interval ms (default 1000)`,
   options: {
     uuid: { type: "string" },
     name: { type: "string" },
     tenant: { type: "string" },
     label: { type: "string", multiple: true },
     state: { type: "string" },
+    "config-digest": { type: "string" },
+    "domain-xml": { type: "string" },
+    memory: { type: "string" },
+    symbols: { type: "string" },
+    vmlinuz: { type: "string" },
+    qmp: { type: "string" },
+    interval: { type: "string" },
+    "below-4g": { type: "string" },
   },
   send(api, values) {
     if (values.uuid === undefined || values.name === undefined) {
@@ -155,6 +197,11 @@ export const vmRegister: Command = vmCommand({
       labels,
       ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
       ...(values.state === undefined ? {} : { state: values.state }),
+      ...(values["config-digest"] === undefined ? {} : { config_digest: values["config-digest"] }),
+      ...(values["domain-xml"] === undefined
+        ? {}
+        : { domain_xml: Deno.readTextFileSync(String(values["domain-xml"])) }),
+      ...introspection(values),
     });
   },
   show: (data) => `registered ${line(data as Record<string, unknown>)}`,

@@ -1,7 +1,7 @@
 /**
  * Loading a decision's context from the store, and turning store records into the engine's
- * shapes. The store owns names loosely (a state is a string, a measurement status is the
- * measurer's word); here they become the engine's closed sets, failing closed.
+ * shapes. The store keeps names as strings (a state, a measurement status in the engine's
+ * words); here they become the engine's closed sets, failing closed.
  *
  * @module
  */
@@ -16,13 +16,12 @@ import type {
 import { isLifecycleState, VaspError } from "../engine/mod.ts";
 import type { Measurement, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 
-const STATUS: Readonly<Record<string, MeasurementStatus>> = {
-  ok: "ok",
-  match: "ok",
-  differs: "differs",
-  mismatch: "differs",
-  missing: "missing",
-};
+const STATUSES: readonly string[] = [
+  "ok",
+  "differs",
+  "missing",
+  "error",
+] satisfies MeasurementStatus[];
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -72,7 +71,8 @@ export function engineBinding(binding: VaspBinding): EngineBinding {
 }
 
 /**
- * The engine's view of stored measurements; a status the engine does not know is `error`.
+ * The engine's view of stored measurements; a status the engine does not know is `error`
+ * (fail closed), naming it.
  *
  * @param measurements the latest measurement per region
  * @returns measurements by region name
@@ -82,13 +82,14 @@ export function engineMeasurements(
 ): Record<string, RegionMeasurement> {
   const out: Record<string, RegionMeasurement> = {};
   for (const m of measurements) {
-    const status = STATUS[m.status] ?? "error";
+    const known = STATUSES.includes(m.status);
+    const detail = known ? m.detail ?? "" : `unknown measurement status "${m.status}"`;
     out[m.region] = {
-      status,
+      status: known ? m.status as MeasurementStatus : "error",
       digest: prefixed(m.digest),
-      reference: m.reference ?? "",
+      reference: m.reference === null ? "" : prefixed(m.reference),
       at: m.time,
-      ...(status === "error" ? { detail: `measurement status "${m.status}"` } : {}),
+      ...(detail === "" ? {} : { detail }),
     };
   }
   return out;

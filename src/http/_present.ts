@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { AuditRecord, Measurement, VmRecord } from "../store/mod.ts";
+import type { AuditRecord, IntrospectionSettings, Measurement, VmRecord } from "../store/mod.ts";
 
 /**
  * A VM as answered.
@@ -26,8 +26,29 @@ export function vmJson(vm: VmRecord): Record<string, unknown> {
         sealed_counter: vm.binding.sealedCounter,
       }
       : null,
+    introspection: vm.introspection ? introspectionJson(vm.introspection) : null,
     created_at: vm.createdAt.toISOString(),
     updated_at: vm.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * Introspection settings as answered (the API's snake_case names).
+ *
+ * @param s the stored settings
+ * @returns their JSON form
+ */
+export function introspectionJson(s: IntrospectionSettings): Record<string, unknown> {
+  return {
+    memory: s.memory,
+    symbols: s.symbols,
+    ...(s.vmlinuz === undefined ? {} : { vmlinuz: s.vmlinuz }),
+    ...(s.qmp === undefined ? {} : { qmp: s.qmp }),
+    interval_ms: s.intervalMs,
+    ...(s.below4g === undefined ? {} : { below_4g: s.below4g }),
+    ...(s.qemuVersion === undefined ? {} : { qemu_version: s.qemuVersion }),
+    ...(s.cpu === undefined ? {} : { cpu: s.cpu }),
+    ...(s.smp === undefined ? {} : { smp: s.smp }),
   };
 }
 
@@ -44,6 +65,7 @@ export function measurementJson(m: Measurement): Record<string, unknown> {
     reference: m.reference,
     status: m.status,
     time: m.time.toISOString(),
+    ...(m.detail ? { detail: m.detail } : {}),
   };
 }
 

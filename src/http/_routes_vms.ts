@@ -53,8 +53,9 @@ function registerVm(deps: Services, vm: NewVm, configDigest: string | undefined)
  */
 export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
   app.post("/v1/vms", allow(), deps.limit, async (c) => {
-    const { vm: body, configDigest } = splitRegistration(await readJson(c));
-    const vm = await registerVm(deps, parseNewVm(body), configDigest);
+    const { vm: body, configDigest, introspection } = splitRegistration(await readJson(c));
+    const newVm = { ...parseNewVm(body), ...(introspection ? { introspection } : {}) };
+    const vm = await registerVm(deps, newVm, configDigest);
     await deps.decider.recordOperatorAction(deps.ids.next(), "register", vm, {
       message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
         (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : ""),

@@ -15,6 +15,7 @@ import { healthRoute, opsRoutes } from "./_routes_ops.ts";
 import { policyRoutes } from "./_routes_policies.ts";
 import { vmRoutes } from "./_routes_vms.ts";
 import { quoteRoutes } from "./_routes_quote.ts";
+import { introspectionRoutes } from "./_routes_introspection.ts";
 import type { VaspPort } from "./vasp_port.ts";
 import type { AspStatus, Services } from "./_services.ts";
 import { authenticate, type TokenAuthenticator } from "./auth.ts";
@@ -106,6 +107,7 @@ export function createApp(deps: AppDeps): App {
   decisionRoutes(app, services);
   vmRoutes(app, services);
   quoteRoutes(app, services);
+  introspectionRoutes(app, services);
   policyRoutes(app, services);
   auditRoutes(app, services);
   opsRoutes(app, services);

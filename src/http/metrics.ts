@@ -144,6 +144,35 @@ export class Metrics {
     "Policy reloads, by result (ok, failed).",
     ["result"],
   );
+  readonly #measurements = new Counter(
+    "vasp_measurements_total",
+    "Guest measurements by the monitor, by outcome (the worst region status).",
+    ["outcome"],
+  );
+  readonly #monitor = new Counter(
+    "vasp_monitor_actions_total",
+    "What the monitor raised or enforced (alert, pause, kill, failure), by result (ok, failed).",
+    ["action", "result"],
+  );
+
+  /**
+   * Counts one guest measurement of the monitor.
+   *
+   * @param outcome ok, differs, missing or error
+   */
+  measurement(outcome: string): void {
+    this.#measurements.inc([outcome]);
+  }
+
+  /**
+   * Counts one thing the monitor raised or enforced.
+   *
+   * @param action alert, pause, kill or failure
+   * @param ok whether it was carried out
+   */
+  monitorAction(action: string, ok: boolean): void {
+    this.#monitor.inc([action, ok ? "ok" : "failed"]);
+  }
 
   /**
    * Counts one decision.
@@ -218,6 +247,8 @@ export class Metrics {
     this.#events.render(lines);
     this.#errors.render(lines);
     this.#reloads.render(lines);
+    this.#measurements.render(lines);
+    this.#monitor.render(lines);
     lines.push(
       "# HELP vasp_policy_info The policy revision in force.",
       "# TYPE vasp_policy_info gauge",

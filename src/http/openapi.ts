@@ -116,6 +116,13 @@ const PATHS: Record<string, Record<string, Schema>> = {
       responses: ok("the quote", ref("Quote")),
     }),
   },
+  "/v1/vms/{uuid}/introspection": {
+    put: tag(["vms"], "Set (or with null drop) how the monitor measures the VM (operator)", {
+      parameters: [uuidParam],
+      requestBody: body(nullable(ref("Introspection"))),
+      responses: ok("the VM", ref("Vm")),
+    }),
+  },
   "/v1/vms/{uuid}/release": {
     post: tag(["vms"], "Release a quarantined VM; it stays paused (operator)", {
       parameters: [uuidParam],

@@ -1,6 +1,7 @@
 /**
  * Measuring a guest kernel from the hypervisor side: symbols, KASLR discovery, the regions to
- * measure, normalisation by undoing relocations, profiles and reference values.
+ * measure, normalisation by undoing relocations, profiles and reference values, verdicts in
+ * the engine's words, and the per-VM measurement scheduler.
  *
  * @module
  */
@@ -33,6 +34,14 @@ export {
   type ReferenceSet,
 } from "./reference.ts";
 export { loadReferenceSet, referencePath, saveReferenceSet } from "./reference_store.ts";
+export {
+  type GuestSession,
+  MeasurementMonitor,
+  type MonitorDecision,
+  type MonitorPorts,
+  type MonitorTarget,
+} from "./scheduler.ts";
+export { failedVerdicts, judge, type RegionVerdict, verdictDigest } from "./verdict.ts";
 export {
   IDT_BYTES,
   planRegions,

@@ -5,6 +5,7 @@
  * @module
  */
 import type { AuditRecord, AuditResult } from "./audit.ts";
+import { decodeIntrospection } from "./_introspection.ts";
 import type { Measurement, VmRecord } from "./store.ts";
 import type { MalformedRow } from "./verify.ts";
 
@@ -119,6 +120,7 @@ export function decodeVm(row: Row): VmRecord {
       sealedState: sealed,
       sealedCounter: row.sealed_counter === null ? 0 : int(row, "sealed_counter"),
     },
+    introspection: decodeIntrospection(row.introspection),
     createdAt: time(row, "created_ms"),
     updatedAt: time(row, "updated_ms"),
   };
@@ -136,6 +138,7 @@ export function decodeMeasurement(row: Row): Measurement {
     reference: optionalText(row, "reference"),
     status: text(row, "status"),
     time: time(row, "time_ms"),
+    ...(row.detail === null || row.detail === undefined ? {} : { detail: text(row, "detail") }),
   };
 }
 

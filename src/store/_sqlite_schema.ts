@@ -71,6 +71,9 @@ const MIGRATIONS: readonly string[] = [
      spki BLOB NOT NULL,
      chain TEXT NOT NULL
    );`,
+  // How the monitor measures a VM, and why a region's measurement failed or differs.
+  `ALTER TABLE vms ADD COLUMN introspection TEXT;
+   ALTER TABLE measurements ADD COLUMN detail TEXT;`,
 ];
 
 /** The schema version this code writes. */

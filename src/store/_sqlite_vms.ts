@@ -5,6 +5,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { VaspError } from "../engine/error.ts";
+import { introspectionColumn } from "./_introspection.ts";
 import { decodeMeasurement, decodeVm } from "./_sqlite_rows.ts";
 import type { Measurement, NewVm, VaspBinding, VmFilter, VmPatch, VmRecord } from "./store.ts";
 
@@ -112,9 +113,14 @@ export class SqliteVms {
     const ms = this.#now().getTime();
     const result = this.#db().prepare(
       "INSERT INTO vms (uuid, name, tenant, labels, state, instance_id, config_digest, " +
-        "sealed_state, sealed_counter, created_ms, updated_ms) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uuid) DO NOTHING",
-    ).run(...columns as (string | number | null | Uint8Array)[], ms, ms);
+        "sealed_state, sealed_counter, created_ms, updated_ms, introspection) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uuid) DO NOTHING",
+    ).run(
+      ...columns as (string | number | null | Uint8Array)[],
+      ms,
+      ms,
+      introspectionColumn(vm.introspection),
+    );
     if (result.changes === 0) {
       throw new VaspError(
         "vm_exists",
@@ -157,13 +163,16 @@ export class SqliteVms {
       const binding = patch.binding === undefined ? current.binding : patch.binding;
       db.prepare(
         "UPDATE vms SET name = ?, labels = ?, state = ?, instance_id = ?, config_digest = ?, " +
-          "sealed_state = ?, sealed_counter = ?, updated_ms = ? WHERE uuid = ?",
+          "sealed_state = ?, sealed_counter = ?, updated_ms = ?, introspection = ? WHERE uuid = ?",
       ).run(
         requireString(patch.name ?? current.name, "VM name"),
         JSON.stringify(checkLabels(patch.labels ?? current.labels)),
         requireString(patch.state ?? current.state, "VM state"),
         ...bindingColumns(binding) as (string | number | null | Uint8Array)[],
         this.#now().getTime(),
+        introspectionColumn(
+          patch.introspection === undefined ? current.introspection : patch.introspection,
+        ),
         uuid,
       );
       const updated = this.#read(uuid)!;
@@ -192,10 +201,11 @@ export class SqliteVms {
     try {
       if (!this.#read(requireString(uuid, "VM uuid"))) throw notFound(uuid);
       const upsert = db.prepare(
-        "INSERT INTO measurements (vm_uuid, region, digest, reference, status, time_ms) " +
-          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (vm_uuid, region) DO UPDATE SET " +
+        "INSERT INTO measurements (vm_uuid, region, digest, reference, status, time_ms, detail) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (vm_uuid, region) DO UPDATE SET " +
           "digest = excluded.digest, reference = excluded.reference, status = excluded.status, " +
-          "time_ms = excluded.time_ms WHERE excluded.time_ms >= measurements.time_ms",
+          "time_ms = excluded.time_ms, detail = excluded.detail " +
+          "WHERE excluded.time_ms >= measurements.time_ms",
       );
       for (const m of measurements) {
         if (!(m.time instanceof Date) || Number.isNaN(m.time.getTime())) {
@@ -204,10 +214,11 @@ export class SqliteVms {
         upsert.run(
           uuid,
           requireString(m.region, "Measurement region"),
-          requireString(m.digest, "Measurement digest"),
+          requireString(m.digest, "Measurement digest", true),
           m.reference === null ? null : requireString(m.reference, "Measurement reference"),
           requireString(m.status, "Measurement status"),
           m.time.getTime(),
+          m.detail ? requireString(m.detail, "Measurement detail") : null,
         );
       }
       db.exec("COMMIT");

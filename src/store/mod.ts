@@ -7,6 +7,7 @@
 export type {
   AuditPage,
   AuditQuery,
+  IntrospectionSettings,
   Measurement,
   NewVm,
   Store,

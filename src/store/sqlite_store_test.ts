@@ -103,17 +103,17 @@ Deno.test("measurements keep the latest per region and go with their VM", async 
   await store.registerVm({ uuid: UUID, name: "web-1", tenant: "t", state: "running" });
   const at = (s: number) => new Date(Date.UTC(2025, 0, 1, 0, 0, s));
   await store.recordMeasurements(UUID, [
-    { region: "kernel_text", digest: "aa", reference: "deb12", status: "match", time: at(10) },
-    { region: "idt", digest: "bb", reference: null, status: "unknown", time: at(10) },
+    { region: "kernel_text", digest: "aa", reference: "aa", status: "ok", time: at(10) },
+    { region: "idt", digest: "bb", reference: null, status: "missing", time: at(10) },
   ]);
   await store.recordMeasurements(UUID, [
-    { region: "kernel_text", digest: "cc", reference: "deb12", status: "mismatch", time: at(20) },
-    { region: "idt", digest: "old", reference: null, status: "unknown", time: at(5) },
+    { region: "kernel_text", digest: "cc", reference: "aa", status: "differs", time: at(20) },
+    { region: "idt", digest: "old", reference: null, status: "missing", time: at(5) },
   ]);
   const latest = await store.latestMeasurements(UUID);
   assert.deepEqual(latest.map((m) => [m.region, m.digest, m.status]), [
-    ["idt", "bb", "unknown"],
-    ["kernel_text", "cc", "mismatch"],
+    ["idt", "bb", "missing"],
+    ["kernel_text", "cc", "differs"],
   ]);
   await assert.rejects(store.recordMeasurements("nope", []), { code: "vm_not_found" });
   await store.removeVm(UUID);

@@ -21,6 +21,31 @@ export interface VaspBinding {
   readonly sealedCounter: number;
 }
 
+/**
+ * How the measurement monitor measures a VM's kernel from outside (docs/introspection.md,
+ * docs/lifecycle.md): where its RAM and kernel symbols are, and how often.
+ */
+export interface IntrospectionSettings {
+  /** Guest RAM: QEMU's `memory-backend-file` (`share=on`), or libvirt's shared memory file. */
+  readonly memory: string;
+  /** The guest kernel's System.map. */
+  readonly symbols: string;
+  /** The guest kernel's vmlinuz: its relocations normalise a KASLR boot. */
+  readonly vmlinuz?: string;
+  /** QEMU's QMP socket: CR3, IDTR and profile facts; where `pause` and `kill` are enforced. */
+  readonly qmp?: string;
+  /** Milliseconds between two measurements. */
+  readonly intervalMs: number;
+  /** Bytes of RAM below the PCI hole, when the file is larger (machine layout). */
+  readonly below4g?: number;
+  /** Profile facts, when there is no QMP socket: QEMU version, CPU model, vCPUs. */
+  readonly qemuVersion?: string;
+  /** CPU model (profile), e.g. `qemu64`. */
+  readonly cpu?: string;
+  /** vCPU count (profile). */
+  readonly smp?: number;
+}
+
 /** A VM as the decision server knows it. */
 export interface VmRecord {
   /** Canonical UUID; the key. */
@@ -35,6 +60,8 @@ export interface VmRecord {
   readonly state: string;
   /** Its vASP binding, once it has one. */
   readonly binding: VaspBinding | null;
+  /** How the monitor measures it; `null`: it is not measured. */
+  readonly introspection: IntrospectionSettings | null;
   /** When it was registered. */
   readonly createdAt: Date;
   /** When it last changed. */
@@ -55,6 +82,8 @@ export interface NewVm {
   readonly state: string;
   /** vASP binding, if already created. */
   readonly binding?: VaspBinding | null;
+  /** How the monitor measures it; none when left out. */
+  readonly introspection?: IntrospectionSettings | null;
 }
 
 /** The fields of a VM that can change. */
@@ -67,6 +96,8 @@ export interface VmPatch {
   readonly state?: string;
   /** New binding, or `null` to drop it. */
   readonly binding?: VaspBinding | null;
+  /** New introspection settings, or `null` to stop measuring it. */
+  readonly introspection?: IntrospectionSettings | null;
 }
 
 /** Which VMs to list. */
@@ -81,14 +112,19 @@ export interface VmFilter {
 export interface Measurement {
   /** Region name, e.g. `kernel_text`, `syscall_table`. */
   readonly region: string;
-  /** Measured digest, hex. */
+  /** Measured digest, hex; empty when the region could not be measured. */
   readonly digest: string;
-  /** Name of the reference it was compared with, `null` when there is none. */
+  /** The reference digest it was compared with, `null` when there is none. */
   readonly reference: string | null;
-  /** Outcome of the comparison, e.g. `match`, `mismatch`; the measurer owns the names. */
+  /**
+   * Outcome of the comparison in the engine's words: `ok`, `differs`, `missing` (no
+   * measurement or no reference) or `error`. Anything else is read as `error`.
+   */
   readonly status: string;
   /** When it was measured. */
   readonly time: Date;
+  /** What went wrong or differs (an error, a table-check finding); absent or empty: nothing. */
+  readonly detail?: string;
 }
 
 /** A query of the audit log; results come in `seq` order. */

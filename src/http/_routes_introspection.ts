@@ -1,0 +1,36 @@
+/**
+ * `PUT /v1/vms/{uuid}/introspection`: an operator sets (or, with `null`, drops) how the
+ * measurement monitor measures a VM; the monitor follows at its next look at the VMs.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { readJson } from "./_body.ts";
+import type { AppEnv } from "./_env.ts";
+import { vmJson } from "./_present.ts";
+import { visibleVm } from "./_routes_vms.ts";
+import type { Services } from "./_services.ts";
+import { parseIntrospection } from "./_vasp_request.ts";
+import { allow } from "./auth.ts";
+
+/**
+ * Registers the introspection route.
+ *
+ * @param app the app
+ * @param deps its dependencies
+ */
+export function introspectionRoutes(app: Hono<AppEnv>, deps: Services): void {
+  app.put("/v1/vms/:uuid/introspection", allow(), deps.limit, async (c) => {
+    const vm = await visibleVm(deps, c);
+    const body = await readJson(c);
+    const introspection = body === null ? null : parseIntrospection(body);
+    const updated = await deps.store.updateVm(vm.uuid, { introspection });
+    await deps.decider.recordOperatorAction(deps.ids.next(), "introspection", updated, {
+      message: introspection
+        ? `VM "${vm.name}" is measured every ${introspection.intervalMs} ms from ` +
+          `${introspection.memory}`
+        : `VM "${vm.name}" is no longer measured`,
+    });
+    return c.json(vmJson(updated));
+  });
+}
