@@ -181,9 +181,9 @@ export class VaspService implements VaspPort {
   }
 
   /** {@inheritDoc VaspPort.prepare} */
-  prepare(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspStep> {
+  prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
     const op = event.operation;
-    if (INBOUND.has(op) && movesState(event)) return Promise.resolve(this.#inbound(event, vm));
+    if (INBOUND.has(op) && movesState(event)) return this.#inbound(event, vm);
     const binding = this.#view(vm, OUTBOUND.has(op));
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow) return {};
@@ -193,7 +193,7 @@ export class VaspService implements VaspPort {
       if (op === "destroy") return await this.#destroy(event, vm);
       return {};
     };
-    return Promise.resolve({ binding, settle, discard() {} });
+    return { binding, settle, discard() {} };
   }
 
   /** The binding the engine sees: the stored one, with whether its instance is live. */

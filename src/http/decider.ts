@@ -106,7 +106,7 @@ export class Decider {
     });
     // The vASP side may see more than the store: whether the instance is live, whether the
     // sealed state to restore imports.
-    const step: VaspStep | undefined = await this.#vasp?.prepare(event, stored);
+    const step: VaspStep | undefined = this.#vasp?.prepare(event, stored);
     const seen = step?.binding === undefined ? context : { ...context, vasp: step.binding };
     const start = performance.now();
     let decision: Decision;

@@ -61,12 +61,13 @@ export interface VaspQuote {
 export interface VaspPort {
   /**
    * Prepares the vASP side of a decision (imports a sealed state to restore, for example).
+   * Synchronous: it sits on every decision's path.
    *
    * @param event the event decided
    * @param stored the VM's record, `undefined` when unknown
    * @returns the step; settle or discard it
    */
-  prepare(event: LifecycleEvent, stored: VmRecord | undefined): Promise<VaspStep>;
+  prepare(event: LifecycleEvent, stored: VmRecord | undefined): VaspStep;
   /**
    * Registers a VM with a new vASP instance bound to its configuration.
    *
