@@ -6,9 +6,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
-import { configDigestHex } from "../attest/config_digest.ts";
 import {
   type Extension,
   InstanceManager,
@@ -23,61 +20,23 @@ import {
   VaspError,
 } from "../engine/mod.ts";
 import type { VaspOutcome, VaspPort, VaspQuote, VaspStep } from "../http/vasp_port.ts";
-import { parseDomainXml } from "../hypervisor/libvirt.ts";
 import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
-
-/** Operations whose allowed decision seals the instance beside the guest state leaving. */
-const OUTBOUND = new Set(["save", "snapshot", "migrate-out"]);
-/** Operations whose allowed decision imports a sealed state coming back. */
-const INBOUND = new Set(["restore", "migrate-in"]);
-/** Later steps of an operation already decided: they move no vASP state. */
-const LATER_PHASES = new Set(["continue", "recover", "failover"]);
-/** Start phases that boot: libvirt's `prepare` (its `start` follows with the same XML). */
-const BOOT_PHASES = new Set(["", "prepare"]);
-
-const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-function text(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return `${(error as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`;
-}
-
-function stored(sealed: SealedBinding): VaspBinding {
-  return { ...sealed };
-}
-
-function answer(sealed: SealedBinding, extra: Record<string, unknown> = {}): VaspOutcome {
-  return {
-    details: { instance_id: sealed.instanceId, counter: sealed.sealedCounter, ...extra },
-  };
-}
-
-/** Whether a vASP state moves with this event (not a dump, a deletion, a later step …). */
-function movesState(event: LifecycleEvent): boolean {
-  const d = event.details;
-  return d.exposes_memory !== true && d.action !== "delete" && d.disk_only !== true &&
-    !LATER_PHASES.has(event.phase ?? "");
-}
-
-function base64(value: unknown, field: string): Uint8Array | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
-    throw new VaspError("invalid_event", `details.${field} is not base64`, {
-      details: { field },
-    });
-  }
-  return new Uint8Array(Buffer.from(value, "base64"));
-}
-
-/** The configuration an event carries: the domain XML (its SHA-256) or a digest. */
-function eventConfig(event: LifecycleEvent): { xml?: Uint8Array; digest?: string } {
-  const xml = base64(event.details.domain_xml_b64, "domain_xml_b64");
-  if (xml) return { xml, digest: sha256(xml) };
-  const digest = event.details.config_digest;
-  return digest === undefined ? {} : { digest: configDigestHex(digest, "details.config_digest") };
-}
+import {
+  answer,
+  base64,
+  BOOT_PHASES,
+  bootDomain,
+  errorText,
+  eventConfig,
+  INBOUND,
+  movesState,
+  newVm,
+  OUTBOUND,
+  refusal,
+  stored,
+} from "./_vasp_events.ts";
 
 /** The vASP side of the server: {@link VaspPort} on the live instances and the store. */
 export class VaspService implements VaspPort {
@@ -233,7 +192,7 @@ export class VaspService implements VaspPort {
     try {
       pending = this.#instances.importPending(uuid, blob, { snapshot });
     } catch (error) {
-      refused = `the sealed vASP state was refused: ${text(error)}`;
+      refused = `the sealed vASP state was refused: ${errorText(error)}`;
     }
     const binding: EngineBinding = pending
       ? {
@@ -256,30 +215,18 @@ export class VaspService implements VaspPort {
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow || !pending) {
         discard();
-        return decision.allow ? { refusal: { rule: "import", message: refused! } } : {};
+        return decision.allow ? refusal("import", refused!) : {};
       }
       const adopted = pending;
       return await this.#queue.run(uuid, async () => {
         const sealed = this.#instances.adopt(adopted);
         const current = await this.#store.getVm(uuid);
         if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
-        else await this.#store.registerVm(this.#newVm(event, stored(sealed)));
+        else await this.#store.registerVm(newVm(event, stored(sealed)));
         return answer(sealed, { imported: true, snapshot });
       });
     };
     return { binding, settle, discard };
-  }
-
-  /** A record for a VM that vASP learns of through an allowed decision. */
-  #newVm(event: LifecycleEvent, binding: VaspBinding): NewVm {
-    const tenant = event.details.tenant;
-    return {
-      uuid: event.vm.uuid,
-      name: event.vm.name,
-      tenant: typeof tenant === "string" ? tenant : "",
-      state: "defined",
-      binding,
-    };
   }
 
   /** Creates an instance and keeps it with `keep`; destroys it when it cannot be kept. */
@@ -301,7 +248,7 @@ export class VaspService implements VaspPort {
   #ensureInstance(event: LifecycleEvent, vm: VmRecord | undefined, digest: string) {
     return this.#created(event.vm.uuid, digest, async (binding) => {
       if (vm) return await this.#store.updateVm(vm.uuid, { binding });
-      return await this.#store.registerVm(this.#newVm(event, binding));
+      return await this.#store.registerVm(newVm(event, binding));
     });
   }
 
@@ -321,25 +268,8 @@ export class VaspService implements VaspPort {
     return this.#queue.run(event.vm.uuid, async () => {
       const { xml, digest } = eventConfig(event);
       if (!xml) return {};
-      let domain;
-      try {
-        domain = parseDomainXml(new TextDecoder().decode(xml));
-      } catch (error) {
-        return {
-          refusal: {
-            rule: "vboot",
-            message: `Cannot read what VM "${event.vm.name}" boots: ${text(error)}`,
-          },
-        };
-      }
-      if (domain.uuid !== event.vm.uuid) {
-        return {
-          refusal: {
-            rule: "vboot",
-            message: `The domain XML is for VM ${domain.uuid}, not ${event.vm.uuid}`,
-          },
-        };
-      }
+      const domain = bootDomain(event, xml);
+      if ("refusal" in domain) return domain;
       const current = await this.#store.getVm(event.vm.uuid) ?? vm;
       let created = false;
       if (!current?.binding) {
@@ -348,16 +278,10 @@ export class VaspService implements VaspPort {
       }
       const status = this.#instances.status(event.vm.uuid);
       if (!status?.live) {
-        return {
-          refusal: {
-            rule: "vboot",
-            message: `Cannot measure what VM "${event.vm.name}" boots: ${
-              status?.error ?? "it has no vASP instance"
-            }`,
-          },
-        };
+        const why = status?.error ?? "it has no vASP instance";
+        return refusal("vboot", `Cannot measure what VM "${event.vm.name}" boots: ${why}`);
       }
-      const extensions = await vbootExtensions(domain, xml);
+      const extensions = await vbootExtensions(domain.domain, xml);
       const sealed = this.#instances.extend(event.vm.uuid, extensions);
       await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
       return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
@@ -370,14 +294,8 @@ export class VaspService implements VaspPort {
     return this.#queue.run(event.vm.uuid, async () => {
       const status = this.#instances.status(event.vm.uuid);
       if (!status?.live) {
-        return {
-          refusal: {
-            rule: "seal",
-            message: `Cannot seal the vASP state of VM "${event.vm.name}": ${
-              status?.error ?? "it has no live instance"
-            }`,
-          },
-        };
+        const why = status?.error ?? "it has no live instance";
+        return refusal("seal", `Cannot seal the vASP state of VM "${event.vm.name}": ${why}`);
       }
       const snapshot = event.operation === "snapshot";
       const sealed = this.#instances.seal(event.vm.uuid, { snapshot });
