@@ -29,13 +29,19 @@ const MEASURED = new Set(["running", "paused", "migrating", "quarantined"]);
 
 /** What the monitor is wired to. */
 export interface MonitorDeps {
+  /** VMs, their settings, where verdicts go. */
   readonly store: Store;
+  /** Decides and records the `measurement` events. */
   readonly decider: Decider;
+  /** IDs of those decisions. */
   readonly ids: IdSource;
+  /** The VMs' vASP instances (register {@link RUNTIME_REGISTER}). */
   readonly vasp: VaspService;
+  /** Counts measurements, alerts and enforcements. */
   readonly metrics: Metrics;
   /** Where `vasp refs learn` keeps reference sets (`<state dir>/references`). */
   readonly referencesDir: string;
+  /** Where alerts and enforcements are logged. */
   readonly log: (line: string) => void;
 }
 
