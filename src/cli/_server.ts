@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
 import { setImmediate } from "node:timers";
+import { join, resolve } from "node:path";
 import { Asp } from "../../ffi/mod.ts";
 import type { HostState } from "../engine/mod.ts";
 import {
@@ -218,6 +218,10 @@ export async function startServer(
     const akChain = writeAkChain(asp);
     const store = SqliteStore.openIn(stateDir, {
       signer: checkpoints.signer,
+      // Flush after the event loop has taken in the requests that arrived meanwhile
+      // (setImmediate runs after I/O): bigger batches, less CPU per record than a microtask
+      // flush, and none of a timer's delay. Measured in bench/http_bench.ts.
+      groupCommit: { schedule: (flush) => setImmediate(flush) },
     });
     cleanups.push(() => store.close());
     const vasp = new VaspService(asp, store, { log });
