@@ -83,11 +83,6 @@ export class WalSync {
     return this.#file = file;
   }
 
-  /** Resolves when no sync is under way (at once when none is). */
-  idle(): Promise<void> {
-    return this.#running ?? Promise.resolve();
-  }
-
   /** Waits for a sync under way, then releases the file. */
   async close(): Promise<void> {
     await this.#running;
