@@ -1,6 +1,6 @@
 /**
  * Audit log throughput: durable appends per second with group commit against one transaction
- * per append, at 1 and 32 concurrent appenders, on a real SQLite file (WAL, synchronous=FULL).
+ * per append, at 1 and 32 concurrent appenders, on a real SQLite file (WAL, each append awaited until its fdatasync).
  * Also the per-record hash, `node:crypto` against Web Crypto.
  *
  *   deno run --allow-all bench/audit_bench.ts [--appends N] [--json]
@@ -130,7 +130,7 @@ if (import.meta.main) {
   if (values.json) {
     console.log(JSON.stringify({ appends, rows, hash, verdict }, null, 2));
   } else {
-    console.log(`audit appends (${appends} per row, durable: WAL + synchronous=FULL)`);
+    console.log(`audit appends (${appends} per row, durable: WAL + fdatasync)`);
     console.log(
       "| mode | appenders | appends/s | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |",
     );

@@ -8,7 +8,7 @@
  *
  * Figures to reach: throughput at least 60% of the bare endpoint's; p99 under 5 ms at
  * concurrency 32. The server is the real one (`startServer`: ASP, default policy set, SQLite
- * store with group commit and `synchronous=FULL`), deciding a `pause` of a registered,
+ * store with group commit and a WAL fdatasync before each answer), deciding a `pause` of a registered,
  * measured VM from the QMP gate with a hook token.
  *
  * @module

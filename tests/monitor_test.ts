@@ -107,15 +107,23 @@ Deno.test("the monitor finds a running guest clean, and quarantines and pauses i
       );
       assert.ok(statuses.includes("sys_call_table:ok"), statuses.join(" "));
       assert.deepEqual(statuses.filter((x: string) => !x.endsWith(":ok")), []);
-      const quote = await s.call("GET", `/v1/vms/${VM}/quote?nonce=00ff&registers=8`);
+      // The monitor records the measurements first, then extends the register: wait for both.
+      const quote = await until(
+        "register 8 extended",
+        () => s.call("GET", `/v1/vms/${VM}/quote?nonce=00ff&registers=8`),
+        (a) => a.json.event_log?.some((e: { reg: number }) => e.reg === 8),
+      );
       const runtime = quote.json.event_log.filter((e: { reg: number }) => e.reg === 8);
       assert.equal(runtime.length, 1);
       assert.match(runtime[0].description, /^runtime measurement ok sha256:[0-9a-f]{64}$/);
-      const decisions = await s.call("GET", `/v1/audit?vm=${VM}&result=allow`);
-      assert.ok(
-        decisions.json.records.some((r: { operation: string; source: string }) =>
-          r.operation === "measurement" && r.source === "monitor"
-        ),
+      // ... and then asks for the measurement decision.
+      await until(
+        "the monitor's measurement decision",
+        () => s.call("GET", `/v1/audit?vm=${VM}&result=allow`),
+        (a) =>
+          a.json.records.some((r: { operation: string; source: string }) =>
+            r.operation === "measurement" && r.source === "monitor"
+          ),
       );
     },
   );
@@ -178,7 +186,12 @@ Deno.test("the monitor finds a running guest clean, and quarantines and pauses i
       const resume = await event(s, "decide", { operation: "resume", source: "qmp-gate" });
       assert.equal(resume.json.allow, false);
       // The instance holds the evidence: its runtime register was extended with the change.
-      const quote = await s.call("GET", `/v1/vms/${VM}/quote?nonce=00ff&registers=8`);
+      // The monitor records the measurements first, then extends the register: wait for both.
+      const quote = await until(
+        "register 8 extended",
+        () => s.call("GET", `/v1/vms/${VM}/quote?nonce=00ff&registers=8`),
+        (a) => a.json.event_log?.some((e: { reg: number }) => e.reg === 8),
+      );
       const runtime = quote.json.event_log.filter((e: { reg: number }) => e.reg === 8);
       assert.match(runtime.at(-1)?.description ?? "", /^runtime measurement differs sha256:/);
     },
