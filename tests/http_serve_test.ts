@@ -22,6 +22,8 @@ Deno.test("vasp serve answers on its Unix socket without a token and on loopback
     assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
     const token = (await Deno.readTextFile(tokenFile!)).trim();
     assert.ok(!serve.output.includes(token), "the token itself is never printed");
+    // A first start has learned no host: it says that every start will be denied.
+    assert.match(serve.output, /host expectations none .*deny every start/);
 
     using client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
     const decided = await fetch("http://localhost/v1/decide", {

@@ -51,6 +51,8 @@ export interface RunningServer {
   readonly asp: Asp;
   /** The host as measured at start. */
   readonly measured: readonly HostMeasurement[];
+  /** The host as policies see it: each measured file and the digest expected of it. */
+  readonly host: HostState;
   /** The listeners. */
   readonly listeners: Listeners;
   /** The operator token file written on this (first) start, if any. */
@@ -121,7 +123,9 @@ function hostExpectations(
     const digests = Object.fromEntries(
       measured.filter((m) => m.sha256).map((m) => [HOST_FILE_NAMES[m.part], `sha256:${m.sha256}`]),
     );
-    Deno.writeTextFileSync(path, JSON.stringify(digests, null, 2) + "\n", { mode: 0o600 });
+    // Atomic: a crash while learning leaves the old expectations, never half a file.
+    Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(digests, null, 2) + "\n", { mode: 0o600 });
+    Deno.renameSync(`${path}.tmp`, path);
   }
   try {
     return JSON.parse(Deno.readTextFileSync(path));
@@ -272,6 +276,7 @@ export async function startServer(
     return {
       asp,
       measured,
+      host,
       listeners,
       tokenFile,
       akChain,

@@ -6,14 +6,15 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Asp } from "../../ffi/mod.ts";
 import { type CertificateInfo, describeCertificate, toHex } from "../attest/mod.ts";
+import type { HostState } from "../engine/mod.ts";
 import { VaspError } from "../engine/error.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { type Command, parseOptions } from "./_command.ts";
 import type { HostMeasurement } from "./_host.ts";
-import { startServer } from "./_server.ts";
+import { HOST_EXPECTED_FILE, startServer } from "./_server.ts";
 import { checkListen, parseListen } from "./_server_listen.ts";
 
 const USAGE =
@@ -51,6 +52,22 @@ export interface AspIdentity {
 }
 
 /** `vasp serve`. */
+/** What the host-integrity policies will see: which measured files match what was learned. */
+function hostReport(host: HostState, stateDir: string): string {
+  const files = Object.entries(host.files);
+  const learned = files.filter(([, f]) => f.expected !== "");
+  const file = join(stateDir, HOST_EXPECTED_FILE);
+  if (learned.length === 0) {
+    return `host expectations none (${file}): host-integrity policies deny every start until ` +
+      `the operator runs "vasp serve --learn-host"`;
+  }
+  const differing = learned.filter(([, f]) => f.digest !== f.expected).map(([name]) => name);
+  return `host expectations ${
+    learned.length - differing.length
+  } of ${learned.length} match (${file})` +
+    (differing.length ? `; DIFFERING: ${differing.join(", ")}` : "");
+}
+
 export const serve: Command = {
   name: "serve",
   summary: "run the decision server (ASP, host measurement, policies, audit, HTTP API)",
@@ -84,6 +101,7 @@ export const serve: Command = {
         const registers = server.measured.map((m) => toHex(server.asp.read(m.reg)));
         console.log(report(await identify(server.asp), server.measured, registers));
         const { socket, tcp: bound } = server.listeners;
+        console.log(hostReport(server.host, stateDir));
         console.log(`policy revision  ${server.policyRevision}`);
         console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
         if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
