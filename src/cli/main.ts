@@ -7,6 +7,7 @@
 import type { Command } from "./_command.ts";
 import { attestVerify } from "./attest.ts";
 import { auditVerify } from "./audit.ts";
+import { demo } from "./demo.ts";
 import { gate } from "./gate.ts";
 import { measure } from "./measure.ts";
 import { policyCheck, policyTest } from "./policy.ts";
@@ -35,6 +36,7 @@ const COMMANDS: readonly Command[] = [
   vmRegister,
   vmRemove,
   vmRelease,
+  demo,
 ];
 
 function help(): string {

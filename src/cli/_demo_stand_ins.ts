@@ -1,0 +1,242 @@
+/**
+ * What the demo stands in for because this machine may lack it: the host kernel image or QEMU
+ * binary the ASP measures (a file, said so), the boot files of the VM's domain, and the guest.
+ * No QEMU runs here, so the guest is two kernel regions held as bytes and hashed by the native
+ * library. Everything after the hashing is the real thing: a reference set learned and stored
+ * as `vasp refs learn` stores it, the scheduler of src/measure (verdicts, the register-8
+ * extension, the `measurement` decision, enforcement), the server's store and vASP instances,
+ * and the decision asked over the API with the body the monitor sends.
+ *
+ * @module
+ */
+import { delimiter, join } from "node:path";
+import { hash } from "../../ffi/mod.ts";
+import { toHex } from "../attest/mod.ts";
+import type { ApiClient } from "../http/mod.ts";
+import {
+  type KernelMeasurement,
+  loadReferenceSet,
+  makeProfile,
+  MeasurementMonitor,
+  profileId,
+  referenceFromMeasurement,
+  type RegionKind,
+  saveReferenceSet,
+} from "../measure/mod.ts";
+import type { Reason } from "../engine/mod.ts";
+import type { HostMeasureOptions } from "./_host.ts";
+import type { RunningServer } from "./_server.ts";
+import { RUNTIME_REGISTER } from "./_monitor.ts";
+
+/** A VM as the API names it. */
+export interface DemoVm {
+  /** Its UUID. */
+  readonly uuid: string;
+  /** Its name. */
+  readonly name: string;
+}
+
+async function readable(path: string): Promise<boolean> {
+  try {
+    (await Deno.open(path)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function onPath(name: string): Promise<boolean> {
+  const dirs = (Deno.env.get("PATH") ?? "").split(delimiter).filter(Boolean);
+  for (const dir of dirs) if (await readable(join(dir, name))) return true;
+  return false;
+}
+
+/**
+ * The host parts the ASP measures: the real ones where this machine has them, a stand-in file
+ * in `dir` for a host kernel image that cannot be read or a QEMU binary not on PATH.
+ *
+ * @param dir where stand-in files go
+ * @returns the measurement options and the parts stood in for
+ * @throws {Deno.errors.PermissionDenied} when `dir` cannot be written
+ */
+export async function standInHost(
+  dir: string,
+): Promise<{ host: HostMeasureOptions; standIns: string[] }> {
+  const standIns: string[] = [];
+  const standIn = async (part: string, file: string) => {
+    standIns.push(part);
+    await Deno.writeTextFile(join(dir, file), `a stand-in ${part} for the demo\n`);
+    return join(dir, file);
+  };
+  const host: { kernel?: string; qemu?: string } = {};
+  if (!await readable(`/boot/vmlinuz-${Deno.osRelease()}`)) {
+    host.kernel = await standIn("host kernel", "host-vmlinuz");
+  }
+  if (!await onPath("qemu-system-x86_64")) host.qemu = await standIn("QEMU", "host-qemu");
+  return { host, standIns };
+}
+
+/**
+ * A domain XML that boots a kernel file written into `<dir>/boot`, as libvirt hands it to its
+ * hook: what vBoot measures at start.
+ *
+ * @param dir where the boot files go
+ * @param vm the VM
+ * @returns the XML text
+ * @throws {Deno.errors.AlreadyExists} when `<dir>/boot` exists
+ */
+export async function standInDomain(dir: string, vm: DemoVm): Promise<string> {
+  const boot = join(dir, "boot");
+  await Deno.mkdir(boot);
+  await Deno.writeFile(join(boot, "vmlinuz"), crypto.getRandomValues(new Uint8Array(8192)));
+  return `<domain type='kvm'>\n  <name>${vm.name}</name>\n  <uuid>${vm.uuid}</uuid>\n` +
+    `  <memory unit='KiB'>262144</memory>\n  <os>\n    <type arch='x86_64'>hvm</type>\n` +
+    `    <kernel>${boot}/vmlinuz</kernel>\n    <cmdline>console=ttyS0</cmdline>\n  </os>\n` +
+    `</domain>\n`;
+}
+
+/** A stand-in guest kernel: its text and syscall table, measured as the measurer reports. */
+export class StandInGuest {
+  readonly #regions: { name: string; kind: RegionKind; bytes: Uint8Array<ArrayBuffer> }[] = [
+    { name: "kernel_text", kind: "text", bytes: crypto.getRandomValues(new Uint8Array(65536)) },
+    {
+      name: "sys_call_table",
+      kind: "syscall_table",
+      bytes: crypto.getRandomValues(new Uint8Array(3616)),
+    },
+  ];
+
+  /**
+   * Measures every region once.
+   *
+   * @returns the measurement, KASLR undone (there is none to undo)
+   */
+  measure(): KernelMeasurement {
+    const started = performance.now();
+    return {
+      alg: "sha256",
+      layout: {
+        physText: 0x1000000n,
+        physOffset: 0n,
+        virtOffset: 0n,
+        banner: "Linux version 6.1.0-demo (stand-in guest)",
+        syscallOutliers: [],
+        candidatesTried: 1,
+      },
+      cr3: 0n,
+      paging: 4,
+      normalised: true,
+      regions: this.#regions.map((r, i) => ({
+        name: r.name,
+        kind: r.kind,
+        linkedVa: 0xffffffff81000000n + BigInt(i) * 0x200000n,
+        va: 0xffffffff81000000n + BigInt(i) * 0x200000n,
+        phys: 0x1000000n + BigInt(i) * 0x200000n,
+        len: r.bytes.length,
+        digest: toHex(hash("sha256", r.bytes)),
+        error: null,
+      })),
+      findings: [],
+      elapsedMs: performance.now() - started,
+    };
+  }
+
+  /**
+   * Flips one byte of the kernel text, as a rootkit patching a function would.
+   *
+   * @returns the region changed
+   */
+  patchText(): string {
+    this.#regions[0]!.bytes[0x1234]! ^= 0xff;
+    return this.#regions[0]!.name;
+  }
+}
+
+/** A decision as the API answers it (the fields the demo reads). */
+export interface DecisionAnswer {
+  /** The decision's ID (UUIDv7). */
+  readonly decision_id: string;
+  /** Whether it allowed. */
+  readonly allow: boolean;
+  /** Every failed rule's reason. */
+  readonly reasons: readonly Reason[];
+  /** Actions the policies asked for. */
+  readonly actions: readonly string[];
+  /** What the vASP side did (instance ID, counter, vboot, imported …). */
+  readonly vasp?: Readonly<Record<string, unknown>>;
+}
+
+/** The demo's monitor: the scheduler on the stand-in guest, and what it did. */
+export interface DemoMonitor {
+  /** The scheduler; `measureNow(uuid)` measures the VM once. */
+  readonly scheduler: MeasurementMonitor;
+  /** The `measurement` decisions it asked for, oldest first. */
+  readonly decisions: DecisionAnswer[];
+  /** Actions enforced (`pause`, `kill`): with no QEMU, noted instead of sent over QMP. */
+  readonly enforced: string[];
+  /** What the monitor could not do (a failed decision, extension or record). */
+  readonly failures: string[];
+}
+
+/**
+ * Learns the stand-in guest's references into `<stateDir>/references` and builds a monitor
+ * for one VM whose ports are the server's store and vASP instances and the decision API.
+ *
+ * @param server the running server
+ * @param options `api`: the client the monitor asks decisions through; `vm`; `guest`;
+ *   `referencesDir`
+ * @returns the monitor
+ * @throws {VaspError} `reference_refused`, an I/O error writing the reference set
+ */
+export async function demoMonitor(
+  server: RunningServer,
+  options: { api: ApiClient; vm: DemoVm; guest: StandInGuest; referencesDir: string },
+): Promise<DemoMonitor> {
+  const { api, vm, guest, referencesDir } = options;
+  const profile = makeProfile({
+    kernel: "Linux version 6.1.0-demo (stand-in guest)",
+    qemu: "none (stand-in guest)",
+    cpu: "qemu64",
+    smp: 1,
+    cmdline: "",
+  });
+  const learnedAt = new Date().toISOString();
+  await saveReferenceSet(
+    referencesDir,
+    referenceFromMeasurement(guest.measure(), { profile, learnedAt }),
+  );
+  const decisions: DecisionAnswer[] = [];
+  const enforced: string[] = [];
+  const failures: string[] = [];
+  const scheduler = new MeasurementMonitor({
+    targets: () => Promise.resolve([{ ...vm, intervalMs: 1000, key: "stand-in" }]),
+    open: () =>
+      Promise.resolve({
+        profileId: profileId(profile),
+        measure: () => Promise.resolve(guest.measure()),
+        close() {},
+      }),
+    reference: (id) => loadReferenceSet(referencesDir, id),
+    regions: () => Promise.resolve(["kernel_text", "sys_call_table"]),
+    record: (target, verdicts, at) =>
+      server.store.recordMeasurements(target.uuid, verdicts.map((v) => ({ ...v, time: at }))),
+    async extend(target, text, description) {
+      const data = new TextEncoder().encode(text);
+      await server.vasp.extend(target.uuid, [{ reg: RUNTIME_REGISTER, data, description }]);
+    },
+    async decide(_target, details) {
+      const body = { operation: "measurement", vm, source: "monitor", details };
+      const answer: DecisionAnswer = await api.request("POST", "/v1/decide", body);
+      decisions.push(answer);
+      return { decisionId: answer.decision_id, allow: answer.allow, actions: answer.actions };
+    },
+    enforce(_target, action) {
+      enforced.push(action);
+      return Promise.resolve();
+    },
+    alert(_target, message, kind) {
+      if (kind !== "alert") failures.push(message);
+    },
+  });
+  return { scheduler, decisions, enforced, failures };
+}

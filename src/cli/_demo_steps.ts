@@ -1,0 +1,338 @@
+/**
+ * The steps of `vasp demo`: the paper's chain on the real server (ASP, default policies,
+ * SQLite store, vASP instances), driven through the HTTP API with the bodies a libvirt hook,
+ * the QMP gate, the monitor, an operator and a tenant send. Each step checks that what
+ * happened is what should have, and throws `demo_unexpected` naming it when not.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { toHex } from "../attest/mod.ts";
+import { VaspError } from "../engine/error.ts";
+import { ApiClient, TokenRegistry } from "../http/mod.ts";
+import { SqliteStore, type VaspBinding } from "../store/mod.ts";
+import { aspCheckpointVerifier, CA_FILE } from "./_checkpoint_key.ts";
+import {
+  type DecisionAnswer,
+  type DemoMonitor,
+  demoMonitor,
+  type DemoVm,
+  standInDomain,
+  StandInGuest,
+  standInHost,
+} from "./_demo_stand_ins.ts";
+import { fetchAndVerify, type TenantQuote, verifyTampered } from "./_demo_tenant.ts";
+import { HOST_EXPECTED_FILE, type RunningServer, startServer } from "./_server.ts";
+
+const POLICIES = new URL("../../policies", import.meta.url).pathname;
+
+/** What one step reports: its line and the facts behind it. */
+export interface StepResult {
+  /** One line: what happened and why it matters. */
+  readonly line: string;
+  /** The values behind it, for `--json`. */
+  readonly facts: Readonly<Record<string, unknown>>;
+}
+
+/** One step of the demo. */
+export interface DemoStep {
+  /** A few words naming what the step shows. */
+  readonly title: string;
+  /**
+   * Runs the step.
+   *
+   * @returns its report
+   * @throws {VaspError} `demo_unexpected` when something did not behave as it should; what a
+   *   component threw
+   */
+  run(): Promise<StepResult>;
+}
+
+/** Throws `demo_unexpected` unless `ok`: the step did not behave as it should. */
+function expect(ok: unknown, expected: string, got?: unknown): asserts ok {
+  if (ok) return;
+  const seen = got === undefined ? "" : `; got ${JSON.stringify(got)?.slice(0, 400)}`;
+  throw new VaspError("demo_unexpected", `expected ${expected}${seen}`);
+}
+
+const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const short = (hex: string) => `${hex.slice(0, 12)}…`;
+const denial = (a: DecisionAnswer) =>
+  a.reasons.filter((r) => r.effect === "deny").map((r) => `${r.policy}/${r.rule}`).join(", ");
+
+/** The demo against one state directory; steps run in order, each after the previous. */
+export class DemoRun {
+  readonly #dir: string;
+  readonly #log: (line: string) => void;
+  readonly #vm: DemoVm = { uuid: crypto.randomUUID(), name: "demo-web-1" };
+  readonly #guest = new StandInGuest();
+  #server?: RunningServer;
+  #api?: ApiClient;
+  #tenant?: ApiClient;
+  #monitor?: DemoMonitor;
+  #xml = "";
+  #quote?: TenantQuote;
+
+  /**
+   * @param stateDir the state directory (empty; the caller removes it)
+   * @param options `log`: where the server logs
+   */
+  constructor(stateDir: string, options: { log: (line: string) => void }) {
+    this.#dir = stateDir;
+    this.#log = options.log;
+  }
+
+  get #s(): RunningServer {
+    expect(this.#server, "a running server (step 1)");
+    return this.#server;
+  }
+
+  #decide(operation: string, source: string, extra: Record<string, unknown> = {}) {
+    const body = { operation, vm: this.#vm, source, details: {}, ...extra };
+    return this.#api!.request("POST", "/v1/decide", body) as Promise<DecisionAnswer>;
+  }
+
+  async #completed(operation: string, source: string, extra = {}): Promise<string> {
+    const body = { operation, vm: this.#vm, source, details: {}, ...extra };
+    return (await this.#api!.request("POST", "/v1/events", { ...body, outcome: "completed" }))
+      .state;
+  }
+
+  /** A libvirt hook's details: its arguments and the domain XML it got on stdin. */
+  #libvirt(operation: string, subOperation: string) {
+    const domain_xml_b64 = Buffer.from(this.#xml).toString("base64");
+    return { libvirt: { operation, sub_operation: subOperation, extra: "-" }, domain_xml_b64 };
+  }
+
+  /** The steps, in order. */
+  steps(): DemoStep[] {
+    return [
+      { title: "ASP up, host measured and learned", run: () => this.#aspUp() },
+      { title: "VM registered with a vASP instance", run: () => this.#register() },
+      { title: "start allowed, VM running and measured", run: () => this.#start() },
+      { title: "tenant quote verified offline", run: () => this.#quoteVerified() },
+      { title: "tampered quote refused", run: () => this.#quoteTampered() },
+      { title: "save, restore, rollback refused", run: () => this.#saveRestore() },
+      { title: "differing kernel quarantines, resume denied", run: () => this.#compromised() },
+      { title: "audit log verified after shutdown", run: () => this.#audit() },
+    ];
+  }
+
+  async #aspUp(): Promise<StepResult> {
+    const { host, standIns } = await standInHost(this.#dir);
+    this.#server = await startServer({
+      stateDir: this.#dir,
+      policies: { dir: POLICIES },
+      tcp: { hostname: "127.0.0.1", port: 0 },
+      host,
+      log: this.#log,
+      monitor: null,
+    }, { learnHost: true });
+    this.#api = new ApiClient(this.#server.listeners.socket!);
+    const ready = await this.#api.request("GET", "/readyz");
+    const expected = JSON.parse(await Deno.readTextFile(join(this.#dir, HOST_EXPECTED_FILE)));
+    const measured = this.#s.measured;
+    expect(ready.ready === true, "the server ready", ready);
+    expect(measured.every((m) => m.sha256), "every host part measured", measured);
+    expect(Object.keys(expected).length === measured.length, "all of them learned", expected);
+    const ca = join(this.#dir, CA_FILE);
+    return {
+      line: `software ASP ${short(this.#s.asp.id)} up, manufacturer CA at ${ca}; host measured ` +
+        `(${measured.map((m) => m.part).join(", ")}` +
+        (standIns.length ? `; stand-in ${standIns.join(", ")}: none on this machine` : "") +
+        ") and learned as expected → host-integrity policies have a baseline",
+      facts: { asp_id: this.#s.asp.id, manufacturer_ca: ca, host_expected: expected, standIns },
+    };
+  }
+
+  async #register(): Promise<StepResult> {
+    const { name } = this.#vm;
+    this.#xml = await standInDomain(this.#dir, this.#vm);
+    const digest = sha256(this.#xml);
+    const vm = await this.#api!.request("POST", "/v1/vms", {
+      ...this.#vm,
+      tenant: "acme",
+      config_digest: `sha256:${digest}`,
+    });
+    const b = vm.binding;
+    expect(/^[0-9a-f]{32}$/.test(b?.instance_id ?? ""), "a vASP instance ID", vm);
+    expect(b.config_digest === digest && b.sealed, "the instance bound and sealed", b);
+    return {
+      line: `operator registered VM ${name} with config sha256:${short(digest)} → vASP ` +
+        `instance ${b.instance_id}, certified by the ASP: the VM's own root of trust`,
+      facts: { vm: this.#vm, config_digest: digest, instance_id: b.instance_id },
+    };
+  }
+
+  async #start(): Promise<StepResult> {
+    const prepare = await this.#decide("start", "libvirt-hook", {
+      phase: "prepare",
+      details: this.#libvirt("prepare", "begin"),
+    });
+    expect(prepare.allow && Number(prepare.vasp?.vboot) > 0, "start allowed with vBoot", prepare);
+    const state = await this.#completed("start", "libvirt-hook", { phase: "started" });
+    expect(state === "running", "the started event to move the VM to running", state);
+    this.#monitor = await demoMonitor(this.#s, {
+      api: this.#api!,
+      vm: this.#vm,
+      guest: this.#guest,
+      referencesDir: join(this.#dir, "references"),
+    });
+    await this.#monitor.scheduler.measureNow(this.#vm.uuid);
+    expect(this.#monitor.failures.length === 0, "a measurement", this.#monitor.failures);
+    const measured = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}/measurements`);
+    const statuses = measured.measurements.map((m: { status: string }) => m.status);
+    expect(statuses.length > 0 && statuses.every((s: string) => s === "ok"), "ok", statuses);
+    expect(this.#monitor.decisions.at(-1)?.allow, "the clean measurement allowed");
+    return {
+      line: `libvirt start (prepare) allowed, vBoot measured ${prepare.vasp!.vboot} boot ` +
+        `items; started → ${state}; monitor: ${statuses.length} kernel regions ok (register 8)`,
+      facts: { decision_id: prepare.decision_id, vboot: prepare.vasp!.vboot, state, statuses },
+    };
+  }
+
+  async #quoteVerified(): Promise<StepResult> {
+    const { token } = new TokenRegistry(this.#dir).create({ role: "tenant", tenant: "acme" });
+    this.#tenant = new ApiClient(`http://127.0.0.1:${this.#s.listeners.tcp!.port}`, { token });
+    this.#quote = await fetchAndVerify(this.#tenant, {
+      vmUuid: this.#vm.uuid,
+      configDigest: sha256(this.#xml),
+      ca: await Deno.readFile(join(this.#dir, CA_FILE)),
+    });
+    const { result, options, entries } = this.#quote;
+    expect(result.ok, "the tenant's quote to verify", result);
+    const chain = result.chain.map((c) =>
+      c.subject.replace(/^CN=(vASP )?/, "").replace(/([0-9a-f]{8})[0-9a-f]+/, "$1…")
+    ).join(" → ");
+    const nonce = toHex(options.nonce);
+    return {
+      line: `tenant quote, fresh nonce ${short(nonce)}: verified offline, chain ${chain}; ` +
+        `bound to this VM and config; ${entries} log entries replay`,
+      facts: { verified: true, nonce, chain: result.chain, binding: result.binding },
+    };
+  }
+
+  async #quoteTampered(): Promise<StepResult> {
+    expect(this.#quote, "a quote from step 4");
+    const result = await verifyTampered(this.#quote);
+    expect(!result.ok && result.reason === "bad_signature", "a bad_signature refusal", result);
+    return {
+      line: `same quote, one byte of register 0 flipped: refused [${result.reason}] → a ` +
+        "forged register value cannot pass for the VM's",
+      facts: { refused: true, reason: result.reason, message: result.message },
+    };
+  }
+
+  /** The sealed state the store holds for the VM. */
+  async #binding(): Promise<VaspBinding> {
+    const binding = (await this.#s.store.getVm(this.#vm.uuid))?.binding;
+    expect(binding?.sealedState, "a sealed state in the VM's binding", binding);
+    return binding;
+  }
+
+  async #saveRestore(): Promise<StepResult> {
+    const restore = () =>
+      this.#decide("restore", "libvirt-hook", {
+        phase: "begin",
+        details: this.#libvirt("restore", "begin"),
+      });
+    const save = async () => {
+      const saved = await this.#decide("save", "api");
+      expect(saved.allow, "save allowed", saved);
+      expect(await this.#completed("save", "api") === "saved", "the VM saved");
+      return saved.vasp!.counter as number;
+    };
+    const sealedAt = await save();
+    const older = await this.#binding();
+    const restored = await restore();
+    expect(restored.allow && restored.vasp?.imported, "restore allowed and imported", restored);
+    expect(await this.#completed("restore", "libvirt-hook") === "running", "the VM running again");
+    await save();
+    // What restoring an old copy of vasp.db does to this row: the API never hands out the
+    // sealed bytes, so the demo puts the older blob back through the store itself.
+    const newest = await this.#binding();
+    await this.#s.store.updateVm(this.#vm.uuid, { binding: older });
+    const rolledBack = await restore();
+    await this.#s.store.updateVm(this.#vm.uuid, { binding: newest });
+    const reason = rolledBack.reasons.find((r) => r.message.includes("rollback_refused"));
+    expect(!rolledBack.allow && reason, "a deny naming rollback_refused", rolledBack);
+    const again = await restore();
+    expect(again.allow, "the newest sealed state restored", again);
+    expect(await this.#completed("restore", "libvirt-hook") === "running", "the VM running again");
+    const why = /blob counter \d+ is older than the newest export \d+/.exec(reason.message);
+    const imported = restored.vasp!.counter;
+    return {
+      line: `save → sealed (counter ${sealedAt}); restore → imported (counter ${imported}); ` +
+        `counter-${older.sealedCounter} blob put back in the store (as an old vasp.db would): ` +
+        `restore DENIED [rollback_refused] "${why?.[0] ?? reason.message}"`,
+      facts: {
+        sealed_counter: sealedAt,
+        imported_counter: imported,
+        rollback: { allow: rolledBack.allow, reasons: rolledBack.reasons },
+      },
+    };
+  }
+
+  async #compromised(): Promise<StepResult> {
+    expect(this.#monitor, "the monitor from step 3");
+    const region = this.#guest.patchText();
+    await this.#monitor.scheduler.measureNow(this.#vm.uuid);
+    expect(this.#monitor.failures.length === 0, "a measurement", this.#monitor.failures);
+    const d = this.#monitor.decisions.at(-1)!;
+    const why = d.reasons.find((r) => r.policy === "runtime-integrity");
+    expect(!d.allow && why?.message.endsWith(region), `a deny naming ${region}`, d);
+    expect(d.actions.includes("quarantine"), "a quarantine action", d.actions);
+    const vm = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}`);
+    expect(vm.state === "quarantined", "the VM quarantined", vm.state);
+    expect(this.#monitor.enforced.includes("pause"), "the monitor to stop the VM");
+    const resume = await this.#decide("resume", "qmp-gate", { details: { command: "cont" } });
+    const only = resume.reasons.length === 1 && resume.reasons[0]!.policy === "vasp.lifecycle";
+    expect(!resume.allow && only, "resume denied by the life cycle alone", resume);
+    const actions = d.actions.join(", ");
+    return {
+      line: `stand-in guest's ${region} patched → measurement DENIED (${denial(d)}), ` +
+        `[${actions}] → ${vm.state} (stop noted: no QEMU); resume DENIED by the life cycle ` +
+        `before any policy: "${resume.reasons[0]!.message}"`,
+      facts: { measurement: d, state: vm.state, enforced: this.#monitor.enforced, resume },
+    };
+  }
+
+  async #audit(): Promise<StepResult> {
+    await this.close();
+    await using store = SqliteStore.openIn(this.#dir, { readOnly: true });
+    const { verifier, key } = await aspCheckpointVerifier(this.#dir);
+    const result = await store.verifyAudit({ verifier });
+    const counts: Record<string, number> = { allow: 0, deny: 0, error: 0, event: 0 };
+    let cursor: number | undefined;
+    for (;;) {
+      const page = await store.queryAudit({ limit: 1000, cursor });
+      for (const r of page.records) counts[r.result] = (counts[r.result] ?? 0) + 1;
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    expect(result.ok && result.checkpointsChecked > 0, "a sound, signed audit log", result);
+    expect(result.recordsAfterLastCheckpoint === 0, "the shutdown checkpoint last", result);
+    const decisions = counts.allow! + counts.deny! + counts.error!;
+    return {
+      line: `server stopped; audit log verified: ${result.recordsChecked} records, ` +
+        `${decisions} decisions (${counts.allow} allowed, ${counts.deny} denied), hash chain ` +
+        `intact, ${plural(result.checkpointsChecked, "checkpoint")} signed by the ASP's AK`,
+      facts: { ...result, decisions, counts, checkpoint_key: key },
+    };
+  }
+
+  /**
+   * Stops the monitor, the clients and the server (shutdown checkpoint). Idempotent.
+   *
+   * @returns once everything is closed
+   */
+  async close(): Promise<void> {
+    await this.#monitor?.scheduler.stop();
+    this.#api?.close();
+    this.#tenant?.close();
+    await this.#server?.shutdown();
+  }
+}
