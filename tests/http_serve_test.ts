@@ -82,6 +82,24 @@ Deno.test("vasp serve replaces a stale socket file, refuses a live one, and writ
   }
 });
 
+Deno.test("vasp serve --learn-host records the host parts it measured, and says when they match", async () => {
+  await using dir = await tempStateDir();
+  const kernel = join(dir.path, "vmlinuz-stand-in");
+  await Deno.writeTextFile(kernel, "a host kernel image");
+  const args = ["--state-dir", dir.path, "--no-tcp", "--host-kernel", kernel];
+  const learning = await startServe([...args, "--learn-host"]);
+  assert.match(learning.output, /host expectations 5 of 5 match/);
+  assert.equal((await learning.stop()).status.code, 0);
+  // The kernel changed since it was learned: the next start says which part differs.
+  await Deno.writeTextFile(kernel, "another kernel");
+  const changed = await startServe(args);
+  try {
+    assert.match(changed.output, /host expectations 4 of 5 match .*; DIFFERING: host-kernel/);
+  } finally {
+    assert.equal((await changed.stop()).status.code, 0);
+  }
+});
+
 Deno.test("vasp serve refuses a non-loopback listen address unless --allow-remote says so", async () => {
   await using dir = await tempStateDir();
   const child = await new Deno.Command(Deno.execPath(), {

@@ -20,7 +20,7 @@ import { checkListen, parseListen } from "./_server_listen.ts";
 const USAGE =
   `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO --policies-ref REF
                   [--policies-path PATH]] [--listen HOST:PORT | --no-tcp] [--socket PATH | --no-socket]
-                  [--allow-remote] [--learn-host]
+                  [--allow-remote] [--learn-host] [--qemu FILE] [--host-kernel FILE]
 
 Opens the software ASP in DIR (created on first use), measures the host into its host
 registers (engine code, native library, policy bundle, QEMU binary, host kernel image), prints
@@ -38,7 +38,9 @@ On the first start it writes an operator token to DIR/operator.token (mode 0600)
                         tokens would cross the network in clear; put a TLS proxy in front
   --no-tcp, --no-socket run without that listener
   --learn-host          record the host as measured now as the expected host
-                        (DIR/host-expected.json), which host-integrity policies compare with`;
+                        (DIR/host-expected.json), which host-integrity policies compare with
+  --qemu FILE           the QEMU binary to measure (default: qemu-system-x86_64 on PATH)
+  --host-kernel FILE    the host kernel image to measure (default: /boot/vmlinuz-$(uname -r))`;
 
 /** Who the ASP is: its ID and certificates, and where a verifier finds the trusted CA. */
 export interface AspIdentity {
@@ -51,22 +53,33 @@ export interface AspIdentity {
   readonly caPemPath: string;
 }
 
-/** `vasp serve`. */
-/** What the host-integrity policies will see: which measured files match what was learned. */
-function hostReport(host: HostState, stateDir: string): string {
-  const files = Object.entries(host.files);
-  const learned = files.filter(([, f]) => f.expected !== "");
+/**
+ * What the host-integrity policies will see: which parts were not measured, and which measured
+ * files match what the operator learned.
+ */
+function hostReport(
+  host: HostState,
+  measured: readonly HostMeasurement[],
+  stateDir: string,
+): string {
+  const missing = measured.filter((m) => !m.sha256).map((m) => m.part);
+  const unmeasured = missing.length
+    ? `; not measured: ${missing.join(", ")} (policies that require them deny starts; ` +
+      `point to them with --qemu / --host-kernel)`
+    : "";
+  const learned = Object.entries(host.files).filter(([, f]) => f.expected !== "");
   const file = join(stateDir, HOST_EXPECTED_FILE);
   if (learned.length === 0) {
     return `host expectations none (${file}): host-integrity policies deny every start until ` +
-      `the operator runs "vasp serve --learn-host"`;
+      `the operator runs "vasp serve --learn-host"${unmeasured}`;
   }
   const differing = learned.filter(([, f]) => f.digest !== f.expected).map(([name]) => name);
-  return `host expectations ${
-    learned.length - differing.length
-  } of ${learned.length} match (${file})` +
-    (differing.length ? `; DIFFERING: ${differing.join(", ")}` : "");
+  const matching = learned.length - differing.length;
+  return `host expectations ${matching} of ${learned.length} match (${file})` +
+    (differing.length ? `; DIFFERING: ${differing.join(", ")}` : "") + unmeasured;
 }
+
+/** `vasp serve`. */
 
 export const serve: Command = {
   name: "serve",
@@ -85,6 +98,8 @@ export const serve: Command = {
       "no-tcp": { type: "boolean" },
       "allow-remote": { type: "boolean" },
       "learn-host": { type: "boolean" },
+      qemu: { type: "string" },
+      "host-kernel": { type: "string" },
     });
     const stateDir = resolve(resolveStateDir(values["state-dir"]));
     const tcp = values["no-tcp"] ? null : parseListen(values.listen ?? "127.0.0.1:8787");
@@ -96,12 +111,13 @@ export const serve: Command = {
         policies: policySource(values),
         socket: values["no-socket"] ? null : values.socket,
         tcp,
+        host: { qemu: values.qemu, kernel: values["host-kernel"] },
       }, { learnHost: values["learn-host"] });
       try {
         const registers = server.measured.map((m) => toHex(server.asp.read(m.reg)));
         console.log(report(await identify(server.asp), server.measured, registers));
         const { socket, tcp: bound } = server.listeners;
-        console.log(hostReport(server.host, stateDir));
+        console.log(hostReport(server.host, server.measured, stateDir));
         console.log(`policy revision  ${server.policyRevision}`);
         console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
         if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
