@@ -103,47 +103,86 @@ function host(context: DecisionContext): CelMapValue {
 }
 
 /**
- * Builds the value of every declared input but `params`.
- *
- * @param event the event decided
- * @param context what the caller loaded
- * @param next the state the operation leads to if allowed
- * @returns the bindings, keyed by input name
+ * The declared inputs of one decision, each built on its first read and kept: a decision
+ * builds only what its policies read (a `pause` reads neither `host` nor `vasp`). CEL reads
+ * inputs by property (`bindings[name]`), so getters serve it as a plain record would.
  */
-export function bindings(
-  event: LifecycleEvent,
-  context: DecisionContext,
-  next: LifecycleState,
-): Record<string, unknown> {
-  const vm = context.vm;
-  const vasp = context.vasp;
-  return {
-    event: record({
+class Bindings {
+  /** The operator parameters, converted once per policy set; set by the caller. */
+  params: unknown = undefined;
+  readonly #event: LifecycleEvent;
+  readonly #context: DecisionContext;
+  readonly #next: LifecycleState;
+  #built: Partial<Record<"event" | "vm" | "vasp" | "measurements" | "host", CelMapValue>> = {};
+  #now: unknown;
+
+  constructor(event: LifecycleEvent, context: DecisionContext, next: LifecycleState) {
+    this.#event = event;
+    this.#context = context;
+    this.#next = next;
+  }
+
+  get event(): CelMapValue {
+    const event = this.#event;
+    return this.#built.event ??= record({
       operation: event.operation,
       phase: event.phase ?? "",
       source: event.source,
       details: celMap(new Map(Object.entries(event.details)) as never),
-      next_state: next,
-    }),
-    vm: record({
-      uuid: event.vm.uuid,
-      name: event.vm.name,
+      next_state: this.#next,
+    });
+  }
+
+  get vm(): CelMapValue {
+    const vm = this.#context.vm;
+    return this.#built.vm ??= record({
+      uuid: this.#event.vm.uuid,
+      name: this.#event.vm.name,
       registered: vm !== null,
       state: vm?.state ?? "unknown",
       tenant: vm?.tenant ?? "",
       labels: celMap(new Map(Object.entries(vm?.labels ?? {}))),
       created_at: timestamp(vm?.createdAt ?? EPOCH),
-    }),
-    vasp: record({
+    });
+  }
+
+  get vasp(): CelMapValue {
+    const vasp = this.#context.vasp;
+    return this.#built.vasp ??= record({
       present: vasp !== null,
       instance_id: vasp?.instanceId ?? "",
       config_digest: vasp?.configDigest ?? "",
       certified: vasp?.certified ?? false,
       sealed_export: vasp?.sealedExport ?? false,
       error: vasp?.error ?? "",
-    }),
-    measurements: measurements(context),
-    host: host(context),
-    now: timestamp(context.now),
-  };
+    });
+  }
+
+  get measurements(): CelMapValue {
+    return this.#built.measurements ??= measurements(this.#context);
+  }
+
+  get host(): CelMapValue {
+    return this.#built.host ??= host(this.#context);
+  }
+
+  get now(): unknown {
+    return this.#now ??= timestamp(this.#context.now);
+  }
+}
+
+/**
+ * The values of the declared inputs; `params` is left for the caller to set.
+ *
+ * @param event the event decided
+ * @param context what the caller loaded
+ * @param next the state the operation leads to if allowed
+ * @returns the bindings, keyed by input name; each is built when first read
+ */
+export function bindings(
+  event: LifecycleEvent,
+  context: DecisionContext,
+  next: LifecycleState,
+): Record<string, unknown> {
+  return new Bindings(event, context, next) as unknown as Record<string, unknown>;
 }

@@ -7,7 +7,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { canonicalJson } from "./canonical_json.ts";
+import { canonicalList } from "./canonical_json.ts";
 
 /**
  * How a decision ended, or `event` for something that happened (a reported life-cycle
@@ -137,7 +137,7 @@ export function checkEntry(entry: AuditEntry): AuditEntry {
     actions: [...entry.actions],
     engineLatencyUs: Math.round(latency),
   };
-  canonicalJson(normal.reasons); // a reason carrying a function or a cycle fails here, alone
+  canonicalList(normal.reasons); // a reason carrying a function or a cycle fails here, alone
   return normal;
 }
 
@@ -162,12 +162,12 @@ function describe(value: unknown): string {
  */
 export function recordBody(seq: number, entry: AuditEntry): string {
   // Written out by hand, keys in canonical (sorted) order: this runs once per decision and is
-  // three times faster than the generic canonicalJson; a test holds the two equal.
+  // several times faster than the generic canonicalJson; a test holds the two equal.
   const s = JSON.stringify;
-  return `{"actions":${canonicalJson(entry.actions)},"decision_id":${s(entry.decisionId)},` +
+  return `{"actions":${canonicalList(entry.actions)},"decision_id":${s(entry.decisionId)},` +
     `"engine_latency_us":${number(entry.engineLatencyUs)},"input_digest":${s(entry.inputDigest)},` +
     `"operation":${s(entry.operation)},"policy_revision":${s(entry.policyRevision)},` +
-    `"reasons":${canonicalJson(entry.reasons)},"result":${s(entry.result)},` +
+    `"reasons":${canonicalList(entry.reasons)},"result":${s(entry.result)},` +
     `"seq":${number(seq)},"source":${s(entry.source)},"time":${s(entry.time.toISOString())},` +
     `"vm_name":${s(entry.vm.name)},"vm_uuid":${s(entry.vm.uuid)}}`;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { canonicalJson, digestInput, sha256Hex } from "./canonical_json.ts";
+import { canonicalJson, canonicalList, digestInput, sha256Hex } from "./canonical_json.ts";
 
 Deno.test("canonicalJson() sorts keys at every depth and writes no whitespace", () => {
   assert.equal(
@@ -34,6 +34,32 @@ Deno.test("canonicalJson() rejects what JSON cannot hold, naming the path", () =
 Deno.test("canonicalJson() accepts the same object twice when it is not a cycle", () => {
   const shared = { x: 1 };
   assert.equal(canonicalJson([shared, shared]), '[{"x":1},{"x":1}]');
+});
+
+Deno.test("canonicalList() equals canonicalJson() for flat and for any other lists", () => {
+  const lists: unknown[][] = [
+    [],
+    ["alert", "pause", 'q"\u2028é'],
+    [{ rule: "r", policy: "p", message: "m\n", effect: "deny" }, { "é": "1", "Z": "2", "10": "3" }],
+    [{ a: "x", skipped: undefined }, "s", {}],
+    [{ a: 1 }, { b: null }, { c: ["x"] }, { d: { e: "f" } }, [1, "2"], null, true, 3.5],
+    [{ t: new Date(Date.UTC(2025, 0, 2)) }, new Date(Date.UTC(2025, 0, 3))],
+    [Object.assign(Object.create({ inherited: "i" }), { own: "o" })],
+  ];
+  for (const list of lists) assert.equal(canonicalList(list), canonicalJson(list));
+  for (let n = 0; n < 200; n++) {
+    const item: Record<string, string> = {};
+    for (let k = 0; k < n % 7; k++) {
+      item[String.fromCharCode(33 + ((n * 31 + k * 17) % 300))] = `${n}:${k}`;
+    }
+    const list = [item, String(n), { ...item, extra: `"${n}"` }];
+    assert.equal(canonicalList(list), canonicalJson(list));
+  }
+});
+
+Deno.test("canonicalList() rejects what canonicalJson() rejects, naming the path", () => {
+  assert.throws(() => canonicalList([{ a: "x" }, { n: 1n }]), /bigint at \$\[1\]\.n/);
+  assert.throws(() => canonicalList(["a", undefined]), /undefined at \$\[1\]/);
 });
 
 Deno.test("digestInput() does not depend on key order", () => {
