@@ -5,14 +5,21 @@
 
 #include <stdio.h>
 
-int vasp_asp_counter_increment(vasp_asp *asp, const char *name, uint64_t *value) {
-  if (!asp) return vasp_fail(NULL, VASP_E_ARG, "asp is NULL");
-  vasp_clear(&asp->err);
+/* The argument checks both counter calls start with. */
+static int counter_args(vasp_asp *asp, const char *name, const uint64_t *value) {
   if (!vasp_counter_name_ok(name))
     return vasp_fail(&asp->err, VASP_E_ARG,
                      "counter name \"%.64s\" is not 1..64 characters of [A-Za-z0-9._:-]",
                      name ? name : "(NULL)");
   if (!value) return vasp_fail(&asp->err, VASP_E_ARG, "value is NULL");
+  return VASP_OK;
+}
+
+int vasp_asp_counter_increment(vasp_asp *asp, const char *name, uint64_t *value) {
+  if (!asp) return vasp_fail(NULL, VASP_E_ARG, "asp is NULL");
+  vasp_clear(&asp->err);
+  int rc = counter_args(asp, name, value);
+  if (rc) return rc;
   vasp_counter *c = vasp_ledger_counter(&asp->ledger, name);
   bool created = !c;
   if (created && !(c = vasp_ledger_add_counter(&asp->ledger, name)))
@@ -21,7 +28,7 @@ int vasp_asp_counter_increment(vasp_asp *asp, const char *name, uint64_t *value)
   if (c->value == UINT64_MAX)
     return vasp_fail(&asp->err, VASP_E_ARG, "counter \"%s\" is at its maximum", name);
   c->value++;
-  int rc = vasp_state_save(asp, &asp->err);
+  rc = vasp_state_save(asp, &asp->err);
   if (rc) {
     if (created) asp->ledger.n_counters--;
     else c->value--;
@@ -34,11 +41,8 @@ int vasp_asp_counter_increment(vasp_asp *asp, const char *name, uint64_t *value)
 int vasp_asp_counter_read(vasp_asp *asp, const char *name, uint64_t *value) {
   if (!asp) return vasp_fail(NULL, VASP_E_ARG, "asp is NULL");
   vasp_clear(&asp->err);
-  if (!vasp_counter_name_ok(name))
-    return vasp_fail(&asp->err, VASP_E_ARG,
-                     "counter name \"%.64s\" is not 1..64 characters of [A-Za-z0-9._:-]",
-                     name ? name : "(NULL)");
-  if (!value) return vasp_fail(&asp->err, VASP_E_ARG, "value is NULL");
+  int rc = counter_args(asp, name, value);
+  if (rc) return rc;
   const vasp_counter *c = vasp_ledger_counter(&asp->ledger, name);
   if (!c) return vasp_fail(&asp->err, VASP_E_NOT_FOUND, "counter \"%s\" does not exist", name);
   *value = c->value;
