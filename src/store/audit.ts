@@ -46,7 +46,10 @@ export interface AuditEntry {
   readonly operation: string;
   /** Who asked: `libvirt-hook`, `qmp-gate`, `monitor`, `api` … */
   readonly source: string;
-  /** SHA-256 (hex) of the canonical JSON of the input; see `digestInput`. */
+  /**
+   * SHA-256 (hex) of the input: the request body as received, or, for an event the server
+   * made itself, its canonical JSON (`digestInput`).
+   */
   readonly inputDigest: string;
   /** The policy revision the decision was made under. */
   readonly policyRevision: string;
