@@ -13,10 +13,11 @@
  *
  * @module
  */
+import { SILENT } from "../src/engine/mod.ts";
 import { join } from "node:path";
 import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
-import { startServer } from "../src/cli/_server.ts";
+import { startServer } from "../src/server/mod.ts";
 import { TokenRegistry } from "../src/http/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -125,7 +126,7 @@ async function main(): Promise<number> {
     policies: { dir: join(ROOT, "policies") },
     socket: null,
     tcp: { hostname: "127.0.0.1", port: 0 },
-    log: () => {},
+    log: SILENT,
   });
   const bare = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     try {

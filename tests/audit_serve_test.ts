@@ -6,7 +6,7 @@ import {
   aspCheckpointSigner,
   aspCheckpointVerifier,
   writeAkChain,
-} from "../src/cli/_checkpoint_key.ts";
+} from "../src/server/checkpoint_key.ts";
 import { SqliteStore } from "../src/store/mod.ts";
 import { keyPair, resignCheckpoints, storeWith } from "../src/store/_testing.ts";
 import { event } from "./fixtures/http_app.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Asp } from "../ffi/mod.ts";
-import { HOST_REGISTERS, measureHost } from "../src/cli/_host.ts";
+import { HOST_REGISTERS, measureHost } from "../src/host/measure.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

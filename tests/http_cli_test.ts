@@ -1,6 +1,7 @@
+import { SILENT } from "../src/engine/mod.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer } from "../src/cli/_server.ts";
+import { startServer } from "../src/server/mod.ts";
 import { TEST_POLICIES, VM_A } from "./fixtures/http_app.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
@@ -30,7 +31,7 @@ Deno.test("vasp token create prints a token once that the server accepts by role
     policies: { dir: policies },
     tcp: { hostname: "127.0.0.1", port: 0 },
     host: { qemu: null, kernel: null },
-    log: () => {},
+    log: SILENT,
   });
   try {
     const base = `http://127.0.0.1:${server.listeners.tcp!.port}`;
@@ -87,7 +88,7 @@ Deno.test("vasp vm register, list, show and remove go through the running server
     policies: { dir: join(ROOT, "policies") },
     tcp: { hostname: "127.0.0.1", port: 0 },
     host: { qemu: null, kernel: null },
-    log: () => {},
+    log: SILENT,
   });
   try {
     const local = ["--state-dir", dir.path];

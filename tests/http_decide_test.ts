@@ -184,14 +184,11 @@ Deno.test("every failed decision still answers with its decision ID and leaves a
 });
 
 Deno.test("an internal failure answers 500 internal_error without leaking its message, and is recorded", async () => {
-  await using t = await openTestApp({
-    policies: (inner) => ({
-      current: () => {
-        throw new Error("secret detail at /internal/path.ts:12");
-      },
-      reload: () => inner.reload(),
-    }),
-  });
+  await using t = await openTestApp();
+  // A fault inside the server: the policy store itself throws.
+  (t.policyStore as { current: () => unknown }).current = () => {
+    throw new Error("secret detail at /internal/path.ts:12");
+  };
   const res = await t.call("POST", "/v1/decide", { body: event("start") });
   assert.equal(res.status, 500);
   assert.equal(res.json.code, "internal_error");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { claimSocket, isLoopback, parseListen } from "../src/cli/_server_listen.ts";
+import { claimSocket, isLoopback, parseListen } from "../src/server/listen.ts";
 import { SqliteStore } from "../src/store/mod.ts";
 import { event } from "./fixtures/http_app.ts";
 import { startServe } from "./fixtures/serve_process.ts";

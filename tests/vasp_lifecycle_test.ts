@@ -323,7 +323,7 @@ Deno.test("after a restart every instance comes back with its ID and registers, 
   // The same nonce over the same registers: only the signature (random k) differs.
   assert.deepEqual(after.quote.subarray(0, -64), before.quote.subarray(0, -64));
   assert.ok(
-    s.logged.some((l) => /ERROR: VM "web-2" .* has no vASP instance: .*rollback_refused/.test(l)),
+    s.logged.some((l) => /ERROR +VM "web-2" has no vASP instance: .*rollback_refused/.test(l)),
     s.logged.join("\n"),
   );
   const denied = await s.call("POST", "/v1/decide", {

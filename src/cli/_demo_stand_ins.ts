@@ -24,9 +24,9 @@ import {
   saveReferenceSet,
 } from "../measure/mod.ts";
 import type { Reason } from "../engine/mod.ts";
-import type { HostMeasureOptions } from "./_host.ts";
-import type { RunningServer } from "./_server.ts";
-import { RUNTIME_REGISTER } from "./_monitor.ts";
+import type { HostMeasureOptions } from "../host/measure.ts";
+import type { RunningServer } from "../server/server.ts";
+import { RUNTIME_REGISTER } from "../decision/monitor.ts";
 
 /** A VM as the API names it. */
 export interface DemoVm {

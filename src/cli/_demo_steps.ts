@@ -10,10 +10,10 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { toHex } from "../attest/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { type Logger, VaspError } from "../engine/mod.ts";
 import { ApiClient, TokenRegistry } from "../http/mod.ts";
 import { SqliteStore, type VaspBinding } from "../store/mod.ts";
-import { aspCheckpointVerifier, CA_FILE } from "./_checkpoint_key.ts";
+import { aspCheckpointVerifier, CA_FILE } from "../server/mod.ts";
 import {
   type DecisionAnswer,
   type DemoMonitor,
@@ -24,7 +24,8 @@ import {
   standInHost,
 } from "./_demo_stand_ins.ts";
 import { fetchAndVerify, type TenantQuote, verifyTampered } from "./_demo_tenant.ts";
-import { HOST_EXPECTED_FILE, type RunningServer, startServer } from "./_server.ts";
+import { HOST_EXPECTED_FILE } from "../host/mod.ts";
+import { type RunningServer, startServer } from "../server/mod.ts";
 
 const POLICIES = new URL("../../policies", import.meta.url).pathname;
 
@@ -66,7 +67,7 @@ const denial = (a: DecisionAnswer) =>
 /** The demo against one state directory; steps run in order, each after the previous. */
 export class DemoRun {
   readonly #dir: string;
-  readonly #log: (line: string) => void;
+  readonly #log: Logger;
   readonly #vm: DemoVm = { uuid: crypto.randomUUID(), name: "demo-web-1" };
   readonly #guest = new StandInGuest();
   #server?: RunningServer;
@@ -80,7 +81,7 @@ export class DemoRun {
    * @param stateDir the state directory (empty; the caller removes it)
    * @param options `log`: where the server logs
    */
-  constructor(stateDir: string, options: { log: (line: string) => void }) {
+  constructor(stateDir: string, options: { log: Logger }) {
     this.#dir = stateDir;
     this.#log = options.log;
   }
@@ -130,7 +131,8 @@ export class DemoRun {
       host,
       log: this.#log,
       monitor: null,
-    }, { learnHost: true });
+      learnHost: true,
+    });
     this.#api = new ApiClient(this.#server.listeners.socket!);
     const ready = await this.#api.request("GET", "/readyz");
     const expected = JSON.parse(await Deno.readTextFile(join(this.#dir, HOST_EXPECTED_FILE)));

@@ -14,7 +14,7 @@ import {
   SqliteStore,
   type VerifyResult,
 } from "../store/mod.ts";
-import { type AspCheckpointKey, aspCheckpointVerifier } from "./_checkpoint_key.ts";
+import { type AspCheckpointKey, aspCheckpointVerifier } from "../server/checkpoint_key.ts";
 import { type Command, parseOptions } from "./_command.ts";
 
 const USAGE =

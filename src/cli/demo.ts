@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { createLogger } from "../server/mod.ts";
 import { resolve } from "node:path";
 import { toHex } from "../attest/mod.ts";
 import { VaspError } from "../engine/error.ts";
@@ -70,7 +71,7 @@ export const demo: Command = {
     const outcomes: StepOutcome[] = [];
     const started = performance.now();
     say(`vASP demo: state in ${dir}${values.keep ? "" : " (removed at the end)"}`);
-    const run = new DemoRun(dir, { log: (line) => logged.push(line) });
+    const run = new DemoRun(dir, { log: createLogger({ write: (line) => logged.push(line) }) });
     const steps = run.steps();
     try {
       for (const [i, step] of steps.entries()) {

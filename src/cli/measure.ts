@@ -5,7 +5,7 @@
  * @module
  */
 import { type Command, parseOptions } from "./_command.ts";
-import { GUEST_OPTIONS, GUEST_USAGE, openGuest } from "./_guest.ts";
+import { GUEST_OPTIONS, GUEST_USAGE, openGuestFromFlags } from "./_guest_flags.ts";
 import { measurementJson, measurementText } from "./_measure_report.ts";
 
 const USAGE = `usage: vasp measure --memory FILE --symbols FILE [options]
@@ -23,7 +23,7 @@ export const measure: Command = {
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, GUEST_OPTIONS);
-    await using guest = await openGuest(values);
+    await using guest = await openGuestFromFlags(values);
     const m = await guest.measurer.measure({ alg: guest.alg });
     const profile = guest.hasProfileFacts ? guest.profile() : undefined;
     console.log(

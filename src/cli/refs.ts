@@ -14,7 +14,12 @@ import {
 } from "../measure/mod.ts";
 import { resolveStateDir } from "../store/state_dir.ts";
 import { type Command, parseOptions } from "./_command.ts";
-import { GUEST_OPTIONS, GUEST_USAGE, type GuestValues, openGuest } from "./_guest.ts";
+import {
+  GUEST_OPTIONS,
+  GUEST_USAGE,
+  type GuestValues,
+  openGuestFromFlags,
+} from "./_guest_flags.ts";
 import { comparisonText, measurementJson } from "./_measure_report.ts";
 
 const OPTIONS = {
@@ -32,7 +37,7 @@ function referencesDir(values: { references?: string; "state-dir"?: string }): s
 
 /** Measures the guest the options describe, with its profile. */
 async function measureWithProfile(values: GuestValues) {
-  await using guest = await openGuest(values);
+  await using guest = await openGuestFromFlags(values);
   const profile = guest.profile();
   const measurement = await guest.measurer.measure({ alg: guest.alg });
   return { profile, measurement };

@@ -13,9 +13,10 @@ import type { HostState } from "../engine/mod.ts";
 import { VaspError } from "../engine/error.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { type Command, parseOptions } from "./_command.ts";
-import type { HostMeasurement } from "./_host.ts";
-import { HOST_EXPECTED_FILE, startServer } from "./_server.ts";
-import { checkListen, parseListen } from "./_server_listen.ts";
+import type { HostMeasurement } from "../host/mod.ts";
+import { HOST_EXPECTED_FILE } from "../host/mod.ts";
+import { startServer } from "../server/mod.ts";
+import { checkListen, parseListen } from "../server/mod.ts";
 
 const USAGE =
   `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO --policies-ref REF
@@ -112,13 +113,14 @@ export const serve: Command = {
         socket: values["no-socket"] ? null : values.socket,
         tcp,
         host: { qemu: values.qemu, kernel: values["host-kernel"] },
-      }, { learnHost: values["learn-host"] });
+        learnHost: values["learn-host"],
+      });
       try {
         const registers = server.measured.map((m) => toHex(server.asp.read(m.reg)));
         console.log(report(await identify(server.asp), server.measured, registers));
         const { socket, tcp: bound } = server.listeners;
         console.log(hostReport(server.host, server.measured, stateDir));
-        console.log(`policy revision  ${server.policyRevision}`);
+        console.log(`policy revision  ${server.policyStore.current().revision}`);
         console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
         if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
         if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);

@@ -28,3 +28,30 @@ export class VaspError extends Error {
     this.details = options.details ?? {};
   }
 }
+
+/** Status of each code a client can see; a code not listed is an internal error. */
+export const ERROR_STATUS: Readonly<Record<string, number>> = {
+  invalid_json: 400,
+  invalid_event: 400,
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  vm_not_found: 404,
+  vm_exists: 409,
+  vm_state_conflict: 409,
+  invalid_transition: 409,
+  vasp_instance_exists: 409,
+  vasp_instance_unavailable: 409,
+  body_too_large: 413,
+  internal_error: 500,
+  // The store cannot keep a record: fail closed, and say it may pass.
+  store_closed: 503,
+  store_open_failed: 503,
+  store_corrupt: 503,
+  audit_write_failed: 503,
+  store_record_malformed: 503,
+  audit_record_malformed: 503,
+  policies_unavailable: 503,
+  vasp_unavailable: 503,
+};

@@ -55,7 +55,8 @@
  *
  * @module
  */
-export { VaspError } from "./error.ts";
+export { ERROR_STATUS, VaspError } from "./error.ts";
+export { type LogFields, type Logger, type LogLevel, SILENT } from "./log.ts";
 export {
   checkTransition,
   enterQuarantine,

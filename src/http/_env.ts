@@ -33,7 +33,5 @@ export interface AppEnv {
     body: unknown;
     /** The body's text when it did not decode. */
     bodyText: string;
-    /** Whether the decision allowed, for the metrics. */
-    allow: boolean;
   };
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { EVENT_SOURCES, LIFECYCLE_STATES, OPERATIONS } from "../engine/mod.ts";
-import { ERROR_STATUS } from "./errors.ts";
+import { ERROR_STATUS } from "../engine/mod.ts";
 
 /** A JSON Schema object. */
 export type Schema = Record<string, unknown>;

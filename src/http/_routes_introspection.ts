@@ -25,7 +25,7 @@ export function introspectionRoutes(app: Hono<AppEnv>, deps: Services): void {
     const body = await readJson(c);
     const introspection = body === null ? null : parseIntrospection(body);
     const updated = await deps.store.updateVm(vm.uuid, { introspection });
-    await deps.decider.recordOperatorAction(deps.ids.next(), "introspection", updated, {
+    await deps.decisions.recordOperatorAction(deps.ids.next(), "introspection", updated, {
       message: introspection
         ? `VM "${vm.name}" is measured every ${introspection.intervalMs} ms from ` +
           `${introspection.memory}`

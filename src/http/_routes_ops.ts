@@ -29,7 +29,7 @@ export function healthRoute(app: Hono<AppEnv>): void {
  */
 export function opsRoutes(app: Hono<AppEnv>, deps: Services): void {
   app.get("/readyz", allow("hook", "tenant"), async (c) => {
-    let store = deps.decider.lastWriteOk;
+    let store = deps.decisions.lastWriteOk;
     try {
       await deps.store.getVm(PROBE);
     } catch {

@@ -45,7 +45,7 @@ export function policyRoutes(app: Hono<AppEnv>, deps: Services): void {
   });
 
   app.post("/v1/policies/evaluate", allow(), deps.limit, async (c) => {
-    const decision = await deps.decider.evaluate(await readJson(c));
+    const decision = await deps.decisions.evaluate(await readJson(c));
     return c.json({
       dry_run: true,
       allow: decision.allow,

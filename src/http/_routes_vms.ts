@@ -56,7 +56,7 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
     const { vm: body, configDigest, introspection } = splitRegistration(await readJson(c));
     const newVm = { ...parseNewVm(body), ...(introspection ? { introspection } : {}) };
     const vm = await registerVm(deps, newVm, configDigest);
-    await deps.decider.recordOperatorAction(deps.ids.next(), "register", vm, {
+    await deps.decisions.recordOperatorAction(deps.ids.next(), "register", vm, {
       message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
         (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : ""),
     });
@@ -86,7 +86,7 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
     const vm = await visibleVm(deps, c);
     await deps.store.removeVm(vm.uuid);
     await deps.vasp?.forget(vm);
-    await deps.decider.recordOperatorAction(deps.ids.next(), "remove", vm, {
+    await deps.decisions.recordOperatorAction(deps.ids.next(), "remove", vm, {
       message: `VM "${vm.name}" removed (it was ${vm.state})`,
     });
     return c.json({ uuid: vm.uuid, removed: true });
@@ -94,6 +94,6 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
 
   app.post("/v1/vms/:uuid/release", allow(), async (c) => {
     const vm = await visibleVm(deps, c);
-    return c.json(vmJson(await deps.decider.release(deps.ids.next(), vm.uuid)));
+    return c.json(vmJson(await deps.decisions.release(deps.ids.next(), vm.uuid)));
   });
 }

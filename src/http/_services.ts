@@ -7,11 +7,9 @@ import type { MiddlewareHandler } from "hono";
 import type { CheckpointVerifier, Store } from "../store/mod.ts";
 import type { AppEnv } from "./_env.ts";
 import type { TokenAuthenticator } from "./auth.ts";
-import type { Decider } from "./decider.ts";
-import type { PolicyProvider } from "./policy_provider.ts";
-import type { IdSource } from "./ids.ts";
-import type { Metrics } from "./metrics.ts";
-import type { VaspPort } from "./vasp_port.ts";
+import type { Logger } from "../engine/mod.ts";
+import type { DecisionService, IdSource, Metrics, PolicyProvider } from "../decision/mod.ts";
+import type { VaspPort } from "../vasp/mod.ts";
 
 /** What the ASP tells about itself, for readiness. */
 export interface AspStatus {
@@ -25,13 +23,13 @@ export interface AspStatus {
 export interface Services {
   readonly store: Store;
   readonly policies: PolicyProvider;
-  readonly decider: Decider;
+  readonly decisions: DecisionService;
   readonly tokens: TokenAuthenticator;
   readonly metrics: Metrics;
   readonly ids: IdSource;
   readonly asp: AspStatus | null;
   readonly auditVerifier: CheckpointVerifier | undefined;
   readonly limit: MiddlewareHandler<AppEnv>;
-  readonly log: (line: string) => void;
+  readonly log: Logger;
   readonly vasp: VaspPort | null;
 }

@@ -16,14 +16,18 @@ import { policyRoutes } from "./_routes_policies.ts";
 import { vmRoutes } from "./_routes_vms.ts";
 import { quoteRoutes } from "./_routes_quote.ts";
 import { introspectionRoutes } from "./_routes_introspection.ts";
-import type { VaspPort } from "./vasp_port.ts";
+import type { Logger } from "../engine/mod.ts";
+import {
+  type DecisionService,
+  type IdSource,
+  type Metrics,
+  type PolicyProvider,
+  uuidV7Source,
+} from "../decision/mod.ts";
+import type { VaspPort } from "../vasp/mod.ts";
 import type { AspStatus, Services } from "./_services.ts";
 import { authenticate, type TokenAuthenticator } from "./auth.ts";
-import type { Decider } from "./decider.ts";
-import type { PolicyProvider } from "./policy_provider.ts";
 import { errorResponse, mapError, requestError } from "./errors.ts";
-import { type IdSource, uuidV7Source } from "./ids.ts";
-import type { Metrics } from "./metrics.ts";
 
 /** What {@link createApp} needs. */
 export interface AppDeps {
@@ -32,7 +36,7 @@ export interface AppDeps {
   /** The policy set in force. */
   readonly policies: PolicyProvider;
   /** The decision service (on the same store and policies). */
-  readonly decider: Decider;
+  readonly decisions: DecisionService;
   /** Checks bearer tokens. */
   readonly tokens: TokenAuthenticator;
   /** Where counts and timings go. */
@@ -45,8 +49,8 @@ export interface AppDeps {
   readonly auditVerifier?: CheckpointVerifier;
   /** Largest accepted request body in bytes (default 64 KiB). */
   readonly bodyLimit?: number;
-  /** Where internal errors are logged (default: stderr). */
-  readonly log?: (line: string) => void;
+  /** Where internal errors are logged. */
+  readonly log: Logger;
   /** The vASP side: instances for registered VMs, quotes (absent: neither). */
   readonly vasp?: VaspPort;
 }
@@ -57,12 +61,12 @@ export type App = Hono<AppEnv>;
 /**
  * Builds the app.
  *
- * @param deps store, policies, decider, tokens, metrics and options
+ * @param deps store, policies, decision service, tokens, metrics, logger and options
  * @returns the Hono app; serve it with `app.fetch(request, { transport })`
  * @throws {RangeError} for a body limit that is not a positive integer
  * @example
  * ```ts ignore
- * const app = createApp({ store, policies, decider, tokens, metrics });
+ * const app = createApp({ store, policies, decisions, tokens, metrics, log });
  * Deno.serve({ path: "vasp.sock" }, (req) => app.fetch(req, { transport: "unix" }));
  * ```
  */
@@ -74,14 +78,14 @@ export function createApp(deps: AppDeps): App {
   const services: Services = {
     store: deps.store,
     policies: deps.policies,
-    decider: deps.decider,
+    decisions: deps.decisions,
     tokens: deps.tokens,
     metrics: deps.metrics,
     ids: deps.ids ?? uuidV7Source(),
     asp: deps.asp ?? null,
     auditVerifier: deps.auditVerifier,
     limit: limitBody(bodyLimit),
-    log: deps.log ?? ((line) => console.error(line)),
+    log: deps.log,
     vasp: deps.vasp ?? null,
   };
   const app = new Hono<AppEnv>();
@@ -90,10 +94,12 @@ export function createApp(deps: AppDeps): App {
     const decisionId = c.get("decisionId");
     const { status, body } = mapError(error, decisionId);
     if (status === 500) {
-      services.log(
-        `vasp: internal error on ${c.req.method} ${c.req.path}` +
-          (decisionId ? ` (decision ${decisionId})` : "") + `: ${(error as Error).stack}`,
-      );
+      services.log.log("error", "internal error", {
+        method: c.req.method,
+        path: c.req.path,
+        ...(decisionId ? { decision_id: decisionId } : {}),
+        error: error instanceof Error ? error.stack ?? error.message : String(error),
+      });
     }
     services.metrics.error(body.code);
     return errorResponse(error, decisionId);

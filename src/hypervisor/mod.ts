@@ -28,4 +28,5 @@ export {
   vbootExtensions,
   type VbootOptions,
 } from "./vboot.ts";
+export { queryGuestFacts } from "./guest_facts.ts";
 export { QmpClient, type QmpConnectOptions, type QmpEvent, type QmpVersion } from "./qmp_client.ts";

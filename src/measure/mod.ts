@@ -7,6 +7,7 @@
  */
 export { type BzImage, parseBzImage, type PayloadCompression } from "./bzimage.ts";
 export { type ElfImage, findBuildId, parseElf } from "./elf.ts";
+export { type GuestCpuFacts, type GuestSettings, type OpenedGuest, openGuest } from "./guest.ts";
 export {
   discoverKaslr,
   type KaslrOptions,

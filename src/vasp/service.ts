@@ -11,15 +11,16 @@ import {
   InstanceManager,
   type PendingImport,
   type SealedBinding,
-} from "../attest/instances.ts";
+} from "./instances.ts";
 import type { Asp } from "../../ffi/mod.ts";
 import {
   type Decision,
   type LifecycleEvent,
+  type Logger,
   type VaspBinding as EngineBinding,
   VaspError,
 } from "../engine/mod.ts";
-import type { VaspOutcome, VaspPort, VaspQuote, VaspStep } from "../http/vasp_port.ts";
+import type { VaspOutcome, VaspPort, VaspQuote, VaspStep } from "./port.ts";
 import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
@@ -36,21 +37,21 @@ import {
   OUTBOUND,
   refusal,
   stored,
-} from "./_vasp_events.ts";
+} from "./_events.ts";
 
 /** The vASP side of the server: {@link VaspPort} on the live instances and the store. */
 export class VaspService implements VaspPort {
   readonly #instances: InstanceManager;
   readonly #store: Store;
-  readonly #log: (line: string) => void;
+  readonly #log: Logger;
   readonly #queue = new KeyedQueue();
 
   /**
    * @param asp the open ASP
    * @param store where bindings are kept
-   * @param options `log`
+   * @param options `log`: where instances refused or destroyed are logged
    */
-  constructor(asp: Asp, store: Store, options: { log: (line: string) => void }) {
+  constructor(asp: Asp, store: Store, options: { log: Logger }) {
     this.#instances = new InstanceManager(asp);
     this.#store = store;
     this.#log = options.log;
@@ -75,9 +76,10 @@ export class VaspService implements VaspPort {
       if (!vm.binding) continue;
       const error = this.#instances.bringBack(vm.uuid, vm.binding.sealedState);
       if (error === undefined) continue;
-      this.#log(
-        `vasp: ERROR: VM "${vm.name}" (${vm.uuid}) has no vASP instance: ${error}; ` +
-          `every decision about it fails closed`,
+      this.#log.log(
+        "error",
+        `VM "${vm.name}" has no vASP instance: ${error}; every decision about it fails closed`,
+        { vm: vm.name, vm_uuid: vm.uuid },
       );
       refused.push({ uuid: vm.uuid, name: vm.name, error });
     }
@@ -122,7 +124,13 @@ export class VaspService implements VaspPort {
   forget(vm: VmRecord): Promise<void> {
     return this.#queue.run(vm.uuid, () => {
       const id = this.#instances.destroy(vm.uuid);
-      if (id) this.#log(`vasp: vASP instance ${id} of VM "${vm.name}" destroyed (VM removed)`);
+      if (id) {
+        this.#log.log("info", `vASP instance of VM "${vm.name}" destroyed (VM removed)`, {
+          vm: vm.name,
+          vm_uuid: vm.uuid,
+          instance_id: id,
+        });
+      }
       return Promise.resolve();
     });
   }

@@ -1,7 +1,8 @@
 /**
- * The decision service behind `/v1/decide` and `/v1/events`: load the context, decide with
- * the policy set in force, apply what the server can (quarantine), and append one audit
- * record per ID before anything is answered. It knows nothing of HTTP.
+ * The decision service: load the context, decide with the policy set in force, apply what the
+ * server can (quarantine, the vASP side), append one audit record per ID before anything is
+ * answered, count it and log it. HTTP, the monitor and the gate all go through it; it knows
+ * nothing of HTTP.
  *
  * @module
  */
@@ -12,10 +13,13 @@ import {
   enterQuarantine,
   type HostState,
   isLifecycleState,
+  isOperation,
   type LifecycleEvent,
   type LifecycleState,
+  type Logger,
   parseEvent,
   releaseQuarantine,
+  SILENT,
   VaspError,
 } from "../engine/mod.ts";
 import type { AuditEntry, Store, VmRecord } from "../store/mod.ts";
@@ -25,10 +29,10 @@ import { eventEntry, failureEntry, inputDigest, operatorEntry } from "./_records
 import { type DecisionAnswer, decisionAnswer, type EventAnswer } from "./answers.ts";
 import type { PolicyProvider } from "./policy_provider.ts";
 import type { Metrics } from "./metrics.ts";
-import { refuseDecision, type VaspPort, type VaspStep } from "./vasp_port.ts";
+import { refuseDecision, type VaspPort, type VaspStep } from "../vasp/mod.ts";
 
-/** What the decider needs. */
-export interface DeciderDeps {
+/** What the decision service needs. */
+export interface DecisionServiceDeps {
   /** VM records, measurements, audit. */
   readonly store: Store;
   /** The policy set in force. */
@@ -41,38 +45,65 @@ export interface DeciderDeps {
   readonly metrics?: Metrics;
   /** The vASP side: live instances, what allowed decisions do to them (default: none). */
   readonly vasp?: VaspPort;
+  /** Where each decision, event and failure is logged (default: nowhere). */
+  readonly log?: Logger;
+}
+
+/** What a request carried: the decoded body, and the text exactly as received. */
+export interface DecisionInput {
+  /** The decoded body (absent when it did not decode). */
+  readonly body?: unknown;
+  /** The body exactly as received; the record's input digest covers it. */
+  readonly text?: string;
+}
+
+function elapsedMs(start: number): number {
+  return Math.round((performance.now() - start) * 1000) / 1000;
+}
+
+/** The VM and operation a body names, for a log line (whatever could be read of it). */
+function named(body: unknown): { vm: string; vm_uuid: string; operation: string } {
+  const b = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const vm = (typeof b.vm === "object" && b.vm !== null ? b.vm : {}) as Record<string, unknown>;
+  const text = (v: unknown) => typeof v === "string" ? v.slice(0, 256) : "";
+  return { vm: text(vm.name), vm_uuid: text(vm.uuid), operation: text(b.operation) };
 }
 
 const CAS_ATTEMPTS = 3;
 
 /**
- * The decision service.
+ * The decision service. Every exit path of {@link decide} and {@link observe}, errors
+ * included, leaves one audit record under the caller's ID, a count and a log line.
  *
  * @example
  * ```ts ignore
- * const decider = new Decider({ store, policies });
- * const answer = await decider.decide(ids.next(), JSON.parse(body));
+ * const decisions = new DecisionService({ store, policies, metrics, log });
+ * const answer = await decisions.decide(ids.next(), { body, text });
  * ```
  */
-export class Decider {
+export class DecisionService {
   readonly #store: Store;
   readonly #policies: PolicyProvider;
   readonly #now: () => Date;
   readonly #host: () => HostState | null;
   readonly #metrics?: Metrics;
   readonly #vasp?: VaspPort;
+  readonly #log: Logger;
+  /** Failures already recorded, so that a caller's catch-all does not record them twice. */
+  readonly #recorded = new WeakSet<object>();
   #lastWriteOk = true;
 
   /**
-   * @param deps store, policies, clock, host state, metrics
+   * @param deps store, policies, clock, host state, metrics, vASP side, logger
    */
-  constructor(deps: DeciderDeps) {
+  constructor(deps: DecisionServiceDeps) {
     this.#store = deps.store;
     this.#policies = deps.policies;
     this.#now = deps.now ?? (() => new Date());
     this.#host = deps.host ?? (() => null);
     this.#metrics = deps.metrics;
     this.#vasp = deps.vasp;
+    this.#log = deps.log ?? SILENT;
   }
 
   /** Whether the last audit append succeeded (readiness). */
@@ -122,22 +153,46 @@ export class Decider {
   }
 
   /**
-   * Decides a request, applies quarantine, and appends its record; resolves once the record
-   * is durable.
+   * Decides a request, applies quarantine and the vASP side, and appends its record; resolves
+   * once the record is durable. A failure is recorded (an `error` record), counted and logged
+   * before it is thrown.
    *
    * @param id the decision ID, assigned before anything else
-   * @param body the request body as decoded
-   * @param options `text`: the body exactly as received, which the record's input digest
-   *   covers (without it, the canonical JSON of `body` does)
+   * @param input the body as decoded, and as received (`text`: the record's input digest
+   *   covers it; without it, the canonical JSON of `body` does)
    * @returns the answer
-   * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures; the
-   *   caller records the failure with {@link recordFailure}
+   * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures (when
+   *   even the error record cannot be written, that failure is thrown: answer 503)
    */
-  async decide(
-    id: string,
-    body: unknown,
-    options: { text?: string } = {},
-  ): Promise<DecisionAnswer> {
+  async decide(id: string, input: DecisionInput): Promise<DecisionAnswer> {
+    const start = performance.now();
+    let answer: DecisionAnswer;
+    try {
+      answer = await this.#decideAndRecord(id, input);
+    } catch (error) {
+      await this.recordFailure(id, input, error, { counted: true });
+      throw error;
+    }
+    const operation = (input.body as { operation: string }).operation;
+    this.#metrics?.decision(
+      operation,
+      answer.allow ? "allow" : "deny",
+      (performance.now() - start) / 1000,
+    );
+    this.#log.log(answer.allow ? "info" : "warn", answer.allow ? "allowed" : "denied", {
+      decision_id: id,
+      ...named(input.body),
+      source: (input.body as { source?: string }).source ?? "",
+      allow: answer.allow,
+      reasons: answer.reasons.map((r) => `${r.policy}/${r.rule}: ${r.message}`),
+      actions: answer.actions,
+      ms: elapsedMs(start),
+    });
+    return answer;
+  }
+
+  async #decideAndRecord(id: string, input: DecisionInput): Promise<DecisionAnswer> {
+    const body = input.body;
     const event = parseEvent(body);
     const now = this.#now();
     const { decision: decided, stored, engineUs, step } = await this.#decide(event, now);
@@ -154,7 +209,7 @@ export class Decider {
       vm: event.vm,
       operation: event.operation,
       source: event.source,
-      inputDigest: inputDigest({ body, text: options.text }),
+      inputDigest: inputDigest(input),
       policyRevision: decision.policyRevision,
       result: decision.allow ? "allow" : "deny",
       reasons: decision.reasons,
@@ -211,12 +266,23 @@ export class Decider {
    * the operations after an allowed start of an unknown VM exist.
    *
    * @param id the event ID
-   * @param body `{ operation, vm, source, phase?, details, outcome }`
-   * @param options `text`: the body exactly as received (see {@link decide})
+   * @param input the body `{ operation, vm, source, phase?, details, outcome }` as decoded and
+   *   as received (see {@link decide})
    * @returns the state after the event
-   * @throws {VaspError} `invalid_event`, `vm_state_conflict`, the store's failures
+   * @throws {VaspError} `invalid_event`, `vm_state_conflict`, the store's failures; recorded
+   *   and logged before they are thrown
    */
-  async observe(id: string, body: unknown, options: { text?: string } = {}): Promise<EventAnswer> {
+  async observe(id: string, input: DecisionInput): Promise<EventAnswer> {
+    try {
+      return await this.#observe(id, input);
+    } catch (error) {
+      await this.recordFailure(id, input, error, { counted: false });
+      throw error;
+    }
+  }
+
+  async #observe(id: string, input: DecisionInput): Promise<EventAnswer> {
+    const body = input.body;
     const { event, outcome } = parseReport(body);
     const now = this.#now();
     const start = performance.now();
@@ -239,7 +305,7 @@ export class Decider {
       await this.#append(
         eventEntry(id, {
           event,
-          input: { body, text: options.text },
+          input: { body, text: input.text },
           outcome,
           step,
           from,
@@ -250,6 +316,17 @@ export class Decider {
           latencyUs: (performance.now() - start) * 1000,
         }),
       );
+      this.#log.log(step.expected ? "info" : "warn", "event", {
+        event_id: id,
+        ...named(body),
+        phase: event.phase ?? "",
+        outcome,
+        from,
+        to: after,
+        applied: step.to !== null,
+        expected: step.expected,
+        ms: elapsedMs(start),
+      });
       return {
         event_id: id,
         state: after,
@@ -312,23 +389,51 @@ export class Decider {
 
   /**
    * Appends the error record of a decision or event that failed, with what could be read of
-   * its input.
+   * its input; counts and logs it. A failure already recorded is not recorded again.
    *
    * @param id the ID the request was given
    * @param input the decoded body, and the raw text when it did not decode
    * @param error what failed
+   * @param options `counted`: a decision (counted by operation), not an event
    * @returns once durable
    * @throws {VaspError} the store's failures (answer 503: fail closed)
    */
   async recordFailure(
     id: string,
-    input: { body?: unknown; text?: string },
+    input: DecisionInput,
     error: unknown,
+    options: { counted: boolean },
   ): Promise<void> {
-    await this.#append(failureEntry(id, input, error, {
-      time: this.#now(),
-      revision: this.#revision(),
-    }));
+    if (typeof error === "object" && error !== null) {
+      if (this.#recorded.has(error)) return;
+      this.#recorded.add(error);
+    }
+    const code = error instanceof VaspError ? error.code : "internal_error";
+    if (options.counted) {
+      // Only known operations become label values: a client cannot grow the metrics.
+      const asked = (input.body as { operation?: unknown } | undefined)?.operation;
+      this.#metrics?.decision(isOperation(asked) ? asked : "unknown", "error", 0);
+    }
+    this.#log.log("error", options.counted ? "decision failed" : "event failed", {
+      decision_id: id,
+      ...named(input.body),
+      code,
+      // The log is the operator's: the full message, which a client never sees.
+      error: error instanceof Error ? error.message : String(error),
+    });
+    try {
+      await this.#append(failureEntry(id, input, error, {
+        time: this.#now(),
+        revision: this.#revision(),
+      }));
+    } catch (failed) {
+      this.#metrics?.error(failed instanceof VaspError ? failed.code : "internal_error");
+      this.#log.log("error", "cannot record the failure", {
+        decision_id: id,
+        error: failed instanceof Error ? failed.message : String(failed),
+      });
+      throw failed;
+    }
   }
 
   async #append(entry: AuditEntry): Promise<void> {

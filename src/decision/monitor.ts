@@ -2,24 +2,27 @@
  * The measurement monitor of `vasp serve`: the scheduler of src/measure wired to the store
  * (which VMs, their settings, where verdicts go), the guests (opened as `vasp measure` opens
  * them), the reference sets in the state directory, the VM's vASP instance (register
- * {@link RUNTIME_REGISTER}), the decider (source `monitor`) and QMP (pause, kill).
+ * {@link RUNTIME_REGISTER}), the decision service (source `monitor`) and QMP (pause, kill).
  *
  * @module
  */
-import { QmpClient } from "../hypervisor/qmp_client.ts";
-import type { Decider, IdSource, Metrics } from "../http/mod.ts";
+import type { Logger } from "../engine/mod.ts";
+import { QmpClient, queryGuestFacts } from "../hypervisor/mod.ts";
 import {
   type GuestSession,
   loadReferenceSet,
   MeasurementMonitor,
   type MonitorTarget,
+  openGuest,
   parseSymbolMap,
   planRegions,
   profileId,
 } from "../measure/mod.ts";
 import type { IntrospectionSettings, Store } from "../store/mod.ts";
-import { openGuest } from "./_guest.ts";
-import type { VaspService } from "./_vasp_service.ts";
+import type { VaspService } from "../vasp/mod.ts";
+import type { IdSource } from "./ids.ts";
+import type { Metrics } from "./metrics.ts";
+import type { DecisionService } from "./service.ts";
 
 /** The instance register the monitor extends with each changed runtime measurement. */
 export const RUNTIME_REGISTER = 8;
@@ -31,8 +34,8 @@ const MEASURED = new Set(["running", "paused", "migrating", "quarantined"]);
 export interface MonitorDeps {
   /** VMs, their settings, where verdicts go. */
   readonly store: Store;
-  /** Decides and records the `measurement` events. */
-  readonly decider: Decider;
+  /** Decides, records, counts and logs the `measurement` events. */
+  readonly decisions: DecisionService;
   /** IDs of those decisions. */
   readonly ids: IdSource;
   /** The VMs' vASP instances (register {@link RUNTIME_REGISTER}). */
@@ -42,21 +45,20 @@ export interface MonitorDeps {
   /** Where `vasp refs learn` keeps reference sets (`<state dir>/references`). */
   readonly referencesDir: string;
   /** Where alerts and enforcements are logged. */
-  readonly log: (line: string) => void;
+  readonly log: Logger;
 }
 
 /** Opens a VM's guest with its settings, as `vasp measure` would with the same options. */
 async function openSession(settings: IntrospectionSettings): Promise<GuestSession> {
-  const text = (n: number | undefined) => n === undefined ? undefined : String(n);
   const guest = await openGuest({
     memory: settings.memory,
     symbols: settings.symbols,
     vmlinuz: settings.vmlinuz,
-    qmp: settings.qmp,
-    "below-4g": text(settings.below4g),
-    "qemu-version": settings.qemuVersion,
+    below4g: settings.below4g === undefined ? undefined : BigInt(settings.below4g),
+    qemuVersion: settings.qemuVersion,
     cpu: settings.cpu,
-    smp: text(settings.smp),
+    smp: settings.smp,
+    facts: settings.qmp ? await queryGuestFacts(settings.qmp) : undefined,
   });
   try {
     return {
@@ -92,8 +94,11 @@ export function createMonitor(
   options: { pollMs?: number } = {},
 ): MeasurementMonitor {
   const settings = new Map<string, IntrospectionSettings>();
-  const say = (target: MonitorTarget, message: string) =>
-    deps.log(`vasp: monitor: VM "${target.name}" (${target.uuid}): ${message}`);
+  const say = (target: MonitorTarget, level: "info" | "warn" | "error", message: string) =>
+    deps.log.log(level, `monitor: VM "${target.name}": ${message}`, {
+      vm: target.name,
+      vm_uuid: target.uuid,
+    });
   return new MeasurementMonitor({
     async targets() {
       const vms = (await deps.store.listVms()).filter((vm) =>
@@ -136,32 +141,15 @@ export function createMonitor(
       }]);
     },
     async decide(target, details) {
-      const id = deps.ids.next();
-      const body = {
-        operation: "measurement",
-        vm: { uuid: target.uuid, name: target.name },
-        source: "monitor",
-        details,
-      };
-      const started = performance.now();
-      try {
-        const answer = await deps.decider.decide(id, body);
-        const seconds = (performance.now() - started) / 1000;
-        deps.metrics.decision("measurement", answer.allow ? "allow" : "deny", seconds);
-        if (!answer.allow) {
-          say(
-            target,
-            `measurement denied (${answer.decision_id}): ${
-              answer.reasons.map((r) => r.message).join("; ")
-            }; actions [${answer.actions.join(", ")}]`,
-          );
-        }
-        return { decisionId: answer.decision_id, allow: answer.allow, actions: answer.actions };
-      } catch (error) {
-        deps.metrics.decision("measurement", "error", (performance.now() - started) / 1000);
-        await deps.decider.recordFailure(id, { body }, error).catch(() => {});
-        throw error;
-      }
+      const answer = await deps.decisions.decide(deps.ids.next(), {
+        body: {
+          operation: "measurement",
+          vm: { uuid: target.uuid, name: target.name },
+          source: "monitor",
+          details,
+        },
+      });
+      return { decisionId: answer.decision_id, allow: answer.allow, actions: answer.actions };
     },
     async enforce(target, action) {
       const qmp = settings.get(target.uuid)?.qmp;
@@ -175,16 +163,20 @@ export function createMonitor(
           if (action !== "kill" || (error as { code?: string }).code !== "qmp_closed") throw error;
         }
         deps.metrics.monitorAction(action, true);
-        say(target, action === "kill" ? "ended through QMP (quit)" : "stopped through QMP (stop)");
+        say(
+          target,
+          "warn",
+          action === "kill" ? "ended through QMP (quit)" : "stopped through QMP (stop)",
+        );
       } catch (error) {
         deps.metrics.monitorAction(action, false);
-        say(target, `cannot ${action} it: ${(error as Error).message}`);
+        say(target, "error", `cannot ${action} it: ${(error as Error).message}`);
         throw error;
       }
     },
     alert(target, message, kind) {
       deps.metrics.monitorAction(kind, kind === "alert");
-      say(target, `${kind === "alert" ? "ALERT" : "ERROR"}: ${message}`);
+      say(target, kind === "alert" ? "warn" : "error", message);
     },
   }, options);
 }

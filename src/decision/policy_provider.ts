@@ -5,6 +5,7 @@
  * @module
  */
 import type { CompiledPolicySet } from "../engine/mod.ts";
+import type { PolicyStore } from "../policy/mod.ts";
 
 /** One compile or load problem of a policy reload. */
 export interface PolicyProblem {
@@ -44,4 +45,33 @@ export interface PolicyProvider {
    * @returns what happened
    */
   reload(): Promise<PolicyReloadResult>;
+}
+
+/**
+ * Adapts src/policy's store to the API's view of it: a refused reload lists every located
+ * error.
+ *
+ * @param store the policy store
+ * @returns the provider
+ */
+export function policyProvider(store: PolicyStore): PolicyProvider {
+  return {
+    current: () => store.current(),
+    async reload() {
+      const result = await store.reload();
+      if (result.ok) {
+        return {
+          ok: true,
+          revision: result.revision,
+          previousRevision: result.previous,
+          errors: [],
+        };
+      }
+      const located = result.error.details.errors;
+      const errors = Array.isArray(located) && located.length > 0
+        ? located.map((e) => ({ file: e.file, line: e.line, column: e.column, message: e.message }))
+        : [{ message: result.error.message }];
+      return { ok: false, revision: result.revision, previousRevision: result.revision, errors };
+    },
+  };
 }

@@ -8,9 +8,9 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { configDigestHex } from "../attest/config_digest.ts";
-import type { SealedBinding } from "../attest/instances.ts";
+import type { SealedBinding } from "./instances.ts";
 import { type LifecycleEvent, VaspError } from "../engine/mod.ts";
-import type { VaspOutcome } from "../http/vasp_port.ts";
+import type { VaspOutcome } from "./port.ts";
 import { type Domain, parseDomainXml } from "../hypervisor/libvirt.ts";
 import type { NewVm, VaspBinding } from "../store/mod.ts";
 

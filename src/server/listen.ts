@@ -113,7 +113,7 @@ export interface Listeners {
  * @param app the app
  * @param options `socket` path and `tcp` address (either may be `null`)
  * @returns the listeners
- * @throws {VaspError} `socket_in_use`; Deno's errors when a port is taken
+ * @throws {VaspError} `socket_in_use`, `address_in_use`
  */
 export async function listen(
   app: App,
@@ -136,10 +136,19 @@ export async function listen(
     }
     if (options.tcp !== null) {
       const env = { transport: "tcp" } as const;
-      const server = Deno.serve(
-        { hostname: options.tcp.hostname, port: options.tcp.port, onListen: quiet },
-        (req) => app.fetch(req, env),
-      );
+      const { hostname, port } = options.tcp;
+      let server: Deno.HttpServer;
+      try {
+        server = Deno.serve({ hostname, port, onListen: quiet }, (req) => app.fetch(req, env));
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+        throw new VaspError(
+          "address_in_use",
+          `Cannot listen on ${hostname}:${port}: the address is in use (is another vasp serve ` +
+            `running?); stop it, or choose another address with --listen HOST:PORT`,
+          { cause: error },
+        );
+      }
       servers.push(server);
       tcp = { hostname: options.tcp.hostname, port: (server.addr as Deno.NetAddr).port };
     }

@@ -9,7 +9,7 @@ import { VaspError } from "../engine/mod.ts";
 import { type AuditEntry, digestInput, sha256Hex } from "../store/mod.ts";
 import { ERROR_POLICY, EVENT_POLICY } from "./answers.ts";
 import { UNKNOWN } from "./_observe.ts";
-import { ERROR_STATUS } from "./errors.ts";
+import { ERROR_STATUS } from "../engine/mod.ts";
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

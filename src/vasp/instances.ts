@@ -9,9 +9,9 @@
  */
 import { type Asp, type EventLogEntry, NativeError, type VaspInstance } from "../../ffi/mod.ts";
 import { VaspError } from "../engine/error.ts";
-import { BINDING_OID, parseBinding } from "./binding.ts";
-import { extensionsOf, parseCertificate } from "./certificate.ts";
-import { fromHex, toHex } from "./hex.ts";
+import { BINDING_OID, parseBinding } from "../attest/binding.ts";
+import { extensionsOf, parseCertificate } from "../attest/certificate.ts";
+import { fromHex, toHex } from "../attest/hex.ts";
 
 /** A VM's instance as the ASP last sealed it: what the store's binding keeps. */
 export interface SealedBinding {

@@ -1,0 +1,90 @@
+/**
+ * What the operator expects of the host: the digests recorded as expected (in the state
+ * directory's `host-expected.json`), and the host state the policies see, each measured file
+ * beside the digest expected of it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { HostState } from "../engine/mod.ts";
+import type { HostMeasurement } from "./measure.ts";
+
+/** Host file names the policies see, by measured part. */
+const HOST_FILE_NAMES: Readonly<Record<HostMeasurement["part"], string>> = {
+  engine: "vasp-engine",
+  library: "libvasp",
+  policies: "policy-bundle",
+  qemu: "qemu",
+  kernel: "host-kernel",
+};
+
+/** The expected host digests, set by the operator (`vasp serve --learn-host`). */
+export const HOST_EXPECTED_FILE = "host-expected.json";
+
+/**
+ * The host state the policies see: each measured file with the digest the operator expects
+ * (none: empty, which policies requiring expected files deny).
+ *
+ * @param measured what the ASP measured
+ * @param expected expected digests by host file name
+ * @param options `at`, the measurement time; `bootId`
+ * @returns the host state
+ */
+export function hostState(
+  measured: readonly HostMeasurement[],
+  expected: Readonly<Record<string, string>>,
+  options: { at: Date; bootId: string },
+): HostState {
+  const files: Record<string, { digest: string; expected: string }> = {};
+  for (const m of measured) {
+    if (m.sha256 === undefined) continue;
+    const name = HOST_FILE_NAMES[m.part];
+    files[name] = { digest: `sha256:${m.sha256}`, expected: expected[name] ?? "" };
+  }
+  return { asp: "soft", bootId: options.bootId, files, measuredAt: options.at };
+}
+
+/**
+ * Reads the expected host digests; with `learn`, first writes the measured ones (trust on
+ * first use, asked for by the operator).
+ *
+ * @param stateDir the state directory
+ * @param measured what the ASP measured
+ * @param learn record `measured` as expected first
+ * @returns expected digests by host file name (empty when none were recorded)
+ * @throws {SyntaxError} for an expectations file that is not JSON
+ */
+export function hostExpectations(
+  stateDir: string,
+  measured: readonly HostMeasurement[],
+  learn: boolean,
+): Record<string, string> {
+  const path = join(stateDir, HOST_EXPECTED_FILE);
+  if (learn) {
+    const digests = Object.fromEntries(
+      measured.filter((m) => m.sha256).map((m) => [HOST_FILE_NAMES[m.part], `sha256:${m.sha256}`]),
+    );
+    // Atomic: a crash while learning leaves the old expectations, never half a file.
+    Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(digests, null, 2) + "\n", { mode: 0o600 });
+    Deno.renameSync(`${path}.tmp`, path);
+  }
+  try {
+    return JSON.parse(Deno.readTextFileSync(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return {};
+    throw error;
+  }
+}
+
+/**
+ * The host's boot ID, which tells one boot of the host from the next.
+ *
+ * @returns the boot ID, "" where the kernel does not give one
+ */
+export function bootId(): string {
+  try {
+    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The composition root: {@link createServer} builds a decision server without listening,
+ * {@link startServer} listens too. `vasp serve`, the tests, the benches and the demo use it.
+ *
+ * @module
+ */
+export {
+  AK_CHAIN_FILE,
+  type AspCheckpointKey,
+  aspCheckpointVerifier,
+  CA_FILE,
+} from "./checkpoint_key.ts";
+export {
+  checkListen,
+  claimSocket,
+  isLoopback,
+  type Listeners,
+  parseListen,
+  type TcpAddress,
+} from "./listen.ts";
+export { createLogger, LOG_FORMATS, type LogFormat, type LoggerOptions } from "./log.ts";
+export {
+  createServer,
+  type ListenOptions,
+  type RunningServer,
+  type Server,
+  type ServerOptions,
+  startServer,
+} from "./server.ts";

@@ -1,0 +1,312 @@
+/**
+ * The composition root: {@link createServer} builds everything a decision server is made of
+ * — state directory, ASP, host measurement, policy store, SQLite store, vASP instances,
+ * tokens, the decision service, the monitor and the HTTP app — without listening;
+ * {@link startServer} also listens. `vasp serve`, the tests, the benches and the demo all use
+ * it, so there is one composition. Everything is closed in reverse order.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import { join, resolve } from "node:path";
+import { Asp } from "../../ffi/mod.ts";
+import { type HostState, type Logger, VaspError } from "../engine/mod.ts";
+import {
+  createMonitor,
+  DecisionService,
+  Metrics,
+  type PolicyProvider,
+  policyProvider,
+  uuidV7Source,
+} from "../decision/mod.ts";
+import {
+  bootId,
+  hostExpectations,
+  type HostMeasurement,
+  type HostMeasureOptions,
+  hostState,
+  measureHost,
+} from "../host/mod.ts";
+import { type App, bootstrapOperatorToken, createApp, TokenRegistry } from "../http/mod.ts";
+import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
+import { SqliteStore, type Store } from "../store/mod.ts";
+import { VaspService } from "../vasp/mod.ts";
+import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
+import { listen, type Listeners, type TcpAddress } from "./listen.ts";
+import { createLogger } from "./log.ts";
+
+/** What a server is made of. */
+export interface ServerOptions {
+  /** The state directory (created mode 0700; removed again if this start made it and failed). */
+  readonly stateDir: string;
+  /** The policy set: a directory, or a git repository at a ref. */
+  readonly policies: PolicySetSource;
+  /** Where the host's parts are (QEMU, kernel …), for the ASP's host measurement. */
+  readonly host?: HostMeasureOptions;
+  /** Record the host as measured now as the expected host (an operator's explicit act). */
+  readonly learnHost?: boolean;
+  /** Largest request body. */
+  readonly bodyLimit?: number;
+  /** Where the server logs (default: text lines on stderr). */
+  readonly log?: Logger;
+  /** The measurement monitor: `pollMs` (default 250); `null`: no monitor. */
+  readonly monitor?: { readonly pollMs?: number } | null;
+}
+
+/** Where a started server listens. */
+export interface ListenOptions {
+  /** Unix socket path (`null`: none); default `<stateDir>/vasp.sock`. */
+  readonly socket?: string | null;
+  /** TCP address (`null`: none); checked for loopback by the caller. */
+  readonly tcp: TcpAddress | null;
+}
+
+/** A server, built and not listening. */
+export interface Server extends AsyncDisposable {
+  /** The state directory, absolute. */
+  readonly stateDir: string;
+  /** The open ASP. */
+  readonly asp: Asp;
+  /** The host as measured at start. */
+  readonly measured: readonly HostMeasurement[];
+  /** The host as policies see it: each measured file and the digest expected of it. */
+  readonly host: HostState;
+  /** The operator token file written on this (first) start, if any. */
+  readonly tokenFile: string | undefined;
+  /** The AK chain file (`ak-chain.pem`) audit checkpoints are verified against. */
+  readonly akChain: string;
+  /** The policy store (the set in force, reloads). */
+  readonly policyStore: PolicyStore;
+  /** The policy set as the API and the decision service see it. */
+  readonly policies: PolicyProvider;
+  /** The store (VM records, bindings, measurements, audit). */
+  readonly store: Store;
+  /** The live vASP instances and their bindings. */
+  readonly vasp: VaspService;
+  /** Counts and timings. */
+  readonly metrics: Metrics;
+  /** Bearer tokens. */
+  readonly tokens: TokenRegistry;
+  /** The decision service. */
+  readonly decisions: DecisionService;
+  /** The HTTP app: `app.fetch(request, { transport })`. */
+  readonly app: App;
+  /** Where the server logs. */
+  readonly log: Logger;
+  /**
+   * Closes the monitor, the store (shutdown checkpoint), the policy store and the ASP, in
+   * reverse order of opening. Idempotent.
+   *
+   * @returns once everything is closed
+   */
+  close(): Promise<void>;
+}
+
+/** A server that listens. */
+export interface RunningServer extends Server {
+  /** The listeners. */
+  readonly listeners: Listeners;
+  /**
+   * Stops accepting, drains, then {@link Server.close}. Idempotent.
+   *
+   * @returns once everything is closed
+   */
+  shutdown(): Promise<void>;
+}
+
+/** Closes what was opened, newest first; each failure is logged and the rest still run. */
+class Closer {
+  readonly #steps: (() => void | Promise<void>)[] = [];
+  #closing?: Promise<void>;
+
+  constructor(readonly log: Logger) {}
+
+  push(step: () => void | Promise<void>): void {
+    this.#steps.push(step);
+  }
+
+  close(): Promise<void> {
+    return this.#closing ??= (async () => {
+      for (const step of this.#steps.reverse()) {
+        try {
+          await step();
+        } catch (error) {
+          this.log.log("error", "while closing", {
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+      }
+    })();
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Builds everything, without listening; on a failure part-way, closes what was opened and
+ * removes the state directory if this call created it.
+ *
+ * @param options state directory, policies, host, logger, monitor
+ * @returns the server; `await using` closes it
+ * @throws {VaspError} from the ASP, the policy store (first load), the store
+ */
+export async function createServer(options: ServerOptions): Promise<Server> {
+  const log = options.log ?? createLogger();
+  const stateDir = resolve(options.stateDir);
+  const fresh = !exists(stateDir);
+  const closer = new Closer(log);
+  try {
+    Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const asp = Asp.open(stateDir);
+    closer.push(() => asp.close());
+    const measured = await measureHost(asp, {
+      ...options.host,
+      ...("dir" in options.policies ? { policyDir: options.policies.dir } : {}),
+    });
+    const host = hostState(measured, hostExpectations(stateDir, measured, !!options.learnHost), {
+      at: new Date(),
+      bootId: bootId(),
+    });
+    const metrics = new Metrics();
+    const policyStore = await openPolicyStore(options.policies, {
+      watch: true,
+      onReload: (r) => {
+        metrics.reload(r.ok);
+        if (r.ok) log.log("info", "policies reloaded", { policy_revision: r.revision });
+        else {log.log("error", "policy reload refused; the old set stays in force", {
+            error: r.error.message,
+          });}
+      },
+    });
+    closer.push(() => policyStore.close());
+    const checkpoints = await aspCheckpointSigner(asp);
+    const akChain = writeAkChain(asp);
+    const store = SqliteStore.openIn(stateDir, {
+      signer: checkpoints.signer,
+      // Flush after the event loop has taken in the requests that arrived meanwhile
+      // (setImmediate runs after I/O): bigger batches, less CPU per record than a microtask
+      // flush, and none of a timer's delay. Measured in bench/http_bench.ts.
+      groupCommit: { schedule: (flush) => setImmediate(flush) },
+    });
+    closer.push(() => store.close());
+    const vasp = new VaspService(asp, store, { log });
+    closer.push(() => vasp.close());
+    await vasp.bringBackAll();
+    const tokens = new TokenRegistry(stateDir);
+    const tokenFile = bootstrapOperatorToken(tokens, stateDir);
+    const policies = policyProvider(policyStore);
+    const ids = uuidV7Source();
+    const decisions = new DecisionService({
+      store,
+      policies,
+      metrics,
+      host: () => host,
+      vasp,
+      log,
+    });
+    if (options.monitor !== null) {
+      const monitor = createMonitor({
+        store,
+        decisions,
+        ids,
+        vasp,
+        metrics,
+        referencesDir: join(stateDir, "references"),
+        log,
+      }, options.monitor);
+      closer.push(() => monitor.stop());
+      monitor.start();
+    }
+    const app = createApp({
+      store,
+      policies,
+      decisions,
+      tokens,
+      metrics,
+      ids,
+      asp: {
+        get id() {
+          return asp.id;
+        },
+        get closed() {
+          return asp.closed;
+        },
+      },
+      auditVerifier: checkpoints.verifier,
+      bodyLimit: options.bodyLimit,
+      log,
+      vasp,
+    });
+    const close = () => closer.close();
+    return {
+      stateDir,
+      asp,
+      measured,
+      host,
+      tokenFile,
+      akChain,
+      policyStore,
+      policies,
+      store,
+      vasp,
+      metrics,
+      tokens,
+      decisions,
+      app,
+      log,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (error) {
+    await closer.close();
+    if (fresh) await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Builds everything ({@link createServer}) and listens.
+ *
+ * @param options what the server is made of, and where it listens
+ * @returns the running server
+ * @throws {VaspError} `usage_error` with no listener; what {@link createServer} and the
+ *   listeners throw (`socket_in_use`, `address_in_use`)
+ */
+export async function startServer(
+  options: ServerOptions & ListenOptions,
+): Promise<RunningServer> {
+  const socket = options.socket === undefined
+    ? join(resolve(options.stateDir), "vasp.sock")
+    : options.socket;
+  if (socket === null && options.tcp === null) {
+    throw new VaspError(
+      "usage_error",
+      "Cannot serve with no listener: keep the Unix socket or the TCP listener",
+    );
+  }
+  const fresh = !exists(resolve(options.stateDir));
+  const server = await createServer(options);
+  let listeners: Listeners;
+  try {
+    listeners = await listen(server.app, { socket, tcp: options.tcp });
+  } catch (error) {
+    await server.close();
+    if (fresh) await Deno.remove(server.stateDir, { recursive: true }).catch(() => {});
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      await listeners.shutdown();
+      await server.close();
+    })();
+  return { ...server, listeners, shutdown, close: shutdown, [Symbol.asyncDispose]: shutdown };
+}

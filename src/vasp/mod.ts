@@ -1,0 +1,25 @@
+/**
+ * vASP instances through the VM life cycle: one instance per VM, certified by the ASP, created
+ * at registration or an allowed define, measured at start (vBoot), sealed at save, snapshot
+ * and outgoing migration, imported at restore and incoming migration, destroyed with the VM.
+ * {@link VaspService} carries that out for the decision service, through {@link VaspPort}.
+ *
+ * @module
+ */
+export {
+  type Extension,
+  InstanceManager,
+  type InstanceQuote,
+  type InstanceStatus,
+  type PendingImport,
+  type SealedBinding,
+} from "./instances.ts";
+export {
+  refuseDecision,
+  VASP_POLICY,
+  type VaspOutcome,
+  type VaspPort,
+  type VaspQuote,
+  type VaspStep,
+} from "./port.ts";
+export { VaspService } from "./service.ts";
