@@ -2,31 +2,27 @@
  * What the demo stands in for because this machine may lack it: the host kernel image or QEMU
  * binary the ASP measures (a file, said so), the boot files of the VM's domain, and the guest.
  * No QEMU runs here, so the guest is two kernel regions held as bytes and hashed by the native
- * library. Everything after the hashing is the real thing: a reference set learned and stored
- * as `vasp refs learn` stores it, the scheduler of src/measure (verdicts, the register-8
- * extension, the `measurement` decision, enforcement), the server's store and vASP instances,
- * and the decision asked over the API with the body the monitor sends.
+ * library, reached through the server's own monitor by a {@link GuestPort}. Everything after
+ * the hashing is the real thing: a reference set learned and stored as `vasp refs learn`
+ * stores it, the server's monitor (verdicts, the register-8 extension, the `measurement`
+ * decision through the decision service, enforcement), its store and vASP instances.
  *
  * @module
  */
 import { delimiter, join } from "node:path";
 import { hash } from "../../ffi/mod.ts";
 import { toHex } from "../attest/mod.ts";
-import type { ApiClient } from "../http/mod.ts";
+import type { GuestPort } from "../decision/mod.ts";
+import type { Reason } from "../engine/mod.ts";
+import type { HostMeasureOptions } from "../host/mod.ts";
 import {
   type KernelMeasurement,
-  loadReferenceSet,
   makeProfile,
-  MeasurementMonitor,
   profileId,
   referenceFromMeasurement,
   type RegionKind,
   saveReferenceSet,
 } from "../measure/mod.ts";
-import type { Reason } from "../engine/mod.ts";
-import type { HostMeasureOptions } from "../host/measure.ts";
-import type { RunningServer } from "../server/server.ts";
-import { RUNTIME_REGISTER } from "../decision/monitor.ts";
 
 /** A VM as the API names it. */
 export interface DemoVm {
@@ -158,85 +154,62 @@ export interface DecisionAnswer {
   readonly decision_id: string;
   /** Whether it allowed. */
   readonly allow: boolean;
-  /** Every failed rule's reason. */
-  readonly reasons: readonly Reason[];
+  /** Every failed rule's reason (`effect` as the engine gave it, kept in the audit record). */
+  readonly reasons: readonly (Pick<Reason, "policy" | "rule" | "message"> & {
+    readonly effect?: unknown;
+  })[];
   /** Actions the policies asked for. */
   readonly actions: readonly string[];
   /** What the vASP side did (instance ID, counter, vboot, imported …). */
   readonly vasp?: Readonly<Record<string, unknown>>;
 }
 
-/** The demo's monitor: the scheduler on the stand-in guest, and what it did. */
-export interface DemoMonitor {
-  /** The scheduler; `measureNow(uuid)` measures the VM once. */
-  readonly scheduler: MeasurementMonitor;
-  /** The `measurement` decisions it asked for, oldest first. */
-  readonly decisions: DecisionAnswer[];
-  /** Actions enforced (`pause`, `kill`): with no QEMU, noted instead of sent over QMP. */
-  readonly enforced: string[];
-  /** What the monitor could not do (a failed decision, extension or record). */
-  readonly failures: string[];
+/** The profile of the stand-in guest. */
+const STAND_IN_PROFILE = makeProfile({
+  kernel: "Linux version 6.1.0-demo (stand-in guest)",
+  qemu: "none (stand-in guest)",
+  cpu: "qemu64",
+  smp: 1,
+  cmdline: "",
+});
+
+/**
+ * Learns the stand-in guest's references into `referencesDir`, as `vasp refs learn` would.
+ *
+ * @param guest the stand-in guest
+ * @param referencesDir `<stateDir>/references`
+ * @returns once stored
+ * @throws {VaspError} `reference_refused`, an I/O error writing the reference set
+ */
+export async function learnStandIn(guest: StandInGuest, referencesDir: string): Promise<void> {
+  await saveReferenceSet(
+    referencesDir,
+    referenceFromMeasurement(guest.measure(), {
+      profile: STAND_IN_PROFILE,
+      learnedAt: new Date().toISOString(),
+    }),
+  );
 }
 
 /**
- * Learns the stand-in guest's references into `<stateDir>/references` and builds a monitor
- * for one VM whose ports are the server's store and vASP instances and the decision API.
+ * How the server's monitor reaches the stand-in guest: measuring it, and noting the actions it
+ * would send over QMP (there is no QEMU).
  *
- * @param server the running server
- * @param options `api`: the client the monitor asks decisions through; `vm`; `guest`;
- *   `referencesDir`
- * @returns the monitor
- * @throws {VaspError} `reference_refused`, an I/O error writing the reference set
+ * @param guest the stand-in guest
+ * @param enforced where actions are noted
+ * @returns the port
  */
-export async function demoMonitor(
-  server: RunningServer,
-  options: { api: ApiClient; vm: DemoVm; guest: StandInGuest; referencesDir: string },
-): Promise<DemoMonitor> {
-  const { api, vm, guest, referencesDir } = options;
-  const profile = makeProfile({
-    kernel: "Linux version 6.1.0-demo (stand-in guest)",
-    qemu: "none (stand-in guest)",
-    cpu: "qemu64",
-    smp: 1,
-    cmdline: "",
-  });
-  const learnedAt = new Date().toISOString();
-  await saveReferenceSet(
-    referencesDir,
-    referenceFromMeasurement(guest.measure(), { profile, learnedAt }),
-  );
-  const decisions: DecisionAnswer[] = [];
-  const enforced: string[] = [];
-  const failures: string[] = [];
-  const scheduler = new MeasurementMonitor({
-    targets: () => Promise.resolve([{ ...vm, intervalMs: 1000, key: "stand-in" }]),
+export function standInGuests(guest: StandInGuest, enforced: string[]): GuestPort {
+  return {
     open: () =>
       Promise.resolve({
-        profileId: profileId(profile),
+        profileId: profileId(STAND_IN_PROFILE),
         measure: () => Promise.resolve(guest.measure()),
         close() {},
       }),
-    reference: (id) => loadReferenceSet(referencesDir, id),
-    regions: () => Promise.resolve(["kernel_text", "sys_call_table"]),
-    record: (target, verdicts, at) =>
-      server.store.recordMeasurements(target.uuid, verdicts.map((v) => ({ ...v, time: at }))),
-    async extend(target, text, description) {
-      const data = new TextEncoder().encode(text);
-      await server.vasp.extend(target.uuid, [{ reg: RUNTIME_REGISTER, data, description }]);
-    },
-    async decide(_target, details) {
-      const body = { operation: "measurement", vm, source: "monitor", details };
-      const answer: DecisionAnswer = await api.request("POST", "/v1/decide", body);
-      decisions.push(answer);
-      return { decisionId: answer.decision_id, allow: answer.allow, actions: answer.actions };
-    },
-    enforce(_target, action) {
+    enforce(_settings, action) {
       enforced.push(action);
       return Promise.resolve();
     },
-    alert(_target, message, kind) {
-      if (kind !== "alert") failures.push(message);
-    },
-  });
-  return { scheduler, decisions, enforced, failures };
+  };
 }

@@ -16,11 +16,11 @@ import { SqliteStore, type VaspBinding } from "../store/mod.ts";
 import { aspCheckpointVerifier, CA_FILE } from "../server/mod.ts";
 import {
   type DecisionAnswer,
-  type DemoMonitor,
-  demoMonitor,
   type DemoVm,
+  learnStandIn,
   standInDomain,
   StandInGuest,
+  standInGuests,
   standInHost,
 } from "./_demo_stand_ins.ts";
 import { fetchAndVerify, type TenantQuote, verifyTampered } from "./_demo_tenant.ts";
@@ -73,7 +73,8 @@ export class DemoRun {
   #server?: RunningServer;
   #api?: ApiClient;
   #tenant?: ApiClient;
-  #monitor?: DemoMonitor;
+  /** What the monitor enforced on the stand-in guest (no QEMU: noted, not sent). */
+  readonly #enforced: string[] = [];
   #xml = "";
   #quote?: TenantQuote;
 
@@ -94,6 +95,26 @@ export class DemoRun {
   #decide(operation: string, source: string, extra: Record<string, unknown> = {}) {
     const body = { operation, vm: this.#vm, source, details: {}, ...extra };
     return this.#api!.request("POST", "/v1/decide", body) as Promise<DecisionAnswer>;
+  }
+
+  /** Has the server's monitor measure the VM now; its `measurement` decision, from the audit. */
+  async #measureNow(): Promise<DecisionAnswer> {
+    const monitor = this.#s.monitor;
+    expect(monitor, "the server's monitor");
+    await monitor.measureNow(this.#vm.uuid);
+    const { records } = await this.#s.store.queryAudit({
+      vmUuid: this.#vm.uuid,
+      order: "desc",
+      limit: 1,
+    });
+    const r = records[0];
+    expect(r?.operation === "measurement", "a measurement decision", r);
+    return {
+      decision_id: r.decisionId,
+      allow: r.result === "allow",
+      reasons: r.reasons,
+      actions: r.actions,
+    };
   }
 
   async #completed(operation: string, source: string, extra = {}): Promise<string> {
@@ -130,7 +151,7 @@ export class DemoRun {
       tcp: { hostname: "127.0.0.1", port: 0 },
       host,
       log: this.#log,
-      monitor: null,
+      monitor: { guests: standInGuests(this.#guest, this.#enforced) },
       learnHost: true,
     });
     this.#api = new ApiClient(this.#server.listeners.socket!);
@@ -177,18 +198,18 @@ export class DemoRun {
     expect(prepare.allow && Number(prepare.vasp?.vboot) > 0, "start allowed with vBoot", prepare);
     const state = await this.#completed("start", "libvirt-hook", { phase: "started" });
     expect(state === "running", "the started event to move the VM to running", state);
-    this.#monitor = await demoMonitor(this.#s, {
-      api: this.#api!,
-      vm: this.#vm,
-      guest: this.#guest,
-      referencesDir: join(this.#dir, "references"),
+    await learnStandIn(this.#guest, join(this.#dir, "references"));
+    // Measured by the server's own monitor; a day's interval: the demo asks for each measurement.
+    await this.#api!.request("PUT", `/v1/vms/${this.#vm.uuid}/introspection`, {
+      memory: "stand-in",
+      symbols: "stand-in",
+      interval_ms: 86_400_000,
     });
-    await this.#monitor.scheduler.measureNow(this.#vm.uuid);
-    expect(this.#monitor.failures.length === 0, "a measurement", this.#monitor.failures);
+    const clean = await this.#measureNow();
     const measured = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}/measurements`);
     const statuses = measured.measurements.map((m: { status: string }) => m.status);
     expect(statuses.length > 0 && statuses.every((s: string) => s === "ok"), "ok", statuses);
-    expect(this.#monitor.decisions.at(-1)?.allow, "the clean measurement allowed");
+    expect(clean.allow, "the clean measurement allowed", clean);
     return {
       line: `libvirt start (prepare) allowed, vBoot measured ${prepare.vasp!.vboot} boot ` +
         `items; started → ${state}; monitor: ${statuses.length} kernel regions ok (register 8)`,
@@ -279,17 +300,14 @@ export class DemoRun {
   }
 
   async #compromised(): Promise<StepResult> {
-    expect(this.#monitor, "the monitor from step 3");
     const region = this.#guest.patchText();
-    await this.#monitor.scheduler.measureNow(this.#vm.uuid);
-    expect(this.#monitor.failures.length === 0, "a measurement", this.#monitor.failures);
-    const d = this.#monitor.decisions.at(-1)!;
+    const d = await this.#measureNow();
     const why = d.reasons.find((r) => r.policy === "runtime-integrity");
     expect(!d.allow && why?.message.endsWith(region), `a deny naming ${region}`, d);
     expect(d.actions.includes("quarantine"), "a quarantine action", d.actions);
     const vm = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}`);
     expect(vm.state === "quarantined", "the VM quarantined", vm.state);
-    expect(this.#monitor.enforced.includes("pause"), "the monitor to stop the VM");
+    expect(this.#enforced.includes("pause"), "the monitor to stop the VM", this.#enforced);
     const resume = await this.#decide("resume", "qmp-gate", { details: { command: "cont" } });
     const only = resume.reasons.length === 1 && resume.reasons[0]!.policy === "vasp.lifecycle";
     expect(!resume.allow && only, "resume denied by the life cycle alone", resume);
@@ -298,7 +316,7 @@ export class DemoRun {
       line: `stand-in guest's ${region} patched → measurement DENIED (${denial(d)}), ` +
         `[${actions}] → ${vm.state} (stop noted: no QEMU); resume DENIED by the life cycle ` +
         `before any policy: "${resume.reasons[0]!.message}"`,
-      facts: { measurement: d, state: vm.state, enforced: this.#monitor.enforced, resume },
+      facts: { measurement: d, state: vm.state, enforced: this.#enforced, resume },
     };
   }
 
@@ -332,7 +350,6 @@ export class DemoRun {
    * @returns once everything is closed
    */
   async close(): Promise<void> {
-    await this.#monitor?.scheduler.stop();
     this.#api?.close();
     this.#tenant?.close();
     await this.#server?.shutdown();

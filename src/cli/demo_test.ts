@@ -53,7 +53,7 @@ Deno.test("vasp demo walks the whole chain, shows each refusal with its reason, 
   // Nine decisions: start, two measurements, two saves, three restores, resume.
   assert.match(
     audit!,
-    /audit log verified: 15 records, 9 decisions \(6 allowed, 3 denied\), hash chain intact, 1 checkpoint signed by the ASP's AK/,
+    /audit log verified: 16 records, 9 decisions \(6 allowed, 3 denied\), hash chain intact, 1 checkpoint signed by the ASP's AK/,
   );
   assert.match(stdout, /every step behaved as expected in [\d.]+ s; state directory removed/);
   const dir = /state in (\S+) \(removed at the end\)/.exec(stdout)?.[1];
@@ -85,7 +85,7 @@ Deno.test("vasp demo --json --keep reports every step and keeps a state director
     assert.equal(facts(8).decisions, 9);
     const verified = await vasp(["audit", "verify", "--state-dir", keep]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-    assert.match(verified.stdout, /^audit log OK: 15 records, 1 signed checkpoint/);
+    assert.match(verified.stdout, /^audit log OK: 16 records, 1 signed checkpoint/);
   } finally {
     await Deno.remove(parent, { recursive: true });
   }

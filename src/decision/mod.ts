@@ -15,7 +15,13 @@ export {
 } from "./answers.ts";
 export { type IdSource, uuidV7Source } from "./ids.ts";
 export { type DecisionOutcome, Metrics } from "./metrics.ts";
-export { createMonitor, type MonitorDeps, RUNTIME_REGISTER } from "./monitor.ts";
+export {
+  createMonitor,
+  type GuestPort,
+  type MonitorDeps,
+  QEMU_GUESTS,
+  RUNTIME_REGISTER,
+} from "./monitor.ts";
 export {
   type PolicyProblem,
   type PolicyProvider,

@@ -46,31 +46,64 @@ export interface MonitorDeps {
   readonly referencesDir: string;
   /** Where alerts and enforcements are logged. */
   readonly log: Logger;
+  /** How guests are reached (default {@link QEMU_GUESTS}). */
+  readonly guests?: GuestPort;
 }
 
-/** Opens a VM's guest with its settings, as `vasp measure` would with the same options. */
-async function openSession(settings: IntrospectionSettings): Promise<GuestSession> {
-  const guest = await openGuest({
-    memory: settings.memory,
-    symbols: settings.symbols,
-    vmlinuz: settings.vmlinuz,
-    below4g: settings.below4g === undefined ? undefined : BigInt(settings.below4g),
-    qemuVersion: settings.qemuVersion,
-    cpu: settings.cpu,
-    smp: settings.smp,
-    facts: settings.qmp ? await queryGuestFacts(settings.qmp) : undefined,
-  });
-  try {
-    return {
-      profileId: profileId(guest.profile()),
-      measure: () => guest.measurer.measure({ alg: "sha256" }),
-      close: () => guest.memory.close(),
-    };
-  } catch (error) {
-    guest.memory.close();
-    throw error;
-  }
+/** How the monitor reaches guests: open one for measurement, stop or end it. */
+export interface GuestPort {
+  /**
+   * Opens a VM's guest with its settings.
+   *
+   * @param settings the VM's introspection settings
+   * @returns a session that measures it
+   */
+  open(settings: IntrospectionSettings): Promise<GuestSession>;
+  /**
+   * Carries out an enforcement action on the guest.
+   *
+   * @param settings the VM's introspection settings
+   * @param action `pause` (QMP `stop`) or `kill` (QMP `quit`)
+   * @returns once done
+   */
+  enforce(settings: IntrospectionSettings, action: "pause" | "kill"): Promise<void>;
 }
+
+/** Guests as QEMU runs them: RAM from the file, CPU facts and enforcement over QMP. */
+export const QEMU_GUESTS: GuestPort = {
+  async open(settings) {
+    const guest = await openGuest({
+      memory: settings.memory,
+      symbols: settings.symbols,
+      vmlinuz: settings.vmlinuz,
+      below4g: settings.below4g === undefined ? undefined : BigInt(settings.below4g),
+      qemuVersion: settings.qemuVersion,
+      cpu: settings.cpu,
+      smp: settings.smp,
+      facts: settings.qmp ? await queryGuestFacts(settings.qmp) : undefined,
+    });
+    try {
+      return {
+        profileId: profileId(guest.profile()),
+        measure: () => guest.measurer.measure({ alg: "sha256" }),
+        close: () => guest.memory.close(),
+      };
+    } catch (error) {
+      guest.memory.close();
+      throw error;
+    }
+  },
+  async enforce(settings, action) {
+    if (!settings.qmp) throw new Error("the VM has no QMP socket in its introspection settings");
+    await using client = await QmpClient.connect(settings.qmp);
+    try {
+      await client.execute(action === "kill" ? "quit" : "stop");
+    } catch (error) {
+      // QEMU may close the monitor before it answers a quit.
+      if (action !== "kill" || (error as { code?: string }).code !== "qmp_closed") throw error;
+    }
+  },
+};
 
 /** The regions to report as failed when none were measured yet: the plan's, when it reads. */
 async function plannedRegions(settings: IntrospectionSettings): Promise<string[]> {
@@ -94,6 +127,7 @@ export function createMonitor(
   options: { pollMs?: number } = {},
 ): MeasurementMonitor {
   const settings = new Map<string, IntrospectionSettings>();
+  const guests = deps.guests ?? QEMU_GUESTS;
   const say = (target: MonitorTarget, level: "info" | "warn" | "error", message: string) =>
     deps.log.log(level, `monitor: VM "${target.name}": ${message}`, {
       vm: target.name,
@@ -115,7 +149,7 @@ export function createMonitor(
         };
       });
     },
-    open: (target) => openSession(settings.get(target.uuid)!),
+    open: (target) => guests.open(settings.get(target.uuid)!),
     reference: (id) => loadReferenceSet(deps.referencesDir, id),
     async regions(target) {
       const recorded = (await deps.store.latestMeasurements(target.uuid)).map((m) => m.region);
@@ -152,16 +186,10 @@ export function createMonitor(
       return { decisionId: answer.decision_id, allow: answer.allow, actions: answer.actions };
     },
     async enforce(target, action) {
-      const qmp = settings.get(target.uuid)?.qmp;
       try {
-        if (!qmp) throw new Error("the VM has no QMP socket in its introspection settings");
-        await using client = await QmpClient.connect(qmp);
-        try {
-          await client.execute(action === "kill" ? "quit" : "stop");
-        } catch (error) {
-          // QEMU may close the monitor before it answers a quit.
-          if (action !== "kill" || (error as { code?: string }).code !== "qmp_closed") throw error;
-        }
+        const known = settings.get(target.uuid);
+        if (!known) throw new Error("the VM is no longer measured");
+        await guests.enforce(known, action);
         deps.metrics.monitorAction(action, true);
         say(
           target,

@@ -14,6 +14,7 @@ import { type HostState, type Logger, VaspError } from "../engine/mod.ts";
 import {
   createMonitor,
   DecisionService,
+  type GuestPort,
   Metrics,
   type PolicyProvider,
   policyProvider,
@@ -29,6 +30,7 @@ import {
 } from "../host/mod.ts";
 import { type App, bootstrapOperatorToken, createApp, TokenRegistry } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
+import type { MeasurementMonitor } from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
 import { VaspService } from "../vasp/mod.ts";
 import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
@@ -49,8 +51,11 @@ export interface ServerOptions {
   readonly bodyLimit?: number;
   /** Where the server logs (default: text lines on stderr). */
   readonly log?: Logger;
-  /** The measurement monitor: `pollMs` (default 250); `null`: no monitor. */
-  readonly monitor?: { readonly pollMs?: number } | null;
+  /**
+   * The measurement monitor: `pollMs` (default 250), `guests` (default: QEMU's, through the
+   * RAM file and QMP); `null`: no monitor.
+   */
+  readonly monitor?: { readonly pollMs?: number; readonly guests?: GuestPort } | null;
 }
 
 /** Where a started server listens. */
@@ -89,6 +94,8 @@ export interface Server extends AsyncDisposable {
   readonly tokens: TokenRegistry;
   /** The decision service. */
   readonly decisions: DecisionService;
+  /** The measurement monitor, running (`null` when the options said none). */
+  readonly monitor: MeasurementMonitor | null;
   /** The HTTP app: `app.fetch(request, { transport })`. */
   readonly app: App;
   /** Where the server logs. */
@@ -212,8 +219,9 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       vasp,
       log,
     });
+    let monitor: MeasurementMonitor | null = null;
     if (options.monitor !== null) {
-      const monitor = createMonitor({
+      const running = createMonitor({
         store,
         decisions,
         ids,
@@ -221,9 +229,11 @@ export async function createServer(options: ServerOptions): Promise<Server> {
         metrics,
         referencesDir: join(stateDir, "references"),
         log,
-      }, options.monitor);
-      closer.push(() => monitor.stop());
-      monitor.start();
+        guests: options.monitor?.guests,
+      }, { pollMs: options.monitor?.pollMs });
+      closer.push(() => running.stop());
+      running.start();
+      monitor = running;
     }
     const app = createApp({
       store,
@@ -260,6 +270,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       metrics,
       tokens,
       decisions,
+      monitor,
       app,
       log,
       close,
