@@ -152,6 +152,7 @@ export class DemoRun {
       host,
       log: this.#log,
       monitor: { guests: standInGuests(this.#guest, this.#enforced) },
+      libvirt: null,
       learnHost: true,
     });
     this.#api = new ApiClient(this.#server.listeners.socket!);

@@ -345,6 +345,33 @@ export class DecisionService {
   }
 
   /**
+   * Forgets a VM: its record goes, its vASP instance is destroyed, and the removal is audited.
+   * An operator's `DELETE /v1/vms/{uuid}` (`remove`) and libvirt's undefine (`undefine`) both
+   * come here.
+   *
+   * @param id the event ID
+   * @param vm the VM
+   * @param options `operation` (`remove` or `undefine`) and the record's `message`
+   * @returns once the record is durable
+   * @throws {VaspError} the store's failures
+   */
+  async removeVm(
+    id: string,
+    vm: VmRecord,
+    options: { operation: "remove" | "undefine"; message: string },
+  ): Promise<void> {
+    await this.#store.removeVm(vm.uuid);
+    await this.#vasp?.forget(vm);
+    await this.recordOperatorAction(id, options.operation, vm, { message: options.message });
+    this.#log.log("info", options.message, {
+      event_id: id,
+      vm: vm.name,
+      vm_uuid: vm.uuid,
+      operation: options.operation,
+    });
+  }
+
+  /**
    * An operator's release of a quarantined VM: it stays stopped (`paused`). Audited.
    *
    * @param id the event ID

@@ -6,9 +6,13 @@
 import { VaspError } from "./error.ts";
 import { isOperation, type Operation, OPERATIONS } from "./lifecycle.ts";
 
-/** Every event source; `break-glass` reports a VM a hook let through with no decision. */
+/**
+ * Every event source; `break-glass` reports a VM a hook let through with no decision,
+ * `libvirt-events` what libvirt's domain events told (define, undefine).
+ */
 export const EVENT_SOURCES = [
   "libvirt-hook",
+  "libvirt-events",
   "qmp-gate",
   "api",
   "monitor",

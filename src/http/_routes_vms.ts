@@ -84,10 +84,9 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
 
   app.delete("/v1/vms/:uuid", allow(), async (c) => {
     const vm = await visibleVm(deps, c);
-    await deps.store.removeVm(vm.uuid);
-    await deps.vasp?.forget(vm);
-    await deps.decisions.recordOperatorAction(deps.ids.next(), "remove", vm, {
-      message: `VM "${vm.name}" removed (it was ${vm.state})`,
+    await deps.decisions.removeVm(deps.ids.next(), vm, {
+      operation: "remove",
+      message: `VM "${vm.name}" removed by an operator (it was ${vm.state})`,
     });
     return c.json({ uuid: vm.uuid, removed: true });
   });

@@ -29,4 +29,11 @@ export {
   type VbootOptions,
 } from "./vboot.ts";
 export { queryGuestFacts } from "./guest_facts.ts";
+export {
+  type DomainEvent,
+  type DomainEventFollower,
+  type DomainEventOptions,
+  followDomainEvents,
+  parseDomainEvent,
+} from "./libvirt_events.ts";
 export { QmpClient, type QmpConnectOptions, type QmpEvent, type QmpVersion } from "./qmp_client.ts";

@@ -34,6 +34,7 @@ import type { MeasurementMonitor } from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
 import { VaspService } from "../vasp/mod.ts";
 import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
+import { followLibvirt, type LibvirtOptions } from "./libvirt.ts";
 import { listen, type Listeners, type TcpAddress } from "./listen.ts";
 import { createLogger } from "./log.ts";
 
@@ -56,6 +57,11 @@ export interface ServerOptions {
    * RAM file and QMP); `null`: no monitor.
    */
   readonly monitor?: { readonly pollMs?: number; readonly guests?: GuestPort } | null;
+  /**
+   * libvirt, whose domain events (define, undefine) the server follows (default: `virsh` on
+   * PATH, `qemu:///system`; a host without libvirt only retries now and then); `null`: none.
+   */
+  readonly libvirt?: LibvirtOptions | null;
 }
 
 /** Where a started server listens. */
@@ -234,6 +240,10 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       closer.push(() => running.stop());
       running.start();
       monitor = running;
+    }
+    if (options.libvirt !== null) {
+      const follower = followLibvirt({ store, decisions, ids, log }, options.libvirt ?? {});
+      closer.push(() => follower.stop());
     }
     const app = createApp({
       store,

@@ -1,0 +1,81 @@
+/**
+ * What the server does with libvirt's domain events: a defined domain is decided as `define`
+ * (its domain XML in the details, so that an allowed define creates its vASP instance), and a
+ * domain that is gone from libvirt (undefined, or a transient one that stopped) is forgotten:
+ * its record goes and its vASP instance is destroyed, audited as `undefine`.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { DecisionService, IdSource } from "../decision/mod.ts";
+import type { Logger } from "../engine/mod.ts";
+import {
+  type DomainEvent,
+  type DomainEventFollower,
+  followDomainEvents,
+} from "../hypervisor/mod.ts";
+import type { Store } from "../store/mod.ts";
+
+/** Where libvirt is, for {@link followLibvirt}. */
+export interface LibvirtOptions {
+  /** The connection URI (default `qemu:///system`). */
+  readonly uri?: string;
+  /** The `virsh` program (default: `virsh` on PATH). */
+  readonly virsh?: string;
+}
+
+/** What the follower is wired to. */
+export interface LibvirtDeps {
+  readonly store: Store;
+  readonly decisions: DecisionService;
+  readonly ids: IdSource;
+  readonly log: Logger;
+}
+
+/** Runs virsh; its standard output, or `null` when it fails (no such domain). */
+async function virsh(options: LibvirtOptions, args: string[]): Promise<string | null> {
+  const out = await new Deno.Command(options.virsh ?? "virsh", {
+    args: ["-q", "-c", options.uri ?? "qemu:///system", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return out.success ? new TextDecoder().decode(out.stdout) : null;
+}
+
+/**
+ * Follows libvirt's domain events for the server.
+ *
+ * @param deps store, decision service, IDs, logger
+ * @param options where libvirt is
+ * @returns the follower; `stop()` it at shutdown
+ */
+export function followLibvirt(deps: LibvirtDeps, options: LibvirtOptions): DomainEventFollower {
+  const defined = async (name: string) => {
+    const uuid = (await virsh(options, ["domuuid", name]))?.trim();
+    const xml = await virsh(options, ["dumpxml", "--inactive", name]);
+    if (!uuid || xml === null) return; // gone again already
+    await deps.decisions.decide(deps.ids.next(), {
+      body: {
+        operation: "define",
+        vm: { uuid, name },
+        source: "libvirt-events",
+        details: { domain_xml_b64: Buffer.from(xml).toString("base64") },
+      },
+    });
+  };
+  const gone = async (name: string) => {
+    if (await virsh(options, ["domuuid", name]) !== null) return; // still there (transient)
+    for (const vm of await deps.store.listVms()) {
+      if (vm.name !== name) continue;
+      await deps.decisions.removeVm(deps.ids.next(), vm, {
+        operation: "undefine",
+        message: `VM "${name}" undefined in libvirt: record removed, vASP instance destroyed`,
+      });
+    }
+  };
+  return followDomainEvents(async (event: DomainEvent) => {
+    if (event.event === "Defined") await defined(event.name);
+    else if (event.event === "Undefined" || event.event === "Stopped") await gone(event.name);
+  }, { ...options, log: deps.log });
+}

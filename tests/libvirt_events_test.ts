@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseDomainEvent } from "../src/hypervisor/mod.ts";
+import { createLogger, createServer } from "../src/server/mod.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const UUID = "5b0c3e2a-9d41-4f6e-8a1b-2c3d4e5f6a7b";
+const XML = `<domain type='qemu'>
+  <name>web-9</name>
+  <uuid>${UUID}</uuid>
+  <memory unit='KiB'>262144</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+</domain>
+`;
+
+/**
+ * A `virsh` that answers as libvirt would for one domain whose presence a file says: `event
+ * --loop` prints the first line of `events` (one per run) and then waits, its PID in
+ * `event.pid`; `domuuid` and `dumpxml` answer while `present` exists.
+ */
+async function scriptedVirsh(dir: string): Promise<string> {
+  const path = join(dir, "virsh");
+  await Deno.writeTextFile(join(dir, "domain.xml"), XML);
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh
+dir=${dir}
+for last; do :; done
+case " $* " in
+  *" event "*)
+    if [ -s "$dir/events" ]; then head -n 1 "$dir/events"; sed -i 1d "$dir/events"; fi
+    echo $$ >"$dir/event.pid"
+    exec sleep 3600 ;;
+  *" domuuid "*) [ -e "$dir/present" ] && echo ${UUID} && exit 0; exit 1 ;;
+  *" dumpxml "*) [ -e "$dir/present" ] && cat "$dir/domain.xml" && exit 0; exit 1 ;;
+esac
+exit 2
+`,
+    { mode: 0o755 },
+  );
+  return path;
+}
+
+Deno.test("parseDomainEvent() reads virsh's life-cycle lines and nothing else", () => {
+  assert.deepEqual(parseDomainEvent("event 'lifecycle' for domain 'a b': Undefined Removed\n"), {
+    name: "a b",
+    event: "Undefined",
+    detail: "Removed",
+  });
+  assert.equal(parseDomainEvent("event 'reboot' for domain 'web-1'"), null);
+  assert.equal(parseDomainEvent("events received: 3"), null);
+});
+
+Deno.test("serve decides a domain libvirt defines, and forgets one it undefines with its vASP instance", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vasp-libvirt-events-" });
+  try {
+    const virsh = await scriptedVirsh(dir);
+    await Deno.writeTextFile(join(dir, "present"), "");
+    await Deno.writeTextFile(
+      join(dir, "events"),
+      "event 'lifecycle' for domain 'web-9': Defined Added\n",
+    );
+    const logged: string[] = [];
+    await using server = await createServer({
+      stateDir: join(dir, "state"),
+      policies: { dir: join(ROOT, "policies") },
+      host: { qemu: null, kernel: null },
+      monitor: null,
+      libvirt: { virsh, uri: "test:///scripted" },
+      log: createLogger({ write: (l) => logged.push(l) }),
+    });
+    // The define arrives through the follower; wait for its record (bounded, not timed).
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 600; i++) {
+        if (await ok()) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`never saw ${what}:\n${logged.join("\n")}`);
+    };
+    await until(
+      "the define decision",
+      async () =>
+        (await server.store.queryAudit({ vmUuid: UUID })).records.some((r) =>
+          r.operation === "define"
+        ),
+    );
+    const [define] = (await server.store.queryAudit({ vmUuid: UUID })).records;
+    assert.equal(define.result, "allow", JSON.stringify(define.reasons));
+    assert.equal(define.source, "libvirt-events");
+    const vm = await server.store.getVm(UUID);
+    assert.ok(vm?.binding, "an allowed define creates the VM's vASP instance");
+    assert.equal(server.vasp.instances.status(UUID)?.live, true);
+    // libvirt undefines it: the follower's next run prints the event.
+    await Deno.remove(join(dir, "present"));
+    await Deno.writeTextFile(
+      join(dir, "events"),
+      "event 'lifecycle' for domain 'web-9': Undefined Removed\n",
+    );
+    // libvirtd restarting ends virsh's event loop; the follower starts it again.
+    Deno.kill(Number(await Deno.readTextFile(join(dir, "event.pid"))), "SIGTERM");
+    await until("the VM forgotten", async () => (await server.store.getVm(UUID)) === undefined);
+    assert.equal(server.vasp.instances.status(UUID)?.live ?? false, false);
+    const undefine = (await server.store.queryAudit({ vmUuid: UUID, order: "desc", limit: 1 }))
+      .records[0];
+    assert.equal(undefine.operation, "undefine");
+    assert.match(undefine.reasons[0].message, /undefined in libvirt.*vASP instance destroyed/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
