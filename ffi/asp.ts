@@ -29,13 +29,12 @@ import {
   type RegisterTarget,
 } from "./_registers.ts";
 import { check, cstr, outSlot, slotPointer, takeBuffer } from "./_util.ts";
-import { readAll, readSequence } from "./der.ts";
+import { subjectPublicKeyInfo, toHex } from "../src/codec/mod.ts";
 import type { EventLogEntry } from "./event_log.ts";
 import { NativeError } from "./error.ts";
 import { DIGEST_LEN, hash, type HashAlgName } from "./hash.ts";
 import { VaspInstance } from "./instance.ts";
 import { native } from "./loader.ts";
-import { Buffer } from "node:buffer";
 import { type Quote, QUOTE_SIGNATURE_LEN } from "./quote.ts";
 
 /** Certificates the ASP holds, by `vasp_cert_kind`. */
@@ -103,8 +102,8 @@ export class Asp implements Disposable {
   /** The ASP ID: SHA-256 of the EK's SubjectPublicKeyInfo, hex. */
   get id(): string {
     if (this.#id === undefined) {
-      const digest = hash("sha256", subjectPublicKeyInfo(this.certificate("ek")));
-      this.#id = Buffer.from(digest).toString("hex");
+      const digest = hash("sha256", ekPublicKeyInfo(this.certificate("ek")));
+      this.#id = toHex(digest);
     }
     return this.#id;
   }
@@ -409,21 +408,15 @@ function address(buf: Uint8Array<ArrayBuffer>): bigint {
 /** Keeps buffers referenced until after a call that received only their addresses. */
 function keepAlive(..._buffers: unknown[]): void {}
 
-/** The SubjectPublicKeyInfo (DER) of a certificate. */
-function subjectPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+/** The SubjectPublicKeyInfo (DER) of the EK certificate. */
+function ekPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   try {
-    const tbs = readSequence(cert)[0]!;
-    const fields = readAll(tbs.value);
-    const spki = fields[fields[0]?.tag === 0xa0 ? 6 : 5];
-    if (spki?.tag !== 0x30) throw new RangeError("no SubjectPublicKeyInfo where expected");
-    return tbs.value.slice(spki.start, spki.end);
+    return subjectPublicKeyInfo(cert);
   } catch (cause) {
     throw new NativeError(
       "native_error",
       `The EK certificate is malformed: ${(cause as Error).message}`,
-      {
-        cause,
-      },
+      { cause },
     );
   }
 }
