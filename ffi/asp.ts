@@ -20,23 +20,14 @@ import {
   live,
   releaseAsp,
 } from "./_handles.ts";
-import {
-  extendRegister,
-  makeQuote,
-  type QuoteOptions,
-  readEventLog,
-  readRegister,
-  type RegisterTarget,
-} from "./_registers.ts";
+import { RegisterBank } from "./_registers.ts";
 import { check, cstr, outSlot, slotPointer, takeBuffer } from "./_util.ts";
-import { readAll, readSequence } from "./der.ts";
-import type { EventLogEntry } from "./event_log.ts";
+import { subjectPublicKeyInfo, toHex } from "../src/codec/mod.ts";
 import { NativeError } from "./error.ts";
-import { DIGEST_LEN, hash, type HashAlgName } from "./hash.ts";
+import { DIGEST_LEN, hash } from "./hash.ts";
 import { VaspInstance } from "./instance.ts";
 import { native } from "./loader.ts";
-import { Buffer } from "node:buffer";
-import { type Quote, QUOTE_SIGNATURE_LEN } from "./quote.ts";
+import { QUOTE_SIGNATURE_LEN } from "./quote.ts";
 
 /** Certificates the ASP holds, by `vasp_cert_kind`. */
 const CERT_KINDS = { ca: 0, ek: 1, ak: 2 } as const;
@@ -60,7 +51,7 @@ export interface AspOpenOptions {
  * const quote = asp.quote(crypto.getRandomValues(new Uint8Array(16)), { registers: [0] });
  * ```
  */
-export class Asp implements Disposable {
+export class Asp extends RegisterBank {
   readonly #handle: AspCell;
   readonly #label: string;
   #id: string | undefined;
@@ -69,9 +60,12 @@ export class Asp implements Disposable {
   readonly stateDir: string;
 
   private constructor(ptr: Deno.PointerObject, stateDir: string) {
-    this.#handle = { ptr, instances: new Set() };
+    const cell: AspCell = { ptr, instances: new Set() };
+    const label = `the ASP in "${stateDir}"`;
+    super({ owner: "asp", cell, label });
+    this.#handle = cell;
     this.stateDir = stateDir;
-    this.#label = `the ASP in "${stateDir}"`;
+    this.#label = label;
     aspFinalizer.register(this, this.#handle, this);
   }
 
@@ -103,8 +97,8 @@ export class Asp implements Disposable {
   /** The ASP ID: SHA-256 of the EK's SubjectPublicKeyInfo, hex. */
   get id(): string {
     if (this.#id === undefined) {
-      const digest = hash("sha256", subjectPublicKeyInfo(this.certificate("ek")));
-      this.#id = Buffer.from(digest).toString("hex");
+      const digest = hash("sha256", ekPublicKeyInfo(this.certificate("ek")));
+      this.#id = toHex(digest);
     }
     return this.#id;
   }
@@ -131,20 +125,6 @@ export class Asp implements Disposable {
   }
 
   /**
-   * Extends a host register (both banks) with the digests of `data`, and logs it.
-   *
-   * @param reg register 0..23
-   * @param data the measured bytes
-   * @param description what was measured (at most 1024 UTF-8 bytes)
-   * @throws {RangeError} for a bad register or description
-   * @throws {NativeError} `handle_closed` after close, or the library's refusal
-   */
-  extend(reg: number, data: Uint8Array, description: string): void {
-    const handle = live(this.#handle, `extend register ${reg} of ${this.#label}`);
-    extendRegister(this.#target(handle), { reg, data, description });
-  }
-
-  /**
    * Active measurement: the ASP reads the file itself and extends `reg` with its digest.
    *
    * @param reg register 0..23
@@ -165,44 +145,6 @@ export class Asp implements Disposable {
       `Cannot ${what}`,
     );
     return out;
-  }
-
-  /**
-   * Reads a host register.
-   *
-   * @param reg register 0..23
-   * @param options `alg`: the bank, SHA-256 by default
-   * @returns its 32-byte value
-   * @throws {RangeError} for a bad register
-   * @throws {NativeError} `handle_closed` after close
-   */
-  read(reg: number, options: { alg?: HashAlgName } = {}): Uint8Array<ArrayBuffer> {
-    const handle = live(this.#handle, `read register ${reg} of ${this.#label}`);
-    return readRegister(this.#target(handle), { reg, alg: options.alg ?? "sha256" });
-  }
-
-  /**
-   * The event log since the ASP was opened.
-   *
-   * @returns one entry per extend, in order
-   * @throws {NativeError} `handle_closed` after close
-   */
-  eventLog(): EventLogEntry[] {
-    return readEventLog(this.#target(live(this.#handle, `read the event log of ${this.#label}`)));
-  }
-
-  /**
-   * Quotes host registers, signed by the attestation key.
-   *
-   * @param nonce 1..64 bytes from the verifier
-   * @param options registers (all when omitted) and bank (SHA-256 when omitted)
-   * @returns the raw quote bytes and their parsed fields
-   * @throws {RangeError} for a bad nonce or register selection
-   * @throws {NativeError} `handle_closed` after close
-   */
-  quote(nonce: Uint8Array, options: QuoteOptions = {}): Quote {
-    const handle = live(this.#handle, `quote ${this.#label}`);
-    return makeQuote(this.#target(handle), nonce, options);
   }
 
   /**
@@ -377,15 +319,6 @@ export class Asp implements Disposable {
     return new VaspInstance(ADOPT, { asp: this, cell, vmUuid: vm });
   }
 
-  #target(handle: Deno.PointerObject): RegisterTarget {
-    return { owner: "asp", handle, label: this.#label };
-  }
-
-  /** Whether {@link Asp.close} has run. */
-  get closed(): boolean {
-    return this.#handle.ptr === null;
-  }
-
   /**
    * Closes the ASP: first every instance still open through it, then the ASP (its key
    * material zeroed). Calling it again does nothing.
@@ -393,11 +326,6 @@ export class Asp implements Disposable {
   close(): void {
     aspFinalizer.unregister(this);
     releaseAsp(this.#handle);
-  }
-
-  /** Same as {@link Asp.close}, for `using`. */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
@@ -409,21 +337,15 @@ function address(buf: Uint8Array<ArrayBuffer>): bigint {
 /** Keeps buffers referenced until after a call that received only their addresses. */
 function keepAlive(..._buffers: unknown[]): void {}
 
-/** The SubjectPublicKeyInfo (DER) of a certificate. */
-function subjectPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+/** The SubjectPublicKeyInfo (DER) of the EK certificate. */
+function ekPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   try {
-    const tbs = readSequence(cert)[0]!;
-    const fields = readAll(tbs.value);
-    const spki = fields[fields[0]?.tag === 0xa0 ? 6 : 5];
-    if (spki?.tag !== 0x30) throw new RangeError("no SubjectPublicKeyInfo where expected");
-    return tbs.value.slice(spki.start, spki.end);
+    return subjectPublicKeyInfo(cert);
   } catch (cause) {
     throw new NativeError(
       "native_error",
       `The EK certificate is malformed: ${(cause as Error).message}`,
-      {
-        cause,
-      },
+      { cause },
     );
   }
 }

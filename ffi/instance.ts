@@ -11,21 +11,11 @@ import {
   releaseInstance,
   takeInstance,
 } from "./_handles.ts";
-import {
-  extendRegister,
-  makeQuote,
-  type QuoteOptions,
-  readEventLog,
-  readRegister,
-  type RegisterTarget,
-} from "./_registers.ts";
+import { RegisterBank } from "./_registers.ts";
 import { SNAPSHOT_FLAG } from "./_args.ts";
 import { check, outSlot, takeBuffer } from "./_util.ts";
 import type { Asp } from "./asp.ts";
-import type { EventLogEntry } from "./event_log.ts";
-import type { HashAlgName } from "./hash.ts";
 import { native } from "./loader.ts";
-import type { Quote } from "./quote.ts";
 
 /** A sealed instance state and the export counter value it carries. */
 export interface ExportedInstance {
@@ -40,7 +30,7 @@ export interface ExportedInstance {
  * never directly; closed by {@link VaspInstance.close}, {@link VaspInstance.destroy}, or by
  * closing its ASP.
  */
-export class VaspInstance implements Disposable {
+export class VaspInstance extends RegisterBank {
   readonly #handle: InstanceCell;
   readonly #label: string;
   /** The ASP it borrows; held so the ASP cannot be collected while this instance lives. */
@@ -57,15 +47,18 @@ export class VaspInstance implements Disposable {
    */
   constructor(token: typeof ADOPT, init: { asp: Asp; cell: InstanceCell; vmUuid: string }) {
     if (token !== ADOPT) throw new TypeError("Use Asp.createInstance() or Asp.importInstance()");
-    this.#handle = init.cell;
-    this.asp = init.asp;
-    this.vmUuid = init.vmUuid;
     const out = new Uint8Array(33);
     const rc = native().vasp_instance_id(init.cell.ptr, out);
     if (rc !== 0) releaseInstance(init.cell);
     check(rc, null, `Cannot read the ID of the vASP instance of VM "${init.vmUuid}"`);
-    this.id = new TextDecoder().decode(out.subarray(0, 32));
-    this.#label = `vASP instance ${this.id} of VM "${this.vmUuid}"`;
+    const id = new TextDecoder().decode(out.subarray(0, 32));
+    const label = `vASP instance ${id} of VM "${init.vmUuid}"`;
+    super({ owner: "instance", cell: init.cell, label });
+    this.#handle = init.cell;
+    this.asp = init.asp;
+    this.vmUuid = init.vmUuid;
+    this.id = id;
+    this.#label = label;
     instanceFinalizer.register(this, init.cell, this);
   }
 
@@ -84,58 +77,6 @@ export class VaspInstance implements Disposable {
       `Cannot read the certificate of ${this.#label}`,
     );
     return takeBuffer(ptr, len);
-  }
-
-  /**
-   * Extends one of the instance's registers (both banks) and logs it.
-   *
-   * @param reg register 0..23
-   * @param data the measured bytes
-   * @param description what was measured (at most 1024 UTF-8 bytes)
-   * @throws {RangeError} for a bad register or description
-   * @throws {NativeError} `handle_closed` after close or destroy
-   */
-  extend(reg: number, data: Uint8Array, description: string): void {
-    const handle = live(this.#handle, `extend register ${reg} of ${this.#label}`);
-    extendRegister(this.#target(handle), { reg, data, description });
-  }
-
-  /**
-   * Reads one of the instance's registers.
-   *
-   * @param reg register 0..23
-   * @param options `alg`: the bank, SHA-256 by default
-   * @returns its 32-byte value
-   * @throws {RangeError} for a bad register
-   * @throws {NativeError} `handle_closed` after close or destroy
-   */
-  read(reg: number, options: { alg?: HashAlgName } = {}): Uint8Array<ArrayBuffer> {
-    const handle = live(this.#handle, `read register ${reg} of ${this.#label}`);
-    return readRegister(this.#target(handle), { reg, alg: options.alg ?? "sha256" });
-  }
-
-  /**
-   * The instance's event log.
-   *
-   * @returns one entry per extend, in order
-   * @throws {NativeError} `handle_closed` after close or destroy
-   */
-  eventLog(): EventLogEntry[] {
-    const handle = live(this.#handle, `read the event log of ${this.#label}`);
-    return readEventLog(this.#target(handle));
-  }
-
-  /**
-   * Quotes the instance's registers, signed by the instance key.
-   *
-   * @param nonce 1..64 bytes from the verifier
-   * @param options registers (all when omitted) and bank (SHA-256 when omitted)
-   * @returns the raw quote bytes and their parsed fields
-   * @throws {RangeError} for a bad nonce or register selection
-   * @throws {NativeError} `handle_closed` after close or destroy
-   */
-  quote(nonce: Uint8Array, options: QuoteOptions = {}): Quote {
-    return makeQuote(this.#target(live(this.#handle, `quote ${this.#label}`)), nonce, options);
   }
 
   /**
@@ -178,23 +119,9 @@ export class VaspInstance implements Disposable {
     check(native().vasp_instance_destroy(ptr), null, `Cannot destroy ${this.#label}`);
   }
 
-  #target(handle: Deno.PointerObject): RegisterTarget {
-    return { owner: "instance", handle, label: this.#label };
-  }
-
-  /** Whether the handle is closed (by close, destroy, or closing the ASP). */
-  get closed(): boolean {
-    return this.#handle.ptr === null;
-  }
-
   /** Closes the handle (key material zeroed); the instance lives on in exported blobs. */
   close(): void {
     instanceFinalizer.unregister(this);
     releaseInstance(this.#handle);
-  }
-
-  /** Same as {@link VaspInstance.close}, for `using`. */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { createHash, X509Certificate } from "node:crypto";
+import { createHash } from "node:crypto";
 import { Asp } from "../ffi/mod.ts";
+import { subjectPublicKeyInfo, toHex as hex } from "../src/codec/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const closedError = { name: "NativeError", code: "handle_closed" };
 
 Deno.test("Asp.open() keeps its ID and certificates across a restart, with registers back to zero", async () => {
@@ -188,10 +188,9 @@ Deno.test("Asp.quote() covers the selected registers in ascending order, with th
 Deno.test("Asp.sign() signs VASPSG01 followed by the data with the AK, as Web Crypto verifies it", async () => {
   await using dir = await tempStateDir();
   using asp = Asp.open(dir.path);
-  const ak = new X509Certificate(asp.certificate("ak")).publicKey;
   const key = await crypto.subtle.importKey(
     "spki",
-    new Uint8Array(ak.export({ type: "spki", format: "der" })),
+    subjectPublicKeyInfo(asp.certificate("ak")),
     { name: "ECDSA", namedCurve: "P-256" },
     false,
     ["verify"],

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { GuestMemory, type GuestRegion, NativeError } from "../ffi/mod.ts";
+import { toHex } from "../src/codec/mod.ts";
 
 const KIB = 1024;
 const MIB = 1 << 20;
@@ -83,8 +84,7 @@ async function withRam(image: Image, fn: (path: string) => Promise<void> | void)
 }
 
 const digestOf = (alg: string, bytes: Uint8Array) => createHash(alg).update(bytes).digest("hex");
-const hex = (b: Uint8Array | null) =>
-  b && Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const hex = (b: Uint8Array | null) => b && toHex(b);
 const nativeError = (code: string, message: RegExp) => (e: unknown) =>
   e instanceof NativeError && e.code === code && message.test(e.message);
 

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { hash, hashBatch } from "../ffi/mod.ts";
-
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+import { toHex as hex } from "../src/codec/mod.ts";
 
 Deno.test("hash() matches node:crypto for SHA-256 and SM3 over 1 MiB of random bytes", () => {
   const data = new Uint8Array(1 << 20);

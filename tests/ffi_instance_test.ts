@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { Asp, VaspInstance } from "../ffi/mod.ts";
 import { describeCertificate } from "../src/attest/mod.ts";
+import { toHex as hex } from "../src/codec/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const VM = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const OTHER_VM = "6ba7b810-9dad-41d1-80b4-00c04fd430c8";
 const CONFIG = new Uint8Array(32).fill(0x42);
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 function state(inst: VaspInstance) {
   return {

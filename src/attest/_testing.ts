@@ -6,7 +6,7 @@
  * @module
  */
 import { type Binding, BINDING_OID, encodeBinding } from "./binding.ts";
-import { encodeOid, readSequence, readTlv, writeTlv } from "../../ffi/der.ts";
+import { encodeOid, readSequence, readTlv, writeTlv } from "../codec/mod.ts";
 import {
   BasicConstraintsExtension,
   Extension,

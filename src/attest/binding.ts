@@ -5,7 +5,7 @@
  * @module
  */
 import { VaspError } from "../engine/error.ts";
-import { readSequence, writeTlv } from "../../ffi/der.ts";
+import { readSequence, writeTlv } from "../codec/mod.ts";
 
 /** OID of the binding extension (under the UUID arc 2.25). */
 export const BINDING_OID = "2.25.115277701154737049670922511128754870117.1";

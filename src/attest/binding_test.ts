@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { encodeBinding, parseBinding } from "./binding.ts";
-import { writeTlv } from "../../ffi/der.ts";
+import { writeTlv } from "../codec/mod.ts";
 
 const BINDING = {
   vmUuid: "0f8fad5b-d9cb-469f-a165-70867728950e",

@@ -4,8 +4,7 @@
  * @module
  */
 import { VaspError } from "../engine/error.ts";
-import { decodeOid, readAll, readSequence } from "../../ffi/der.ts";
-import { toHex } from "./hex.ts";
+import { certificateFields, decodeOid, readAll, readSequence, toHex } from "../codec/mod.ts";
 import { PemConverter, X509Certificate } from "./_x509.ts";
 
 /** What a person or a log needs to know about a certificate. */
@@ -123,8 +122,9 @@ export interface RawExtension {
  */
 export function extensionsOf(cert: X509Certificate): RawExtension[] {
   try {
-    const tbs = readSequence(new Uint8Array(cert.rawData))[0]!;
-    const tagged = readAll(tbs.value).find((item) => item.tag === 0xa3);
+    const tagged = certificateFields(new Uint8Array(cert.rawData)).find((item) =>
+      item.tag === 0xa3
+    );
     if (!tagged) return [];
     return readSequence(tagged.value).map((ext) => {
       if (ext.tag !== 0x30) throw new RangeError("an extension is not a SEQUENCE");

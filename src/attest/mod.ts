@@ -15,7 +15,8 @@ export {
   toPem,
 } from "./certificate.ts";
 export { type CertRole, REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
-export { fromHex, sameBytes, toHex } from "./hex.ts";
+// Hex lives in src/codec; re-exported because quotes and nonces are read and written as hex.
+export { fromHex, sameBytes, toHex } from "../codec/mod.ts";
 export { configDigestHex } from "./config_digest.ts";
 export { replayEventLog } from "./replay.ts";
 export {

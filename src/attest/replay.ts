@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { EventLogEntry } from "../../ffi/event_log.ts";
-import { fromHex } from "./hex.ts";
+import { fromHex } from "../codec/mod.ts";
 
 /** Registers per bank. */
 const NUM_REGISTERS = 24;

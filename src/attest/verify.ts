@@ -17,7 +17,7 @@ import {
 import { checkChain, type RoleCert } from "./chain.ts";
 import { type CertRole, Refusal, type RefusalReason } from "./refusal.ts";
 import { replayEventLog } from "./replay.ts";
-import { fromHex, sameBytes, toHex } from "./hex.ts";
+import { fromHex, sameBytes, toHex } from "../codec/mod.ts";
 
 /** What the verifier is told to expect of the VM an instance quote comes from. */
 export interface ExpectedVm {

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { type VerifyOptions, verifyQuote, type VerifyResult } from "./verify.ts";
 import { Extension, KeyUsageFlags } from "./_x509.ts";
 import { type FakeAsp, fakeAsp, issue, makeQuote, T0 } from "./_testing.ts";
-import { toHex } from "./hex.ts";
+import { toHex } from "../codec/mod.ts";
 
 const NONCE = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
 const REGS = new Map([[0, new Uint8Array(32).fill(0xaa)], [7, new Uint8Array(32).fill(0x55)]]);

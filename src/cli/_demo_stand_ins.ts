@@ -11,7 +11,7 @@
  */
 import { delimiter, join } from "node:path";
 import { hash } from "../../ffi/mod.ts";
-import { toHex } from "../attest/mod.ts";
+import { toHex } from "../codec/mod.ts";
 import type { GuestPort } from "../decision/mod.ts";
 import type { Reason } from "../engine/mod.ts";
 import type { HostMeasureOptions } from "../host/mod.ts";
@@ -22,6 +22,7 @@ import {
   referenceFromMeasurement,
   type RegionKind,
   saveReferenceSet,
+  unslidMeasurement,
 } from "../measure/mod.ts";
 
 /** A VM as the API names it. */
@@ -109,32 +110,20 @@ export class StandInGuest {
    */
   measure(): KernelMeasurement {
     const started = performance.now();
-    return {
-      alg: "sha256",
-      layout: {
-        physText: 0x1000000n,
-        physOffset: 0n,
-        virtOffset: 0n,
-        banner: "Linux version 6.1.0-demo (stand-in guest)",
-        syscallOutliers: [],
-        candidatesTried: 1,
-      },
-      cr3: 0n,
-      paging: 4,
-      normalised: true,
-      regions: this.#regions.map((r, i) => ({
-        name: r.name,
-        kind: r.kind,
-        linkedVa: 0xffffffff81000000n + BigInt(i) * 0x200000n,
-        va: 0xffffffff81000000n + BigInt(i) * 0x200000n,
-        phys: 0x1000000n + BigInt(i) * 0x200000n,
-        len: r.bytes.length,
-        digest: toHex(hash("sha256", r.bytes)),
-        error: null,
-      })),
-      findings: [],
+    const regions = this.#regions.map((r, i) => ({
+      name: r.name,
+      kind: r.kind,
+      linkedVa: 0xffffffff81000000n + BigInt(i) * 0x200000n,
+      va: 0xffffffff81000000n + BigInt(i) * 0x200000n,
+      phys: 0x1000000n + BigInt(i) * 0x200000n,
+      len: r.bytes.length,
+      digest: toHex(hash("sha256", r.bytes)),
+      error: null,
+    }));
+    return unslidMeasurement(regions, {
+      banner: "Linux version 6.1.0-demo (stand-in guest)",
       elapsedMs: performance.now() - started,
-    };
+    });
   }
 
   /**

@@ -9,7 +9,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { toHex } from "../attest/mod.ts";
+import { toHex } from "../codec/mod.ts";
 import { type Logger, VaspError } from "../engine/mod.ts";
 import { ApiClient, TokenRegistry } from "../http/mod.ts";
 import { SqliteStore, type VaspBinding } from "../store/mod.ts";

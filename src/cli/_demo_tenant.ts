@@ -8,13 +8,12 @@
 import { Buffer } from "node:buffer";
 import { parseEventLog } from "../../ffi/mod.ts";
 import {
-  fromHex,
   readCertificates,
-  toHex,
   type VerifyOptions,
   verifyQuote,
   type VerifyResult,
 } from "../attest/mod.ts";
+import { fromHex, toHex } from "../codec/mod.ts";
 import type { ApiClient } from "../http/mod.ts";
 
 /** A quote as the tenant received it, with what it verifies it against. */

@@ -7,13 +7,12 @@
 import { VaspError } from "../engine/error.ts";
 import { type EventLogEntry, parseEventLog } from "../../ffi/event_log.ts";
 import {
-  fromHex,
   readCertificates,
-  toHex,
   type VerifyOptions,
   verifyQuote,
   type VerifyResult,
 } from "../attest/mod.ts";
+import { fromHex, toHex } from "../codec/mod.ts";
 import { type Command, parseOptions } from "./_command.ts";
 
 const USAGE = `usage: vasp attest verify --quote FILE --chain FILE --ca FILE --nonce HEX [options]

@@ -8,7 +8,7 @@
  */
 import { createLogger } from "../server/mod.ts";
 import { resolve } from "node:path";
-import { toHex } from "../attest/mod.ts";
+import { toHex } from "../codec/mod.ts";
 import { VaspError } from "../engine/error.ts";
 import { type Command, parseOptions } from "./_command.ts";
 import { DemoRun } from "./_demo_steps.ts";

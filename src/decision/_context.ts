@@ -10,11 +10,11 @@ import type {
   HostState,
   MeasurementStatus,
   RegionMeasurement,
-  VaspBinding as EngineBinding,
   VmRecord as EngineVm,
 } from "../engine/mod.ts";
-import { isLifecycleState, VaspError } from "../engine/mod.ts";
-import type { Measurement, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+import { isLifecycleState, sha256Digest, VaspError } from "../engine/mod.ts";
+import { engineBinding } from "../vasp/mod.ts";
+import type { Measurement, Store, VmRecord } from "../store/mod.ts";
 
 const STATUSES: readonly string[] = [
   "ok",
@@ -22,12 +22,6 @@ const STATUSES: readonly string[] = [
   "missing",
   "error",
 ] satisfies MeasurementStatus[];
-
-const HEX64 = /^[0-9a-f]{64}$/;
-
-function prefixed(digest: string): string {
-  return HEX64.test(digest) ? `sha256:${digest}` : digest;
-}
 
 /**
  * The engine's view of a stored VM.
@@ -55,22 +49,6 @@ export function engineVm(vm: VmRecord): EngineVm {
 }
 
 /**
- * The engine's view of a stored binding. A binding is recorded only once the ASP created the
- * instance and certified its key, so a recorded binding is a certified one.
- *
- * @param binding the stored binding
- * @returns the engine's binding
- */
-export function engineBinding(binding: VaspBinding): EngineBinding {
-  return {
-    instanceId: binding.instanceId,
-    configDigest: prefixed(binding.configDigest),
-    certified: true,
-    sealedExport: binding.sealedState !== null,
-  };
-}
-
-/**
  * The engine's view of stored measurements; a status the engine does not know is `error`
  * (fail closed), naming it.
  *
@@ -86,8 +64,8 @@ export function engineMeasurements(
     const detail = known ? m.detail ?? "" : `unknown measurement status "${m.status}"`;
     out[m.region] = {
       status: known ? m.status as MeasurementStatus : "error",
-      digest: prefixed(m.digest),
-      reference: m.reference === null ? "" : prefixed(m.reference),
+      digest: sha256Digest(m.digest),
+      reference: m.reference === null ? "" : sha256Digest(m.reference),
       at: m.time,
       ...(detail === "" ? {} : { detail }),
     };
@@ -124,7 +102,9 @@ export async function loadContext(
     context: {
       now: options.now,
       vm: stored ? engineVm(stored) : null,
-      vasp: stored?.binding ? engineBinding(stored.binding) : null,
+      vasp: stored?.binding
+        ? engineBinding(stored.binding, { sealedExport: stored.binding.sealedState !== null })
+        : null,
       measurements: engineMeasurements(measurements),
       host: options.host,
     },

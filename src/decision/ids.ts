@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { toHex } from "../codec/mod.ts";
 
 /** Makes IDs. */
 export interface IdSource {
@@ -14,8 +15,6 @@ export interface IdSource {
    */
   next(): string;
 }
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * A UUIDv7 source. Within one millisecond the 12-bit `rand_a` field counts up (RFC 9562
@@ -62,12 +61,10 @@ export function uuidV7Source(now: () => number = Date.now): IdSource {
       bytes[6] = 0x70 | (counter >>> 8);
       bytes[7] = counter & 0xff;
       bytes[8] = 0x80 | (bytes[8] & 0x3f);
-      let s = "";
-      for (let i = 0; i < 16; i++) {
-        if (i === 4 || i === 6 || i === 8 || i === 10) s += "-";
-        s += HEX[bytes[i]];
-      }
-      return s;
+      const h = toHex(bytes);
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${
+        h.slice(20)
+      }`;
     },
   };
 }

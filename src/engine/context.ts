@@ -22,6 +22,26 @@ export interface VmRecord {
   readonly createdAt: Date;
 }
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * A SHA-256 digest in the engine's one form, `sha256:<hex>`, from the bare hex that the store,
+ * the measurer and the ASP keep. Anything that is not 64 lower-case hex digits (empty: not
+ * measured; already `sha256:`; a name) is kept as it is, so it can never pass for a digest.
+ *
+ * @param hex a stored digest
+ * @returns `sha256:<hex>`, or `hex` unchanged
+ * @example
+ * ```ts
+ * import { sha256Digest } from "./context.ts";
+ * if (sha256Digest("ab".repeat(32)) !== `sha256:${"ab".repeat(32)}`) throw new Error("form");
+ * if (sha256Digest("") !== "") throw new Error("not measured stays empty");
+ * ```
+ */
+export function sha256Digest(hex: string): string {
+  return HEX64.test(hex) ? `sha256:${hex}` : hex;
+}
+
 /** The vASP instance bound to a VM, as certified by the ASP. */
 export interface VaspBinding {
   /** vASP instance id. */

@@ -90,6 +90,7 @@ export type {
   VaspBinding,
   VmRecord,
 } from "./context.ts";
+export { sha256Digest } from "./context.ts";
 export {
   type Action,
   ACTIONS,

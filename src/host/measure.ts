@@ -7,7 +7,7 @@
  */
 import { relative, resolve } from "node:path";
 import { type Asp, hash, libraryPath, NativeError } from "../../ffi/mod.ts";
-import { toHex } from "../attest/mod.ts";
+import { toHex } from "../codec/mod.ts";
 
 /** The host register each measured part goes into. */
 export const HOST_REGISTERS = {

@@ -1,11 +1,35 @@
 /**
- * A tiny synthetic x86-64 kernel for unit tests: a System.map and a RAM image holding the
- * banner, a syscall table of slid function pointers and an IDT, placed where a test asks.
+ * Fixtures for unit tests: a tiny synthetic x86-64 kernel (a System.map and a RAM image
+ * holding the banner, a syscall table of slid function pointers and an IDT, placed where a
+ * test asks), and a measurement profile with a reference set learned under it.
  *
  * @module
  */
 import { type KernelSymbols, parseSymbolMap } from "./symbols.ts";
 import type { PhysReader } from "./kaslr.ts";
+import { makeProfile, type MeasurementProfile, profileId } from "./profile.ts";
+import { REFERENCE_FORMAT, type ReferenceRegion, type ReferenceSet } from "./reference.ts";
+
+/** The measurement profile tests learn and look references up under. */
+export const TEST_PROFILE: MeasurementProfile = makeProfile({
+  kernel: "Linux version x",
+  qemu: "7.2",
+  cpu: "qemu64",
+  smp: 1,
+  cmdline: "",
+});
+
+/** A SHA-256 reference set for {@link TEST_PROFILE} holding `regions`, learned at a fixed time. */
+export function testReferenceSet(regions: readonly ReferenceRegion[]): ReferenceSet {
+  return {
+    format: REFERENCE_FORMAT,
+    profileId: profileId(TEST_PROFILE),
+    profile: TEST_PROFILE,
+    alg: "sha256",
+    learnedAt: "2025-01-01T00:00:00Z",
+    regions: [...regions],
+  };
+}
 
 /** Link-time addresses of the synthetic kernel. */
 export const FAKE = {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { toHex } from "../codec/mod.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** One loadable segment. */
@@ -52,8 +53,7 @@ export function findBuildId(notes: Uint8Array): string | undefined {
     const isGnu = namesz === 4 && notes[name] === 0x47 && notes[name + 1] === 0x4e &&
       notes[name + 2] === 0x55 && notes[name + 3] === 0;
     if (isGnu && type === NT_GNU_BUILD_ID && descsz > 0) {
-      return Array.from(notes.subarray(desc, desc + descsz), (b) => b.toString(16).padStart(2, "0"))
-        .join("");
+      return toHex(notes.subarray(desc, desc + descsz));
     }
     at = next;
   }

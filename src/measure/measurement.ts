@@ -50,3 +50,48 @@ export interface KernelMeasurement {
   /** Milliseconds the measurement took. */
   readonly elapsedMs: number;
 }
+
+/** Where `_text` sits in guest-physical memory when nothing moved it (CONFIG_PHYSICAL_START). */
+const DEFAULT_PHYS_TEXT = 0x1000000n;
+
+/**
+ * A measurement of regions whose digests were taken where no KASLR slide had to be found or
+ * undone: the layout says so (no slide, `_text` at 16 MiB, one candidate tried), 4-level
+ * paging, normalised. The demo's stand-in guest reports its regions this way, and tests of
+ * what judges and schedules measurements build theirs with it.
+ *
+ * @param regions the measured regions, in plan order
+ * @param options `banner`: the kernel's banner (default `""`); `alg` (default SHA-256),
+ *   `normalised`, `findings`, `elapsedMs` (default 0) as in {@link KernelMeasurement}
+ * @returns the measurement
+ * @example
+ * ```ts
+ * import { unslidMeasurement } from "./measurement.ts";
+ * const m = unslidMeasurement([], { banner: "Linux version 6.1.0" });
+ * if (m.layout.virtOffset !== 0n || m.alg !== "sha256") throw new Error("not unslid");
+ * ```
+ */
+export function unslidMeasurement(
+  regions: readonly RegionMeasurement[],
+  options: Partial<Pick<KernelMeasurement, "alg" | "normalised" | "findings" | "elapsedMs">> & {
+    banner?: string;
+  } = {},
+): KernelMeasurement {
+  return {
+    alg: options.alg ?? "sha256",
+    layout: {
+      physText: DEFAULT_PHYS_TEXT,
+      physOffset: 0n,
+      virtOffset: 0n,
+      banner: options.banner ?? "",
+      syscallOutliers: [],
+      candidatesTried: 1,
+    },
+    cr3: 0n,
+    paging: 4,
+    normalised: options.normalised ?? true,
+    regions,
+    findings: options.findings ?? [],
+    elapsedMs: options.elapsedMs ?? 0,
+  };
+}

@@ -28,7 +28,7 @@ import {
   type TextBounds,
 } from "./tables.ts";
 import type { KernelImage } from "./vmlinuz.ts";
-import { toHex } from "./_hex.ts";
+import { toHex } from "../codec/mod.ts";
 
 /** Options for {@linkcode KernelMeasurer.create}. */
 export interface KernelMeasurerOptions {

@@ -15,7 +15,12 @@ export {
   type PhysReader,
   tableSlots,
 } from "./kaslr.ts";
-export type { DigestAlg, KernelMeasurement, RegionMeasurement } from "./measurement.ts";
+export {
+  type DigestAlg,
+  type KernelMeasurement,
+  type RegionMeasurement,
+  unslidMeasurement,
+} from "./measurement.ts";
 export { KernelMeasurer, type KernelMeasurerOptions } from "./measurer.ts";
 export {
   makeProfile,

@@ -1,29 +1,13 @@
 import assert from "node:assert/strict";
-import { makeProfile } from "./profile.ts";
-import { REFERENCE_FORMAT, type ReferenceSet } from "./reference.ts";
 import { loadReferenceSet, referencePath, saveReferenceSet } from "./reference_store.ts";
-import { profileId } from "./profile.ts";
+import { testReferenceSet } from "./_testing.ts";
 
-const profile = makeProfile({
-  kernel: "Linux version x",
-  qemu: "7.2",
-  cpu: "qemu64",
-  smp: 1,
-  cmdline: "",
-});
-const set: ReferenceSet = {
-  format: REFERENCE_FORMAT,
-  profileId: profileId(profile),
-  profile,
-  alg: "sha256",
-  learnedAt: "2025-01-01T00:00:00Z",
-  regions: [{
-    name: "kernel_text",
-    linkedVa: "0xffffffff81000000",
-    len: 1,
-    digest: "a".repeat(64),
-  }],
-};
+const set = testReferenceSet([{
+  name: "kernel_text",
+  linkedVa: "0xffffffff81000000",
+  len: 1,
+  digest: "a".repeat(64),
+}]);
 
 Deno.test("saveReferenceSet() writes <profile id>.json that loadReferenceSet() reads back", async () => {
   const dir = await Deno.makeTempDir();

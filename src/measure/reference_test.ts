@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
-import type { KernelMeasurement, RegionMeasurement } from "./measurement.ts";
-import { makeProfile } from "./profile.ts";
+import {
+  type KernelMeasurement,
+  type RegionMeasurement,
+  unslidMeasurement,
+} from "./measurement.ts";
+import { TEST_PROFILE } from "./_testing.ts";
 import { compareToReference, parseReferenceSet, referenceFromMeasurement } from "./reference.ts";
 
-const profile = makeProfile({
-  kernel: "Linux version x",
-  qemu: "7.2",
-  cpu: "qemu64",
-  smp: 1,
-  cmdline: "",
-});
+const profile = TEST_PROFILE;
 const d = (c: string) => c.repeat(64);
 
 function region(
@@ -29,25 +27,11 @@ function region(
   };
 }
 
-function measurement(regions: RegionMeasurement[], extra: Partial<KernelMeasurement> = {}) {
-  return {
-    alg: "sha256",
-    layout: {
-      physText: 0x1000000n,
-      physOffset: 0n,
-      virtOffset: 0n,
-      banner: "Linux version x",
-      syscallOutliers: [],
-      candidatesTried: 1,
-    },
-    cr3: 0n,
-    paging: 4,
-    normalised: true,
-    regions,
-    findings: [],
-    elapsedMs: 1,
-    ...extra,
-  } as KernelMeasurement;
+function measurement(
+  regions: RegionMeasurement[],
+  extra: Parameters<typeof unslidMeasurement>[1] = {},
+): KernelMeasurement {
+  return unslidMeasurement(regions, { banner: "Linux version x", elapsedMs: 1, ...extra });
 }
 
 const good = measurement([region("kernel_text", d("a")), region("sys_call_table", d("b"))]);

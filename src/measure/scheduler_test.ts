@@ -1,51 +1,30 @@
 import assert from "node:assert/strict";
-import type { KernelMeasurement } from "./measurement.ts";
-import { REFERENCE_FORMAT, type ReferenceSet } from "./reference.ts";
+import { type KernelMeasurement, unslidMeasurement } from "./measurement.ts";
 import {
   type GuestSession,
   MeasurementMonitor,
   type MonitorPorts,
   type MonitorTarget,
 } from "./scheduler.ts";
+import { testReferenceSet } from "./_testing.ts";
 
 const DIGEST = "a".repeat(64);
 const TARGET: MonitorTarget = { uuid: "u-1", name: "web-1", intervalMs: 1000, key: "k1" };
-const REFERENCE: ReferenceSet = {
-  format: REFERENCE_FORMAT,
-  profileId: "p".repeat(32),
-  profile: { kernel: "k", buildId: null, qemu: "q", cpu: "c", smp: 1, cmdline: [] },
-  alg: "sha256",
-  learnedAt: "2025-01-01T00:00:00Z",
-  regions: [{ name: "sys_call_table", linkedVa: "0x0", len: 8, digest: DIGEST }],
-};
+const REFERENCE = testReferenceSet([
+  { name: "sys_call_table", linkedVa: "0x0", len: 8, digest: DIGEST },
+]);
 
 function measurementOf(digest: string): KernelMeasurement {
-  return {
-    alg: "sha256",
-    layout: {
-      physText: 0n,
-      physOffset: 0n,
-      virtOffset: 0n,
-      banner: "",
-      syscallOutliers: [],
-      candidatesTried: 0,
-    },
-    cr3: 0n,
-    paging: 4,
-    normalised: true,
-    regions: [{
-      name: "sys_call_table",
-      kind: "syscall_table",
-      linkedVa: 0n,
-      va: 0n,
-      phys: 0n,
-      len: 8,
-      digest,
-      error: null,
-    }],
-    findings: [],
-    elapsedMs: 0,
-  };
+  return unslidMeasurement([{
+    name: "sys_call_table",
+    kind: "syscall_table",
+    linkedVa: 0n,
+    va: 0n,
+    phys: 0n,
+    len: 8,
+    digest,
+    error: null,
+  }]);
 }
 
 /** Ports that record what the monitor did; the guest's digest and the decision are set by the test. */

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import type { KernelMeasurement, RegionMeasurement } from "./measurement.ts";
-import { REFERENCE_FORMAT, type ReferenceSet } from "./reference.ts";
+import {
+  type KernelMeasurement,
+  type RegionMeasurement,
+  unslidMeasurement,
+} from "./measurement.ts";
+import type { ReferenceSet } from "./reference.ts";
 import { failedVerdicts, judge, verdictDigest } from "./verdict.ts";
+import { testReferenceSet } from "./_testing.ts";
 
 const D = (c: string) => c.repeat(64);
 
@@ -18,46 +23,25 @@ function region(name: string, kind: RegionMeasurement["kind"], digest: string | 
   };
 }
 
-function measurement(overrides: Partial<KernelMeasurement> = {}): KernelMeasurement {
-  return {
-    alg: "sha256",
-    layout: {
-      physText: 0n,
-      physOffset: 0n,
-      virtOffset: 0n,
-      banner: "Linux",
-      syscallOutliers: [],
-      candidatesTried: 1,
-    },
-    cr3: 0n,
-    paging: 4,
-    normalised: true,
-    regions: [
-      region("kernel_text", "text", D("a")),
-      region("sys_call_table", "syscall_table", D("b")),
-      region("idt_table", "idt", D("c")),
-      region("rodata.1", "rodata", null),
-    ],
-    findings: [],
-    elapsedMs: 1,
-    ...overrides,
-  };
+function measurement(
+  overrides: Parameters<typeof unslidMeasurement>[1] = {},
+): KernelMeasurement {
+  const regions = [
+    region("kernel_text", "text", D("a")),
+    region("sys_call_table", "syscall_table", D("b")),
+    region("idt_table", "idt", D("c")),
+    region("rodata.1", "rodata", null),
+  ];
+  return unslidMeasurement(regions, { banner: "Linux", elapsedMs: 1, ...overrides });
 }
 
-const REFERENCE: ReferenceSet = {
-  format: REFERENCE_FORMAT,
-  profileId: "0".repeat(32),
-  profile: { kernel: "k", buildId: null, qemu: "q", cpu: "c", smp: 1, cmdline: [] },
-  alg: "sha256",
-  learnedAt: "2025-01-01T00:00:00Z",
-  regions: [
-    { name: "kernel_text", linkedVa: "0x0", len: 8, digest: D("a") },
-    { name: "sys_call_table", linkedVa: "0x0", len: 8, digest: D("f") },
-    { name: "idt_table", linkedVa: "0x0", len: 8, digest: D("c") },
-    { name: "rodata.1", linkedVa: "0x0", len: 8, digest: D("d") },
-    { name: "ia32_sys_call_table", linkedVa: "0x0", len: 8, digest: D("e") },
-  ],
-};
+const REFERENCE = testReferenceSet([
+  { name: "kernel_text", linkedVa: "0x0", len: 8, digest: D("a") },
+  { name: "sys_call_table", linkedVa: "0x0", len: 8, digest: D("f") },
+  { name: "idt_table", linkedVa: "0x0", len: 8, digest: D("c") },
+  { name: "rodata.1", linkedVa: "0x0", len: 8, digest: D("d") },
+  { name: "ia32_sys_call_table", linkedVa: "0x0", len: 8, digest: D("e") },
+]);
 
 const summary = (m: KernelMeasurement, ref: ReferenceSet | undefined) =>
   judge(ref, m, { profileId: "p1" }).map((v) => `${v.region}:${v.status}`);

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import type { Asp } from "../../ffi/mod.ts";
 import { checkAkChain, readCertificates, toPem } from "../attest/mod.ts";
+import { subjectPublicKeyInfo } from "../codec/mod.ts";
 import { VaspError } from "../engine/error.ts";
 import { type CheckpointVerifier, ecdsaP256Verifier, type Signer } from "../store/mod.ts";
 
@@ -29,9 +29,7 @@ export async function aspCheckpointSigner(
   asp: Asp,
 ): Promise<{ signer: Signer; verifier: CheckpointVerifier }> {
   const ak = asp.certificate("ak");
-  const publicKeyInfo = new Uint8Array(
-    new X509Certificate(ak).publicKey.export({ type: "spki", format: "der" }),
-  );
+  const publicKeyInfo = subjectPublicKeyInfo(ak);
   return {
     signer: {
       publicKeyInfo,

@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { chainRecord, checkEntry, GENESIS_HASH, recordBody } from "./audit.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { entry } from "./_testing.ts";
+import { fromHex, toHex } from "../codec/mod.ts";
 
 async function webCryptoHash(prevHex: string, body: string): Promise<string> {
-  const prev = Uint8Array.from(prevHex.match(/../g)!, (h) => parseInt(h, 16));
+  const prev = fromHex(prevHex);
   const data = new Uint8Array([...prev, ...new TextEncoder().encode(body)]);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(digest);
 }
 
 Deno.test("chainRecord() hashes the previous hash's bytes, then the canonical body", async () => {

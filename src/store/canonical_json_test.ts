@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { canonicalJson, canonicalList, digestInput, sha256Hex } from "./canonical_json.ts";
+import { toHex } from "../codec/mod.ts";
 
 Deno.test("canonicalJson() sorts keys at every depth and writes no whitespace", () => {
   assert.equal(
@@ -69,10 +70,7 @@ Deno.test("digestInput() does not depend on key order", () => {
 
 Deno.test("sha256Hex() agrees with Web Crypto", async () => {
   const data = new TextEncoder().encode("vasp audit");
-  const expected = Array.from(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", data)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
+  const expected = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", data)));
   assert.equal(sha256Hex(data), expected);
   assert.equal(sha256Hex("vasp audit"), expected);
 });

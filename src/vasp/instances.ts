@@ -11,7 +11,7 @@ import { type Asp, type EventLogEntry, NativeError, type VaspInstance } from "..
 import { VaspError } from "../engine/error.ts";
 import { BINDING_OID, parseBinding } from "../attest/binding.ts";
 import { extensionsOf, parseCertificate } from "../attest/certificate.ts";
-import { fromHex, toHex } from "../attest/hex.ts";
+import { fromHex, toHex } from "../codec/mod.ts";
 
 /** A VM's instance as the ASP last sealed it: what the store's binding keeps. */
 export interface SealedBinding {

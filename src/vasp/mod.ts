@@ -15,6 +15,7 @@ export {
   type SealedBinding,
 } from "./instances.ts";
 export {
+  engineBinding,
   refuseDecision,
   VASP_POLICY,
   type VaspOutcome,

@@ -6,11 +6,40 @@
  *
  * @module
  */
-import type { Decision, LifecycleEvent, Reason, VaspBinding } from "../engine/mod.ts";
+import {
+  type Decision,
+  type LifecycleEvent,
+  type Reason,
+  sha256Digest,
+  type VaspBinding,
+} from "../engine/mod.ts";
 import type { NewVm, VmRecord } from "../store/mod.ts";
 
 /** Policy name of the reasons the vASP side adds when it cannot carry out a decision. */
 export const VASP_POLICY = "vasp.instance";
+
+/**
+ * The binding the engine sees, built from a stored (or just imported) one: the one place its
+ * digest takes the engine's `sha256:<hex>` form. A binding is recorded only once the ASP
+ * created the instance and certified its key, so it is a certified one.
+ *
+ * @param binding the instance ID and its configuration digest (hex; empty when unknown)
+ * @param state `sealedExport`: whether a sealed state is at hand; `error`: why the instance
+ *   cannot be used now (`""` when it can; left out when the caller does not know)
+ * @returns the engine's binding
+ */
+export function engineBinding(
+  binding: { readonly instanceId: string; readonly configDigest: string },
+  state: { readonly sealedExport: boolean; readonly error?: string },
+): VaspBinding {
+  return {
+    instanceId: binding.instanceId,
+    configDigest: sha256Digest(binding.configDigest),
+    certified: true,
+    sealedExport: state.sealedExport,
+    ...(state.error === undefined ? {} : { error: state.error }),
+  };
+}
 
 /** What the vASP side did for a decision, or why it could not. */
 export interface VaspOutcome {

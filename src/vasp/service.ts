@@ -20,7 +20,13 @@ import {
   type VaspBinding as EngineBinding,
   VaspError,
 } from "../engine/mod.ts";
-import type { VaspOutcome, VaspPort, VaspQuote, VaspStep } from "./port.ts";
+import {
+  engineBinding,
+  type VaspOutcome,
+  type VaspPort,
+  type VaspQuote,
+  type VaspStep,
+} from "./port.ts";
 import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
@@ -166,21 +172,16 @@ export class VaspService implements VaspPort {
   /** The binding the engine sees: the stored one, with whether its instance is live. */
   #view(vm: VmRecord | undefined, outbound: boolean): EngineBinding | null | undefined {
     if (!vm?.binding) return undefined;
-    const base = {
-      instanceId: vm.binding.instanceId,
-      configDigest: `sha256:${vm.binding.configDigest}`,
-      certified: true,
-    };
     const status = this.#instances.status(vm.uuid);
     if (status?.live) {
       // Outbound, a live instance can be sealed beside the guest state: it will be if allowed.
-      return { ...base, sealedExport: outbound || vm.binding.sealedState !== null, error: "" };
+      const sealedExport = outbound || vm.binding.sealedState !== null;
+      return engineBinding(vm.binding, { sealedExport, error: "" });
     }
-    return {
-      ...base,
+    return engineBinding(vm.binding, {
       sealedExport: false,
       error: status?.error ?? "the server holds no instance for it",
-    };
+    });
   }
 
   /** Restore and incoming migration: import the sealed state before the engine decides. */
@@ -202,21 +203,12 @@ export class VaspService implements VaspPort {
     } catch (error) {
       refused = `the sealed vASP state was refused: ${errorText(error)}`;
     }
-    const binding: EngineBinding = pending
-      ? {
-        instanceId: pending.instanceId,
-        configDigest: `sha256:${pending.configDigest}`,
-        certified: true,
-        sealedExport: true,
-        error: "",
-      }
-      : {
-        instanceId: vm?.binding?.instanceId ?? "",
-        configDigest: vm?.binding ? `sha256:${vm.binding.configDigest}` : "",
-        certified: true,
+    const binding = pending
+      ? engineBinding(pending, { sealedExport: true, error: "" })
+      : engineBinding(vm?.binding ?? { instanceId: "", configDigest: "" }, {
         sealedExport: false,
         error: refused!,
-      };
+      });
     const discard = () => {
       if (pending) this.#instances.drop(pending);
     };

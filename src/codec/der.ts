@@ -1,7 +1,9 @@
 /**
  * A minimal, bounded DER reader and writer, pure TypeScript: the bindings read the ASP ID
  * out of the EK certificate with it, and the verifier (src/attest) the VM binding extension
- * and certificate extensions. Input is hostile: every length is checked against the buffer.
+ * and certificate extensions, where a general X.509 library is lossy (it truncates OID arcs
+ * past 2^53) or more lenient than DER. Input is hostile: every length is checked against the
+ * buffer.
  *
  * @module
  */
@@ -12,6 +14,8 @@ export interface Tlv {
   readonly start: number;
   readonly value: Uint8Array;
   readonly end: number;
+  /** The whole element as encoded: tag, length and contents. */
+  readonly encoded: Uint8Array;
 }
 
 /**
@@ -41,7 +45,8 @@ export function readTlv(buf: Uint8Array, at: number): Tlv {
       `DER element at ${at} claims ${length} bytes, ${buf.length - start} remain`,
     );
   }
-  return { tag, start: at, value: buf.subarray(start, start + length), end: start + length };
+  const end = start + length;
+  return { tag, start: at, value: buf.subarray(start, end), end, encoded: buf.subarray(at, end) };
 }
 
 /**
@@ -73,6 +78,38 @@ export function readAll(buf: Uint8Array): Tlv[] {
     at = item.end;
   }
   return items;
+}
+
+/**
+ * The fields of an X.509 certificate's TBSCertificate, read strictly: `[0] version` (when
+ * present), serial, signature algorithm, issuer, validity, subject, SubjectPublicKeyInfo,
+ * then the optional unique IDs and `[3] extensions`.
+ *
+ * @param cert the DER certificate
+ * @returns the TBSCertificate's elements, in order
+ * @throws {RangeError} when `cert` is not one SEQUENCE whose first element is a SEQUENCE of
+ *   well-formed elements
+ */
+export function certificateFields(cert: Uint8Array): Tlv[] {
+  const tbs = readSequence(cert)[0];
+  if (tbs?.tag !== 0x30) throw new RangeError("the certificate holds no TBSCertificate");
+  return readAll(tbs.value);
+}
+
+/**
+ * The SubjectPublicKeyInfo of an X.509 certificate, as encoded in it (what Web Crypto imports
+ * as `spki`, and what the ASP ID is the SHA-256 of).
+ *
+ * @param cert the DER certificate
+ * @returns a copy of the SubjectPublicKeyInfo element, DER
+ * @throws {RangeError} when the certificate is not DER or holds no SubjectPublicKeyInfo
+ *   where X.509 puts it
+ */
+export function subjectPublicKeyInfo(cert: Uint8Array): Uint8Array<ArrayBuffer> {
+  const fields = certificateFields(cert);
+  const spki = fields[fields[0]?.tag === 0xa0 ? 6 : 5];
+  if (spki?.tag !== 0x30) throw new RangeError("no SubjectPublicKeyInfo where expected");
+  return spki.encoded.slice();
 }
 
 /**
