@@ -98,11 +98,13 @@ Deno.test("serve decides a domain libvirt defines, and forgets one it undefines 
     );
     // libvirtd restarting ends virsh's event loop; the follower starts it again.
     Deno.kill(Number(await Deno.readTextFile(join(dir, "event.pid"))), "SIGTERM");
-    await until("the VM forgotten", async () => (await server.store.getVm(UUID)) === undefined);
+    // The record comes last, once the VM and its instance are gone.
+    const newest = async () =>
+      (await server.store.queryAudit({ vmUuid: UUID, order: "desc", limit: 1 })).records[0];
+    await until("the undefine record", async () => (await newest()).operation === "undefine");
+    assert.equal(await server.store.getVm(UUID), undefined);
     assert.equal(server.vasp.instances.status(UUID)?.live ?? false, false);
-    const undefine = (await server.store.queryAudit({ vmUuid: UUID, order: "desc", limit: 1 }))
-      .records[0];
-    assert.equal(undefine.operation, "undefine");
+    const undefine = await newest();
     assert.match(undefine.reasons[0].message, /undefined in libvirt.*vASP instance destroyed/);
   } finally {
     await Deno.remove(dir, { recursive: true });
