@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Asp } from "../ffi/mod.ts";
-import { HOST_REGISTERS, measureHost } from "../src/host/measure.ts";
+import { HOST_REGISTERS, measureHost } from "../src/host/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest();
 
-Deno.test("measureHost() extends each host part into its register, as sha256sum manifests for trees", async () => {
+Deno.test("measureHost() extends each host part into its register: trees as sha256sum manifests, the policy set as its revision", async () => {
   await using dir = await tempStateDir();
   await using tree = await tempStateDir();
   const files: Record<string, string> = {
@@ -29,13 +29,14 @@ Deno.test("measureHost() extends each host part into its register, as sha256sum 
   const measured = await measureHost(asp, {
     engineRoot: tree.path,
     library,
+    policyRevision: "sha256:5eed",
     qemu: null,
     kernel: `${tree.path}/no-such-kernel`,
   });
   assert.deepEqual(measured.map((m) => [m.part, m.reg]), Object.entries(HOST_REGISTERS));
   const manifest = ["deno.json", "deno.lock", "ffi/c.ts", "mod.ts", "src/a/z.ts", "src/b.ts"]
     .map((f) => `${sha256(files[f]!).toString("hex")}  ${f}\n`).join("");
-  const expected = [manifest, "library", `${sha256("p").toString("hex")}  p.yaml\n`];
+  const expected = [manifest, "library", "policy set sha256:5eed\n"];
   expected.forEach((data, reg) => {
     const want = sha256(Buffer.concat([new Uint8Array(32), sha256(data)]));
     assert.equal(

@@ -158,7 +158,7 @@ export class DemoRun {
     this.#api = new ApiClient(this.#server.listeners.socket!);
     const ready = await this.#api.request("GET", "/readyz");
     const expected = JSON.parse(await Deno.readTextFile(join(this.#dir, HOST_EXPECTED_FILE)));
-    const measured = this.#s.measured;
+    const measured = this.#s.host.measured;
     expect(ready.ready === true, "the server ready", ready);
     expect(measured.every((m) => m.sha256), "every host part measured", measured);
     expect(Object.keys(expected).length === measured.length, "all of them learned", expected);

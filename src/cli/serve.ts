@@ -116,10 +116,10 @@ export const serve: Command = {
         learnHost: values["learn-host"],
       });
       try {
-        const registers = server.measured.map((m) => toHex(server.asp.read(m.reg)));
-        console.log(report(await identify(server.asp), server.measured, registers));
+        const registers = server.host.measured.map((m) => toHex(server.asp.read(m.reg)));
+        console.log(report(await identify(server.asp), server.host.measured, registers));
         const { socket, tcp: bound } = server.listeners;
-        console.log(hostReport(server.host, server.measured, stateDir));
+        console.log(hostReport(server.host.state(), server.host.measured, stateDir));
         console.log(`policy revision  ${server.policyStore.current().revision}`);
         console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
         if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);

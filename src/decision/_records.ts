@@ -101,14 +101,14 @@ export function operatorEntry(
   id: string,
   operation: string,
   vm: { uuid: string; name: string; state: string },
-  stamp: RecordStamp & { message: string },
+  stamp: RecordStamp & { message: string; source?: string },
 ): AuditEntry {
   return {
     decisionId: id,
     time: stamp.time,
     vm: { uuid: vm.uuid, name: vm.name },
     operation,
-    source: "operator",
+    source: stamp.source ?? "operator",
     inputDigest: digestInput({ operation, vm: vm.uuid }),
     policyRevision: stamp.revision,
     result: "event",

@@ -362,7 +362,10 @@ export class DecisionService {
   ): Promise<void> {
     await this.#store.removeVm(vm.uuid);
     await this.#vasp?.forget(vm);
-    await this.recordOperatorAction(id, options.operation, vm, { message: options.message });
+    await this.recordOperatorAction(id, options.operation, vm, {
+      message: options.message,
+      source: options.operation === "undefine" ? "libvirt-events" : "operator",
+    });
     this.#log.log("info", options.message, {
       event_id: id,
       vm: vm.name,
@@ -397,7 +400,7 @@ export class DecisionService {
    * @param id the event ID
    * @param operation what was done (`register`, `remove`, `release-quarantine`)
    * @param vm the VM concerned
-   * @param options `message` for the record
+   * @param options `message` for the record; `source` (default `operator`)
    * @returns once durable
    * @throws {VaspError} the store's failures
    */
@@ -405,10 +408,11 @@ export class DecisionService {
     id: string,
     operation: string,
     vm: { uuid: string; name: string; state: string },
-    options: { message: string },
+    options: { message: string; source?: string },
   ): Promise<void> {
     await this.#append(operatorEntry(id, operation, vm, {
       message: options.message,
+      source: options.source,
       time: this.#now(),
       revision: this.#revision(),
     }));

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { HostState } from "../engine/mod.ts";
 import type { HostMeasurement } from "./measure.ts";
 
@@ -17,6 +16,16 @@ const HOST_FILE_NAMES: Readonly<Record<HostMeasurement["part"], string>> = {
   qemu: "qemu",
   kernel: "host-kernel",
 };
+
+/**
+ * The host file name the policies see for a measured part.
+ *
+ * @param part the part
+ * @returns its name, e.g. `qemu`, `host-kernel`
+ */
+export function hostFileName(part: HostMeasurement["part"]): string {
+  return HOST_FILE_NAMES[part];
+}
 
 /** The expected host digests, set by the operator (`vasp serve --learn-host`). */
 export const HOST_EXPECTED_FILE = "host-expected.json";
@@ -42,38 +51,6 @@ export function hostState(
     files[name] = { digest: `sha256:${m.sha256}`, expected: expected[name] ?? "" };
   }
   return { asp: "soft", bootId: options.bootId, files, measuredAt: options.at };
-}
-
-/**
- * Reads the expected host digests; with `learn`, first writes the measured ones (trust on
- * first use, asked for by the operator).
- *
- * @param stateDir the state directory
- * @param measured what the ASP measured
- * @param learn record `measured` as expected first
- * @returns expected digests by host file name (empty when none were recorded)
- * @throws {SyntaxError} for an expectations file that is not JSON
- */
-export function hostExpectations(
-  stateDir: string,
-  measured: readonly HostMeasurement[],
-  learn: boolean,
-): Record<string, string> {
-  const path = join(stateDir, HOST_EXPECTED_FILE);
-  if (learn) {
-    const digests = Object.fromEntries(
-      measured.filter((m) => m.sha256).map((m) => [HOST_FILE_NAMES[m.part], `sha256:${m.sha256}`]),
-    );
-    // Atomic: a crash while learning leaves the old expectations, never half a file.
-    Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(digests, null, 2) + "\n", { mode: 0o600 });
-    Deno.renameSync(`${path}.tmp`, path);
-  }
-  try {
-    return JSON.parse(Deno.readTextFileSync(path));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return {};
-    throw error;
-  }
 }
 
 /**

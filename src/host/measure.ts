@@ -1,7 +1,10 @@
 /**
- * Active host measurement at start: the engine's code, the native library, the policy
- * bundle, the QEMU binary and the host kernel image, each one event-log entry in its own
- * host register of the ASP.
+ * Active host measurement: the engine's code, the native library, the policy set in force,
+ * the QEMU binary and the host kernel image, each measured into its own host register of the
+ * ASP. {@link digestHost} reads what each part is now without extending anything;
+ * {@link extendHost} extends the parts given; {@link measureHost} does both, for the first
+ * measurement at start. The {@link HostMonitor} of monitor.ts measures again on a timer and on
+ * change, and extends only what changed.
  *
  * @module
  */
@@ -37,8 +40,8 @@ export interface HostMeasurement {
 export interface HostMeasureOptions {
   /** The project root holding src/, ffi/, mod.ts, deno.json, deno.lock. */
   readonly engineRoot?: string;
-  /** The policy bundle directory; `<engineRoot>/policies` by default. */
-  readonly policyDir?: string;
+  /** The revision of the policy set in force (its git commit or content digest). */
+  readonly policyRevision?: string;
   /** The native library; the loaded one by default. */
   readonly library?: string;
   /** The QEMU binary; `qemu-system-x86_64` on PATH by default; null: none. */
@@ -47,43 +50,101 @@ export interface HostMeasureOptions {
   readonly kernel?: string | null;
 }
 
+/** What a part is now, before anything is extended. */
+export interface HostDigest {
+  /** The part. */
+  readonly part: keyof typeof HOST_REGISTERS;
+  /** The event-log description it is extended with. */
+  readonly description: string;
+  /** The file or directory read ("" for the policy set, which is named by its revision). */
+  readonly path: string;
+  /** The files and trees read, to watch for a change. */
+  readonly sources: readonly string[];
+  /** What is extended: a tree's manifest, the policy set's revision line (absent: a file). */
+  readonly data?: Uint8Array;
+  /** SHA-256 of what is extended, hex (absent: skipped). */
+  readonly sha256?: string;
+  /** Why an optional part was not measured. */
+  readonly skipped?: string;
+}
+
 /** The files that make up the engine's code, relative to its root. */
 const ENGINE_PARTS = ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
 const DEFAULT_ROOT = new URL("../../", import.meta.url).pathname;
 
 /**
- * Measures the host into the ASP's host registers ({@link HOST_REGISTERS}). A tree (the
- * engine's code, the policy bundle) is extended as its manifest: one `sha256sum` line per
- * file in sorted path order, so `find … | LC_ALL=C sort | xargs sha256sum` reproduces it.
- * Single files are read by the ASP itself.
+ * Reads what each host part is now, in register order, extending nothing. A tree (the
+ * engine's code) is its manifest: one `sha256sum` line per file in sorted path order, so
+ * `find … | LC_ALL=C sort | xargs sha256sum` reproduces it. The policy set in force is the
+ * line `policy set <revision>`.
+ *
+ * @param options where the parts are
+ * @returns one entry per part
+ * @throws {NativeError} `io_error` when a required part (engine, library) cannot be read
+ */
+export async function digestHost(options: HostMeasureOptions = {}): Promise<HostDigest[]> {
+  const root = resolve(options.engineRoot ?? DEFAULT_ROOT);
+  const engineParts = ENGINE_PARTS.map((p) => `${root}/${p}`);
+  const engine = await manifest(root, engineParts);
+  const library = options.library ?? libraryPath();
+  const policyLine = new TextEncoder().encode(`policy set ${options.policyRevision ?? ""}\n`);
+  const qemu = options.qemu === undefined ? await findOnPath("qemu-system-x86_64") : options.qemu;
+  const kernel = options.kernel === undefined
+    ? `/boot/vmlinuz-${Deno.osRelease()}`
+    : options.kernel;
+  return [
+    tree("engine", root, engineParts, engine, "engine code"),
+    await file("library", library, "native library libvasp", null),
+    {
+      part: "policies",
+      description: `policy set in force: ${options.policyRevision ?? "none"}`,
+      path: "",
+      sources: [],
+      data: policyLine,
+      sha256: toHex(hash("sha256", policyLine)),
+    },
+    await file("qemu", qemu, "QEMU binary", "qemu-system-x86_64 is not on PATH"),
+    await file("kernel", kernel, "host kernel image", "no kernel image given"),
+  ];
+}
+
+/**
+ * Extends each part into its host register. A file is read again by the ASP itself, and the
+ * digest the ASP computed is the one returned (it wins if the file changed meanwhile).
+ *
+ * @param asp the open ASP
+ * @param digests the parts to extend (skipped ones are reported, not extended)
+ * @returns what was extended, in the order given
+ * @throws {NativeError} when the ASP cannot read a file or extend
+ */
+export function extendHost(asp: Asp, digests: readonly HostDigest[]): HostMeasurement[] {
+  return digests.map((d) => {
+    const reg = HOST_REGISTERS[d.part];
+    const base = { part: d.part, reg, description: d.description, path: d.path };
+    if (d.sha256 === undefined) return { ...base, skipped: d.skipped };
+    const description = d.description.slice(0, 1000);
+    if (d.data) {
+      asp.extend(reg, d.data, description);
+      return { ...base, sha256: d.sha256 };
+    }
+    return { ...base, sha256: toHex(asp.measureFile(reg, d.path, description)) };
+  });
+}
+
+/**
+ * Measures the host into the ASP's host registers ({@link HOST_REGISTERS}): every part read
+ * and extended once.
  *
  * @param asp the open ASP
  * @param options where the parts are
  * @returns one entry per part, in register order
- * @throws {NativeError} when a required part (engine, library, policies) cannot be read
+ * @throws {NativeError} when a required part (engine, library) cannot be read
  */
 export async function measureHost(
   asp: Asp,
   options: HostMeasureOptions = {},
 ): Promise<HostMeasurement[]> {
-  const root = resolve(options.engineRoot ?? DEFAULT_ROOT);
-  const policyDir = resolve(options.policyDir ?? `${root}/policies`);
-  const engine = await manifest(root, ENGINE_PARTS.map((p) => `${root}/${p}`));
-  // A missing bundle is measured as an empty one: the log then shows that none was loaded.
-  const hasPolicies = await Deno.stat(policyDir).then(() => true, () => false);
-  const policies = await manifest(policyDir, hasPolicies ? [policyDir] : []);
-  const out: HostMeasurement[] = [
-    extendTree(asp, "engine", root, engine, "engine code"),
-    measure(asp, "library", options.library ?? libraryPath(), "native library libvasp"),
-    extendTree(asp, "policies", policyDir, policies, "policy bundle"),
-  ];
-  const qemu = options.qemu === undefined ? await findOnPath("qemu-system-x86_64") : options.qemu;
-  out.push(optional(asp, "qemu", qemu, "QEMU binary", "qemu-system-x86_64 is not on PATH"));
-  const kernel = options.kernel === undefined
-    ? `/boot/vmlinuz-${Deno.osRelease()}`
-    : options.kernel;
-  out.push(optional(asp, "kernel", kernel, "host kernel image", "no kernel image given"));
-  return out;
+  return extendHost(asp, await digestHost(options));
 }
 
 /** The sha256sum-style manifest of every file under `paths`, sorted by relative path. */
@@ -118,46 +179,46 @@ async function walk(path: string, out: string[]): Promise<void> {
   for await (const entry of Deno.readDir(path)) await walk(`${path}/${entry.name}`, out);
 }
 
-function extendTree(
-  asp: Asp,
-  part: HostMeasurement["part"],
+function tree(
+  part: HostDigest["part"],
   path: string,
-  tree: { text: string; files: number },
+  sources: readonly string[],
+  listed: { text: string; files: number },
   what: string,
-): HostMeasurement {
-  const data = new TextEncoder().encode(tree.text);
-  const description = `${what}: manifest of ${tree.files} files under ${path}`;
-  asp.extend(HOST_REGISTERS[part], data, description.slice(0, 1000));
-  const sha256 = toHex(hash("sha256", data));
-  return { part, reg: HOST_REGISTERS[part], description, path, sha256 };
+): HostDigest {
+  const data = new TextEncoder().encode(listed.text);
+  const description = `${what}: manifest of ${listed.files} files under ${path}`;
+  return { part, description, path, sources, data, sha256: toHex(hash("sha256", data)) };
 }
 
-function measure(
-  asp: Asp,
-  part: HostMeasurement["part"],
-  path: string,
-  what: string,
-): HostMeasurement {
-  const description = `${what}: ${path}`.slice(0, 1000);
-  const digest = asp.measureFile(HOST_REGISTERS[part], path, description);
-  return { part, reg: HOST_REGISTERS[part], description, path, sha256: toHex(digest) };
-}
-
-/** Measures a part the host may lack; a missing or unreadable file is reported, not fatal. */
-function optional(
-  asp: Asp,
-  part: HostMeasurement["part"],
+/**
+ * A file's digest; a missing or unreadable optional one (`absent` given) is reported, not
+ * fatal.
+ */
+async function file(
+  part: HostDigest["part"],
   path: string | null,
   what: string,
-  absent: string,
-): HostMeasurement {
-  const reg = HOST_REGISTERS[part];
-  if (path === null) return { part, reg, description: what, path: "", skipped: absent };
+  absent: string | null,
+): Promise<HostDigest> {
+  const description = `${what}: ${path ?? ""}`;
+  if (path === null) {
+    return { part, description: what, path: "", sources: [], skipped: absent ?? what };
+  }
+  const sources = [path];
   try {
-    return measure(asp, part, path, what);
-  } catch (error) {
-    if (!(error instanceof NativeError) || error.code !== "io_error") throw error;
-    return { part, reg, description: what, path, skipped: error.message };
+    const sha256 = toHex(hash("sha256", await Deno.readFile(path)));
+    return { part, description, path, sources, sha256 };
+  } catch (cause) {
+    const error = new NativeError(
+      "io_error",
+      `Cannot measure "${path}": ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+    if (absent === null) throw error;
+    return { part, description: what, path, sources, skipped: error.message };
   }
 }
 

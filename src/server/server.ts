@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { join, resolve } from "node:path";
 import { Asp } from "../../ffi/mod.ts";
-import { type HostState, type Logger, VaspError } from "../engine/mod.ts";
+import { type Logger, VaspError } from "../engine/mod.ts";
 import {
   createMonitor,
   DecisionService,
@@ -20,14 +20,7 @@ import {
   policyProvider,
   uuidV7Source,
 } from "../decision/mod.ts";
-import {
-  bootId,
-  hostExpectations,
-  type HostMeasurement,
-  type HostMeasureOptions,
-  hostState,
-  measureHost,
-} from "../host/mod.ts";
+import { type HostMeasureOptions, HostMonitor } from "../host/mod.ts";
 import { type App, bootstrapOperatorToken, createApp, TokenRegistry } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
 import type { MeasurementMonitor } from "../measure/mod.ts";
@@ -45,7 +38,10 @@ export interface ServerOptions {
   /** The policy set: a directory, or a git repository at a ref. */
   readonly policies: PolicySetSource;
   /** Where the host's parts are (QEMU, kernel …), for the ASP's host measurement. */
-  readonly host?: HostMeasureOptions;
+  readonly host?: Omit<HostMeasureOptions, "policyRevision"> & {
+    /** How often the host is measured again, in ms (default 60 000). */
+    readonly intervalMs?: number;
+  };
   /** Record the host as measured now as the expected host (an operator's explicit act). */
   readonly learnHost?: boolean;
   /** Largest request body. */
@@ -78,10 +74,8 @@ export interface Server extends AsyncDisposable {
   readonly stateDir: string;
   /** The open ASP. */
   readonly asp: Asp;
-  /** The host as measured at start. */
-  readonly measured: readonly HostMeasurement[];
-  /** The host as policies see it: each measured file and the digest expected of it. */
-  readonly host: HostState;
+  /** The host, measured at start and again on a timer, on change and on reload. */
+  readonly host: HostMonitor;
   /** The operator token file written on this (first) start, if any. */
   readonly tokenFile: string | undefined;
   /** The AK chain file (`ak-chain.pem`) audit checkpoints are verified against. */
@@ -153,6 +147,9 @@ class Closer {
   }
 }
 
+/** What host records name as their VM: the host itself. */
+const HOST_VM = { uuid: "", name: "host", state: "" };
+
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -180,26 +177,40 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const asp = Asp.open(stateDir);
     closer.push(() => asp.close());
-    const measured = await measureHost(asp, {
-      ...options.host,
-      ...("dir" in options.policies ? { policyDir: options.policies.dir } : {}),
-    });
-    const host = hostState(measured, hostExpectations(stateDir, measured, !!options.learnHost), {
-      at: new Date(),
-      bootId: bootId(),
-    });
     const metrics = new Metrics();
+    // Set once built; the policy store's reloads and the host monitor's changes reach them.
+    const late: { host?: HostMonitor; decisions?: DecisionService } = {};
+    const ids = uuidV7Source();
     const policyStore = await openPolicyStore(options.policies, {
       watch: true,
       onReload: (r) => {
         metrics.reload(r.ok);
-        if (r.ok) log.log("info", "policies reloaded", { policy_revision: r.revision });
-        else {log.log("error", "policy reload refused; the old set stays in force", {
+        if (r.ok) {
+          log.log("info", "policies reloaded", { policy_revision: r.revision });
+          late.host?.remeasure("policy reload").catch(() => {});
+        } else {
+          log.log("error", "policy reload refused; the old set stays in force", {
             error: r.error.message,
-          });}
+          });
+        }
       },
     });
     closer.push(() => policyStore.close());
+    const host = late.host = await HostMonitor.start(asp, {
+      ...options.host,
+      stateDir,
+      policyRevision: () => policyStore.current().revision,
+      learn: options.learnHost,
+      log,
+      onChange: async (changes, cause) => {
+        await late.decisions?.recordOperatorAction(ids.next(), "host-change", HOST_VM, {
+          source: "host-monitor",
+          message: `host measured again (${cause}): ` +
+            changes.map((c) => `${c.name} ${c.from || "none"} → ${c.to || "none"}`).join("; "),
+        });
+      },
+    });
+    closer.push(() => host.close());
     const checkpoints = await aspCheckpointSigner(asp);
     const akChain = writeAkChain(asp);
     const store = SqliteStore.openIn(stateDir, {
@@ -216,12 +227,11 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     const tokens = new TokenRegistry(stateDir);
     const tokenFile = bootstrapOperatorToken(tokens, stateDir);
     const policies = policyProvider(policyStore);
-    const ids = uuidV7Source();
-    const decisions = new DecisionService({
+    const decisions = late.decisions = new DecisionService({
       store,
       policies,
       metrics,
-      host: () => host,
+      host: () => host.state(),
       vasp,
       log,
     });
@@ -269,7 +279,6 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     return {
       stateDir,
       asp,
-      measured,
       host,
       tokenFile,
       akChain,
