@@ -219,9 +219,7 @@ TEST(asp_quote_refuses_empty_or_out_of_range_masks_nonces_and_banks) {
 
 TEST(asp_seal_round_trips_and_refuses_a_wrong_aad_a_flipped_bit_and_another_asp) {
   const char *root = test_tmpdir();
-  char dir_b[512];
-  snprintf(dir_b, sizeof dir_b, "%s/b", root);
-  vasp_asp *a = fx_open(root), *b = fx_open(dir_b);
+  vasp_asp *a = fx_open(root), *b = fx_open(fx_path(root, "b"));
   CHECK(a && b);
   const uint8_t data[] = "disk encryption key", aad[] = "vm-1";
   uint8_t *blob = NULL, *out = NULL, *empty = NULL;

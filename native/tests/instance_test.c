@@ -229,9 +229,7 @@ TEST(instance_export_and_import_round_trip_keeps_registers_log_id_and_certificat
 
 TEST(instance_import_refuses_tampered_truncated_and_foreign_blobs_with_their_codes) {
   const char *root = test_tmpdir();
-  char dir_b[512];
-  snprintf(dir_b, sizeof dir_b, "%s/b", root);
-  vasp_asp *a = fx_open(root), *b = fx_open(dir_b);
+  vasp_asp *a = fx_open(root), *b = fx_open(fx_path(root, "b"));
   CHECK(a && b);
   vasp_instance *inst = make(a, VM);
   size_t len = 0;
