@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { HostState } from "../engine/mod.ts";
+import { type HostState, sha256Digest } from "../engine/mod.ts";
 import type { HostMeasurement } from "./measure.ts";
 
 /** Host file names the policies see, by measured part. */
@@ -39,7 +39,7 @@ export function hostState(
   for (const m of measured) {
     if (m.sha256 === undefined) continue;
     const name = HOST_FILE_NAMES[m.part];
-    files[name] = { digest: `sha256:${m.sha256}`, expected: expected[name] ?? "" };
+    files[name] = { digest: sha256Digest(m.sha256), expected: expected[name] ?? "" };
   }
   return { asp: "soft", bootId: options.bootId, files, measuredAt: options.at };
 }
@@ -62,7 +62,9 @@ export function hostExpectations(
   const path = join(stateDir, HOST_EXPECTED_FILE);
   if (learn) {
     const digests = Object.fromEntries(
-      measured.filter((m) => m.sha256).map((m) => [HOST_FILE_NAMES[m.part], `sha256:${m.sha256}`]),
+      measured.filter((m) => m.sha256).map((
+        m,
+      ) => [HOST_FILE_NAMES[m.part], sha256Digest(m.sha256!)]),
     );
     // Atomic: a crash while learning leaves the old expectations, never half a file.
     Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(digests, null, 2) + "\n", { mode: 0o600 });
