@@ -23,6 +23,9 @@ bool fx_same(const char *path, const uint8_t *data, size_t len);
 /* Parses a DER certificate the library returned (and vasp_free()s it). */
 X509 *fx_x509(uint8_t *der, size_t len);
 X509 *fx_asp_cert(vasp_asp *asp, uint32_t kind);
+/* Whether OpenSSL verifies `leaf` through the intermediates `chain[0..n)` up to
+ * the trusted `ca` (the reason printed when it does not); false for NULLs. */
+bool fx_verify_chain(X509 *ca, X509 *leaf, X509 *const *chain, size_t n);
 
 /* A parsed quote (pointers into the quote buffer). */
 typedef struct fx_quote {

@@ -1,5 +1,6 @@
 /* A small test harness: TEST(name) { ... } registers a test at load time;
- * CHECK(cond) and CHECK_RC(call, rc) fail the running test with the line. */
+ * CHECK(cond), CHECK_RC(call, rc, handle) and CHECK_MSG(handle, text) fail the
+ * running test with the line. */
 #ifndef VASP_TEST_H
 #define VASP_TEST_H
 
@@ -46,6 +47,20 @@ const char *test_tmpdir(void);
       char what_[768];                                                  \
       snprintf(what_, sizeof what_, "%s = %d, want %d (%s)", #call,     \
                got_, (int)(want), vasp_errmsg(handle));                 \
+      test_fail(__FILE__, __LINE__, what_);                             \
+      return;                                                           \
+    }                                                                   \
+  } while (0)
+
+/* Checks that the last error message of `handle` (or the thread's, for NULL)
+ * contains `text`; on failure reports the message it got. */
+#define CHECK_MSG(handle, text)                                         \
+  do {                                                                  \
+    const char *msg_ = vasp_errmsg(handle);                             \
+    if (!msg_ || !strstr(msg_, (text))) {                               \
+      char what_[768];                                                  \
+      snprintf(what_, sizeof what_, "message \"%s\" lacks \"%s\"",      \
+               msg_ ? msg_ : "(none)", (text));                         \
       test_fail(__FILE__, __LINE__, what_);                             \
       return;                                                           \
     }                                                                   \

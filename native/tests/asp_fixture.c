@@ -112,3 +112,21 @@ void fx_extend(uint32_t alg, uint8_t reg[32], const void *data, size_t len) {
   vasp_hash(alg, data, len, buf + 32);
   vasp_hash(alg, buf, 64, reg);
 }
+
+bool fx_verify_chain(X509 *ca, X509 *leaf, X509 *const *chain, size_t n) {
+  if (!ca || !leaf) return false;
+  X509_STORE *store = X509_STORE_new();
+  STACK_OF(X509) *untrusted = sk_X509_new_null();
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  bool ok = store && untrusted && ctx && X509_STORE_add_cert(store, ca) == 1;
+  for (size_t i = 0; ok && i < n; i++) ok = chain[i] && sk_X509_push(untrusted, chain[i]) > 0;
+  ok = ok && X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1;
+  bool verified = ok && X509_verify_cert(ctx) == 1;
+  if (ok && !verified)
+    fprintf(stderr, "    verify: %s\n",
+            X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+  X509_STORE_CTX_free(ctx);
+  sk_X509_free(untrusted);
+  X509_STORE_free(store);
+  return verified;
+}

@@ -167,6 +167,29 @@ static bool make_state(const char *dir) {
   return a != NULL;
 }
 
+/* Two state directories inside the test's own: "<tmp>/a" and "<tmp>/b". */
+typedef struct two_dirs {
+  char a[512], b[512];
+} two_dirs;
+
+static two_dirs make_two_dirs(void) {
+  const char *root = test_tmpdir();
+  two_dirs d;
+  snprintf(d.a, sizeof d.a, "%s/a", root);
+  snprintf(d.b, sizeof d.b, "%s/b", root);
+  return d;
+}
+
+/* Copies the state file of directory `from` into directory `to`. */
+static bool copy_state(const char *from, const char *to) {
+  uint8_t *s;
+  size_t len;
+  if (!fx_read(fx_path(from, "asp.state"), &s, &len)) return false;
+  bool written = fx_write(fx_path(to, "asp.state"), s, len, 0600);
+  free(s);
+  return written;
+}
+
 TEST(asp_refuses_a_state_file_with_one_flipped_byte_and_leaves_it_untouched) {
   const char *dir = test_tmpdir();
   CHECK(make_state(dir));
@@ -204,35 +227,19 @@ TEST(asp_refuses_a_file_that_is_not_a_state_file) {
 }
 
 TEST(asp_refuses_foreign_state_without_its_secret_and_never_makes_a_new_secret) {
-  const char *root = test_tmpdir();
-  char a_dir[512], b_dir[512];
-  snprintf(a_dir, sizeof a_dir, "%s/a", root);
-  snprintf(b_dir, sizeof b_dir, "%s/b", root);
-  CHECK(make_state(a_dir));
-  CHECK(mkdir(b_dir, 0700) == 0);
-  uint8_t *s;
-  size_t len;
-  CHECK(fx_read(fx_path(a_dir, "asp.state"), &s, &len));
-  bool written = fx_write(fx_path(b_dir, "asp.state"), s, len, 0600);
-  free(s);
-  CHECK(written);
-  CHECK(refused_untouched(b_dir, "is missing"));
-  CHECK(access(fx_path(b_dir, "host.secret"), F_OK) != 0);
+  two_dirs d = make_two_dirs();
+  CHECK(make_state(d.a));
+  CHECK(mkdir(d.b, 0700) == 0);
+  CHECK(copy_state(d.a, d.b));
+  CHECK(refused_untouched(d.b, "is missing"));
+  CHECK(access(fx_path(d.b, "host.secret"), F_OK) != 0);
 }
 
 TEST(asp_refuses_foreign_state_under_another_host_secret) {
-  const char *root = test_tmpdir();
-  char a_dir[512], b_dir[512];
-  snprintf(a_dir, sizeof a_dir, "%s/a", root);
-  snprintf(b_dir, sizeof b_dir, "%s/b", root);
-  CHECK(make_state(a_dir) && make_state(b_dir));
-  uint8_t *s;
-  size_t len;
-  CHECK(fx_read(fx_path(a_dir, "asp.state"), &s, &len));
-  bool written = fx_write(fx_path(b_dir, "asp.state"), s, len, 0600);
-  free(s);
-  CHECK(written);
-  CHECK(refused_untouched(b_dir, "was not sealed with this host secret"));
+  two_dirs d = make_two_dirs();
+  CHECK(make_state(d.a) && make_state(d.b));
+  CHECK(copy_state(d.a, d.b));
+  CHECK(refused_untouched(d.b, "was not sealed with this host secret"));
 }
 
 TEST(asp_refuses_a_host_secret_readable_by_group_or_others) {

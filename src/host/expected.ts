@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { HostState } from "../engine/mod.ts";
+import { type HostState, sha256Digest } from "../engine/mod.ts";
 import type { HostMeasurement } from "./measure.ts";
 
 /** Host file names the policies see, by measured part. */
@@ -48,7 +48,7 @@ export function hostState(
   for (const m of measured) {
     if (m.sha256 === undefined) continue;
     const name = HOST_FILE_NAMES[m.part];
-    files[name] = { digest: `sha256:${m.sha256}`, expected: expected[name] ?? "" };
+    files[name] = { digest: sha256Digest(m.sha256), expected: expected[name] ?? "" };
   }
   return { asp: "soft", bootId: options.bootId, files, measuredAt: options.at };
 }

@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import type { Asp } from "../../ffi/mod.ts";
-import type { HostState, Logger } from "../engine/mod.ts";
+import { type HostState, type Logger, sha256Digest } from "../engine/mod.ts";
 import { bootId, HOST_EXPECTED_FILE, hostFileName, hostState } from "./expected.ts";
 import {
   digestHost,
@@ -48,7 +48,7 @@ export interface HostMonitorOptions extends Omit<HostMeasureOptions, "policyRevi
   readonly now?: () => Date;
 }
 
-const digestOf = (m: { sha256?: string }) => m.sha256 === undefined ? "" : `sha256:${m.sha256}`;
+const digestOf = (m: { sha256?: string }) => m.sha256 === undefined ? "" : sha256Digest(m.sha256);
 
 /** The host's parts, measured at start and again on a timer, on change and on reload. */
 export class HostMonitor {
