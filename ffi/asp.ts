@@ -28,6 +28,7 @@ import { DIGEST_LEN, hash } from "./hash.ts";
 import { VaspInstance } from "./instance.ts";
 import { native } from "./loader.ts";
 import { QUOTE_SIGNATURE_LEN } from "./quote.ts";
+import { errorMessage } from "../src/engine/error.ts";
 
 /** Certificates the ASP holds, by `vasp_cert_kind`. */
 const CERT_KINDS = { ca: 0, ek: 1, ak: 2 } as const;
@@ -78,7 +79,7 @@ export class Asp extends RegisterBank {
    * @returns the open ASP; close it with {@link Asp.close} or `using`
    * @throws {TypeError} for a path that is not a string or holds a NUL
    * @throws {NativeError} `state_invalid` for a corrupt, truncated or foreign state file
-   *   (left untouched), `io_error` when the directory or secret cannot be used
+   *   (left untouched), `io_failed` when the directory or secret cannot be used
    */
   static open(stateDir: string, options: AspOpenOptions = {}): Asp {
     if (typeof stateDir !== "string" || stateDir === "") {
@@ -132,7 +133,7 @@ export class Asp extends RegisterBank {
    * @param text what the file is (at most 1024 UTF-8 bytes)
    * @returns the file's SHA-256 digest
    * @throws {RangeError} for a bad register or description
-   * @throws {NativeError} `io_error` when the file cannot be read
+   * @throws {NativeError} `io_failed` when the file cannot be read
    */
   measureFile(reg: number, path: string, text: string): Uint8Array<ArrayBuffer> {
     const what = `measure "${path}" into register ${reg} of ${this.#label}`;
@@ -156,7 +157,7 @@ export class Asp extends RegisterBank {
    * @param data the bytes to sign (may be empty)
    * @returns the signature, 64 bytes r ‖ s (IEEE P1363), as Web Crypto verifies it
    * @throws {TypeError} when `data` is not a Uint8Array
-   * @throws {NativeError} `handle_closed` after close, `crypto_error` when signing fails
+   * @throws {NativeError} `handle_closed` after close, `crypto_failed` when signing fails
    */
   sign(data: Uint8Array): Uint8Array<ArrayBuffer> {
     const input = bytes(data, "data");
@@ -228,7 +229,7 @@ export class Asp extends RegisterBank {
    * @param name 1..64 characters of `[A-Za-z0-9._:-]`
    * @returns the new value
    * @throws {TypeError} for a bad name
-   * @throws {NativeError} `io_error` when the state cannot be written
+   * @throws {NativeError} `io_failed` when the state cannot be written
    */
   incrementCounter(name: string): bigint {
     return this.#counterOp("increment", name);
@@ -343,8 +344,8 @@ function ekPublicKeyInfo(cert: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>
     return subjectPublicKeyInfo(cert);
   } catch (cause) {
     throw new NativeError(
-      "native_error",
-      `The EK certificate is malformed: ${(cause as Error).message}`,
+      "native_failed",
+      `The EK certificate is malformed: ${errorMessage(cause)}`,
       { cause },
     );
   }

@@ -24,23 +24,23 @@ const HEX64 = /^[0-9a-f]{64}$/;
  *
  * @param json UTF-8 JSON: `[{"reg":N,"sha256":"hex","sm3":"hex","description":"…"}, …]`
  * @returns the entries, in order
- * @throws {NativeError} `native_error` when the text is not such a list (a library fault)
+ * @throws {NativeError} `native_failed` when the text is not such a list (a library fault)
  */
 export function parseEventLog(json: Uint8Array): EventLogEntry[] {
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));
   } catch (cause) {
-    throw new NativeError("native_error", `The event log is not UTF-8 JSON`, { cause });
+    throw new NativeError("native_failed", `The event log is not UTF-8 JSON`, { cause });
   }
-  if (!Array.isArray(value)) throw new NativeError("native_error", "The event log is not a list");
+  if (!Array.isArray(value)) throw new NativeError("native_failed", "The event log is not a list");
   return value.map((e, i): EventLogEntry => {
     const ok = typeof e === "object" && e !== null && Number.isInteger(e.reg) && e.reg >= 0 &&
       e.reg < 24 && HEX64.test(e.sha256) && HEX64.test(e.sm3) &&
       typeof e.description === "string";
     if (!ok) {
       throw new NativeError(
-        "native_error",
+        "native_failed",
         `Event log entry ${i} is malformed: ${JSON.stringify(e)}`,
       );
     }

@@ -127,8 +127,8 @@ export class GuestMemory implements Disposable {
    * @param options `below4g`: bytes of RAM below the PCI hole, the rest continuing at
    *   guest-physical 4 GiB (0 or absent: the whole file sits below 4 GiB)
    * @returns the open guest memory; close it with `close()` or `using`
-   * @throws {NativeError} `io_error` when the file cannot be opened or mapped,
-   *   `invalid_argument` when it is empty or below4g does not fit it
+   * @throws {NativeError} `io_failed` when the file cannot be opened or mapped,
+   *   `argument_invalid` when it is empty or below4g does not fit it
    * @example
    * ```ts ignore
    * using ram = GuestMemory.open("/dev/shm/vm1.ram");
@@ -166,7 +166,7 @@ export class GuestMemory implements Disposable {
    * @param gpa guest-physical address
    * @param len bytes to read
    * @returns a fresh copy of the bytes
-   * @throws {NativeError} `out_of_range` when any byte lies outside guest RAM (PCI hole,
+   * @throws {NativeError} `value_out_of_range` when any byte lies outside guest RAM (PCI hole,
    *   past the end, or the file shrank); `handle_closed`, `handle_busy`
    * @throws {RangeError} for an address or length out of range
    */
@@ -203,7 +203,7 @@ export class GuestMemory implements Disposable {
    * @param len bytes to read
    * @param options `cr3` and `paging` (4 or 5 levels, default 4)
    * @returns a fresh copy of the bytes
-   * @throws {NativeError} `page_walk_failed` or `out_of_range`
+   * @throws {NativeError} `page_walk_failed` or `value_out_of_range`
    * @throws {TypeError} without options.cr3
    */
   readVirt(gva: bigint, len: number, options: WalkOptions): Uint8Array {
@@ -229,7 +229,7 @@ export class GuestMemory implements Disposable {
    * @param regions the regions (at most 65,536; each 1 B to 1 GiB)
    * @param options `cr3` and `paging`, needed when a region is virtual
    * @returns one result per region, in order: a digest, or that region's error
-   * @throws {NativeError} when the call fails as a whole (`invalid_argument` for too many
+   * @throws {NativeError} when the call fails as a whole (`argument_invalid` for too many
    *   regions); `handle_closed`, `handle_busy`
    * @throws {TypeError} for a virtual region without options.cr3, or an unknown algorithm
    */

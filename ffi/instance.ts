@@ -85,7 +85,7 @@ export class VaspInstance extends RegisterBank {
    *
    * @param options `snapshot`: also register the blob as a snapshot of the VM
    * @returns the blob and its counter value
-   * @throws {NativeError} `handle_closed` after close or destroy, `io_error` when the
+   * @throws {NativeError} `handle_closed` after close or destroy, `io_failed` when the
    *   counter cannot be persisted
    */
   export(options: { snapshot?: boolean } = {}): ExportedInstance {
@@ -109,7 +109,7 @@ export class VaspInstance extends RegisterBank {
    * Destroys the instance for good: its ID is recorded as destroyed (its blobs never import
    * again) and its key material zeroed. The handle is closed afterwards in every case.
    *
-   * @throws {NativeError} `handle_closed` when already closed; `io_error` when the record
+   * @throws {NativeError} `handle_closed` when already closed; `io_failed` when the record
    *   could not be persisted (the open ASP still refuses the instance's blobs)
    */
   destroy(): void {

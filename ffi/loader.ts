@@ -5,6 +5,7 @@
  */
 import { symbols, type VaspSymbols } from "./symbols.ts";
 import { NativeError } from "./error.ts";
+import { errorMessage } from "../src/engine/error.ts";
 
 /** The ABI version these bindings were written for (`VASP_ABI_VERSION`). */
 export const ABI_VERSION = 1;
@@ -28,7 +29,7 @@ export function libraryPath(): string {
  * symbols.
  *
  * @returns the typed symbol table
- * @throws {NativeError} `native_load_error` when the library cannot be opened or its ABI
+ * @throws {NativeError} `native_unloadable` when the library cannot be opened or its ABI
  *   version differs from {@link ABI_VERSION}
  */
 export function native(): VaspSymbols {
@@ -39,9 +40,9 @@ export function native(): VaspSymbols {
     lib = Deno.dlopen(path, symbols);
   } catch (cause) {
     throw new NativeError(
-      "native_load_error",
+      "native_unloadable",
       `Cannot load libvasp from "${path}" (build it with "make -C native", or set ` +
-        `VASP_NATIVE_LIB): ${(cause as Error).message}`,
+        `VASP_NATIVE_LIB): ${errorMessage(cause)}`,
       { cause },
     );
   }
@@ -49,7 +50,7 @@ export function native(): VaspSymbols {
   if (abi !== ABI_VERSION) {
     lib.close();
     throw new NativeError(
-      "native_load_error",
+      "native_unloadable",
       `libvasp at "${path}" has ABI version ${abi}, these bindings need ${ABI_VERSION}`,
     );
   }

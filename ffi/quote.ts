@@ -43,7 +43,7 @@ export interface Quote {
  *
  * @param bytes the quote
  * @returns its fields
- * @throws {NativeError} `malformed_quote` naming the first field that does not fit
+ * @throws {NativeError} `quote_malformed` naming the first field that does not fit
  * @example
  * ```ts ignore
  * const q = parseQuote(await Deno.readFile("quote.bin"));
@@ -53,7 +53,7 @@ export interface Quote {
 export function parseQuote(bytes: Uint8Array): Quote {
   const fail = (why: string): never => {
     throw new NativeError(
-      "malformed_quote",
+      "quote_malformed",
       `Cannot parse a quote of ${bytes.length} bytes: ${why}`,
     );
   };

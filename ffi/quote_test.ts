@@ -27,7 +27,7 @@ Deno.test("parseQuote() splits nonce, registers in ascending order, message and 
 
 Deno.test("parseQuote() refuses every malformed layout with malformed_quote", async (t) => {
   const bad = (q: Uint8Array) =>
-    assert.throws(() => parseQuote(q), { name: "NativeError", code: "malformed_quote" });
+    assert.throws(() => parseQuote(q), { name: "NativeError", code: "quote_malformed" });
   await t.step("too short", () => bad(new Uint8Array(10)));
   await t.step("a wrong magic", () => {
     const q = quote(4, 1, 1);

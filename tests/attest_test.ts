@@ -158,7 +158,7 @@ Deno.test("every tampering with a real quote or its chain is refused with its re
     "register_mismatch",
     { register: 4, source: "expected" },
   );
-  await check("a truncated quote", quote.subarray(0, quote.length - 1), {}, "malformed_quote");
+  await check("a truncated quote", quote.subarray(0, quote.length - 1), {}, "quote_malformed");
 });
 
 Deno.test("vasp attest verify checks quote files offline, exiting 0, 1 or 2", async (t) => {

@@ -57,7 +57,7 @@ Deno.test("measureHost() fails when a required part cannot be read", async () =>
   using asp = Asp.open(dir.path);
   await assert.rejects(
     measureHost(asp, { library: `${dir.path}/missing.so`, qemu: null, kernel: null }),
-    { name: "NativeError", code: "io_error", message: /missing\.so/ },
+    { name: "NativeError", code: "io_failed", message: /missing\.so/ },
   );
 });
 

@@ -32,7 +32,7 @@ Deno.test("Asp counters only go up, also across a restart", async () => {
   await using dir = await tempStateDir();
   {
     using asp = Asp.open(dir.path);
-    assert.throws(() => asp.counter("boots"), { name: "NativeError", code: "not_found" });
+    assert.throws(() => asp.counter("boots"), { name: "NativeError", code: "item_not_found" });
     assert.equal(asp.incrementCounter("boots"), 1n);
     assert.equal(asp.incrementCounter("boots"), 2n);
     assert.equal(asp.counter("boots"), 2n);
@@ -74,7 +74,7 @@ Deno.test("Asp.measureFile() reads the file itself, returns its SHA-256 and logs
     sm3: createHash("sm3").update("host binary").digest("hex"),
     description: "host binary",
   }]);
-  assert.throws(() => asp.measureFile(2, `${dir.path}/missing`, "x"), { code: "io_error" });
+  assert.throws(() => asp.measureFile(2, `${dir.path}/missing`, "x"), { code: "io_failed" });
 });
 
 Deno.test("Asp.seal() output unseals only unaltered, with the same aad, on the same ASP", async () => {

@@ -98,7 +98,10 @@ Deno.test("GuestMemory reads guest-physical bytes and refuses a read past the en
     assert.equal(ram.readPhys(0n, 0).length, 0);
     assert.throws(
       () => ram.readPhys(BigInt(MIB - 8), 16),
-      nativeError("out_of_range", /guest-physical 0xffff8 \(16 bytes\) lies outside guest RAM/),
+      nativeError(
+        "value_out_of_range",
+        /guest-physical 0xffff8 \(16 bytes\) lies outside guest RAM/,
+      ),
     );
     assert.throws(() => ram.readPhys(-1n, 1), RangeError);
     assert.throws(() => ram.readPhys(0n, 1.5), RangeError);
@@ -187,7 +190,7 @@ Deno.test("measure() reports each failed region with its own error and keeps the
       )(results[1]!.error),
     );
     assert.ok(
-      nativeError("invalid_argument", /region 2 \(guest-physical 0x8000, 0 bytes\)/)(
+      nativeError("argument_invalid", /region 2 \(guest-physical 0x8000, 0 bytes\)/)(
         results[2]!.error,
       ),
     );
@@ -207,7 +210,7 @@ Deno.test("measure() refuses bad region lists before reading guest memory", asyn
     const many = Array.from({ length: 65537 }, () => ({ addr: 0n, len: 1 }));
     await assert.rejects(
       ram.measure(many),
-      nativeError("invalid_argument", /65537 regions exceed the limit of 65536/),
+      nativeError("argument_invalid", /65537 regions exceed the limit of 65536/),
     );
   });
 });
@@ -224,15 +227,15 @@ Deno.test("GuestMemory places RAM above 4 GiB after the PCI hole when below4g is
     );
     assert.throws(
       () => ram.readPhys(BigInt(2 * MIB), 8),
-      nativeError("out_of_range", /0x200000 \(8 bytes\) lies in the PCI hole/),
+      nativeError("value_out_of_range", /0x200000 \(8 bytes\) lies in the PCI hole/),
     );
     assert.throws(
       () => ram.readPhys(4n * GIB + BigInt(MIB) - 4n, 8),
-      nativeError("out_of_range", /outside guest RAM/),
+      nativeError("value_out_of_range", /outside guest RAM/),
     );
     assert.throws(
       () => GuestMemory.open(path, { below4g: BigInt(4 * MIB) }),
-      nativeError("invalid_argument", /below_4g 0x400000 exceeds/),
+      nativeError("argument_invalid", /below_4g 0x400000 exceeds/),
     );
   });
 });
@@ -242,13 +245,13 @@ Deno.test("GuestMemory.open() names a missing or unusable file in a stable error
   try {
     assert.throws(
       () => GuestMemory.open(`${dir}/missing.ram`),
-      nativeError("io_error", /missing\.ram/),
+      nativeError("io_failed", /missing\.ram/),
     );
-    assert.throws(() => GuestMemory.open(dir), nativeError("io_error", /not a regular file/));
+    assert.throws(() => GuestMemory.open(dir), nativeError("io_failed", /not a regular file/));
     await Deno.writeFile(`${dir}/empty.ram`, new Uint8Array(0));
     assert.throws(
       () => GuestMemory.open(`${dir}/empty.ram`),
-      nativeError("invalid_argument", /is empty/),
+      nativeError("argument_invalid", /is empty/),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -263,10 +266,10 @@ Deno.test("a RAM file truncated while open gives out_of_range, not a crash", asy
     assert.equal(ram.readPhys(0n, 4096).length, 4096);
     assert.throws(
       () => ram.readPhys(0x80000n, 8),
-      nativeError("out_of_range", /shrank from 1048576 to 4096 bytes/),
+      nativeError("value_out_of_range", /shrank from 1048576 to 4096 bytes/),
     );
     const [result] = await ram.measure([{ addr: 0x80000n, len: 8 }]);
-    assert.equal(result!.error?.code, "out_of_range");
+    assert.equal(result!.error?.code, "value_out_of_range");
   });
 });
 

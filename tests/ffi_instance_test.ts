@@ -94,7 +94,7 @@ Deno.test("importInstance() refuses every bad blob with its code", async (t) => 
     asp.importInstance(VM, snap.blob, { snapshot: true }).close();
     asp.forgetSnapshot(VM, snap.counter);
     refuse("rollback_refused", () => asp.importInstance(VM, snap.blob, { snapshot: true }));
-    refuse("not_found", () => asp.forgetSnapshot(VM, snap.counter));
+    refuse("item_not_found", () => asp.forgetSnapshot(VM, snap.counter));
   });
   await t.step(
     "a blob of a destroyed instance is instance_destroyed, also after a restart",

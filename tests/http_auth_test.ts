@@ -25,7 +25,7 @@ Deno.test("over TCP every route but /healthz needs a valid bearer token; over th
         body: method === "POST" ? event("start") : undefined,
       });
       assert.equal(res.status, 401);
-      assert.equal(res.json.code, "unauthorized");
+      assert.equal(res.json.code, "token_invalid");
       assert.equal(res.headers.get("www-authenticate"), 'Bearer realm="vasp"');
     });
   }
@@ -79,7 +79,7 @@ Deno.test("a hook token decides and reports, and may do nothing an operator does
   ) {
     const res = await app.call(method, path, { ...hook, body: method === "POST" ? {} : undefined });
     assert.equal(res.status, 403, `${method} ${path}`);
-    assert.equal(res.json.code, "forbidden");
+    assert.equal(res.json.code, "role_forbidden");
   }
 });
 
@@ -163,7 +163,7 @@ Deno.test("the token file keeps only SHA-256 hashes, mode 0600, and a running se
     body: event("start"),
   });
   assert.equal(res.status, 200);
-  assert.throws(() => cli.create({ role: "tenant" }), { code: "invalid_request" });
-  assert.throws(() => cli.create({ role: "hook", tenant: "acme" }), { code: "invalid_request" });
+  assert.throws(() => cli.create({ role: "tenant" }), { code: "request_invalid" });
+  assert.throws(() => cli.create({ role: "hook", tenant: "acme" }), { code: "request_invalid" });
   assert.throws(() => cli.revoke("0000"), { code: "token_not_found" });
 });

@@ -103,7 +103,7 @@ Deno.test("a dirty measurement quarantines the VM, and a resume is then denied u
   assert.equal((await t.call("POST", "/v1/decide", { body: event("resume") })).json.allow, true);
   const again = await t.call("POST", `/v1/vms/${VM_A}/release`);
   assert.equal(again.status, 409);
-  assert.equal(again.json.code, "invalid_transition");
+  assert.equal(again.json.code, "transition_invalid");
   const ops = (await t.store.queryAudit({ vmUuid: VM_A, result: "event" })).records
     .map((r) => r.operation);
   assert.deepEqual(ops, ["register", "release-quarantine"]);
@@ -159,9 +159,9 @@ Deno.test("a completed start of a VM vASP does not know registers it, so that it
 Deno.test("every failed decision still answers with its decision ID and leaves an error record", async (t) => {
   await using app = await openTestApp();
   const cases: [string, unknown, number, string][] = [
-    ["malformed JSON", '{"operation": "start", ', 400, "invalid_json"],
-    ["an unknown operation", event("teleport"), 400, "invalid_event"],
-    ["a wrong type", event("start", { vm: { uuid: 42, name: "x" } }), 400, "invalid_event"],
+    ["malformed JSON", '{"operation": "start", ', 400, "json_invalid"],
+    ["an unknown operation", event("teleport"), 400, "event_invalid"],
+    ["a wrong type", event("start", { vm: { uuid: 42, name: "x" } }), 400, "event_invalid"],
   ];
   for (const [what, body, status, code] of cases) {
     await t.step(what, async () => {

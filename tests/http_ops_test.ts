@@ -47,7 +47,7 @@ Deno.test("GET /metrics is valid Prometheus text that counts decisions by operat
   assert.equal(m.get('vasp_decisions_total{operation="start",outcome="allow"}'), 2);
   assert.equal(m.get('vasp_decisions_total{operation="resume",outcome="deny"}'), 1);
   assert.equal(m.get('vasp_decisions_total{operation="unknown",outcome="error"}'), 1);
-  assert.equal(m.get('vasp_http_errors_total{code="invalid_json"}'), 1);
+  assert.equal(m.get('vasp_http_errors_total{code="json_invalid"}'), 1);
   assert.equal(m.get('vasp_events_total{operation="start",applied="true"}'), 1);
   assert.equal(m.get("vasp_decision_duration_seconds_count"), 4);
   assert.equal(m.get('vasp_decision_duration_seconds_bucket{le="+Inf"}'), 4);

@@ -126,7 +126,7 @@ Deno.test("listen addresses: HOST:PORT and [v6]:PORT parse, loopback is told apa
   assert.deepEqual(parseListen("[::1]:0"), { hostname: "::1", port: 0 });
   assert.deepEqual(parseListen("localhost:1"), { hostname: "localhost", port: 1 });
   for (const bad of ["8787", "127.0.0.1", "127.0.0.1:99999", "::1:80", "a b:1"]) {
-    assert.throws(() => parseListen(bad), { code: "usage_error" }, bad);
+    assert.throws(() => parseListen(bad), { code: "usage_invalid" }, bad);
   }
   assert.ok(isLoopback("127.4.5.6") && isLoopback("::1") && isLoopback("localhost"));
   assert.ok(!isLoopback("0.0.0.0") && !isLoopback("10.0.0.1") && !isLoopback("127.example.com"));

@@ -174,7 +174,7 @@ Deno.test("a VM's vASP instance is created at registration, extended at boot, qu
       const hidden = await s.call("GET", `/v1/vms/${VM}/quote?nonce=${NONCE}`, { token: other });
       assert.equal(hidden.status, 404);
       const bad = await s.call("GET", `/v1/vms/${VM}/quote?nonce=xyz`, { token: acme });
-      assert.equal(bad.json.code, "invalid_request");
+      assert.equal(bad.json.code, "request_invalid");
       quoteFiles = {
         quote: q.quote,
         chain: q.certificates.join(""),

@@ -29,7 +29,7 @@ export interface TrustedAk {
  * @param options `root`: the trusted manufacturer CA, DER; `now`: the time validity is
  *   judged at
  * @returns `{ ok: true, key, ak }`, or `{ ok: false, reason, message, details }`
- *   (`chain_broken`, `foreign_root`, `malformed_certificate`, `cert_expired`,
+ *   (`chain_broken`, `foreign_root`, `certificate_malformed`, `cert_expired`,
  *   `cert_not_yet_valid`)
  * @throws {TypeError} when `now` is not a valid Date
  * @example
@@ -64,8 +64,8 @@ export async function checkAkChain(
     if (error instanceof Refusal) {
       return { ok: false, reason: error.reason, message: error.message, details: error.details };
     }
-    if (error instanceof VaspError && error.code === "malformed_certificate") {
-      return { ok: false, reason: "malformed_certificate", message: error.message, details: {} };
+    if (error instanceof VaspError && error.code === "certificate_malformed") {
+      return { ok: false, reason: "certificate_malformed", message: error.message, details: {} };
     }
     throw error;
   }

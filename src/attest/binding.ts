@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { readSequence, writeTlv } from "../codec/mod.ts";
 
 /** OID of the binding extension (under the UUID arc 2.25). */
@@ -31,11 +31,11 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @param der the extension value (the contents of extnValue)
  * @returns the binding
- * @throws {VaspError} `malformed_binding` naming what does not fit
+ * @throws {VaspError} `binding_malformed` naming what does not fit
  */
 export function parseBinding(der: Uint8Array): Binding {
   const fail = (why: string, cause?: unknown): never => {
-    throw new VaspError("malformed_binding", `Cannot parse the VM binding extension: ${why}`, {
+    throw new VaspError("binding_malformed", `Cannot parse the VM binding extension: ${why}`, {
       cause,
     });
   };
@@ -43,7 +43,7 @@ export function parseBinding(der: Uint8Array): Binding {
   try {
     items = readSequence(der);
   } catch (cause) {
-    return fail((cause as Error).message, cause);
+    return fail(errorMessage(cause), cause);
   }
   const [uuid, id, digest] = items;
   if (items.length !== 3 || uuid!.tag !== 0x0c || id!.tag !== 0x0c || digest!.tag !== 0x04) {

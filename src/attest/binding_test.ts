@@ -47,7 +47,7 @@ Deno.test("parseBinding() refuses malformed values with malformed_binding", asyn
   ];
   for (const [name, der] of cases) {
     await t.step(name, () => {
-      assert.throws(() => parseBinding(der), { name: "VaspError", code: "malformed_binding" });
+      assert.throws(() => parseBinding(der), { name: "VaspError", code: "binding_malformed" });
     });
   }
 });

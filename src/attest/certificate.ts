@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { certificateFields, decodeOid, readAll, readSequence, toHex } from "../codec/mod.ts";
 import { PemConverter, X509Certificate } from "./_x509.ts";
 
@@ -31,14 +31,14 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
  *
  * @param data PEM text (one or more blocks) or one DER certificate
  * @returns the DER certificates, in file order
- * @throws {VaspError} `malformed_certificate` when PEM text holds no certificate block
+ * @throws {VaspError} `certificate_malformed` when PEM text holds no certificate block
  */
 export function readCertificates(data: Uint8Array): Uint8Array<ArrayBuffer>[] {
   if (data[0] === 0x30) return [new Uint8Array(data)];
   const text = new TextDecoder().decode(data);
   const blocks = text.match(PEM_CERT) ?? [];
   if (blocks.length === 0) {
-    throw new VaspError("malformed_certificate", "No PEM certificate block and not DER");
+    throw new VaspError("certificate_malformed", "No PEM certificate block and not DER");
   }
   return blocks.map((pem) => new Uint8Array(PemConverter.decodeFirst(pem)));
 }
@@ -59,15 +59,15 @@ export function toPem(der: Uint8Array<ArrayBuffer>): string {
  * @param der the certificate
  * @param role what it is, for the message (e.g. `"AK certificate"`)
  * @returns the parsed certificate
- * @throws {VaspError} `malformed_certificate` naming the role
+ * @throws {VaspError} `certificate_malformed` naming the role
  */
 export function parseCertificate(der: Uint8Array, role = "certificate"): X509Certificate {
   try {
     return new X509Certificate(new Uint8Array(der));
   } catch (cause) {
     throw new VaspError(
-      "malformed_certificate",
-      `Cannot parse the ${role} (${der.length} bytes): ${(cause as Error).message}`,
+      "certificate_malformed",
+      `Cannot parse the ${role} (${der.length} bytes): ${errorMessage(cause)}`,
       { cause },
     );
   }
@@ -78,7 +78,7 @@ export function parseCertificate(der: Uint8Array, role = "certificate"): X509Cer
  *
  * @param der the certificate
  * @returns subject, issuer, serial, validity and SHA-256 fingerprint
- * @throws {VaspError} `malformed_certificate` when it does not parse
+ * @throws {VaspError} `certificate_malformed` when it does not parse
  */
 export function describeCertificate(der: Uint8Array): Promise<CertificateInfo> {
   return certificateInfo(parseCertificate(der));
@@ -117,7 +117,7 @@ export interface RawExtension {
  *
  * @param cert the certificate
  * @returns its extensions in order
- * @throws {VaspError} `malformed_certificate` when the extensions are not DER
+ * @throws {VaspError} `certificate_malformed` when the extensions are not DER
  *   `[3] SEQUENCE OF SEQUENCE { OID, BOOLEAN?, OCTET STRING }`
  */
 export function extensionsOf(cert: X509Certificate): RawExtension[] {
@@ -143,8 +143,8 @@ export function extensionsOf(cert: X509Certificate): RawExtension[] {
     });
   } catch (cause) {
     throw new VaspError(
-      "malformed_certificate",
-      `The extensions of "${cert.subject}" are malformed: ${(cause as Error).message}`,
+      "certificate_malformed",
+      `The extensions of "${cert.subject}" are malformed: ${errorMessage(cause)}`,
       { cause },
     );
   }

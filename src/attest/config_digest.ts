@@ -13,7 +13,7 @@ const DIGEST = /^(sha256:)?([0-9a-fA-F]{64})$/;
  * @param value the text
  * @param field its name, for the message
  * @returns 64 lower-case hex digits
- * @throws {VaspError} `invalid_request` for anything else
+ * @throws {VaspError} `request_invalid` for anything else
  * @example
  * ```ts
  * import { configDigestHex } from "./config_digest.ts";
@@ -24,7 +24,7 @@ export function configDigestHex(value: unknown, field = "config_digest"): string
   const match = typeof value === "string" ? DIGEST.exec(value) : null;
   if (!match) {
     throw new VaspError(
-      "invalid_request",
+      "request_invalid",
       `Invalid ${field} ${
         JSON.stringify(value)?.slice(0, 80) ?? "undefined"
       }: expected sha256:<64 hex digits>`,

@@ -6,8 +6,8 @@
 
 /** Every reason a verification can refuse, stable across versions. */
 export const REFUSAL_REASONS = [
-  "malformed_quote",
-  "malformed_certificate",
+  "quote_malformed",
+  "certificate_malformed",
   "bad_signature",
   "wrong_nonce",
   "register_mismatch",

@@ -18,6 +18,7 @@ import { checkChain, type RoleCert } from "./chain.ts";
 import { type CertRole, Refusal, type RefusalReason } from "./refusal.ts";
 import { replayEventLog } from "./replay.ts";
 import { fromHex, sameBytes, toHex } from "../codec/mod.ts";
+import { errorMessage, isVaspError } from "../engine/error.ts";
 
 /** What the verifier is told to expect of the VM an instance quote comes from. */
 export interface ExpectedVm {
@@ -189,7 +190,7 @@ function replay(log: readonly EventLogEntry[], alg: Quote["alg"]): Uint8Array[] 
   } catch (error) {
     throw new Refusal(
       "malformed_event_log",
-      `Cannot replay the event log: ${(error as Error).message}`,
+      `Cannot replay the event log: ${errorMessage(error)}`,
     );
   }
 }
@@ -199,9 +200,10 @@ function guard<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    const reason = code === "malformed_quote" ? "malformed_quote" : "malformed_certificate";
-    throw new Refusal(reason, (error as Error).message);
+    const reason = isVaspError(error, "quote_malformed")
+      ? "quote_malformed"
+      : "certificate_malformed";
+    throw new Refusal(reason, errorMessage(error));
   }
 }
 
@@ -238,7 +240,7 @@ function bindingOf(rc: RoleCert): Binding {
   try {
     return parseBinding(ext.value);
   } catch (error) {
-    throw new Refusal("wrong_vm", (error as Error).message, { check: "binding_malformed" });
+    throw new Refusal("wrong_vm", errorMessage(error), { check: "binding_malformed" });
   }
 }
 

@@ -198,12 +198,12 @@ Deno.test("verifyQuote() refuses an instance certificate without a binding", asy
 
 Deno.test("verifyQuote() refuses malformed quotes and certificates", async () => {
   const quote = await instanceQuote();
-  refused(await verifyQuote(quote.subarray(0, 40), instanceOptions()), "malformed_quote");
-  refused(await verifyQuote(new Uint8Array(200), instanceOptions()), "malformed_quote");
+  refused(await verifyQuote(quote.subarray(0, 40), instanceOptions()), "quote_malformed");
+  refused(await verifyQuote(new Uint8Array(200), instanceOptions()), "quote_malformed");
   const junk = new Uint8Array([0x30, 0x03, 1, 2, 3]);
   refused(
     await verifyQuote(quote, instanceOptions({ chain: [junk, asp.ak.der, asp.ek.der] })),
-    "malformed_certificate",
+    "certificate_malformed",
   );
   refused(await verifyQuote(quote, instanceOptions({ chain: [asp.ek.der] })), "chain_broken", {
     check: "length",

@@ -4,7 +4,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 
 /** One sub-command of `vasp`. */
 export interface Command {
@@ -26,7 +26,7 @@ export interface Command {
 /**
  * Parses `args` strictly with `node:util` `parseArgs`.
  *
- * @throws {VaspError} `usage_error` for an unknown option or a missing value
+ * @throws {VaspError} `usage_invalid` for an unknown option or a missing value
  */
 export function parseOptions<T extends NonNullable<ParseArgsConfig["options"]>>(
   args: string[],
@@ -36,6 +36,6 @@ export function parseOptions<T extends NonNullable<ParseArgsConfig["options"]>>(
   try {
     return parseArgs({ args, options, allowPositionals: config.allowPositionals ?? false });
   } catch (cause) {
-    throw new VaspError("usage_error", (cause as Error).message, { cause });
+    throw new VaspError("usage_invalid", errorMessage(cause), { cause });
   }
 }

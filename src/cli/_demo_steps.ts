@@ -2,7 +2,7 @@
  * The steps of `vasp demo`: the paper's chain on the real server (ASP, default policies,
  * SQLite store, vASP instances), driven through the HTTP API with the bodies a libvirt hook,
  * the QMP gate, the monitor, an operator and a tenant send. Each step checks that what
- * happened is what should have, and throws `demo_unexpected` naming it when not.
+ * happened is what should have, and throws `demo_step_failed` naming it when not.
  *
  * @module
  */
@@ -45,17 +45,17 @@ export interface DemoStep {
    * Runs the step.
    *
    * @returns its report
-   * @throws {VaspError} `demo_unexpected` when something did not behave as it should; what a
+   * @throws {VaspError} `demo_step_failed` when something did not behave as it should; what a
    *   component threw
    */
   run(): Promise<StepResult>;
 }
 
-/** Throws `demo_unexpected` unless `ok`: the step did not behave as it should. */
+/** Throws `demo_step_failed` unless `ok`: the step did not behave as it should. */
 function expect(ok: unknown, expected: string, got?: unknown): asserts ok {
   if (ok) return;
   const seen = got === undefined ? "" : `; got ${JSON.stringify(got)?.slice(0, 400)}`;
-  throw new VaspError("demo_unexpected", `expected ${expected}${seen}`);
+  throw new VaspError("demo_step_failed", `expected ${expected}${seen}`);
 }
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");

@@ -44,7 +44,7 @@ export type GuestValues = {
 };
 
 function usage(message: string): VaspError {
-  return new VaspError("usage_error", message);
+  return new VaspError("usage_invalid", message);
 }
 
 function integer(value: string, name: string): bigint {
@@ -62,7 +62,7 @@ function hashOption(value: string | undefined): HashAlgName {
  *
  * @param values parsed {@linkcode GUEST_OPTIONS}
  * @returns the opened guest
- * @throws {VaspError} `usage_error` for a missing or malformed flag; what QMP or
+ * @throws {VaspError} `usage_invalid` for a missing or malformed flag; what QMP or
  *   {@linkcode openGuest} throws
  */
 export async function openGuestFromFlags(values: GuestValues): Promise<OpenedGuest> {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { type EventLogEntry, parseEventLog } from "../../ffi/event_log.ts";
 import {
   readCertificates,
@@ -80,7 +80,7 @@ export const attestVerify: Command = {
 };
 
 function usage(message: string): VaspError {
-  return new VaspError("usage_error", message);
+  return new VaspError("usage_invalid", message);
 }
 
 async function read(path: string, what: string): Promise<Uint8Array> {
@@ -88,8 +88,8 @@ async function read(path: string, what: string): Promise<Uint8Array> {
     return await Deno.readFile(path);
   } catch (cause) {
     throw new VaspError(
-      "io_error",
-      `Cannot read the ${what} file "${path}": ${(cause as Error).message}`,
+      "io_failed",
+      `Cannot read the ${what} file "${path}": ${errorMessage(cause)}`,
       {
         cause,
       },
@@ -106,7 +106,7 @@ function hexOption(text: string, flag: string): Uint8Array {
   try {
     return fromHex(text, flag);
   } catch (cause) {
-    throw new VaspError("usage_error", (cause as Error).message, { cause });
+    throw new VaspError("usage_invalid", errorMessage(cause), { cause });
   }
 }
 
@@ -133,7 +133,7 @@ function eventLog(json: Uint8Array): EventLogEntry[] {
   try {
     return parseEventLog(json);
   } catch (cause) {
-    throw new VaspError("usage_error", `--event-log: ${(cause as Error).message}`, { cause });
+    throw new VaspError("usage_invalid", `--event-log: ${errorMessage(cause)}`, { cause });
   }
 }
 

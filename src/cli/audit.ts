@@ -6,7 +6,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import {
   type CheckpointVerifier,
   ecdsaP256Verifier,
@@ -58,7 +58,7 @@ export const auditVerify: Command = {
     const chosen = [values.ca, values.key, values["recorded-keys"]].filter((v) => v !== undefined)
       .length;
     if (chosen > 1) {
-      throw new VaspError("usage_error", "--ca, --key and --recorded-keys exclude each other");
+      throw new VaspError("usage_invalid", "--ca, --key and --recorded-keys exclude each other");
     }
     const stateDir = resolveStateDir(values["state-dir"]);
     await using store = SqliteStore.openIn(stateDir, { readOnly: true });
@@ -135,7 +135,7 @@ async function readKey(path: string): Promise<CheckpointVerifier> {
   } catch (cause) {
     throw new VaspError(
       "key_unreadable",
-      `Cannot use "${path}" as the checkpoint key: ${(cause as Error).message}`,
+      `Cannot use "${path}" as the checkpoint key: ${errorMessage(cause)}`,
       { cause, details: { path } },
     );
   }

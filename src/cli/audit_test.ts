@@ -139,7 +139,7 @@ Deno.test("vasp audit verify needs the AK chain and the CA, and says where they 
     message: /No PEM certificate block/,
   });
   await assert.rejects(run(["--state-dir", dir.path, "--ca", "x", "--recorded-keys"]), {
-    code: "usage_error",
+    code: "usage_invalid",
   });
 });
 
@@ -214,7 +214,7 @@ Deno.test("vasp audit verify refuses an unusable key file with key_unreadable", 
 Deno.test("vasp audit verify fails clearly without a store and on a usage error", async () => {
   using dir = tempDir();
   await assert.rejects(run(["--state-dir", dir.path]), { code: "store_not_found" });
-  await assert.rejects(run(["--bogus"]), { code: "usage_error" });
+  await assert.rejects(run(["--bogus"]), { code: "usage_invalid" });
 });
 
 Deno.test("vasp audit verify runs from the command line with VASP_STATE_DIR", async () => {

@@ -9,7 +9,7 @@
 import { createLogger } from "../server/mod.ts";
 import { resolve } from "node:path";
 import { toHex } from "../codec/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 import { type Command, parseOptions } from "./_command.ts";
 import { DemoRun } from "./_demo_steps.ts";
 
@@ -41,7 +41,7 @@ async function stateDirectory(keep: string | undefined): Promise<string> {
   const dir = resolve(keep);
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   for await (const _ of Deno.readDir(dir)) {
-    throw new VaspError("usage_error", `--keep "${dir}" is not empty; give a new directory`);
+    throw new VaspError("usage_invalid", `--keep "${dir}" is not empty; give a new directory`);
   }
   return dir;
 }
@@ -80,8 +80,7 @@ export const demo: Command = {
           outcomes.push({ step: i + 1, title: step.title, ok: true, line, facts });
           say(`${i + 1}. ${line}`);
         } catch (error) {
-          const code = (error as { code?: unknown }).code;
-          const message = `${(error as Error).message}${code ? ` [${code}]` : ""}`;
+          const message = describeError(error);
           outcomes.push({ step: i + 1, title: step.title, ok: false, error: message });
           say(`${i + 1}. FAILED (${step.title}): ${message}`);
           break; // each step builds on the one before

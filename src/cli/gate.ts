@@ -50,25 +50,28 @@ export const gate: Command = {
       ready: { type: "string" },
     });
     for (const name of ["qmp", "vm-uuid", "vm-name"] as const) {
-      if (!values[name]) throw new VaspError("usage_error", `--${name} is required`);
+      if (!values[name]) throw new VaspError("usage_invalid", `--${name} is required`);
     }
     if ((values.listen === undefined) === (values["listen-fd"] === undefined)) {
-      throw new VaspError("usage_error", "give one of --listen and --listen-fd");
+      throw new VaspError("usage_invalid", "give one of --listen and --listen-fd");
     }
     const listenFd = values["listen-fd"] === undefined ? undefined : Number(values["listen-fd"]);
     if (listenFd !== undefined && !(Number.isInteger(listenFd) && listenFd >= 0)) {
       throw new VaspError(
-        "usage_error",
+        "usage_invalid",
         `--listen-fd "${values["listen-fd"]}" is not a descriptor`,
       );
     }
     const timeoutMs = Number(values.timeout ?? 2000);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new VaspError("usage_error", `--timeout "${values.timeout}" is not a positive number`);
+      throw new VaspError(
+        "usage_invalid",
+        `--timeout "${values.timeout}" is not a positive number`,
+      );
     }
     const watchPid = values["watch-pid"] === undefined ? undefined : Number(values["watch-pid"]);
     if (watchPid !== undefined && !(Number.isInteger(watchPid) && watchPid > 0)) {
-      throw new VaspError("usage_error", `--watch-pid "${values["watch-pid"]}" is not a PID`);
+      throw new VaspError("usage_invalid", `--watch-pid "${values["watch-pid"]}" is not a PID`);
     }
     const server = values.server ?? `${resolveStateDir()}/vasp.sock`;
     using decisions = new DecisionClient(server, {

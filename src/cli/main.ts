@@ -15,7 +15,7 @@ import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
 import { tokenCreate, tokenList, tokenRevoke } from "./token.ts";
 import { vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
-import { VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
 const COMMANDS: readonly Command[] = [
@@ -78,16 +78,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (error) {
-    if (error instanceof VaspError && error.code === "usage_error") {
+    if (error instanceof VaspError && error.code === "usage_invalid") {
       console.error(`vasp ${command.name}: ${error.message}\n\n${command.usage}`);
       return 2;
     }
-    const code = (error as { code?: unknown }).code;
-    console.error(
-      `vasp ${command.name}: ${(error as Error).message}${
-        typeof code === "string" ? ` [${code}]` : ""
-      }`,
-    );
+    console.error(`vasp ${command.name}: ${describeError(error)}`);
     return 1;
   }
 }

@@ -30,12 +30,12 @@ const SOURCE_OPTIONS = {
 function source(values: { policies?: string; git?: string; ref?: string; path?: string }) {
   if (values.git !== undefined) {
     if (values.policies !== undefined) {
-      throw new VaspError("usage_error", "give either --policies or --git, not both");
+      throw new VaspError("usage_invalid", "give either --policies or --git, not both");
     }
     return { repo: values.git, ref: values.ref ?? "HEAD", path: values.path } as PolicySetSource;
   }
   if (values.ref !== undefined || values.path !== undefined) {
-    throw new VaspError("usage_error", "--ref and --path need --git");
+    throw new VaspError("usage_invalid", "--ref and --path need --git");
   }
   return { dir: values.policies ?? "policies" } as PolicySetSource;
 }
@@ -45,7 +45,7 @@ async function load(from: PolicySetSource): Promise<LoadedPolicySet | undefined>
   try {
     return await loadPolicySet(from);
   } catch (error) {
-    if (!(error instanceof VaspError) || error.code !== "policy_compile_error") throw error;
+    if (!(error instanceof VaspError) || error.code !== "policy_invalid") throw error;
     console.error(error.message);
     return undefined;
   }

@@ -150,7 +150,7 @@ function policySource(values: {
   }
   if (values.policies !== undefined || values["policies-ref"] === undefined) {
     throw new VaspError(
-      "usage_error",
+      "usage_invalid",
       "--policies-repo needs --policies-ref, and excludes --policies",
     );
   }

@@ -32,7 +32,7 @@ ${STATE_DIR}`,
     });
     const role = values.role as Role | undefined;
     if (role === undefined || !ROLES.includes(role)) {
-      throw new VaspError("usage_error", `--role must be one of ${ROLES.join(", ")}`);
+      throw new VaspError("usage_invalid", `--role must be one of ${ROLES.join(", ")}`);
     }
     const registry = new TokenRegistry(resolveStateDir(values["state-dir"]));
     const { token, info } = registry.create({ role, tenant: values.tenant });
@@ -78,7 +78,7 @@ ${STATE_DIR}`,
     const { values, positionals } = parseOptions(args, { "state-dir": { type: "string" } }, {
       allowPositionals: true,
     });
-    if (positionals.length !== 1) throw new VaspError("usage_error", "Name one token id");
+    if (positionals.length !== 1) throw new VaspError("usage_invalid", "Name one token id");
     new TokenRegistry(resolveStateDir(values["state-dir"])).revoke(positionals[0]);
     console.error(`revoked ${positionals[0]}`);
     return Promise.resolve(0);

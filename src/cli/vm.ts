@@ -41,13 +41,13 @@ function connect(values: ConnectValues): ApiClient {
     ? Deno.env.get("VASP_TOKEN")
     : Deno.readTextFileSync(values["token-file"]).trim();
   if (!token) {
-    throw new VaspError("usage_error", "--server needs a token: --token-file or $VASP_TOKEN");
+    throw new VaspError("usage_invalid", "--server needs a token: --token-file or $VASP_TOKEN");
   }
   return new ApiClient(values.server, { token });
 }
 
 function oneUuid(positionals: string[]): string {
-  if (positionals.length !== 1) throw new VaspError("usage_error", "Name one VM UUID");
+  if (positionals.length !== 1) throw new VaspError("usage_invalid", "Name one VM UUID");
   return positionals[0];
 }
 
@@ -136,7 +136,7 @@ function introspection(values: Record<string, unknown>): { introspection?: unkno
     const text = values[flag];
     if (text === undefined) return undefined;
     if (!/^\d+$/.test(String(text))) {
-      throw new VaspError("usage_error", `--${flag} "${text}" is not a whole number`);
+      throw new VaspError("usage_invalid", `--${flag} "${text}" is not a whole number`);
     }
     return Number(text);
   };
@@ -183,12 +183,12 @@ export const vmRegister: Command = vmCommand({
   },
   send(api, values) {
     if (values.uuid === undefined || values.name === undefined) {
-      throw new VaspError("usage_error", "--uuid and --name are required");
+      throw new VaspError("usage_invalid", "--uuid and --name are required");
     }
     const labels: Record<string, string> = {};
     for (const pair of (values.label ?? []) as string[]) {
       const at = pair.indexOf("=");
-      if (at < 1) throw new VaspError("usage_error", `--label "${pair}" is not KEY=VALUE`);
+      if (at < 1) throw new VaspError("usage_invalid", `--label "${pair}" is not KEY=VALUE`);
       labels[pair.slice(0, at)] = pair.slice(at + 1);
     }
     return api.request("POST", "/v1/vms", {

@@ -63,14 +63,14 @@ export function nextState(
  *
  * @param body the decoded body
  * @returns the event and its outcome
- * @throws {VaspError} `invalid_event` naming the field and the offending value
+ * @throws {VaspError} `event_invalid` naming the field and the offending value
  */
 export function parseReport(body: unknown): { event: LifecycleEvent; outcome: Outcome } {
   if (typeof body !== "object" || body === null || Array.isArray(body)) parseEvent(body);
   const { outcome, ...rest } = body as Record<string, unknown>;
   if (!(OUTCOMES as readonly unknown[]).includes(outcome)) {
     throw new VaspError(
-      "invalid_event",
+      "event_invalid",
       `Invalid event outcome ${JSON.stringify(outcome) ?? "undefined"}; expected ${
         OUTCOMES.join(" or ")
       }`,

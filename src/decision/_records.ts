@@ -5,11 +5,10 @@
  * @module
  */
 import type { LifecycleEvent, Outcome } from "../engine/mod.ts";
-import { VaspError } from "../engine/mod.ts";
 import { type AuditEntry, digestInput, sha256Hex } from "../store/mod.ts";
 import { ERROR_POLICY, EVENT_POLICY } from "./answers.ts";
 import { UNKNOWN } from "./_observe.ts";
-import { ERROR_STATUS } from "../engine/mod.ts";
+import { isClientVisible } from "../engine/mod.ts";
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -142,7 +141,7 @@ export function failureEntry(
 ): AuditEntry {
   const body = isRecord(input.body) ? input.body : {};
   const vm = isRecord(body.vm) ? body.vm : {};
-  const known = error instanceof VaspError && error.code in ERROR_STATUS;
+  const known = isClientVisible(error);
   return {
     decisionId: id,
     time: stamp.time,

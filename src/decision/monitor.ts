@@ -23,6 +23,7 @@ import type { VaspService } from "../vasp/mod.ts";
 import type { IdSource } from "./ids.ts";
 import type { Metrics } from "./metrics.ts";
 import type { DecisionService } from "./service.ts";
+import { errorMessage, isVaspError } from "../engine/error.ts";
 
 /** The instance register the monitor extends with each changed runtime measurement. */
 export const RUNTIME_REGISTER = 8;
@@ -100,7 +101,7 @@ export const QEMU_GUESTS: GuestPort = {
       await client.execute(action === "kill" ? "quit" : "stop");
     } catch (error) {
       // QEMU may close the monitor before it answers a quit.
-      if (action !== "kill" || (error as { code?: string }).code !== "qmp_closed") throw error;
+      if (action !== "kill" || !isVaspError(error, "qmp_closed")) throw error;
     }
   },
 };
@@ -198,7 +199,7 @@ export function createMonitor(
         );
       } catch (error) {
         deps.metrics.monitorAction(action, false);
-        say(target, "error", `cannot ${action} it: ${(error as Error).message}`);
+        say(target, "error", `cannot ${action} it: ${errorMessage(error)}`);
         throw error;
       }
     },

@@ -14,6 +14,7 @@ import {
   type HostState,
   isLifecycleState,
   isOperation,
+  isVaspError,
   type LifecycleEvent,
   type LifecycleState,
   type Logger,
@@ -161,7 +162,7 @@ export class DecisionService {
    * @param input the body as decoded, and as received (`text`: the record's input digest
    *   covers it; without it, the canonical JSON of `body` does)
    * @returns the answer
-   * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures (when
+   * @throws {VaspError} `event_invalid`, `policies_unavailable`, the store's failures (when
    *   even the error record cannot be written, that failure is thrown: answer 503)
    */
   async decide(id: string, input: DecisionInput): Promise<DecisionAnswer> {
@@ -225,7 +226,7 @@ export class DecisionService {
    *
    * @param body an event, as for {@link decide}
    * @returns the engine's decision
-   * @throws {VaspError} `invalid_event`, `policies_unavailable`, the store's failures
+   * @throws {VaspError} `event_invalid`, `policies_unavailable`, the store's failures
    */
   async evaluate(body: unknown): Promise<Decision> {
     const { decision, step } = await this.#decide(parseEvent(body), this.#now());
@@ -242,13 +243,13 @@ export class DecisionService {
       try {
         to = enterQuarantine(current.state);
       } catch (error) {
-        if ((error as VaspError).code === "invalid_transition") return current; // destroyed
+        if (isVaspError(error, "transition_invalid")) return current; // destroyed
         throw error;
       }
       try {
         return await this.#store.updateVm(current.uuid, { state: to }, { ifState: current.state });
       } catch (error) {
-        if ((error as VaspError).code !== "vm_state_conflict") throw error;
+        if (!isVaspError(error, "vm_state_conflict")) throw error;
         current = await this.#store.getVm(current.uuid);
       }
     }
@@ -269,7 +270,7 @@ export class DecisionService {
    * @param input the body `{ operation, vm, source, phase?, details, outcome }` as decoded and
    *   as received (see {@link decide})
    * @returns the state after the event
-   * @throws {VaspError} `invalid_event`, `vm_state_conflict`, the store's failures; recorded
+   * @throws {VaspError} `event_invalid`, `vm_state_conflict`, the store's failures; recorded
    *   and logged before they are thrown
    */
   async observe(id: string, input: DecisionInput): Promise<EventAnswer> {
@@ -294,8 +295,7 @@ export class DecisionService {
         try {
           after = (await this.#move(stored, event, step.to)).state;
         } catch (error) {
-          const code = (error as VaspError).code;
-          const raced = code === "vm_state_conflict" || code === "vm_exists";
+          const raced = isVaspError(error, "vm_state_conflict", "vm_exists");
           if (raced && attempt + 1 < CAS_ATTEMPTS) continue;
           throw error;
         }
@@ -380,7 +380,7 @@ export class DecisionService {
    * @param id the event ID
    * @param uuid the VM
    * @returns the VM after the release
-   * @throws {VaspError} `vm_not_found`, `invalid_transition` (not quarantined),
+   * @throws {VaspError} `vm_not_found`, `transition_invalid` (not quarantined),
    *   `vm_state_conflict`, the store's failures
    */
   async release(id: string, uuid: string): Promise<VmRecord> {

@@ -11,6 +11,7 @@ import { type Action, ACTIONS, type Effect } from "./decision.ts";
 import { type InputField, type InputType, typeName } from "./input_types.ts";
 import { paramsType, type ParamValue, POLICY_INPUTS } from "./inputs.ts";
 import { isOperation, type Operation, OPERATIONS } from "./lifecycle.ts";
+import { errorMessage } from "./error.ts";
 
 /** A compiled expression: its text and a reusable evaluation function. */
 export interface CompiledExpr {
@@ -61,7 +62,7 @@ export interface PolicyEnv {
  *
  * @param params the operator parameters (whole numbers as `bigint`)
  * @returns the environment
- * @throws {VaspError} `policy_compile_error` when a parameter has an unsupported value
+ * @throws {VaspError} `policy_invalid` when a parameter has an unsupported value
  */
 export function createPolicyEnv(params: Readonly<Record<string, ParamValue>>): PolicyEnv {
   const inputs = {
@@ -83,7 +84,7 @@ export function createPolicyEnv(params: Readonly<Record<string, ParamValue>>): P
           ok: false,
           issue: {
             offset: e.location?.start?.offset ?? 0,
-            message: `syntax error: ${e.rawMessage ?? (error as Error).message}`,
+            message: `syntax error: ${e.rawMessage ?? errorMessage(error)}`,
           },
         };
       }

@@ -84,8 +84,7 @@ Deno.test("compile() reports a syntax error at its offset", () => {
 Deno.test("createPolicyEnv() refuses a parameter it cannot type", () => {
   assert.throws(
     () => createPolicyEnv({ bad: null as never }),
-    (e) =>
-      e instanceof VaspError && e.code === "policy_compile_error" && /params\.bad/.test(e.message),
+    (e) => e instanceof VaspError && e.code === "policy_invalid" && /params\.bad/.test(e.message),
   );
 });
 

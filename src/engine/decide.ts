@@ -66,7 +66,7 @@ function message(
  * @param event the event (validated, e.g. by `parseEvent`)
  * @param context the VM record, vASP binding, measurements, host state and time
  * @returns the decision, without an ID (the caller that records it assigns one)
- * @throws {VaspError} `invalid_context` when `context.vm` is another VM than `event.vm`
+ * @throws {VaspError} `context_invalid` when `context.vm` is another VM than `event.vm`
  * @example
  * ```ts
  * import { createPolicySet, decide } from "./mod.ts";
@@ -87,7 +87,7 @@ export function decide(
 ): Decision {
   if (context.vm !== null && context.vm.uuid !== event.vm.uuid) {
     throw new VaspError(
-      "invalid_context",
+      "context_invalid",
       `Cannot decide for VM ${event.vm.uuid}: the context holds VM ${context.vm.uuid}`,
       { details: { event: event.vm.uuid, context: context.vm.uuid } },
     );

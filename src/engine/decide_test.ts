@@ -239,7 +239,7 @@ Deno.test("decide() refuses a context that holds another VM", () => {
   const other = { ...context().vm!, uuid: "00000000-0000-0000-0000-000000000000" };
   assert.throws(
     () => decide(set, event("pause"), context({ vm: other })),
-    (e) => e instanceof VaspError && e.code === "invalid_context",
+    (e) => e instanceof VaspError && e.code === "context_invalid",
   );
 });
 
@@ -247,6 +247,6 @@ Deno.test("createPolicySet() refuses two policies with the same id", () => {
   const p = policy({ rules: [rule("r", "true")] });
   assert.throws(
     () => createPolicySet([p, p], { revision: "r" }),
-    (e) => e instanceof VaspError && e.code === "policy_compile_error" && /"p"/.test(e.message),
+    (e) => e instanceof VaspError && e.code === "policy_invalid" && /"p"/.test(e.message),
   );
 });

@@ -53,7 +53,7 @@ const NAME_MAX = 256;
 const KEYS = new Set(["operation", "vm", "source", "phase", "details"]);
 
 function fail(message: string, field: string, value: unknown): never {
-  throw new VaspError("invalid_event", message, { details: { field, value } });
+  throw new VaspError("event_invalid", message, { details: { field, value } });
 }
 
 function describe(value: unknown): string {
@@ -70,7 +70,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *
  * @param value the decoded request body
  * @returns the event
- * @throws {VaspError} `invalid_event` naming the field and the offending value
+ * @throws {VaspError} `event_invalid` naming the field and the offending value
  * @example
  * ```ts
  * import { parseEvent } from "./event.ts";

@@ -8,7 +8,7 @@ function rejects(value: unknown, field: string, text: RegExp) {
   assert.throws(
     () => parseEvent(value),
     (e) =>
-      e instanceof VaspError && e.code === "invalid_event" && e.details.field === field &&
+      e instanceof VaspError && e.code === "event_invalid" && e.details.field === field &&
       text.test(e.message),
   );
 }

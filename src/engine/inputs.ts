@@ -123,7 +123,7 @@ export type ParamValue =
  * @param value the `params` object
  * @param path where it sits, for errors
  * @returns the record type of `params`
- * @throws {VaspError} `policy_compile_error` for a null or otherwise unsupported value
+ * @throws {VaspError} `policy_invalid` for a null or otherwise unsupported value
  */
 export function paramsType(value: ParamValue, path = "params"): InputType {
   switch (typeof value) {
@@ -149,7 +149,7 @@ export function paramsType(value: ParamValue, path = "params"): InputType {
     return recordOf(path, fields);
   }
   throw new VaspError(
-    "policy_compile_error",
+    "policy_invalid",
     `Unsupported parameter value at ${path}: ${String(value)}`,
     { details: { path } },
   );

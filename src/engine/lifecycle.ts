@@ -268,11 +268,11 @@ export function operationsFrom(from: LifecycleState | null): Operation[] {
  *
  * @param from the recorded state
  * @returns `quarantined`
- * @throws {VaspError} `invalid_transition` for a destroyed VM
+ * @throws {VaspError} `transition_invalid` for a destroyed VM
  */
 export function enterQuarantine(from: LifecycleState): LifecycleState {
   if (from === "destroyed") {
-    throw new VaspError("invalid_transition", "Cannot quarantine a destroyed VM", {
+    throw new VaspError("transition_invalid", "Cannot quarantine a destroyed VM", {
       details: { from },
     });
   }
@@ -285,12 +285,12 @@ export function enterQuarantine(from: LifecycleState): LifecycleState {
  *
  * @param from the recorded state
  * @returns `paused`
- * @throws {VaspError} `invalid_transition` when the VM is not quarantined
+ * @throws {VaspError} `transition_invalid` when the VM is not quarantined
  */
 export function releaseQuarantine(from: LifecycleState): LifecycleState {
   if (from !== "quarantined") {
     throw new VaspError(
-      "invalid_transition",
+      "transition_invalid",
       `Cannot release a VM from quarantine: it is ${from}, not quarantined`,
       { details: { from } },
     );

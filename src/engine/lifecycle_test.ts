@@ -152,7 +152,7 @@ Deno.test("enterQuarantine() quarantines any live VM and refuses a destroyed one
   }
   assert.throws(
     () => enterQuarantine("destroyed"),
-    (e) => e instanceof VaspError && e.code === "invalid_transition",
+    (e) => e instanceof VaspError && e.code === "transition_invalid",
   );
 });
 
@@ -160,6 +160,6 @@ Deno.test("releaseQuarantine() leaves the VM paused and refuses a VM not in quar
   assert.equal(releaseQuarantine("quarantined"), "paused");
   assert.throws(
     () => releaseQuarantine("running"),
-    (e) => e instanceof VaspError && e.code === "invalid_transition" && /running/.test(e.message),
+    (e) => e instanceof VaspError && e.code === "transition_invalid" && /running/.test(e.message),
   );
 });

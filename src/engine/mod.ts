@@ -4,12 +4,12 @@
  *
  * How an adapter (HTTP API, QMP gate, libvirt hook, monitor) uses it:
  *
- * 1. Validate the request body with {@link parseEvent} (throws `invalid_event`).
+ * 1. Validate the request body with {@link parseEvent} (throws `event_invalid`).
  * 2. Assign the decision ID (the engine never does), load the {@link DecisionContext}: the VM
  *    record (`null` if unknown), its vASP binding, latest measurements per region, host ASP
  *    state, and `now`.
  * 3. Take the set in force from `PolicyStore.current()` (src/policy) and call
- *    {@link decide}. It throws only `invalid_context` (a context for another VM): a CEL
+ *    {@link decide}. It throws only `context_invalid` (a context for another VM): a CEL
  *    evaluation error is a violation (fail closed), reported in the reasons.
  * 4. Record and answer. `Decision.allow`, `reasons` (`{ policy, rule, message, effect }`),
  *    `actions` (union, in {@link ACTIONS} order), `policyRevision`, and
@@ -55,7 +55,19 @@
  *
  * @module
  */
-export { ERROR_STATUS, VaspError } from "./error.ts";
+export {
+  asError,
+  describeError,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorCodeInfo,
+  errorMessage,
+  errorStatus,
+  isClientVisible,
+  isErrorCode,
+  isVaspError,
+  VaspError,
+} from "./error.ts";
 export { type LogFields, type Logger, type LogLevel, SILENT } from "./log.ts";
 export {
   checkTransition,

@@ -31,7 +31,7 @@ export interface CompiledPolicySet {
  * @param options `revision`; `env`, the environment the policies were compiled in (its
  *   `params` become the set's; none: no parameters)
  * @returns the set
- * @throws {VaspError} `policy_compile_error` when two policies share an id
+ * @throws {VaspError} `policy_invalid` when two policies share an id
  */
 export function createPolicySet(
   policies: readonly CompiledPolicy[],
@@ -40,7 +40,7 @@ export function createPolicySet(
   const ids = new Set<string>();
   for (const p of policies) {
     if (ids.has(p.id)) {
-      throw new VaspError("policy_compile_error", `Duplicate policy id "${p.id}"`, {
+      throw new VaspError("policy_invalid", `Duplicate policy id "${p.id}"`, {
         details: { policy: p.id },
       });
     }

@@ -11,6 +11,7 @@
 import { relative, resolve } from "node:path";
 import { type Asp, hash, libraryPath, NativeError } from "../../ffi/mod.ts";
 import { toHex } from "../codec/mod.ts";
+import { errorMessage } from "../engine/error.ts";
 
 /** The host register each measured part goes into. */
 export const HOST_REGISTERS = {
@@ -80,7 +81,7 @@ const DEFAULT_ROOT = new URL("../../", import.meta.url).pathname;
  *
  * @param options where the parts are
  * @returns one entry per part
- * @throws {NativeError} `io_error` when a required part (engine, library) cannot be read
+ * @throws {NativeError} `io_failed` when a required part (engine, library) cannot be read
  */
 export async function digestHost(options: HostMeasureOptions = {}): Promise<HostDigest[]> {
   const root = resolve(options.engineRoot ?? DEFAULT_ROOT);
@@ -164,7 +165,7 @@ async function manifest(root: string, paths: string[]): Promise<{ text: string; 
 /** Collects regular files under `path`; symlinks are followed to files, never into trees. */
 async function walk(path: string, out: string[]): Promise<void> {
   const fail = (cause: Error): never => {
-    throw new NativeError("io_error", `Cannot measure "${path}": ${cause.message}`, { cause });
+    throw new NativeError("io_failed", `Cannot measure "${path}": ${cause.message}`, { cause });
   };
   let info = await Deno.lstat(path).catch(fail);
   if (info.isSymlink) {
@@ -211,8 +212,8 @@ async function file(
     return { part, description, path, sources, sha256 };
   } catch (cause) {
     const error = new NativeError(
-      "io_error",
-      `Cannot measure "${path}": ${(cause as Error).message}`,
+      "io_failed",
+      `Cannot measure "${path}": ${errorMessage(cause)}`,
       {
         cause,
       },

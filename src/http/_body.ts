@@ -8,6 +8,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "./_env.ts";
 import { requestError } from "./errors.ts";
+import { errorMessage } from "../engine/error.ts";
 
 /** The default body limit: 64 KiB, far above any event a hook sends. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
@@ -36,7 +37,7 @@ export function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
  *
  * @param c the request context
  * @returns the decoded value
- * @throws {VaspError} `invalid_json` (400) naming the parse error
+ * @throws {VaspError} `json_invalid` (400) naming the parse error
  */
 export async function readJson(c: Context<AppEnv>): Promise<unknown> {
   const text = await c.req.text();
@@ -47,8 +48,8 @@ export async function readJson(c: Context<AppEnv>): Promise<unknown> {
     return body;
   } catch (error) {
     throw requestError(
-      "invalid_json",
-      `The request body is not valid JSON: ${(error as Error).message}`,
+      "json_invalid",
+      `The request body is not valid JSON: ${errorMessage(error)}`,
     );
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { EVENT_SOURCES, LIFECYCLE_STATES, OPERATIONS } from "../engine/mod.ts";
-import { ERROR_STATUS } from "../engine/mod.ts";
+import { ERROR_CODES } from "../engine/mod.ts";
 
 /** A JSON Schema object. */
 export type Schema = Record<string, unknown>;
@@ -51,7 +51,7 @@ const REASON = obj({
 /** The component schemas, by name. */
 export const SCHEMAS: Record<string, Schema> = {
   Error: obj({
-    code: str("stable error code", { enum: Object.keys(ERROR_STATUS) }),
+    code: str("stable error code", { enum: Object.keys(ERROR_CODES) }),
     message: str("what went wrong, naming the offending value"),
     decision_id: str("the request's decision or event ID, on /v1/decide and /v1/events"),
   }, ["code", "message"]),

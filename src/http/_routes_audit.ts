@@ -26,7 +26,7 @@ export function auditRoutes(app: Hono<AppEnv>, deps: Services): void {
     if (tenant !== undefined) {
       if (query.vmUuid === undefined) {
         throw requestError(
-          "forbidden",
+          "role_forbidden",
           "A tenant reads the audit of one of its VMs: add vm=<uuid>",
         );
       }

@@ -26,7 +26,7 @@ function notFound(uuid: string): VaspError {
  * @param deps the app's dependencies
  * @param c the request
  * @returns the VM
- * @throws {VaspError} `invalid_request` for a bad UUID, `vm_not_found` (also another tenant's)
+ * @throws {VaspError} `request_invalid` for a bad UUID, `vm_not_found` (also another tenant's)
  */
 export async function visibleVm(deps: Services, c: Context<AppEnv>): Promise<VmRecord> {
   const uuid = vmUuid(c.req.param("uuid"));

@@ -1,6 +1,6 @@
 /**
  * Checking request bodies and query parameters other than events (which the engine's
- * `parseEvent` checks): every failure is `invalid_request` naming the field and the value.
+ * `parseEvent` checks): every failure is `request_invalid` naming the field and the value.
  *
  * @module
  */
@@ -15,7 +15,7 @@ const RESULTS: readonly AuditResult[] = ["allow", "deny", "error", "event"];
 
 function invalid(field: string, value: unknown, want: string): never {
   throw requestError(
-    "invalid_request",
+    "request_invalid",
     `Invalid ${field} ${JSON.stringify(value)?.slice(0, 120) ?? "undefined"}: ${want}`,
     { field },
   );
@@ -31,7 +31,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * @param value the text
  * @param field its name, for the message
  * @returns the UUID
- * @throws {VaspError} `invalid_request`
+ * @throws {VaspError} `request_invalid`
  */
 export function vmUuid(value: unknown, field = "VM UUID"): string {
   const uuid = typeof value === "string" ? value.toLowerCase() : value;
@@ -58,7 +58,7 @@ export interface NewVmRequest {
  *
  * @param body the decoded body
  * @returns the VM to register
- * @throws {VaspError} `invalid_request` for an unknown field or a bad value
+ * @throws {VaspError} `request_invalid` for an unknown field or a bad value
  */
 export function parseNewVm(body: unknown): NewVmRequest {
   if (!isRecord(body)) invalid("VM", body, "expected an object { uuid, name, … }");
@@ -106,7 +106,7 @@ function integer(value: string, field: string, min: number, max: number): number
  *
  * @param query the query parameters
  * @returns the store query
- * @throws {VaspError} `invalid_request` for an unknown parameter or a bad value
+ * @throws {VaspError} `request_invalid` for an unknown parameter or a bad value
  */
 export function parseAuditQuery(query: Record<string, string>): AuditQuery {
   const known = new Set(["vm", "from", "to", "cursor", "limit", "result", "order"]);

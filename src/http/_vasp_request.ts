@@ -1,7 +1,7 @@
 /**
  * The vASP parts of requests: the configuration a VM is registered with (its digest, or its
  * domain XML whose SHA-256 is the digest), its introspection settings, and the query of a
- * tenant's quote. Every failure is `invalid_request` naming the field and the value.
+ * tenant's quote. Every failure is `request_invalid` naming the field and the value.
  *
  * @module
  */
@@ -15,7 +15,7 @@ const REGISTERS = /^\d{1,2}(,\d{1,2})*$/;
 
 function invalid(field: string, value: unknown, want: string): never {
   throw requestError(
-    "invalid_request",
+    "request_invalid",
     `Invalid ${field} ${JSON.stringify(value)?.slice(0, 120) ?? "undefined"}: ${want}`,
     { field },
   );
@@ -55,7 +55,7 @@ const MIN_INTERVAL_MS = 100;
  *
  * @param value the decoded settings
  * @returns the settings as the store keeps them
- * @throws {VaspError} `invalid_request` naming the field
+ * @throws {VaspError} `request_invalid` naming the field
  */
 export function parseIntrospection(value: unknown): IntrospectionSettings {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -93,7 +93,7 @@ export function parseIntrospection(value: unknown): IntrospectionSettings {
  *
  * @param body the decoded body
  * @returns the rest of the body and the digest
- * @throws {VaspError} `invalid_request` for a bad digest, a non-string XML, or both given
+ * @throws {VaspError} `request_invalid` for a bad digest, a non-string XML, or both given
  */
 export function splitRegistration(body: unknown): Registration {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return { vm: body };
@@ -133,7 +133,7 @@ export interface QuoteQuery {
  *
  * @param query `nonce` (hex, required), `registers` (`0,1,8`), `alg` (`sha256` or `sm3`)
  * @returns the quote request
- * @throws {VaspError} `invalid_request` for an unknown parameter or a bad value
+ * @throws {VaspError} `request_invalid` for an unknown parameter or a bad value
  */
 export function parseQuoteQuery(query: Record<string, string>): QuoteQuery {
   for (const key of Object.keys(query)) {

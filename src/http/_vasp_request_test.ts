@@ -19,11 +19,11 @@ Deno.test("splitRegistration() takes the configuration digest or the domain XML'
 
 Deno.test("splitRegistration() refuses a bad digest, an empty XML, and both at once", () => {
   for (const body of [{ config_digest: "sha256:12" }, { domain_xml: "" }, { domain_xml: 3 }]) {
-    assert.throws(() => splitRegistration(body), { code: "invalid_request" });
+    assert.throws(() => splitRegistration(body), { code: "request_invalid" });
   }
   assert.throws(
     () => splitRegistration({ config_digest: `sha256:${"0".repeat(64)}`, domain_xml: "<x/>" }),
-    { code: "invalid_request", message: /not both/ },
+    { code: "request_invalid", message: /not both/ },
   );
 });
 
@@ -48,6 +48,6 @@ Deno.test("parseQuoteQuery() reads the nonce, registers and bank, and refuses wh
     { nonce: "ab", other: "1" },
   ];
   for (const query of bad) {
-    assert.throws(() => parseQuoteQuery(query), { code: "invalid_request" }, JSON.stringify(query));
+    assert.throws(() => parseQuoteQuery(query), { code: "request_invalid" }, JSON.stringify(query));
   }
 });

@@ -105,7 +105,7 @@ export function createApp(deps: AppDeps): App {
     return errorResponse(error, decisionId);
   });
   app.notFound((c) => {
-    throw requestError("not_found", `No route ${c.req.method} ${c.req.path}`);
+    throw requestError("route_not_found", `No route ${c.req.method} ${c.req.path}`);
   });
 
   healthRoute(app);

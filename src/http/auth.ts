@@ -26,7 +26,7 @@ const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
  *
  * @param tokens the token registry
  * @returns the middleware
- * @throws {VaspError} `unauthorized` (401) over TCP without a valid bearer token
+ * @throws {VaspError} `token_invalid` (401) over TCP without a valid bearer token
  */
 export function authenticate(tokens: TokenAuthenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -36,9 +36,9 @@ export function authenticate(tokens: TokenAuthenticator): MiddlewareHandler<AppE
     } else {
       const header = c.req.header("authorization");
       const match = header ? BEARER.exec(header) : null;
-      if (!match) throw requestError("unauthorized", "A bearer token is required");
+      if (!match) throw requestError("token_invalid", "A bearer token is required");
       const info = tokens.authenticate(match[1]);
-      if (!info) throw requestError("unauthorized", "The bearer token is not valid");
+      if (!info) throw requestError("token_invalid", "The bearer token is not valid");
       principal = {
         role: info.role,
         via: "token",
@@ -56,13 +56,13 @@ export function authenticate(tokens: TokenAuthenticator): MiddlewareHandler<AppE
  *
  * @param roles the roles allowed besides `operator`
  * @returns the middleware
- * @throws {VaspError} `forbidden` (403) for any other role
+ * @throws {VaspError} `role_forbidden` (403) for any other role
  */
 export function allow(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const { role } = c.get("principal");
     if (role !== "operator" && !roles.includes(role)) {
-      throw requestError("forbidden", `A ${role} token may not ${c.req.method} ${c.req.path}`);
+      throw requestError("role_forbidden", `A ${role} token may not ${c.req.method} ${c.req.path}`);
     }
     await next();
   };

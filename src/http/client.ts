@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, isErrorCode, VaspError } from "../engine/error.ts";
 
 /** How to reach the server. */
 export interface ApiClientOptions {
@@ -70,7 +70,7 @@ export class ApiClient implements Disposable {
     } catch (cause) {
       throw new VaspError(
         "server_unreachable",
-        `Cannot reach the vASP server at ${this.#base}: ${(cause as Error).message}`,
+        `Cannot reach the vASP server at ${this.#base}: ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -87,7 +87,7 @@ export class ApiClient implements Disposable {
     if (!response.ok) {
       const error = data as { code?: string; message?: string };
       throw new VaspError(
-        String(error.code ?? "server_error"),
+        isErrorCode(error.code) ? error.code : "internal_error",
         String(error.message ?? `${method} ${path} failed with status ${response.status}`),
         { details: { status: response.status } },
       );

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { ERROR_STATUS, VaspError } from "../engine/error.ts";
+import { type ErrorCode, errorStatus, isClientVisible, VaspError } from "../engine/error.ts";
 
 /** An error answer's body. */
 export interface ErrorBody {
-  /** Stable code, e.g. `invalid_json`. */
+  /** Stable code, e.g. `json_invalid`. */
   readonly code: string;
   /** What went wrong, for a human. */
   readonly message: string;
@@ -41,12 +41,12 @@ export interface MappedError {
  * ```
  */
 export function mapError(error: unknown, decisionId?: string): MappedError {
-  const known = error instanceof VaspError && error.code in ERROR_STATUS;
-  const code = known ? error.code : "internal_error";
+  const known = isClientVisible(error);
+  const code: ErrorCode = known ? error.code : "internal_error";
   const message = known ? error.message : "The server failed to answer; the error is in its log" +
     (decisionId ? ` under decision ${decisionId}` : "");
   return {
-    status: ERROR_STATUS[code],
+    status: errorStatus(code),
     body: { code, message, ...(decisionId ? { decision_id: decisionId } : {}) },
   };
 }
@@ -58,19 +58,19 @@ export function mapError(error: unknown, decisionId?: string): MappedError {
  * @returns true for the store's failure codes (answered 503)
  */
 export function isStoreFailure(error: unknown): boolean {
-  return error instanceof VaspError && ERROR_STATUS[error.code] === 503;
+  return error instanceof VaspError && errorStatus(error.code) === 503;
 }
 
 /**
  * A request error with a stable code.
  *
- * @param code one of {@link ERROR_STATUS}'s codes
+ * @param code an error code
  * @param message what is wrong, naming the offending value
  * @param details structured facts
  * @returns the error, to throw
  */
 export function requestError(
-  code: string,
+  code: ErrorCode,
   message: string,
   details: Record<string, unknown> = {},
 ): VaspError {

@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { dirname, join } from "node:path";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { sha256Hex } from "../store/canonical_json.ts";
 
 /** What a token may do: `hook` decides and reports, `operator` everything, `tenant` reads. */
@@ -81,7 +81,7 @@ function parseFile(path: string, text: string): StoredToken[] {
   try {
     data = JSON.parse(text);
   } catch (error) {
-    bad(`not JSON (${(error as Error).message})`);
+    bad(`not JSON (${errorMessage(error)})`);
   }
   const tokens = (data as { tokens?: unknown })?.tokens;
   if (!Array.isArray(tokens)) bad('no "tokens" array');
@@ -159,23 +159,23 @@ export class TokenRegistry {
    *
    * @param options `role`; `tenant`, required for (and only for) the `tenant` role
    * @returns the token (shown once: only its hash is kept) and its listing
-   * @throws {VaspError} `invalid_request` for a bad role or tenant; `token_store_failed`
+   * @throws {VaspError} `request_invalid` for a bad role or tenant; `token_store_failed`
    */
   create(options: { role: Role; tenant?: string }): { token: string; info: TokenInfo } {
     const { role, tenant } = options;
     if (!ROLES.includes(role)) {
-      throw new VaspError("invalid_request", `Unknown role "${role}"; use ${ROLES.join(", ")}`);
+      throw new VaspError("request_invalid", `Unknown role "${role}"; use ${ROLES.join(", ")}`);
     }
     if (role === "tenant" && (tenant === undefined || !TENANT.test(tenant))) {
       throw new VaspError(
-        "invalid_request",
+        "request_invalid",
         `A tenant token needs a tenant name (letters, digits, ".", "_", "-"), got ${
           JSON.stringify(tenant)
         }`,
       );
     }
     if (role !== "tenant" && tenant !== undefined) {
-      throw new VaspError("invalid_request", `Only a tenant token names a tenant, not a ${role}`);
+      throw new VaspError("request_invalid", `Only a tenant token names a tenant, not a ${role}`);
     }
     this.#refresh();
     const id = hex(crypto.getRandomValues(new Uint8Array(8)));

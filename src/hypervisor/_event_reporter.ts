@@ -5,6 +5,7 @@
  * @module
  */
 import type { EventAck, EventReport } from "./decision_client.ts";
+import { errorMessage } from "../engine/error.ts";
 
 /** What the reporter needs of the decision server. */
 export interface EventSink {
@@ -72,7 +73,7 @@ export class EventReporter {
         } catch (error) {
           this.#log(
             `qmp-gate: could not report ${report.operation} (${report.outcome}): ${
-              (error as Error).message
+              errorMessage(error)
             }`,
           );
         }

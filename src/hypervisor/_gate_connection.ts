@@ -10,6 +10,7 @@ import type { EventReporter } from "./_event_reporter.ts";
 import { classifyCommand, classifyEvent, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
 import { concat, echoId, errorReply, RETURN_PREFIX, safeParse, startsWith } from "./_qmp_wire.ts";
+import { errorMessage } from "../engine/error.ts";
 
 /** What a connection shares with the rest of the gate. */
 export interface GateContext {
@@ -78,7 +79,7 @@ export class GateConnection {
     const end = (side: "client" | "QEMU") =>
       [() => side, (error: unknown) => {
         if (!this.#closed) {
-          this.#ctx.log(`qmp-gate: ${side} connection: ${(error as Error).message}`);
+          this.#ctx.log(`qmp-gate: ${side} connection: ${errorMessage(error)}`);
         }
         return side;
       }] as const;
@@ -211,7 +212,7 @@ export class GateConnection {
       this.#closed ? undefined : writeAll(this.#client, bytes)
     )
       .catch((error) => {
-        this.#ctx.log(`qmp-gate: client connection: ${(error as Error).message}`);
+        this.#ctx.log(`qmp-gate: client connection: ${errorMessage(error)}`);
         this.close();
       });
   }

@@ -11,7 +11,7 @@ import { QmpClient } from "./qmp_client.ts";
 /** A register from `info registers` output, e.g. `CR3=000000000288e000`. */
 function register(text: string, name: string): bigint {
   const m = new RegExp(`\\b${name}=\\s*([0-9a-f]+)`).exec(text);
-  if (!m) throw new VaspError("qmp_error", `"info registers" shows no ${name}`);
+  if (!m) throw new VaspError("qmp_failed", `"info registers" shows no ${name}`);
   return BigInt(`0x${m[1]}`);
 }
 
@@ -20,14 +20,14 @@ function register(text: string, name: string): bigint {
  *
  * @param path QEMU's QMP socket
  * @returns the facts
- * @throws {VaspError} `qmp_error` when QEMU lists no CPU or its registers lack one needed;
+ * @throws {VaspError} `qmp_failed` when QEMU lists no CPU or its registers lack one needed;
  *   what connecting to QMP throws
  */
 export async function queryGuestFacts(path: string): Promise<GuestCpuFacts> {
   await using qmp = await QmpClient.connect(path);
   const cpus = await qmp.execute<{ "qom-path": string }[]>("query-cpus-fast");
   if (!Array.isArray(cpus) || cpus.length === 0) {
-    throw new VaspError("qmp_error", `QMP "${path}" lists no CPUs`);
+    throw new VaspError("qmp_failed", `QMP "${path}" lists no CPUs`);
   }
   const type = await qmp.execute<string>("qom-get", {
     path: cpus[0]!["qom-path"],

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { asError, type ErrorCode, errorMessage, VaspError } from "../engine/error.ts";
 
 /** QEMU's version, from the greeting. */
 export interface QmpVersion {
@@ -99,8 +99,8 @@ export class QmpClient implements AsyncDisposable {
    * @param path the Unix socket QEMU listens on (`-qmp unix:PATH,server=on`)
    * @param options timeout and event queue size
    * @returns the session
-   * @throws {VaspError} `qmp_connect_error` when the socket cannot be reached,
-   *   `qmp_protocol_error` when the peer does not greet as QMP, `qmp_timeout`
+   * @throws {VaspError} `qmp_unreachable` when the socket cannot be reached,
+   *   `qmp_protocol_violated` when the peer does not greet as QMP, `qmp_timeout`
    */
   static async connect(path: string, options: QmpConnectOptions = {}): Promise<QmpClient> {
     const timeoutMs = options.timeoutMs ?? 5000;
@@ -114,8 +114,8 @@ export class QmpClient implements AsyncDisposable {
     } catch (cause) {
       if (cause instanceof VaspError) throw cause;
       throw new VaspError(
-        "qmp_connect_error",
-        `Cannot connect to QMP "${path}": ${(cause as Error).message}`,
+        "qmp_unreachable",
+        `Cannot connect to QMP "${path}": ${errorMessage(cause)}`,
         { cause, details: { path } },
       );
     }
@@ -144,7 +144,7 @@ export class QmpClient implements AsyncDisposable {
    * @param args its arguments
    * @param options `timeoutMs` (default 10000)
    * @returns the command's `return` member
-   * @throws {VaspError} `qmp_error` (QEMU's error class and description),
+   * @throws {VaspError} `qmp_failed` (QEMU's error class and description),
    *   `qmp_closed`, `qmp_timeout`
    */
   async execute<T = unknown>(
@@ -172,7 +172,7 @@ export class QmpClient implements AsyncDisposable {
       ) as T;
     } catch (error) {
       if (error instanceof VaspError) throw error;
-      throw this.#fail(error as Error);
+      throw this.#fail(asError(error));
     } finally {
       this.#pending.delete(id);
     }
@@ -230,7 +230,7 @@ export class QmpClient implements AsyncDisposable {
     return this.close();
   }
 
-  #fail(cause: Error, code = "qmp_closed"): VaspError {
+  #fail(cause: Error, code: ErrorCode = "qmp_closed"): VaspError {
     this.#closed ??= new VaspError(
       code,
       `QMP connection "${this.#path}" is closed: ${cause.message}`,
@@ -262,9 +262,13 @@ export class QmpClient implements AsyncDisposable {
     if ("error" in message) {
       const e = message.error as { class?: string; desc?: string };
       pending.reject(
-        new VaspError("qmp_error", `QMP error ${e.class ?? "?"}: ${e.desc ?? "(no description)"}`, {
-          details: { class: e.class, path: this.#path },
-        }),
+        new VaspError(
+          "qmp_failed",
+          `QMP error ${e.class ?? "?"}: ${e.desc ?? "(no description)"}`,
+          {
+            details: { class: e.class, path: this.#path },
+          },
+        ),
       );
     } else pending.resolve(message.return);
   }
@@ -287,8 +291,8 @@ export class QmpClient implements AsyncDisposable {
     } catch (error) {
       const protocol = error instanceof SyntaxError || /over \d+ bytes/.test(String(error));
       if (protocol) {
-        this.#fail(new Error(`not QMP: ${(error as Error).message}`), "qmp_protocol_error");
-      } else this.#fail(error as Error);
+        this.#fail(new Error(`not QMP: ${errorMessage(error)}`), "qmp_protocol_violated");
+      } else this.#fail(asError(error));
       try {
         this.#conn.close();
       } catch { /* already closed */ }

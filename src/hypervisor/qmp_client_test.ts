@@ -82,7 +82,7 @@ Deno.test("QmpClient turns a QMP error into qmp_error with its class", async () 
   await using qmp = await QmpClient.connect(server.path);
   await assert.rejects(() => qmp.hmp("info registers"), {
     name: "VaspError",
-    code: "qmp_error",
+    code: "qmp_failed",
     message: /CommandNotFound: The command nope/,
   });
 });
@@ -97,7 +97,7 @@ Deno.test("QmpClient fails pending and later commands with qmp_closed when QEMU 
 
 Deno.test("QmpClient refuses a peer that does not speak QMP", async () => {
   await using server = await fakeQmp(() => Promise.resolve(), "SSH-2.0-OpenSSH\r\n");
-  await assert.rejects(() => QmpClient.connect(server.path), { code: "qmp_protocol_error" });
+  await assert.rejects(() => QmpClient.connect(server.path), { code: "qmp_protocol_violated" });
 });
 
 Deno.test("QmpClient times out a command QEMU never answers, and a missing socket fails to connect", async () => {
@@ -108,7 +108,7 @@ Deno.test("QmpClient times out a command QEMU never answers, and a missing socke
     message: /"query-status".*50 ms/,
   });
   await assert.rejects(() => QmpClient.connect(`${server.path}.missing`), {
-    code: "qmp_connect_error",
+    code: "qmp_unreachable",
     message: /\.missing/,
   });
 });

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import type { Decision, DecisionRequest, EventAck, EventReport, VmRef } from "./decision_client.ts";
 import { EventReporter } from "./_event_reporter.ts";
 import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
@@ -98,7 +98,7 @@ export class QmpGate {
     } catch (cause) {
       throw new VaspError(
         "gate_listen_failed",
-        `Cannot listen on "${path}": ${(cause as Error).message}`,
+        `Cannot listen on "${path}": ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -123,7 +123,7 @@ export class QmpGate {
       done();
       throw new VaspError(
         "gate_listen_failed",
-        `Cannot accept on file descriptor ${fd}: ${(cause as Error).message}`,
+        `Cannot accept on file descriptor ${fd}: ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -180,7 +180,7 @@ export class QmpGate {
     try {
       for await (const client of listener) this.#serve(client);
     } catch (error) {
-      if (this.#listener) this.#ctx.log(`qmp-gate: accept failed: ${(error as Error).message}`);
+      if (this.#listener) this.#ctx.log(`qmp-gate: accept failed: ${errorMessage(error)}`);
     }
   }
 
@@ -193,7 +193,7 @@ export class QmpGate {
         this.#options.upstreamWaitMs ?? 30_000,
       );
     } catch (error) {
-      this.#ctx.log(`qmp-gate: ${(error as Error).message}; closing the client`);
+      this.#ctx.log(`qmp-gate: ${errorMessage(error)}; closing the client`);
       this.#accepted.delete(client);
       return closeQuietly(client);
     }
@@ -217,7 +217,7 @@ async function connectWithRetry(path: string, waitMs: number): Promise<Deno.Conn
       if (!retry || Date.now() >= deadline) {
         throw new VaspError(
           "upstream_unavailable",
-          `Cannot connect to QEMU's QMP socket "${path}": ${(cause as Error).message}`,
+          `Cannot connect to QEMU's QMP socket "${path}": ${errorMessage(cause)}`,
           { cause },
         );
       }

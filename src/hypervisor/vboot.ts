@@ -7,6 +7,7 @@
  * @module
  */
 import type { Domain } from "./libvirt.ts";
+import { errorMessage } from "../engine/error.ts";
 
 /** Which instance register vBoot extends with what. */
 export const VBOOT_REGISTERS = {
@@ -69,7 +70,7 @@ async function fileExtension(
     return { reg, data: await read(path), description: describe(`vboot ${what} ${path}`) };
   } catch (error) {
     // What could not be read is still recorded: the verifier sees that it was not measured.
-    const why = (error as Error).message;
+    const why = errorMessage(error);
     return {
       reg,
       data: encoder.encode(`unreadable ${path}: ${why}`),

@@ -65,7 +65,7 @@ export interface OpenedGuest extends AsyncDisposable {
   /**
    * The measurement profile.
    *
-   * @throws {VaspError} `usage_error` naming the facts missing
+   * @throws {VaspError} `usage_invalid` naming the facts missing
    */
   profile(): MeasurementProfile;
 }
@@ -111,7 +111,7 @@ export async function openGuest(settings: GuestSettings): Promise<OpenedGuest> {
       profile() {
         if (!qemu || !cpu || smp === undefined) {
           throw new VaspError(
-            "usage_error",
+            "usage_invalid",
             "the profile needs --qmp, or --qemu-version, --cpu and --smp",
           );
         }

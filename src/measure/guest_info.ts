@@ -6,7 +6,7 @@
  * @module
  */
 import type { GuestMemory } from "../../ffi/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import type { KernelMeasurer } from "./measurer.ts";
 import { findBuildId } from "./elf.ts";
 import type { KernelSymbols } from "./symbols.ts";
@@ -44,9 +44,7 @@ export function readCommandLine(
   } catch (cause) {
     throw new VaspError(
       "guest_read_failed",
-      `Cannot read the guest's command line through saved_command_line: ${
-        (cause as Error).message
-      }`,
+      `Cannot read the guest's command line through saved_command_line: ${errorMessage(cause)}`,
       { cause },
     );
   }

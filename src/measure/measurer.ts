@@ -12,7 +12,7 @@
  * @module
  */
 import { GuestMemory, type HashAlgName, hashBatch, NativeError } from "../../ffi/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 import { discoverKaslr, type KernelLayout } from "./kaslr.ts";
 import type { KernelMeasurement, RegionMeasurement } from "./measurement.ts";
 import { planRegions, type RegionSpec } from "./regions.ts";
@@ -51,11 +51,6 @@ interface Placed extends RegionSpec {
 /** PTI's user page tables sit one page above the kernel's. */
 const PTI_USER_BIT = 0x1000n;
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-
-function errorText(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return `${typeof code === "string" ? `${code}: ` : ""}${(error as Error).message}`;
-}
 
 /** A guest kernel found in RAM, ready to be measured repeatedly. */
 export class KernelMeasurer {
@@ -184,7 +179,7 @@ export class KernelMeasurer {
     bulk.forEach((r, i) => {
       const result = raw[i]!;
       const digest = result.digest && toHex(result.digest);
-      digests.set(r.name, { digest, error: result.error && errorText(result.error) });
+      digests.set(r.name, { digest, error: result.error && describeError(result.error) });
       if (digest === null || slide === 0n || !this.#image) return;
       const cached = this.#normalised.get(`${alg}:${r.name}`);
       if (cached?.raw === digest) digests.set(r.name, { digest: cached.norm, error: null });
@@ -204,7 +199,7 @@ export class KernelMeasurer {
         }
         copies.push({ region: r, bytes });
       } catch (error) {
-        digests.set(r.name, { digest: null, error: errorText(error) });
+        digests.set(r.name, { digest: null, error: describeError(error) });
       }
     }
     hashBatch(alg, copies.map((c) => c.bytes)).forEach((d, i) => {
@@ -245,7 +240,7 @@ export class KernelMeasurer {
       this.#normalised.set(`${alg}:${r.name}`, { raw: rawDigest!, norm: normDigest! });
       return { digest: normDigest!, error: null };
     } catch (error) {
-      return { digest: null, error: errorText(error) };
+      return { digest: null, error: describeError(error) };
     }
   }
 
@@ -257,7 +252,7 @@ export class KernelMeasurer {
     try {
       reached = this.#memory.translate(this.#idtr, walk);
     } catch (error) {
-      reached = errorText(error);
+      reached = describeError(error);
     }
     const expected = this.#memory.translate(idt.va, walk);
     if (reached === expected) return [];

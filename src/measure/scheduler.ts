@@ -11,6 +11,7 @@
 import type { KernelMeasurement } from "./measurement.ts";
 import type { ReferenceSet } from "./reference.ts";
 import { failedVerdicts, judge, type RegionVerdict, verdictDigest } from "./verdict.ts";
+import { describeError, errorMessage } from "../engine/error.ts";
 
 /** A VM to measure. */
 export interface MonitorTarget {
@@ -126,7 +127,7 @@ export class MeasurementMonitor {
     try {
       targets = await this.#ports.targets();
     } catch (error) {
-      console.error(`vasp: monitor: cannot list VMs: ${(error as Error).message}`);
+      console.error(`vasp: monitor: cannot list VMs: ${errorMessage(error)}`);
       return;
     }
     const seen = new Set(targets.map((t) => t.uuid));
@@ -149,7 +150,7 @@ export class MeasurementMonitor {
       if (state.inFlight || now < state.due || this.#stopped) continue;
       const vm = state;
       vm.inFlight = this.#measure(vm).catch((error) => {
-        this.#ports.alert(vm.target, `monitor failure: ${(error as Error).message}`, "failure");
+        this.#ports.alert(vm.target, `monitor failure: ${errorMessage(error)}`, "failure");
       }).finally(() => {
         vm.inFlight = undefined;
         vm.due = this.#now() + vm.target.intervalMs;
@@ -187,8 +188,7 @@ export class MeasurementMonitor {
       // The guest rebooted, its RAM went away, the symbols do not fit: open it again next time.
       vm.session?.close();
       vm.session = undefined;
-      const code = (error as { code?: unknown }).code;
-      const why = `${typeof code === "string" ? `${code}: ` : ""}${(error as Error).message}`;
+      const why = describeError(error);
       verdicts = failedVerdicts(await this.#ports.regions(target), why);
     }
     await this.#ports.record(target, verdicts, new Date(this.#now()));
@@ -202,7 +202,7 @@ export class MeasurementMonitor {
       } catch (error) {
         this.#ports.alert(
           target,
-          `cannot extend the vASP instance: ${(error as Error).message}`,
+          `cannot extend the vASP instance: ${errorMessage(error)}`,
           "failure",
         );
       }

@@ -9,6 +9,7 @@ import {
   decide,
   type Decision,
   type DecisionContext,
+  errorMessage,
   isLifecycleState,
   type LifecycleEvent,
   parseEvent,
@@ -229,7 +230,7 @@ export function runPolicyCases(loaded: LoadedPolicySet): CaseReport {
       try {
         got = decide(loaded.set, event, context);
       } catch (error) {
-        shape.fail(["cases", i], `decide() failed: ${(error as Error).message}`);
+        shape.fail(["cases", i], `decide() failed: ${errorMessage(error)}`);
         return;
       }
       const { line } = errorAt(file, offsetOf(file, ["cases", i]), "");

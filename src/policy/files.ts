@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { VaspError } from "../engine/mod.ts";
+import { errorMessage, VaspError } from "../engine/mod.ts";
 
 /** Where a policy set comes from. */
 export type PolicySetSource =
@@ -54,7 +54,7 @@ function sorted(entries: [string, string][]): Map<string, string> {
  *
  * @param dir the directory
  * @returns the files and their content revision
- * @throws {VaspError} `policy_source_error` when the directory cannot be read
+ * @throws {VaspError} `policy_source_unreadable` when the directory cannot be read
  */
 export async function readPolicyDir(dir: string): Promise<PolicyFiles> {
   const entries: [string, string][] = [];
@@ -72,8 +72,8 @@ export async function readPolicyDir(dir: string): Promise<PolicyFiles> {
     await walk("");
   } catch (cause) {
     throw new VaspError(
-      "policy_source_error",
-      `Cannot read policy directory "${dir}": ${(cause as Error).message}`,
+      "policy_source_unreadable",
+      `Cannot read policy directory "${dir}": ${errorMessage(cause)}`,
       { cause, details: { dir } },
     );
   }
@@ -97,14 +97,14 @@ async function git(repo: string, args: string[]): Promise<string> {
       stderr: "piped",
     }).output();
   } catch (cause) {
-    throw new VaspError("policy_source_error", `Cannot run git: ${(cause as Error).message}`, {
+    throw new VaspError("policy_source_unreadable", `Cannot run git: ${errorMessage(cause)}`, {
       cause,
     });
   }
   if (!output.success) {
     const stderr = new TextDecoder().decode(output.stderr).trim();
     throw new VaspError(
-      "policy_source_error",
+      "policy_source_unreadable",
       `git ${args.join(" ")} failed in "${repo}": ${stderr || `exit ${output.code}`}`,
       { details: { repo, args } },
     );
@@ -120,7 +120,7 @@ async function git(repo: string, args: string[]): Promise<string> {
  * @param ref a branch, tag or commit
  * @param options `path`: the set's folder inside the repository (default: the root)
  * @returns the files; the revision is the commit id
- * @throws {VaspError} `policy_source_error` when git fails or the ref does not name a commit
+ * @throws {VaspError} `policy_source_unreadable` when git fails or the ref does not name a commit
  */
 export async function readPolicyGit(
   repo: string,
@@ -128,7 +128,9 @@ export async function readPolicyGit(
   options: { path?: string } = {},
 ): Promise<PolicyFiles> {
   if (ref.startsWith("-") || ref.length === 0) {
-    throw new VaspError("policy_source_error", `Invalid git ref "${ref}"`, { details: { ref } });
+    throw new VaspError("policy_source_unreadable", `Invalid git ref "${ref}"`, {
+      details: { ref },
+    });
   }
   const commit =
     (await git(repo, ["rev-parse", "--verify", "--quiet", "--end-of-options", `${ref}^{commit}`]))
@@ -164,7 +166,7 @@ export async function readPolicyGit(
  *
  * @param source a directory, or a git repository, ref and optional path
  * @returns the files
- * @throws {VaspError} `policy_source_error` when the source cannot be read
+ * @throws {VaspError} `policy_source_unreadable` when the source cannot be read
  */
 export function readPolicyFiles(source: PolicySetSource): Promise<PolicyFiles> {
   return "dir" in source

@@ -36,7 +36,7 @@ Deno.test("a compile error in a git ref is located as ref:path:line:column", asy
     await assert.rejects(
       () => loadPolicySet({ repo: repo.dir, ref: "HEAD" }),
       (e) =>
-        e instanceof VaspError && e.code === "policy_compile_error" &&
+        e instanceof VaspError && e.code === "policy_invalid" &&
         e.message.includes('HEAD:a.yaml:6:16: rules[0].expr: undefined field "presnt"'),
     );
   } finally {
@@ -51,13 +51,13 @@ Deno.test("readPolicyGit() refuses a ref that names no commit and one that looks
     await assert.rejects(
       () => readPolicyGit(repo.dir, "no-such-branch"),
       (e) =>
-        e instanceof VaspError && e.code === "policy_source_error" &&
+        e instanceof VaspError && e.code === "policy_source_unreadable" &&
         /no-such-branch/.test(e.message),
     );
     await assert.rejects(
       () => readPolicyGit(repo.dir, "--output=/tmp/x"),
       (e) =>
-        e instanceof VaspError && e.code === "policy_source_error" &&
+        e instanceof VaspError && e.code === "policy_source_unreadable" &&
         /Invalid git ref/.test(e.message),
     );
   } finally {
@@ -70,7 +70,7 @@ Deno.test("readPolicyGit() refuses a directory that is not a git repository", as
   try {
     await assert.rejects(
       () => readPolicyGit(dir, "HEAD"),
-      (e) => e instanceof VaspError && e.code === "policy_source_error",
+      (e) => e instanceof VaspError && e.code === "policy_source_unreadable",
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

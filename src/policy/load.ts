@@ -87,7 +87,7 @@ function environment(file: YamlFile | undefined, params: Record<string, ParamVal
  *
  * @param files the files (from {@link readPolicyFiles})
  * @returns the set, ready for `decide()`
- * @throws {VaspError} `policy_compile_error` listing every error as `file:line:column` with the
+ * @throws {VaspError} `policy_invalid` listing every error as `file:line:column` with the
  *   offending text; `details.errors` holds them as values
  */
 export function compilePolicyFiles(files: PolicyFiles): LoadedPolicySet {
@@ -129,13 +129,13 @@ export function compilePolicyFiles(files: PolicyFiles): LoadedPolicySet {
     policies.push(policy);
   }
   if (errors.length === 0 && policies.length === 0) {
-    throw new VaspError("policy_compile_error", `No policy in ${files.origin}`, {
+    throw new VaspError("policy_invalid", `No policy in ${files.origin}`, {
       details: { origin: files.origin, errors: [] },
     });
   }
   if (errors.length > 0) {
     throw new VaspError(
-      "policy_compile_error",
+      "policy_invalid",
       `Cannot load the policy set from ${files.origin}: ${errors.length} error${
         errors.length === 1 ? "" : "s"
       }\n${formatSourceErrors(errors)}`,
@@ -155,8 +155,8 @@ export function compilePolicyFiles(files: PolicyFiles): LoadedPolicySet {
  *
  * @param source a directory, or a git repository at a ref
  * @returns the loaded set
- * @throws {VaspError} `policy_source_error` when the source cannot be read;
- *   `policy_compile_error` when any file is invalid
+ * @throws {VaspError} `policy_source_unreadable` when the source cannot be read;
+ *   `policy_invalid` when any file is invalid
  */
 export async function loadPolicySet(source: PolicySetSource): Promise<LoadedPolicySet> {
   return compilePolicyFiles(await readPolicyFiles(source));

@@ -27,7 +27,7 @@ async function compileErrors(files: Record<string, string>): Promise<SourceError
     await loadPolicySet({ dir });
   } catch (error) {
     assert.ok(error instanceof VaspError);
-    assert.equal(error.code, "policy_compile_error");
+    assert.equal(error.code, "policy_invalid");
     return (error.details.errors as SourceError[]).map((e) => ({
       ...e,
       file: e.file.slice(dir.length + 1),
@@ -148,8 +148,7 @@ Deno.test("a directory without any policy is refused", async () => {
   try {
     await assert.rejects(
       () => loadPolicySet({ dir }),
-      (e) =>
-        e instanceof VaspError && e.code === "policy_compile_error" && /No policy/.test(e.message),
+      (e) => e instanceof VaspError && e.code === "policy_invalid" && /No policy/.test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -92,7 +92,7 @@ async function watchedPaths(source: PolicySetSource): Promise<string[]> {
  * @param source a directory, or a git repository at a ref
  * @param options watching and a reload callback
  * @returns the store
- * @throws {VaspError} `policy_source_error` or `policy_compile_error` when the first load
+ * @throws {VaspError} `policy_source_unreadable` or `policy_invalid` when the first load
  *   fails: there is no previous set to keep
  */
 export async function openPolicyStore(
@@ -119,7 +119,7 @@ export async function openPolicyStore(
     } catch (cause) {
       const error = cause instanceof VaspError
         ? cause
-        : new VaspError("policy_source_error", `Cannot reload policies: ${String(cause)}`, {
+        : new VaspError("policy_source_unreadable", `Cannot reload policies: ${String(cause)}`, {
           cause,
         });
       return {

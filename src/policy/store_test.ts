@@ -44,7 +44,7 @@ Deno.test("a reload with an invalid file keeps the whole previous set and says w
       assert.equal(result.ok, false);
       assert.ok(!result.ok);
       assert.equal(result.revision, before.revision);
-      assert.equal(result.error.code, "policy_compile_error");
+      assert.equal(result.error.code, "policy_invalid");
       assert.match(
         result.error.message,
         /^Policy reload refused, revision sha256:[0-9a-f]+ stays in force: /,

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Asp } from "../../ffi/mod.ts";
 import { checkAkChain, readCertificates, toPem } from "../attest/mod.ts";
 import { subjectPublicKeyInfo } from "../codec/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { type CheckpointVerifier, ecdsaP256Verifier, type Signer } from "../store/mod.ts";
 
 /** The AK certificate then the EK certificate, PEM (public): written by `vasp serve`. */
@@ -128,7 +128,7 @@ async function certificates(
   } catch (cause) {
     const why = cause instanceof Deno.errors.NotFound && hint
       ? `it does not exist (${hint})`
-      : (cause as Error).message;
+      : errorMessage(cause);
     throw unreadable(path, what, why, cause);
   }
 }

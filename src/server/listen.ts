@@ -20,13 +20,13 @@ export interface TcpAddress {
  *
  * @param text the address
  * @returns host and port
- * @throws {VaspError} `usage_error` for anything else
+ * @throws {VaspError} `usage_invalid` for anything else
  */
 export function parseListen(text: string): TcpAddress {
   const match = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) {
-    throw new VaspError("usage_error", `Cannot listen on "${text}": expected HOST:PORT`);
+    throw new VaspError("usage_invalid", `Cannot listen on "${text}": expected HOST:PORT`);
   }
   return { hostname: match[1] ?? match[2], port };
 }
@@ -49,12 +49,12 @@ export function isLoopback(hostname: string): boolean {
  *
  * @param address the address
  * @param allowRemote the explicit override
- * @throws {VaspError} `usage_error` for a non-loopback address without the override
+ * @throws {VaspError} `usage_invalid` for a non-loopback address without the override
  */
 export function checkListen(address: TcpAddress, allowRemote: boolean): void {
   if (allowRemote || isLoopback(address.hostname)) return;
   throw new VaspError(
-    "usage_error",
+    "usage_invalid",
     `Refusing to listen on ${address.hostname}: not a loopback address. The API is plain HTTP, ` +
       "so tokens and decisions would cross the network in clear; put a TLS proxy in front, " +
       "or pass --allow-remote",

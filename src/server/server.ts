@@ -307,7 +307,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
  *
  * @param options what the server is made of, and where it listens
  * @returns the running server
- * @throws {VaspError} `usage_error` with no listener; what {@link createServer} and the
+ * @throws {VaspError} `usage_invalid` with no listener; what {@link createServer} and the
  *   listeners throw (`socket_in_use`, `address_in_use`)
  */
 export async function startServer(
@@ -318,7 +318,7 @@ export async function startServer(
     : options.socket;
   if (socket === null && options.tcp === null) {
     throw new VaspError(
-      "usage_error",
+      "usage_invalid",
       "Cannot serve with no listener: keep the Unix socket or the TCP listener",
     );
   }

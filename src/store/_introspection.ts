@@ -5,6 +5,7 @@
  * @module
  */
 import type { IntrospectionSettings } from "./store.ts";
+import { errorMessage } from "../engine/error.ts";
 
 const STRINGS = ["memory", "symbols", "vmlinuz", "qmp", "qemuVersion", "cpu"] as const;
 const INTEGERS = ["intervalMs", "below4g", "smp"] as const;
@@ -73,11 +74,11 @@ export function decodeIntrospection(value: unknown): IntrospectionSettings | nul
   try {
     json = JSON.parse(value);
   } catch (cause) {
-    throw new Error(`introspection is not valid JSON (${(cause as Error).message})`);
+    throw new Error(`introspection is not valid JSON (${errorMessage(cause)})`);
   }
   try {
     return checkIntrospection(json);
   } catch (cause) {
-    throw new Error(`introspection: ${(cause as Error).message}`);
+    throw new Error(`introspection: ${errorMessage(cause)}`);
   }
 }

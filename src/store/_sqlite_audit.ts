@@ -5,7 +5,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { Buffer } from "node:buffer";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import {
   type AuditEntry,
   type AuditRecord,
@@ -77,7 +77,7 @@ export class SqliteAuditLog {
       throw new VaspError(
         "audit_write_failed",
         `Cannot make decision record ${record.seq} (${record.decisionId}) durable: ` +
-          (cause as Error).message,
+          errorMessage(cause),
         { cause },
       );
     }
@@ -146,7 +146,7 @@ export class SqliteAuditLog {
       throw new VaspError(
         "audit_write_failed",
         `Cannot record ${entries.length} decision(s) (${ids}${entries.length > 3 ? ", …" : ""})` +
-          `: ${(cause as Error).message}`,
+          `: ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -226,7 +226,7 @@ export class SqliteAuditLog {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw new VaspError(
         "audit_checkpoint_failed",
-        `Cannot write the audit checkpoint at record ${seq}: ${(cause as Error).message}`,
+        `Cannot write the audit checkpoint at record ${seq}: ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -240,7 +240,7 @@ export class SqliteAuditLog {
       try {
         return decodeCheckpoint(row);
       } catch (error) {
-        return { seq: Number(row.seq), malformed: (error as Error).message };
+        return { seq: Number(row.seq), malformed: errorMessage(error) };
       }
     });
   }

@@ -8,6 +8,7 @@ import type { AuditRecord, AuditResult } from "./audit.ts";
 import { decodeIntrospection } from "./_introspection.ts";
 import type { Measurement, VmRecord } from "./store.ts";
 import type { MalformedRow } from "./verify.ts";
+import { errorMessage } from "../engine/error.ts";
 
 type Row = Record<string, unknown>;
 
@@ -44,7 +45,7 @@ function json(row: Row, column: string): unknown {
   try {
     return JSON.parse(raw);
   } catch (cause) {
-    throw new ColumnError(`${column} is not valid JSON (${(cause as Error).message})`);
+    throw new ColumnError(`${column} is not valid JSON (${errorMessage(cause)})`);
   }
 }
 

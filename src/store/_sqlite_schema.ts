@@ -5,7 +5,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 
 /**
  * Schema migrations; entry i takes the schema from version i to i + 1. Append only: a
@@ -112,7 +112,7 @@ export function openDatabase(
       db?.close();
     } catch { /* the open error is the one worth reporting */ }
     if (cause instanceof VaspError) throw cause;
-    const message = (cause as Error).message;
+    const message = errorMessage(cause);
     const corrupt = /not a database|malformed|corrupt/i.test(message);
     throw new VaspError(
       corrupt ? "store_corrupt" : "store_open_failed",

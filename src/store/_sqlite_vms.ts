@@ -4,7 +4,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { introspectionColumn } from "./_introspection.ts";
 import { decodeMeasurement, decodeVm } from "./_sqlite_rows.ts";
 import type { Measurement, NewVm, VaspBinding, VmFilter, VmPatch, VmRecord } from "./store.ts";
@@ -93,7 +93,7 @@ export class SqliteVms {
     } catch (cause) {
       throw new VaspError(
         "store_record_malformed",
-        `Cannot read VM ${String(row.uuid)}: ${(cause as Error).message}`,
+        `Cannot read VM ${String(row.uuid)}: ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -248,7 +248,7 @@ export class SqliteVms {
           throw new VaspError(
             "store_record_malformed",
             `Cannot read measurement "${String(row.region)}" of VM ${uuid}: ` +
-              (cause as Error).message,
+              errorMessage(cause),
             { cause },
           );
         }

@@ -9,6 +9,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { errorMessage } from "../engine/error.ts";
 
 let db: DatabaseSync | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
@@ -18,7 +19,7 @@ function checkpoint(): void {
     // PASSIVE never waits for, nor blocks, the server's writer: it copies what it can.
     db!.exec("PRAGMA wal_checkpoint(PASSIVE)");
   } catch (error) {
-    self.postMessage({ error: (error as Error).message });
+    self.postMessage({ error: errorMessage(error) });
   }
 }
 
@@ -36,6 +37,6 @@ self.onmessage = (event: MessageEvent) => {
     db.exec("PRAGMA busy_timeout = 5000");
     timer = setInterval(checkpoint, intervalMs);
   } catch (error) {
-    self.postMessage({ error: (error as Error).message });
+    self.postMessage({ error: errorMessage(error) });
   }
 };

@@ -12,6 +12,7 @@
  * @module
  */
 import { dirname } from "node:path";
+import { errorMessage } from "../engine/error.ts";
 
 /** Syncs one database's WAL file; shared by every writer of one connection. */
 export class WalSync {
@@ -59,7 +60,7 @@ export class WalSync {
         for (const w of done) w.resolve();
       }
     } catch (error) {
-      this.#failure = new Error(`Cannot sync "${this.#walPath}": ${(error as Error).message}`, {
+      this.#failure = new Error(`Cannot sync "${this.#walPath}": ${errorMessage(error)}`, {
         cause: error,
       });
       for (const w of this.#waiters) w.reject(this.#failure);

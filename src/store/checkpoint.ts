@@ -9,6 +9,7 @@
  * @module
  */
 import { canonicalJson, sha256Hex } from "./canonical_json.ts";
+import { errorMessage } from "../engine/error.ts";
 
 /**
  * What every checkpoint signature covers before the message, as 8 ASCII bytes: the domain
@@ -127,7 +128,7 @@ export async function ecdsaP256Verifier(
     } catch (cause) {
       throw new TypeError(
         `Cannot use a ${key.byteLength}-byte key as an ECDSA P-256 verifying key: ` +
-          (cause as Error).message,
+          errorMessage(cause),
         { cause },
       );
     }

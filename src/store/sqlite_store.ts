@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import type { AuditEntry, AuditRecord } from "./audit.ts";
 import type { Checkpoint, Signer } from "./checkpoint.ts";
 import type { GroupCommitOptions } from "./group_commit.ts";
@@ -76,7 +76,7 @@ export class SqliteStore implements Store {
     }
     this.#vms = new SqliteVms(open, now);
     this.#onCheckpointError = options.onCheckpointError ??
-      ((error) => console.error(`vasp: audit checkpoint failed: ${(error as Error).message}`));
+      ((error) => console.error(`vasp: audit checkpoint failed: ${errorMessage(error)}`));
     this.#audit = new SqliteAuditLog(open, {
       signer: options.signer,
       checkpointEvery,

@@ -12,6 +12,7 @@ import {
   type CheckpointVerifier,
   ecdsaP256Verifier,
 } from "./checkpoint.ts";
+import { errorMessage } from "../engine/error.ts";
 
 const YIELD_EVERY = 4096;
 
@@ -229,7 +230,7 @@ async function checkSignatures(
         try {
           verifier = await ecdsaP256Verifier(spki);
         } catch (error) {
-          failures.set(checkpoint.seq, `recorded key unusable: ${(error as Error).message}`);
+          failures.set(checkpoint.seq, `recorded key unusable: ${errorMessage(error)}`);
           continue;
         }
         recorded.set(checkpoint.keyId, verifier);
@@ -240,7 +241,7 @@ async function checkSignatures(
         failures.set(checkpoint.seq, "signature invalid");
       }
     } catch (error) {
-      failures.set(checkpoint.seq, `signature invalid (${(error as Error).message})`);
+      failures.set(checkpoint.seq, `signature invalid (${errorMessage(error)})`);
     }
   }
   return failures;

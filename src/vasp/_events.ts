@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { configDigestHex } from "../attest/config_digest.ts";
 import type { SealedBinding } from "./instances.ts";
-import { type LifecycleEvent, VaspError } from "../engine/mod.ts";
+import { describeError, type LifecycleEvent, VaspError } from "../engine/mod.ts";
 import type { VaspOutcome } from "./port.ts";
 import { type Domain, parseDomainXml } from "../hypervisor/libvirt.ts";
 import type { NewVm, VaspBinding } from "../store/mod.ts";
@@ -22,17 +22,6 @@ export const INBOUND: ReadonlySet<string> = new Set(["restore", "migrate-in"]);
 export const BOOT_PHASES: ReadonlySet<string> = new Set(["", "prepare"]);
 /** Later steps of an operation already decided: they move no vASP state. */
 const LATER_PHASES = new Set(["continue", "recover", "failover"]);
-
-/**
- * An error as one line, its code in brackets.
- *
- * @param error what was thrown
- * @returns `message [code]`
- */
-export function errorText(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return `${(error as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`;
-}
 
 /**
  * A sealed state as the store keeps it.
@@ -87,12 +76,12 @@ export function movesState(event: LifecycleEvent): boolean {
  * @param value the field
  * @param field its name
  * @returns the bytes, `undefined` when absent
- * @throws {VaspError} `invalid_event` when it is not base64
+ * @throws {VaspError} `event_invalid` when it is not base64
  */
 export function base64(value: unknown, field: string): Uint8Array | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
-    throw new VaspError("invalid_event", `details.${field} is not base64`, {
+    throw new VaspError("event_invalid", `details.${field} is not base64`, {
       details: { field },
     });
   }
@@ -105,7 +94,7 @@ export function base64(value: unknown, field: string): Uint8Array | undefined {
  *
  * @param event the event
  * @returns the XML and the digest (hex), either absent
- * @throws {VaspError} `invalid_event`, `invalid_request` for malformed fields
+ * @throws {VaspError} `event_invalid`, `request_invalid` for malformed fields
  */
 export function eventConfig(event: LifecycleEvent): { xml?: Uint8Array; digest?: string } {
   const xml = base64(event.details.domain_xml_b64, "domain_xml_b64");
@@ -132,7 +121,7 @@ export function bootDomain(
     return {
       refusal: {
         rule: "vboot",
-        message: `Cannot read what VM "${event.vm.name}" boots: ${errorText(error)}`,
+        message: `Cannot read what VM "${event.vm.name}" boots: ${describeError(error)}`,
       },
     };
   }

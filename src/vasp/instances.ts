@@ -8,7 +8,7 @@
  * @module
  */
 import { type Asp, type EventLogEntry, NativeError, type VaspInstance } from "../../ffi/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 import { BINDING_OID, parseBinding } from "../attest/binding.ts";
 import { extensionsOf, parseCertificate } from "../attest/certificate.ts";
 import { fromHex, toHex } from "../codec/mod.ts";
@@ -60,11 +60,6 @@ export interface InstanceQuote {
   readonly eventLog: readonly EventLogEntry[];
   /** The instance ID. */
   readonly instanceId: string;
-}
-
-function errorText(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return `${(error as Error).message}${typeof code === "string" ? ` [${code}]` : ""}`;
 }
 
 function noInstance(uuid: string, why: string): VaspError {
@@ -120,7 +115,7 @@ export class InstanceManager {
       this.#broken.delete(uuid);
       return undefined;
     } catch (error) {
-      const why = `its sealed state was refused when the server started: ${errorText(error)}`;
+      const why = `its sealed state was refused when the server started: ${describeError(error)}`;
       this.#broken.set(uuid, why);
       return why;
     }
@@ -285,7 +280,7 @@ export class InstanceManager {
    *
    * @param uuid the VM
    * @returns the destroyed instance's ID, `undefined` when there was no live one
-   * @throws {NativeError} `io_error` when the ASP could not persist the destruction
+   * @throws {NativeError} `io_failed` when the ASP could not persist the destruction
    */
   destroy(uuid: string): string | undefined {
     this.#broken.delete(uuid);
@@ -331,7 +326,7 @@ export class InstanceManager {
     const ext = extensionsOf(cert).find((e) => e.oid === BINDING_OID);
     if (!ext) {
       throw new NativeError(
-        "native_error",
+        "native_failed",
         `The certificate of instance ${instance.id} has no binding`,
       );
     }

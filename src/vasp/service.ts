@@ -15,6 +15,7 @@ import {
 import type { Asp } from "../../ffi/mod.ts";
 import {
   type Decision,
+  describeError,
   type LifecycleEvent,
   type Logger,
   type VaspBinding as EngineBinding,
@@ -35,7 +36,6 @@ import {
   base64,
   BOOT_PHASES,
   bootDomain,
-  errorText,
   eventConfig,
   INBOUND,
   movesState,
@@ -201,7 +201,7 @@ export class VaspService implements VaspPort {
     try {
       pending = this.#instances.importPending(uuid, blob, { snapshot });
     } catch (error) {
-      refused = `the sealed vASP state was refused: ${errorText(error)}`;
+      refused = `the sealed vASP state was refused: ${describeError(error)}`;
     }
     const binding = pending
       ? engineBinding(pending, { sealedExport: true, error: "" })
