@@ -15,7 +15,7 @@ import {
   type VerifyResult,
 } from "../store/mod.ts";
 import { type AspCheckpointKey, aspCheckpointVerifier } from "../server/checkpoint_key.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, printJson } from "./_command.ts";
 
 const USAGE =
   `usage: vasp audit verify [--state-dir DIR] [--ca FILE | --key FILE | --recorded-keys] [--json]
@@ -64,11 +64,8 @@ export const auditVerify: Command = {
     await using store = SqliteStore.openIn(stateDir, { readOnly: true });
     const { verifier, key } = await trustedKey(stateDir, values);
     const result = await store.verifyAudit({ verifier });
-    console.log(
-      values.json
-        ? JSON.stringify({ store: store.path, checkpointKey: key, ...result }, null, 2)
-        : report(result, key),
-    );
+    if (values.json) printJson({ store: store.path, checkpointKey: key, ...result });
+    else console.log(report(result, key));
     return result.ok ? 0 : 1;
   },
 };

@@ -9,7 +9,7 @@
  */
 import { setImmediate } from "node:timers";
 import { join, resolve } from "node:path";
-import { Asp } from "../../ffi/mod.ts";
+import { ABI_VERSION, Asp } from "../../ffi/mod.ts";
 import { type HostState, type Logger, VaspError } from "../engine/mod.ts";
 import {
   createMonitor,
@@ -175,7 +175,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       at: new Date(),
       bootId: bootId(),
     });
-    const metrics = new Metrics();
+    const metrics = new Metrics({ build: { abi: String(ABI_VERSION) } });
     const policyStore = await openPolicyStore(options.policies, {
       watch: true,
       onReload: (r) => {
@@ -187,6 +187,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       },
     });
     closer.push(() => policyStore.close());
+    metrics.policyLoaded();
     const checkpoints = await aspCheckpointSigner(asp);
     const akChain = writeAkChain(asp);
     const store = SqliteStore.openIn(stateDir, {
