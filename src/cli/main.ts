@@ -20,7 +20,7 @@ import { vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
-const COMMANDS: readonly Command[] = [
+export const COMMANDS: readonly Command[] = [
   serve,
   status,
   attestVerify,

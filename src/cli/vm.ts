@@ -30,6 +30,25 @@ function line(vm: Vm): string {
   return `${vm.name} (${vm.uuid}), ${vm.state}${vm.tenant ? `, tenant ${vm.tenant}` : ""}`;
 }
 
+/** A digest in the one form vASP prints, `sha256:<hex>` (the API may answer bare hex). */
+function digestOut(digest: unknown): unknown {
+  return typeof digest === "string" && /^[0-9a-f]{64}$/.test(digest) ? `sha256:${digest}` : digest;
+}
+
+/** The answer with every VM's configuration digest as `sha256:<hex>`. */
+function normalise(data: unknown): unknown {
+  const vm = (v: Vm): Vm => {
+    const binding = v.binding as Vm | null | undefined;
+    return binding
+      ? { ...v, binding: { ...binding, config_digest: digestOut(binding.config_digest) } }
+      : v;
+  };
+  if (data === null || typeof data !== "object") return data;
+  const d = data as Vm;
+  if (Array.isArray(d.vms)) return { ...d, vms: (d.vms as Vm[]).map(vm) };
+  return vm(d);
+}
+
 /** Builds a `vm` sub-command that sends its requests and prints the answer. */
 function vmCommand(spec: {
   name: string;
@@ -49,7 +68,7 @@ function vmCommand(spec: {
         allowPositionals: spec.positionals ?? false,
       });
       using api = connect(values as ConnectValues);
-      const data = await spec.send(api, values, positionals);
+      const data = normalise(await spec.send(api, values, positionals));
       if (values.json) printJson(data);
       else console.log(spec.show(data));
       return 0;
