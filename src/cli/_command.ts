@@ -34,6 +34,7 @@ const USAGE_CODES = new Set([
   "server_unreachable",
   "socket_in_use",
   "address_in_use",
+  "store_not_found",
 ]);
 
 /**

@@ -100,6 +100,13 @@ export function connect(values: ConnectValues): Connection {
             { cause: error },
           );
         }
+        if (error instanceof VaspError && error.code === "vm_not_found") {
+          throw new VaspError(
+            "vm_not_found",
+            `${error.message} on the server at ${where}: "vasp vm list" shows the VMs it knows`,
+            { cause: error, details: error.details },
+          );
+        }
         throw error;
       }
     },

@@ -7,7 +7,29 @@
  */
 import { resolve } from "node:path";
 import type { PolicySetSource } from "../policy/mod.ts";
+import { VaspError } from "../engine/error.ts";
 import { usageError } from "./_command.ts";
+
+/** Fails with an error naming the flag and the path unless `path` is a directory. */
+function mustBeDirectory(flag: string, path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (cause) {
+    const why = cause instanceof Deno.errors.NotFound
+      ? "no such directory"
+      : (cause as Error).message;
+    throw new VaspError("io_error", `Cannot read ${flag} "${path}": ${why}`, {
+      cause,
+      details: { flag, path },
+    });
+  }
+  if (!info.isDirectory) {
+    throw new VaspError("io_error", `Cannot read ${flag} "${path}": not a directory`, {
+      details: { flag, path },
+    });
+  }
+}
 
 /** parseArgs options naming a policy set. */
 export const POLICY_OPTIONS = {
@@ -47,11 +69,13 @@ export function policySource(values: PolicyValues): PolicySetSource {
     if (values["policies-ref"] !== undefined || values["policies-path"] !== undefined) {
       throw usageError("--policies-ref and --policies-path need --policies-repo");
     }
+    if (values.policies !== undefined) mustBeDirectory("--policies", values.policies);
     return { dir: resolve(values.policies ?? new URL("../../policies", import.meta.url).pathname) };
   }
   if (values.policies !== undefined) {
     throw usageError("give either --policies or --policies-repo, not both");
   }
+  mustBeDirectory("--policies-repo", repo);
   return {
     repo: resolve(repo),
     ref: values["policies-ref"] ?? "HEAD",

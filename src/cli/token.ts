@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { VaspError } from "../engine/error.ts";
 import { type Role, ROLES, TokenRegistry } from "../http/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { type Command, parseOptions, printJson, table, usageError } from "./_command.ts";
@@ -95,7 +96,17 @@ ${COMMON_USAGE}`,
   run(args: string[]): Promise<number> {
     const { values, positionals } = parseOptions(args, COMMON, { allowPositionals: true });
     if (positionals.length !== 1) throw usageError("Name one token ID (see vasp token list)");
-    new TokenRegistry(resolveStateDir(values["state-dir"])).revoke(positionals[0]);
+    const registry = new TokenRegistry(resolveStateDir(values["state-dir"]));
+    try {
+      registry.revoke(positionals[0]);
+    } catch (error) {
+      if (!(error instanceof VaspError && error.code === "token_not_found")) throw error;
+      throw new VaspError(
+        "token_not_found",
+        `${error.message} in ${registry.path}: "vasp token list" shows the IDs`,
+        { cause: error },
+      );
+    }
     if (values.json) printJson({ id: positionals[0], revoked: true });
     else console.error(`revoked ${positionals[0]}`);
     return Promise.resolve(0);

@@ -148,7 +148,7 @@ measurement of each region.`,
           vm.measurements.map((m) => [
             `  ${m.region}`,
             String(m.status),
-            String(m.digest),
+            String(digestOut(m.digest)),
             `${m.time}${m.detail ? ` ${m.detail}` : ""}`,
           ]),
         ),
