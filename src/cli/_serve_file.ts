@@ -21,6 +21,8 @@ export interface ServeFile {
   readonly tcp: string | null;
   /** `text` or `json`. */
   readonly log_format: string;
+  /** Host parts the ASP could not measure at start, with why. */
+  readonly host_unmeasured?: readonly { part: string; why: string }[];
 }
 
 /**

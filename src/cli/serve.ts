@@ -154,6 +154,10 @@ export const serve: Command = {
           socket: socket ?? null,
           tcp: bound ? hostPort(bound) : null,
           log_format: format,
+          host_unmeasured: server.measured.filter((m) => !m.sha256).map((m) => ({
+            part: m.part,
+            why: m.skipped ?? "not measured",
+          })),
         });
         const who = await identify(server.asp);
         if (format === "json") {

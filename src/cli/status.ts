@@ -39,9 +39,15 @@ interface Status {
 
 const LEARN = '"vasp serve --learn-host" (restart the server with it once)';
 
-function hostLines(host: ServerStatus["host"]): string[] {
+function hostLines(host: ServerStatus["host"], serving: ServeFile | null): string[] {
   if (host === null) return ["host         not measured by the ASP: every start is denied"];
   const lines = [`host         measured ${host.measured_at} by the ${host.asp} ASP`];
+  for (const { part, why } of serving?.host_unmeasured ?? []) {
+    lines.push(
+      `             NOT MEASURED: ${part} (${why}); policies that require it deny starts: ` +
+        `restart the server with ${part === "kernel" ? "--host-kernel" : "--qemu"} FILE`,
+    );
+  }
   if (!host.expected_recorded) {
     lines.push(
       `             no expected host recorded: starts are denied; record it with ${LEARN}`,
@@ -72,8 +78,11 @@ function text(s: Status): string {
   } else {
     const st = s.status!;
     lines.push(`server       running at ${s.server.at}`);
-    lines.push(`ASP          ${st.asp_id ?? "closed"}`);
-    lines.push(...hostLines(st.host));
+    const ca = join(s.state_dir, "manufacturer-ca.pem");
+    lines.push(
+      `ASP          ${st.asp_id ?? "closed"}${exists(ca) ? `; manufacturer CA ${ca}` : ""}`,
+    );
+    lines.push(...hostLines(st.host, s.listeners));
     lines.push(`policies     revision ${st.policy_revision ?? "none loaded"}`);
     const states = Object.entries(st.vms).filter(([, n]) => n > 0);
     lines.push(
