@@ -7,10 +7,10 @@ import { VaspError } from "../engine/error.ts";
 import { DecisionClient, QmpGate } from "../hypervisor/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { createLogger, LOG_FORMATS, type LogFormat } from "../server/mod.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, readFlagText } from "./_command.ts";
 
 const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid UUID --vm-name NAME
-                 [--server SOCKET|URL] [--token TOKEN] [--timeout MS] [--incoming]
+                 [--server SOCKET|URL] [--token-file F] [--timeout MS] [--incoming]
                  [--watch-pid PID] [--log-format text|json]
 
 Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET. Before a
@@ -25,7 +25,8 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
   --vm-name NAME    the VM's name (QEMU -name guest=NAME)
   --server S        decision server: a Unix socket path or an http:// URL
                     (default: $VASP_STATE_DIR/vasp.sock, else ./.vasp/vasp.sock)
-  --token TOKEN     bearer token for a TCP server (default: $VASP_TOKEN)
+  --token-file F    the bearer token for a TCP server, from this file (default: $VASP_TOKEN;
+                    never on the command line, where every user's ps sees it)
   --timeout MS      time allowed for one decision (default 2000); none in time is a denial
   --incoming        this QEMU was started with -incoming (migration events are migrate-in)
   --watch-pid PID   exit when process PID has ended (the wrapper passes QEMU's own PID)
@@ -46,7 +47,7 @@ export const gate: Command = {
       "vm-uuid": { type: "string" },
       "vm-name": { type: "string" },
       server: { type: "string" },
-      token: { type: "string" },
+      "token-file": { type: "string" },
       timeout: { type: "string" },
       incoming: { type: "boolean" },
       "watch-pid": { type: "string" },
@@ -83,7 +84,9 @@ export const gate: Command = {
     }
     const server = values.server ?? `${resolveStateDir()}/vasp.sock`;
     using decisions = new DecisionClient(server, {
-      token: values.token ?? Deno.env.get("VASP_TOKEN"),
+      token: values["token-file"] === undefined
+        ? Deno.env.get("VASP_TOKEN")
+        : readFlagText("--token-file", values["token-file"]).trim(),
       timeoutMs,
     });
     const logger = createLogger({ format: format as LogFormat });
