@@ -105,6 +105,8 @@ Deno.test("vasp vm register, list, show and remove go through the running server
       "acme",
       "--label",
       "tier=prod",
+      "--label",
+      "appName=web",
       ...local,
     ]);
     assert.equal(registered.code, 0, registered.stderr);
@@ -117,8 +119,10 @@ Deno.test("vasp vm register, list, show and remove go through the running server
     const server_ = `http://127.0.0.1:${server.listeners.tcp!.port}`;
     const listed = await vasp(["vm", "list", "--server", server_, "--token-file", token, "--json"]);
     assert.equal(listed.code, 0, listed.stderr);
+    // Labels are the operator's keys: --json keeps them as given.
     assert.deepEqual(JSON.parse(listed.stdout).vms.map((v: { labels: unknown }) => v.labels), [{
       tier: "prod",
+      appName: "web",
     }]);
     const noToken = await vasp(["vm", "list", "--server", server_]);
     assert.equal(noToken.code, 2);
@@ -129,7 +133,7 @@ Deno.test("vasp vm register, list, show and remove go through the running server
 
     const shown = await vasp(["vm", "show", "web-1", ...local]);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.match(shown.stdout, /labels +\{"tier":"prod"\}/);
+    assert.match(shown.stdout, /labels +\{"tier":"prod","appName":"web"\}/);
     const unknown = await vasp(["vm", "show", "web-2", ...local]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /No VM named "web-2".*vasp vm list/);

@@ -10,7 +10,6 @@ import {
   type Command,
   parseDigest,
   parseOptions,
-  printJson,
   readFlagText,
   table,
   usageError,
@@ -69,7 +68,8 @@ function vmCommand(spec: {
       });
       using api = connect(values as ConnectValues);
       const data = normalise(await spec.send(api, values, positionals));
-      if (values.json) printJson(data);
+      // The server answers snake_case already; labels are the operator's own keys, kept as given.
+      if (values.json) console.log(JSON.stringify(data, null, 2));
       else console.log(spec.show(data));
       return 0;
     },
