@@ -25,7 +25,7 @@ Deno.test("parseQuote() splits nonce, registers in ascending order, message and 
   assert.equal(q.signature.length, 64);
 });
 
-Deno.test("parseQuote() refuses every malformed layout with malformed_quote", async (t) => {
+Deno.test("parseQuote() refuses every malformed layout with quote_malformed", async (t) => {
   const bad = (q: Uint8Array) =>
     assert.throws(() => parseQuote(q), { name: "NativeError", code: "quote_malformed" });
   await t.step("too short", () => bad(new Uint8Array(10)));

@@ -196,8 +196,8 @@ Deno.test("vasp attest verify checks quote files offline, exiting 0, 1 or 2", as
     assert.equal(code, 0, stdout);
     const result = JSON.parse(stdout);
     assert.equal(result.ok, true);
-    assert.equal(result.binding.instanceId, s.inst.id);
-    assert.equal(result.binding.configDigest, "03".repeat(32));
+    assert.equal(result.binding.instance_id, s.inst.id);
+    assert.equal(result.binding.config_digest, `sha256:${"03".repeat(32)}`);
   });
   await t.step("a wrong nonce exits 1 with its reason", async () => {
     const { code, stdout } = await run([...args, "--nonce", "00".repeat(16)]);

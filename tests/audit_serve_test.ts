@@ -61,14 +61,14 @@ Deno.test("checkpoints vasp serve signs with the ASP pass vasp audit verify, and
   const json = await auditVerify(["--state-dir", dir.path, "--json"]);
   assert.equal(json.code, 0, json.stdout + json.stderr);
   const result = JSON.parse(json.stdout);
-  assert.equal(result.recordsChecked, 3);
-  assert.equal(result.lastCheckpointSeq, 3);
-  assert.equal(result.checkpointsChecked, 1);
-  assert.equal(result.signatureKey, "given");
+  assert.equal(result.records_checked, 3);
+  assert.equal(result.last_checkpoint_seq, 3);
+  assert.equal(result.checkpoints_checked, 1);
+  assert.equal(result.signature_key, "given");
   {
     using asp = Asp.open(dir.path);
     const ak = await describeCertificate(asp.certificate("ak"));
-    assert.deepEqual(result.checkpointKey, {
+    assert.deepEqual(result.checkpoint_key, {
       source: "asp",
       ak: ak.subject,
       chain: join(dir.path, "ak-chain.pem"),

@@ -258,7 +258,7 @@ Deno.test("GuestMemory.open() names a missing or unusable file in a stable error
   }
 });
 
-Deno.test("a RAM file truncated while open gives out_of_range, not a crash", async () => {
+Deno.test("a RAM file truncated while open gives value_out_of_range, not a crash", async () => {
   const image = new Image(1 * MIB);
   await withRam(image, async (path) => {
     using ram = GuestMemory.open(path);

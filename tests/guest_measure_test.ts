@@ -31,8 +31,10 @@ async function measureCli(guest: Guest) {
   const run = await vasp(["measure", ...guestArgs(guest), "--json"]);
   assert.equal(run.code, 0, run.stderr);
   const json = JSON.parse(run.stdout);
+  // The CLI writes digests as sha256:<hex>; the measurer's own are bare hex.
+  for (const r of json.regions) assert.match(r.digest, /^sha256:[0-9a-f]{64}$/, r.name);
   const digests = Object.fromEntries(
-    json.regions.map((r: { name: string; digest: string }) => [r.name, r.digest]),
+    json.regions.map((r: { name: string; digest: string }) => [r.name, r.digest.slice(7)]),
   );
   return { json, digests };
 }
@@ -70,7 +72,7 @@ Deno.test("real guests: stable digests across measurements and boots, KASLR norm
     await t.step("vasp measure prints the same digests, and refs learn stores them", async () => {
       const { json, digests } = await measureCli(a);
       assert.deepEqual(digests, first);
-      assert.equal(json.kaslr.virtOffset, "0x0");
+      assert.equal(json.kaslr.virt_offset, "0x0");
       const learn = await vasp(["refs", "learn", ...guestArgs(a), "--references", refs]);
       assert.equal(learn.code, 0, learn.stderr);
       assert.match(learn.stdout, /learned \d+ regions for profile [0-9a-f]{32}/);
@@ -92,10 +94,10 @@ Deno.test("real guests: stable digests across measurements and boots, KASLR norm
     await t.step("a KASLR boot: the offsets found are the guest's own", async () => {
       const { json } = await measureCli(k);
       const text = k.kallsyms.get("_text")!;
-      assert.equal(BigInt(json.kaslr.virtOffset), text - kernel.symbols.require("_text"));
-      assert.equal(BigInt(json.kaslr.physText), k.kernelCodePhys);
+      assert.equal(BigInt(json.kaslr.virt_offset), text - kernel.symbols.require("_text"));
+      assert.equal(BigInt(json.kaslr.phys_text), k.kernelCodePhys);
       console.log(
-        `KASLR: phys _text ${json.kaslr.physText}, virtual offset ${json.kaslr.virtOffset}`,
+        `KASLR: phys _text ${json.kaslr.phys_text}, virtual offset ${json.kaslr.virt_offset}`,
       );
     });
 

@@ -57,7 +57,9 @@ Deno.test("vasp token create prints a token once that the server accepts by role
     await denied.body?.cancel();
 
     const listed = await vasp(["token", "list", "--state-dir", dir.path, "--json"]);
-    const tokens = JSON.parse(listed.stdout) as { id: string; role: string; tenant?: string }[];
+    const { tokens } = JSON.parse(listed.stdout) as {
+      tokens: { id: string; role: string; tenant?: string }[];
+    };
     assert.deepEqual(tokens.map((t) => t.role).sort(), ["operator", "tenant"]);
     assert.ok(!listed.stdout.includes(token.split("_")[2]));
     const id = tokens.find((t) => t.role === "tenant")!.id;
@@ -103,10 +105,12 @@ Deno.test("vasp vm register, list, show and remove go through the running server
       "acme",
       "--label",
       "tier=prod",
+      "--label",
+      "appName=web",
       ...local,
     ]);
     assert.equal(registered.code, 0, registered.stderr);
-    assert.match(registered.stdout, new RegExp(`registered ${VM_A}\\s+defined\\s+web-1`));
+    assert.match(registered.stdout, new RegExp(`registered web-1 \\(${VM_A}\\), defined`));
     const again = await vasp(["vm", "register", "--uuid", VM_A, "--name", "web-1", ...local]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already registered \[vm_exists\]/);
@@ -115,15 +119,25 @@ Deno.test("vasp vm register, list, show and remove go through the running server
     const server_ = `http://127.0.0.1:${server.listeners.tcp!.port}`;
     const listed = await vasp(["vm", "list", "--server", server_, "--token-file", token, "--json"]);
     assert.equal(listed.code, 0, listed.stderr);
+    // Labels are the operator's keys: --json keeps them as given.
     assert.deepEqual(JSON.parse(listed.stdout).vms.map((v: { labels: unknown }) => v.labels), [{
       tier: "prod",
+      appName: "web",
     }]);
     const noToken = await vasp(["vm", "list", "--server", server_]);
     assert.equal(noToken.code, 2);
 
-    const shown = await vasp(["vm", "show", VM_A, ...local]);
-    assert.match(shown.stdout, /labels +\{"tier":"prod"\}/);
-    assert.equal((await vasp(["vm", "remove", VM_A, ...local])).code, 0);
+    const table = await vasp(["vm", "list", ...local]);
+    assert.match(table.stdout, /^NAME +UUID +STATE +TENANT +VASP +MEASURED\n/);
+    assert.match(table.stdout, new RegExp(`\nweb-1 +${VM_A} +defined +acme +- +-$`, "m"));
+
+    const shown = await vasp(["vm", "show", "web-1", ...local]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /labels +\{"tier":"prod","appName":"web"\}/);
+    const unknown = await vasp(["vm", "show", "web-2", ...local]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /No VM named "web-2".*vasp vm list/);
+    assert.equal((await vasp(["vm", "remove", "web-1", ...local])).code, 0);
     const missing = await vasp(["vm", "show", VM_A, ...local]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /\[vm_not_found\]/);
@@ -131,6 +145,9 @@ Deno.test("vasp vm register, list, show and remove go through the running server
     await server.shutdown();
   }
   const down = await vasp(["vm", "list", "--state-dir", dir.path]);
-  assert.equal(down.code, 1);
-  assert.match(down.stderr, /\[server_unreachable\]/);
+  assert.equal(down.code, 2);
+  assert.match(
+    down.stderr,
+    /Cannot reach the vasp server at unix:.*vasp\.sock: is `vasp serve` running\? start it with "deno task serve".*\[server_unreachable\]/,
+  );
 });

@@ -65,7 +65,7 @@ Deno.test("vasp serve replaces a stale socket file, refuses a live one, and writ
   await using other = await tempStateDir();
   const rival = await startServe(["--state-dir", other.path, "--no-tcp", "--socket", socket]);
   const refused = await rival.failed();
-  assert.equal(refused.status.code, 1);
+  assert.equal(refused.status.code, 2, "a socket in use is an I/O error, exit 2");
   assert.match(refused.stderr, /another server listens on it \[socket_in_use\]/);
   assert.doesNotMatch(refused.stderr, /at |\.ts:/, "no stack trace");
 

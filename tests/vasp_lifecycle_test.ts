@@ -194,7 +194,7 @@ Deno.test("a VM's vASP instance is created at registration, extended at boot, qu
         ...["run", "-A", "src/cli/main.ts", "attest", "verify"],
         ...["--quote", join(files, "quote.bin"), "--chain", join(files, "chain.pem")],
         ...["--ca", join(dir.path, "manufacturer-ca.pem"), "--nonce", NONCE, "--vm", VM],
-        ...["--config-digest", sha256(xml), "--event-log", join(files, "log.json")],
+        ...["--config-digest", `sha256:${sha256(xml)}`, "--event-log", join(files, "log.json")],
       ],
       cwd: ROOT,
       stdout: "piped",

@@ -15,7 +15,7 @@ Deno.test("parseBinding() reads back what encodeBinding() wrote", () => {
   assert.deepEqual(parseBinding(encodeBinding(BINDING)), BINDING);
 });
 
-Deno.test("parseBinding() refuses malformed values with malformed_binding", async (t) => {
+Deno.test("parseBinding() refuses malformed values with binding_malformed", async (t) => {
   const cases: [string, Uint8Array][] = [
     ["trailing bytes", new Uint8Array([...encodeBinding(BINDING), 0])],
     ["a missing field", seq(writeTlv(0x0c, utf8(BINDING.vmUuid)), writeTlv(0x0c, utf8("00")))],

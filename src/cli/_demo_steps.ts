@@ -187,7 +187,7 @@ export class DemoRun {
     return {
       line: `operator registered VM ${name} with config sha256:${short(digest)} → vASP ` +
         `instance ${b.instance_id}, certified by the ASP: the VM's own root of trust`,
-      facts: { vm: this.#vm, config_digest: digest, instance_id: b.instance_id },
+      facts: { vm: this.#vm, config_digest: `sha256:${digest}`, instance_id: b.instance_id },
     };
   }
 
@@ -235,7 +235,15 @@ export class DemoRun {
     return {
       line: `tenant quote, fresh nonce ${short(nonce)}: verified offline, chain ${chain}; ` +
         `bound to this VM and config; ${entries} log entries replay`,
-      facts: { verified: true, nonce, chain: result.chain, binding: result.binding },
+      facts: {
+        verified: true,
+        nonce,
+        chain: result.chain,
+        binding: result.binding && {
+          ...result.binding,
+          configDigest: `sha256:${toHex(result.binding.configDigest)}`,
+        },
+      },
     };
   }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import type { HashAlgName } from "../../ffi/mod.ts";
-import { VaspError } from "../engine/error.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
 import { queryGuestFacts } from "../hypervisor/mod.ts";
 import { type GuestSettings, type OpenedGuest, openGuest } from "../measure/mod.ts";
 
@@ -43,6 +43,19 @@ export type GuestValues = {
   [K in keyof typeof GUEST_OPTIONS]?: K extends "json" ? boolean : string;
 };
 
+/** Fails with an error naming the flag and the path when `path` cannot be read. */
+function mustExist(flag: string, path: string): void {
+  try {
+    Deno.statSync(path);
+  } catch (cause) {
+    const why = cause instanceof Deno.errors.NotFound ? "no such file" : errorMessage(cause);
+    throw new VaspError("io_failed", `Cannot read ${flag} "${path}": ${why}`, {
+      cause,
+      details: { flag, path },
+    });
+  }
+}
+
 function usage(message: string): VaspError {
   return new VaspError("usage_invalid", message);
 }
@@ -68,6 +81,10 @@ function hashOption(value: string | undefined): HashAlgName {
 export async function openGuestFromFlags(values: GuestValues): Promise<OpenedGuest> {
   if (!values.memory) throw usage("--memory is required");
   if (!values.symbols) throw usage("--symbols is required");
+  for (const flag of ["memory", "symbols", "vmlinuz"] as const) {
+    const path = values[flag];
+    if (path !== undefined) mustExist(`--${flag}`, path);
+  }
   const settings: GuestSettings = {
     memory: values.memory,
     symbols: values.symbols,

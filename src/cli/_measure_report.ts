@@ -9,6 +9,10 @@ import { profileId } from "../measure/mod.ts";
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
+/** A region digest in the form vASP prints digests: `<alg>:<hex>` (`sha256:…`, `sm3:…`). */
+const digestOf = (m: KernelMeasurement, digest: string | null) =>
+  digest === null ? null : `${m.alg}:${digest}`;
+
 /**
  * The measurement as plain JSON.
  *
@@ -40,7 +44,7 @@ export function measurementJson(
       linkedVa: hex(r.linkedVa),
       phys: hex(r.phys),
       len: r.len,
-      digest: r.digest,
+      digest: digestOf(m, r.digest),
       error: r.error ?? undefined,
     })),
     findings: m.findings.map((f) => ({
@@ -70,10 +74,10 @@ export function measurementText(m: KernelMeasurement, discoveryMs: number): stri
     }`,
     `normalised  ${m.normalised ? "yes" : "NO: KASLR slide and no --vmlinuz (raw digests)"}`,
     "",
-    `${"region".padEnd(width)}  ${"address".padEnd(18)}  ${"size".padStart(9)}  ${m.alg}`,
+    `${"region".padEnd(width)}  ${"address".padEnd(18)}  ${"size".padStart(9)}  digest`,
     ...m.regions.map((r) =>
       `${r.name.padEnd(width)}  ${hex(r.va).padEnd(18)}  ${String(r.len).padStart(9)}  ${
-        r.digest ?? `FAILED ${r.error}`
+        digestOf(m, r.digest) ?? `FAILED ${r.error}`
       }`
     ),
   ];

@@ -7,13 +7,14 @@
 import { errorMessage, VaspError } from "../engine/error.ts";
 import { type EventLogEntry, parseEventLog } from "../../ffi/event_log.ts";
 import {
+  fromHex,
   readCertificates,
+  toHex,
   type VerifyOptions,
   verifyQuote,
   type VerifyResult,
 } from "../attest/mod.ts";
-import { fromHex, toHex } from "../codec/mod.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseDigest, parseOptions, printJson, readFlagFile } from "./_command.ts";
 
 const USAGE = `usage: vasp attest verify --quote FILE --chain FILE --ca FILE --nonce HEX [options]
 
@@ -27,7 +28,7 @@ is refused (with a stable reason), 2 on a usage error.
   --ca FILE             the trusted manufacturer CA, PEM or DER
   --nonce HEX           the nonce the quote must carry
   --vm UUID             an instance quote must be bound to this VM
-  --config-digest HEX   ... and to this configuration digest
+  --config-digest D     ... and to this configuration digest, sha256:HEX
   --instance-id HEX     ... and to this vASP instance
   --register N=HEX      register N must hold HEX (repeatable)
   --event-log FILE      JSON event log whose replay every quoted register must equal
@@ -65,7 +66,7 @@ export const attestVerify: Command = {
         vmUuid: values.vm,
         configDigest: values["config-digest"] === undefined
           ? undefined
-          : hexOption(values["config-digest"], "--config-digest"),
+          : parseDigest("--config-digest", values["config-digest"]),
         instanceId: values["instance-id"],
       },
       registers: registers(values.register ?? []),
@@ -74,7 +75,8 @@ export const attestVerify: Command = {
         : eventLog(await read(values["event-log"], "event log")),
     };
     const result = await verifyQuote(await read(values.quote!, "quote"), options);
-    console.log(values.json ? JSON.stringify(jsonOf(result), null, 2) : report(result));
+    if (values.json) printJson(jsonOf(result));
+    else console.log(report(result));
     return result.ok ? 0 : 1;
   },
 };
@@ -83,18 +85,15 @@ function usage(message: string): VaspError {
   return new VaspError("usage_invalid", message);
 }
 
-async function read(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (cause) {
-    throw new VaspError(
-      "io_failed",
-      `Cannot read the ${what} file "${path}": ${errorMessage(cause)}`,
-      {
-        cause,
-      },
-    );
-  }
+const FLAG_OF: Readonly<Record<string, string>> = {
+  quote: "--quote",
+  chain: "--chain",
+  CA: "--ca",
+  "event log": "--event-log",
+};
+
+function read(path: string, what: string): Promise<Uint8Array> {
+  return readFlagFile(FLAG_OF[what] ?? what, path);
 }
 
 function only(certs: Uint8Array[], path: string): Uint8Array {
@@ -142,7 +141,7 @@ function jsonOf(result: VerifyResult): unknown {
   if (!result.ok || !result.binding) return result;
   return {
     ...result,
-    binding: { ...result.binding, configDigest: toHex(result.binding.configDigest) },
+    binding: { ...result.binding, configDigest: `sha256:${toHex(result.binding.configDigest)}` },
   };
 }
 
@@ -150,7 +149,7 @@ function report(result: VerifyResult): string {
   if (!result.ok) return `quote REFUSED [${result.reason}]: ${result.message}`;
   const signer = result.binding
     ? `vASP instance ${result.binding.instanceId} of VM ${result.binding.vmUuid}\n` +
-      `  config digest ${toHex(result.binding.configDigest)}`
+      `  config digest sha256:${toHex(result.binding.configDigest)}`
     : `the ASP's attestation key`;
   return [
     `quote OK: signed by ${signer}`,

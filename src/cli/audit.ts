@@ -15,7 +15,7 @@ import {
   type VerifyResult,
 } from "../store/mod.ts";
 import { type AspCheckpointKey, aspCheckpointVerifier } from "../server/checkpoint_key.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, printJson } from "./_command.ts";
 
 const USAGE =
   `usage: vasp audit verify [--state-dir DIR] [--ca FILE | --key FILE | --recorded-keys] [--json]
@@ -61,17 +61,30 @@ export const auditVerify: Command = {
       throw new VaspError("usage_invalid", "--ca, --key and --recorded-keys exclude each other");
     }
     const stateDir = resolveStateDir(values["state-dir"]);
-    await using store = SqliteStore.openIn(stateDir, { readOnly: true });
+    await using store = openStore(stateDir, values["state-dir"] !== undefined);
     const { verifier, key } = await trustedKey(stateDir, values);
     const result = await store.verifyAudit({ verifier });
-    console.log(
-      values.json
-        ? JSON.stringify({ store: store.path, checkpointKey: key, ...result }, null, 2)
-        : report(result, key),
-    );
+    if (values.json) printJson({ store: store.path, checkpointKey: key, ...result });
+    else console.log(report(result, key));
     return result.ok ? 0 : 1;
   },
 };
+
+/** The store of the state directory, read-only; a missing one says which directory was meant. */
+function openStore(stateDir: string, given: boolean): SqliteStore {
+  try {
+    return SqliteStore.openIn(stateDir, { readOnly: true });
+  } catch (error) {
+    if (!(error instanceof VaspError && error.code === "store_not_found")) throw error;
+    throw new VaspError(
+      "store_not_found",
+      `${error.message}: ${
+        given ? "--state-dir" : "the state directory ($VASP_STATE_DIR, else ./.vasp)"
+      } names no server's state; point --state-dir at the directory "vasp serve" uses`,
+      { cause: error, details: error.details },
+    );
+  }
+}
 
 /** The verifier the options ask for: the ASP's AK by default. */
 async function trustedKey(

@@ -75,9 +75,9 @@ Deno.test("vasp audit verify checks checkpoints against the ASP's AK, trusted th
   assert.match(out, /against the ASP attestation key "CN=Test ASP AK" \(.*ak-chain\.pem\)/);
   assert.match(out, /whose chain leads to the manufacturer CA in .*manufacturer-ca\.pem/);
   const json = JSON.parse((await run(["--state-dir", dir.path, "--json"])).out);
-  assert.equal(json.checkpointKey.source, "asp");
-  assert.equal(json.checkpointKey.ak, "CN=Test ASP AK");
-  assert.equal(json.signatureKey, "given");
+  assert.equal(json.checkpoint_key.source, "asp");
+  assert.equal(json.checkpoint_key.ak, "CN=Test ASP AK");
+  assert.equal(json.signature_key, "given");
 });
 
 Deno.test("vasp audit verify refuses checkpoints re-signed with another key, which the recorded keys let through", async () => {

@@ -8,9 +8,8 @@
  */
 import { createLogger } from "../server/mod.ts";
 import { resolve } from "node:path";
-import { toHex } from "../codec/mod.ts";
-import { describeError, VaspError } from "../engine/error.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { errorMessage, VaspError } from "../engine/error.ts";
+import { type Command, parseOptions, snakeKeys } from "./_command.ts";
 import { DemoRun } from "./_demo_steps.ts";
 
 const USAGE = `usage: vasp demo [--json] [--keep DIR]
@@ -46,13 +45,9 @@ async function stateDirectory(keep: string | undefined): Promise<string> {
   return dir;
 }
 
-/** JSON with big integers as decimal text and bytes as hex. */
+/** JSON with snake_case keys, big integers as decimal text and bytes as hex. */
 function json(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_k, v) => typeof v === "bigint" ? v.toString() : v instanceof Uint8Array ? toHex(v) : v,
-    2,
-  );
+  return JSON.stringify(snakeKeys(value), null, 2);
 }
 
 /** `vasp demo`. */
@@ -80,7 +75,8 @@ export const demo: Command = {
           outcomes.push({ step: i + 1, title: step.title, ok: true, line, facts });
           say(`${i + 1}. ${line}`);
         } catch (error) {
-          const message = describeError(error);
+          const code = (error as { code?: unknown }).code;
+          const message = `${errorMessage(error)}${code ? ` [${code}]` : ""}`;
           outcomes.push({ step: i + 1, title: step.title, ok: false, error: message });
           say(`${i + 1}. FAILED (${step.title}): ${message}`);
           break; // each step builds on the one before

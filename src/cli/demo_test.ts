@@ -74,7 +74,8 @@ Deno.test("vasp demo --json --keep reports every step and keeps a state director
     const facts = (n: number) => summary.steps[n - 1].facts;
     assert.match(facts(1).asp_id, /^[0-9a-f]{64}$/);
     assert.equal(facts(4).verified, true);
-    assert.equal(facts(4).binding.configDigest, facts(2).config_digest);
+    assert.equal(facts(4).binding.config_digest, facts(2).config_digest);
+    assert.match(facts(2).config_digest, /^sha256:[0-9a-f]{64}$/);
     assert.equal(facts(5).reason, "bad_signature");
     const usable = facts(6).rollback.reasons.find((r: { rule: string }) => r.rule === "usable");
     assert.equal(usable.policy, "vasp-binding");

@@ -6,11 +6,12 @@
 import { VaspError } from "../engine/error.ts";
 import { DecisionClient, QmpGate } from "../hypervisor/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { createLogger, LOG_FORMATS, type LogFormat } from "../server/mod.ts";
+import { type Command, parseOptions, readFlagText } from "./_command.ts";
 
 const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid UUID --vm-name NAME
-                 [--server SOCKET|URL] [--token TOKEN] [--timeout MS] [--incoming]
-                 [--watch-pid PID]
+                 [--server SOCKET|URL] [--token-file F] [--timeout MS] [--incoming]
+                 [--watch-pid PID] [--log-format text|json]
 
 Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET. Before a
 life-cycle command (stop, cont, migrate, snapshots, memory dumps, quit …) it asks the
@@ -24,11 +25,14 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
   --vm-name NAME    the VM's name (QEMU -name guest=NAME)
   --server S        decision server: a Unix socket path or an http:// URL
                     (default: $VASP_STATE_DIR/vasp.sock, else ./.vasp/vasp.sock)
-  --token TOKEN     bearer token for a TCP server (default: $VASP_TOKEN)
+  --token-file F    the bearer token for a TCP server, from this file (default: $VASP_TOKEN;
+                    never on the command line, where every user's ps sees it)
   --timeout MS      time allowed for one decision (default 2000); none in time is a denial
   --incoming        this QEMU was started with -incoming (migration events are migrate-in)
   --watch-pid PID   exit when process PID has ended (the wrapper passes QEMU's own PID)
-  --ready FILE      create FILE once the gate accepts clients`;
+  --ready FILE      create FILE once the gate accepts clients
+  --log-format F    how lines on stderr are written: text (default: time LEVEL message
+                    key=value …) or json (one object a line), as vasp serve's`;
 
 /** `vasp gate`. */
 export const gate: Command = {
@@ -43,12 +47,20 @@ export const gate: Command = {
       "vm-uuid": { type: "string" },
       "vm-name": { type: "string" },
       server: { type: "string" },
-      token: { type: "string" },
+      "token-file": { type: "string" },
       timeout: { type: "string" },
       incoming: { type: "boolean" },
       "watch-pid": { type: "string" },
       ready: { type: "string" },
+      "log-format": { type: "string" },
     });
+    const format = values["log-format"] ?? "text";
+    if (!LOG_FORMATS.includes(format as LogFormat)) {
+      throw new VaspError(
+        "usage_invalid",
+        `--log-format "${format}" is not one of ${LOG_FORMATS.join(", ")}`,
+      );
+    }
     for (const name of ["qmp", "vm-uuid", "vm-name"] as const) {
       if (!values[name]) throw new VaspError("usage_invalid", `--${name} is required`);
     }
@@ -75,10 +87,20 @@ export const gate: Command = {
     }
     const server = values.server ?? `${resolveStateDir()}/vasp.sock`;
     using decisions = new DecisionClient(server, {
-      token: values.token ?? Deno.env.get("VASP_TOKEN"),
+      token: values["token-file"] === undefined
+        ? Deno.env.get("VASP_TOKEN")
+        : readFlagText("--token-file", values["token-file"]).trim(),
       timeoutMs,
     });
+    const logger = createLogger({ format: format as LogFormat });
+    const vm = { vm: values["vm-name"], vm_uuid: values["vm-uuid"] };
     const qmpGate = new QmpGate({
+      log: (line) =>
+        logger.log(
+          /denied|failed|dropped|error/i.test(line) ? "warn" : "info",
+          line.replace(/^qmp-gate: /, ""),
+          vm,
+        ),
       upstream: values.qmp!,
       vm: { uuid: values["vm-uuid"]!, name: values["vm-name"]! },
       decisions,
@@ -88,7 +110,7 @@ export const gate: Command = {
     else await qmpGate.listenFd(listenFd);
     if (values.ready) await Deno.writeTextFile(values.ready, `${Deno.pid}\n`);
     const where = values.listen ?? `fd ${listenFd}`;
-    console.error(`vasp gate: ${where} → ${values.qmp}, decisions from ${server}`);
+    logger.log("info", "gating", { ...vm, listen: where, qmp: values.qmp, server });
 
     const stop = () => qmpGate.close();
     const signals = ["SIGTERM", "SIGINT", "SIGHUP"] as const;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, printJson } from "./_command.ts";
 import { GUEST_OPTIONS, GUEST_USAGE, openGuestFromFlags } from "./_guest_flags.ts";
 import { measurementJson, measurementText } from "./_measure_report.ts";
 
@@ -26,11 +26,8 @@ export const measure: Command = {
     await using guest = await openGuestFromFlags(values);
     const m = await guest.measurer.measure({ alg: guest.alg });
     const profile = guest.hasProfileFacts ? guest.profile() : undefined;
-    console.log(
-      values.json
-        ? JSON.stringify(measurementJson(m, profile), null, 2)
-        : measurementText(m, guest.measurer.discoveryMs),
-    );
+    if (values.json) printJson(measurementJson(m, profile));
+    else console.log(measurementText(m, guest.measurer.discoveryMs));
     const ok = m.regions.every((r) => r.digest !== null) && !m.findings.some((f) => f.violation);
     return ok ? 0 : 1;
   },

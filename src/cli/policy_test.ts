@@ -96,11 +96,11 @@ Deno.test("vasp policy check refuses contradictory options as a usage error", as
   const error = console.error;
   console.error = (...parts: unknown[]) => err.push(parts.join(" "));
   try {
-    assert.equal(await main(["policy", "check", "--ref", "main"]), 2);
-    assert.equal(await main(["policy", "check", "--git", ".", "--policies", "p"]), 2);
+    assert.equal(await main(["policy", "check", "--policies-ref", "main"]), 2);
+    assert.equal(await main(["policy", "check", "--policies-repo", ".", "--policies", "p"]), 2);
   } finally {
     console.error = error;
   }
-  assert.match(err[0], /--ref and --path need --git/);
-  assert.match(err[1], /either --policies or --git/);
+  assert.match(err[0], /--policies-ref and --policies-path need --policies-repo/);
+  assert.match(err[1], /either --policies or --policies-repo/);
 });

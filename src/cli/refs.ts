@@ -13,7 +13,7 @@ import {
   saveReferenceSet,
 } from "../measure/mod.ts";
 import { resolveStateDir } from "../store/state_dir.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, printJson } from "./_command.ts";
 import {
   GUEST_OPTIONS,
   GUEST_USAGE,
@@ -64,7 +64,7 @@ ${STORE_USAGE}`,
     });
     const path = await saveReferenceSet(referencesDir(values), set);
     if (values.json) {
-      console.log(JSON.stringify({ path, ...measurementJson(measurement, profile) }, null, 2));
+      printJson({ path, ...measurementJson(measurement, profile) });
     } else {
       console.log(`learned ${set.regions.length} regions for profile ${set.profileId}: ${path}`);
     }
@@ -101,16 +101,12 @@ ${STORE_USAGE}`,
     }
     const result = compareToReference(reference, measurement);
     if (values.json) {
-      console.log(JSON.stringify(
-        {
-          matches: result.matches,
-          profileId: id,
-          differences: result.differences,
-          violations: measurementJson(measurement).findings,
-        },
-        null,
-        2,
-      ));
+      printJson({
+        matches: result.matches,
+        profileId: id,
+        differences: result.differences,
+        violations: measurementJson(measurement).findings,
+      });
     } else {
       console.log(comparisonText(result));
     }

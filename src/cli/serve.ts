@@ -10,38 +10,48 @@ import { join, resolve } from "node:path";
 import type { Asp } from "../../ffi/mod.ts";
 import { type CertificateInfo, describeCertificate, toHex } from "../attest/mod.ts";
 import type { HostState } from "../engine/mod.ts";
-import { VaspError } from "../engine/error.ts";
 import { resolveStateDir } from "../store/mod.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, usageError } from "./_command.ts";
+import { POLICY_OPTIONS, POLICY_USAGE, policySource } from "./_policy_flags.ts";
+import { removeServeFile, writeServeFile } from "./_serve_file.ts";
 import type { HostMeasurement } from "../host/mod.ts";
 import { HOST_EXPECTED_FILE } from "../host/mod.ts";
-import { startServer } from "../server/mod.ts";
-import { checkListen, parseListen } from "../server/mod.ts";
+import {
+  checkListen,
+  createLogger,
+  LOG_FORMATS,
+  type LogFormat,
+  parseListen,
+  type RunningServer,
+  startServer,
+} from "../server/mod.ts";
 
 const USAGE =
-  `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO --policies-ref REF
+  `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO [--policies-ref REF]
                   [--policies-path PATH]] [--listen HOST:PORT | --no-tcp] [--socket PATH | --no-socket]
                   [--allow-remote] [--learn-host] [--qemu FILE] [--host-kernel FILE]
+                  [--log-format text|json]
 
-Opens the software ASP in DIR (created on first use), measures the host into its host
-registers (engine code, native library, policy bundle, QEMU binary, host kernel image), prints
-the ASP's identity and the registers, and serves the decision API until SIGINT or SIGTERM.
-On the first start it writes an operator token to DIR/operator.token (mode 0600).
+Opens the software ASP in DIR (created on first use, removed again if that first start
+fails), measures the host into its host registers (engine code, native library, policy
+bundle, QEMU binary, host kernel image), prints the ASP's identity and the registers, and
+serves the decision API until SIGINT or SIGTERM. On the first start it writes an operator
+token to DIR/operator.token (mode 0600). Every decision and event is logged on stderr, one
+line each (docs/api.md, "Logs"). "vasp status" shows a running server.
 
   --state-dir DIR       the state directory (default: $VASP_STATE_DIR, else ./.vasp)
-  --policies DIR        the policy set (default: the project's policies/)
-  --policies-repo REPO  load the policy set from a local git repository instead …
-  --policies-ref REF    … at this ref (branch, tag or commit; the revision is the commit)
-  --policies-path PATH  … from this folder of the repository (default: its root)
+${POLICY_USAGE}
   --socket PATH         the Unix socket for local hooks, no token (default: DIR/vasp.sock)
   --listen HOST:PORT    the TCP listener, bearer token required (default: 127.0.0.1:8787)
   --allow-remote        allow a non-loopback --listen address: the API is plain HTTP, so
                         tokens would cross the network in clear; put a TLS proxy in front
-  --no-tcp, --no-socket run without that listener
+  --no-tcp, --no-socket run without that listener (not both: a server needs one)
   --learn-host          record the host as measured now as the expected host
                         (DIR/host-expected.json), which host-integrity policies compare with
   --qemu FILE           the QEMU binary to measure (default: qemu-system-x86_64 on PATH)
-  --host-kernel FILE    the host kernel image to measure (default: /boot/vmlinuz-$(uname -r))`;
+  --host-kernel FILE    the host kernel image to measure (default: /boot/vmlinuz-$(uname -r))
+  --log-format F        text (default: time LEVEL message key=value …) or json (one object a
+                        line; the startup facts too, and nothing on stdout)`;
 
 /** Who the ASP is: its ID and certificates, and where a verifier finds the trusted CA. */
 export interface AspIdentity {
@@ -71,13 +81,17 @@ function hostReport(
   const learned = Object.entries(host.files).filter(([, f]) => f.expected !== "");
   const file = join(stateDir, HOST_EXPECTED_FILE);
   if (learned.length === 0) {
-    return `host expectations none (${file}): host-integrity policies deny every start until ` +
-      `the operator runs "vasp serve --learn-host"${unmeasured}`;
+    return `host expectations none recorded (${file}): host-integrity policies deny every ` +
+      `start; record this host as measured now with "vasp serve --learn-host"${unmeasured}`;
   }
   const differing = learned.filter(([, f]) => f.digest !== f.expected).map(([name]) => name);
   const matching = learned.length - differing.length;
   return `host expectations ${matching} of ${learned.length} match (${file})` +
-    (differing.length ? `; DIFFERING: ${differing.join(", ")}` : "") + unmeasured;
+    (differing.length
+      ? `; DIFFERING: ${differing.join(", ")} (if the change is yours, record it with ` +
+        `"vasp serve --learn-host")`
+      : "") +
+    unmeasured;
 }
 
 /** `vasp serve`. */
@@ -89,10 +103,7 @@ export const serve: Command = {
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
       "state-dir": { type: "string" },
-      policies: { type: "string" },
-      "policies-repo": { type: "string" },
-      "policies-ref": { type: "string" },
-      "policies-path": { type: "string" },
+      ...POLICY_OPTIONS,
       socket: { type: "string" },
       "no-socket": { type: "boolean" },
       listen: { type: "string" },
@@ -101,36 +112,81 @@ export const serve: Command = {
       "learn-host": { type: "boolean" },
       qemu: { type: "string" },
       "host-kernel": { type: "string" },
+      "log-format": { type: "string" },
     });
+    const format = values["log-format"] ?? "text";
+    if (!LOG_FORMATS.includes(format as LogFormat)) {
+      throw usageError(`--log-format "${format}" is not one of ${LOG_FORMATS.join(", ")}`);
+    }
+    if (values["no-socket"] && values["no-tcp"]) {
+      throw usageError(
+        "--no-socket and --no-tcp leave the server with no listener: keep the Unix socket " +
+          "(for local hooks) or the TCP listener (--listen HOST:PORT)",
+      );
+    }
+    if (values["no-socket"] && values.socket !== undefined) {
+      throw usageError("give --socket PATH or --no-socket, not both");
+    }
+    if (values["no-tcp"] && values.listen !== undefined) {
+      throw usageError("give --listen HOST:PORT or --no-tcp, not both");
+    }
+    const log = createLogger({ format: format as LogFormat });
     const stateDir = resolve(resolveStateDir(values["state-dir"]));
     const tcp = values["no-tcp"] ? null : parseListen(values.listen ?? "127.0.0.1:8787");
     if (tcp) checkListen(tcp, values["allow-remote"] ?? false);
+    const policies = policySource(values);
     const stop = stopSignal();
     try {
       const server = await startServer({
         stateDir,
-        policies: policySource(values),
+        policies,
         socket: values["no-socket"] ? null : values.socket,
         tcp,
         host: { qemu: values.qemu, kernel: values["host-kernel"] },
         learnHost: values["learn-host"],
+        log,
       });
       try {
-        const registers = server.host.measured.map((m) => toHex(server.asp.read(m.reg)));
-        console.log(report(await identify(server.asp), server.host.measured, registers));
         const { socket, tcp: bound } = server.listeners;
-        console.log(hostReport(server.host.state(), server.host.measured, stateDir));
-        console.log(`policy revision  ${server.policyStore.current().revision}`);
-        console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
-        if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
-        if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);
-        if (server.tokenFile) console.log(`operator token written to ${server.tokenFile}`);
-        console.log("ready; stop with Ctrl-C or SIGTERM");
-        console.log(`stopping on ${await stop.signal}`);
+        writeServeFile(stateDir, {
+          pid: Deno.pid,
+          started_at: new Date().toISOString(),
+          socket: socket ?? null,
+          tcp: bound ? hostPort(bound) : null,
+          log_format: format,
+          host_unmeasured: server.host.measured.filter((m) => !m.sha256).map((m) => ({
+            part: m.part,
+            why: m.skipped ?? "not measured",
+          })),
+        });
+        const who = await identify(server.asp);
+        if (format === "json") {
+          log.log("info", "serving", startupFacts(server, who, stateDir));
+        } else {
+          const registers = server.host.measured.map((m) => toHex(server.asp.read(m.reg)));
+          console.log(report(who, server.host.measured, registers));
+          console.log(hostReport(server.host.state(), server.host.measured, stateDir));
+          console.log(`policy revision  ${server.policyStore.current().revision}`);
+          console.log(
+            `audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`,
+          );
+          if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
+          if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);
+          if (server.tokenFile) console.log(`operator token written to ${server.tokenFile}`);
+          console.log(
+            'ready; decisions and events are logged on stderr; "vasp status" shows this server; ' +
+              "stop with Ctrl-C or SIGTERM",
+          );
+        }
+        const signal = await stop.signal;
+        if (format === "json") log.log("info", "stopping", { signal });
+        else console.log(`stopping on ${signal}`);
       } finally {
+        removeServeFile(stateDir);
         await server.shutdown();
       }
-      console.log("stopped");
+      if (format === "json") log.log("info", "stopped");
+      else console.log("stopped");
     } finally {
       stop.dispose();
     }
@@ -138,26 +194,30 @@ export const serve: Command = {
   },
 };
 
-function policySource(values: {
-  policies?: string;
-  "policies-repo"?: string;
-  "policies-ref"?: string;
-  "policies-path"?: string;
-}) {
-  const repo = values["policies-repo"];
-  if (repo === undefined) {
-    return { dir: resolve(values.policies ?? new URL("../../policies", import.meta.url).pathname) };
-  }
-  if (values.policies !== undefined || values["policies-ref"] === undefined) {
-    throw new VaspError(
-      "usage_invalid",
-      "--policies-repo needs --policies-ref, and excludes --policies",
-    );
-  }
+/** The startup facts as one structured record. */
+function startupFacts(
+  server: RunningServer,
+  who: AspIdentity,
+  stateDir: string,
+): Record<string, unknown> {
+  const { socket, tcp } = server.listeners;
+  const files = Object.entries(server.host.state().files);
   return {
-    repo: resolve(repo),
-    ref: values["policies-ref"],
-    ...(values["policies-path"] === undefined ? {} : { path: values["policies-path"] }),
+    state_dir: stateDir,
+    asp_id: who.id,
+    ek_digest: `sha256:${who.ek.sha256}`,
+    ak_digest: `sha256:${who.ak.sha256}`,
+    ca_pem: who.caPemPath,
+    host_files: Object.fromEntries(files.map(([name, f]) => [name, f.digest])),
+    host_unmeasured: server.host.measured.filter((m) => !m.sha256).map((m) => m.part),
+    host_expected_recorded: files.some(([, f]) => f.expected !== ""),
+    host_differing: files.filter(([, f]) => f.expected !== "" && f.expected !== f.digest)
+      .map(([name]) => name),
+    policy_revision: server.policyStore.current().revision,
+    ak_chain: server.akChain,
+    socket: socket ?? null,
+    tcp: tcp ? hostPort(tcp) : null,
+    operator_token_written: server.tokenFile ?? null,
   };
 }
 
@@ -192,7 +252,7 @@ function report(
   measured: readonly HostMeasurement[],
   registers: string[],
 ): string {
-  const cert = (c: CertificateInfo) => `${c.subject}  sha256 ${c.sha256}`;
+  const cert = (c: CertificateInfo) => `${c.subject}  sha256:${c.sha256}`;
   return [
     `vASP ASP ${who.id}`,
     `  state dir        ${who.stateDir}`,
@@ -203,7 +263,7 @@ function report(
     "host registers (SHA-256 bank):",
     ...measured.flatMap((m, i) => [
       `  ${String(m.reg).padStart(2)} ${registers[i]}  ${m.part}`,
-      `     ${m.skipped ? `not measured: ${m.skipped}` : `${m.sha256}  ${m.description}`}`,
+      `     ${m.skipped ? `not measured: ${m.skipped}` : `sha256:${m.sha256}  ${m.description}`}`,
     ]),
   ].join("\n");
 }

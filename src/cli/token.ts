@@ -8,36 +8,53 @@
 import { VaspError } from "../engine/error.ts";
 import { type Role, ROLES, TokenRegistry } from "../http/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import { type Command, parseOptions, printJson, table, usageError } from "./_command.ts";
 
-const STATE_DIR = "  --state-dir DIR  the state directory (default: $VASP_STATE_DIR, else ./.vasp)";
+const COMMON_USAGE =
+  `  --state-dir DIR  the state directory (default: $VASP_STATE_DIR, else ./.vasp)
+  --json           print the result as JSON (snake_case keys)`;
+
+const COMMON = { "state-dir": { type: "string" }, json: { type: "boolean" } } as const;
 
 /** `vasp token create`. */
 export const tokenCreate: Command = {
   name: "token create",
-  summary: "make a bearer token (hook, operator or tenant) and print it once",
-  usage: `usage: vasp token create --role hook|operator|tenant [--tenant T] [--state-dir DIR]
+  summary: "make a bearer token (hook, operator, tenant or metrics) and print it once",
+  usage:
+    `usage: vasp token create --role hook|operator|tenant|metrics [--tenant T] [--state-dir DIR]
+                         [--json]
 
 Prints the new token on stdout; only its SHA-256 is kept. Roles: hook (decide, report
-events), operator (everything), tenant (read its own VMs, measurements and audit).
+events), operator (everything), tenant (read its own VMs, measurements and audit), metrics
+(read /metrics, /readyz and /v1/status only: for a Prometheus scraper).
 
   --role ROLE      what the token may do
   --tenant T       the tenant a tenant token speaks for (tenant role only)
-${STATE_DIR}`,
+${COMMON_USAGE}`,
   run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
+      ...COMMON,
       role: { type: "string" },
       tenant: { type: "string" },
-      "state-dir": { type: "string" },
     });
     const role = values.role as Role | undefined;
     if (role === undefined || !ROLES.includes(role)) {
-      throw new VaspError("usage_invalid", `--role must be one of ${ROLES.join(", ")}`);
+      throw usageError(`--role must be one of ${ROLES.join(", ")}`);
+    }
+    if (role === "tenant" && values.tenant === undefined) {
+      throw usageError("a tenant token needs --tenant T");
+    }
+    if (role !== "tenant" && values.tenant !== undefined) {
+      throw usageError(`--tenant goes with --role tenant only, not ${role}`);
     }
     const registry = new TokenRegistry(resolveStateDir(values["state-dir"]));
     const { token, info } = registry.create({ role, tenant: values.tenant });
-    console.error(`token ${info.id} (${info.role}${info.tenant ? ` of ${info.tenant}` : ""})`);
-    console.log(token);
+    if (values.json) {
+      printJson({ ...info, token });
+    } else {
+      console.error(`token ${info.id} (${info.role}${info.tenant ? ` of ${info.tenant}` : ""})`);
+      console.log(token);
+    }
     return Promise.resolve(0);
   },
 };
@@ -48,20 +65,19 @@ export const tokenList: Command = {
   summary: "list bearer tokens (never their secrets)",
   usage: `usage: vasp token list [--state-dir DIR] [--json]
 
-${STATE_DIR}
-  --json           print JSON`,
+Lists every token under a header: ID, ROLE, TENANT, CREATED.
+
+${COMMON_USAGE}`,
   run(args: string[]): Promise<number> {
-    const { values } = parseOptions(args, {
-      "state-dir": { type: "string" },
-      json: { type: "boolean" },
-    });
+    const { values } = parseOptions(args, COMMON);
     const tokens = new TokenRegistry(resolveStateDir(values["state-dir"])).list();
-    if (values.json) {
-      console.log(JSON.stringify(tokens, null, 2));
-    } else {
-      for (const t of tokens) {
-        console.log(`${t.id}  ${t.role.padEnd(8)}  ${t.created}  ${t.tenant ?? ""}`.trimEnd());
-      }
+    if (values.json) printJson({ tokens });
+    else if (tokens.length === 0) console.log('no tokens; make one with "vasp token create"');
+    else {
+      console.log(table(
+        ["ID", "ROLE", "TENANT", "CREATED"],
+        tokens.map((t) => [t.id, t.role, t.tenant ?? "-", t.created]),
+      ));
     }
     return Promise.resolve(0);
   },
@@ -71,16 +87,28 @@ ${STATE_DIR}
 export const tokenRevoke: Command = {
   name: "token revoke",
   summary: "revoke a bearer token by its id",
-  usage: `usage: vasp token revoke ID [--state-dir DIR]
+  usage: `usage: vasp token revoke ID [--state-dir DIR] [--json]
 
-${STATE_DIR}`,
+Revokes the token whose ID "vasp token list" shows; a running server refuses it within a
+second.
+
+${COMMON_USAGE}`,
   run(args: string[]): Promise<number> {
-    const { values, positionals } = parseOptions(args, { "state-dir": { type: "string" } }, {
-      allowPositionals: true,
-    });
-    if (positionals.length !== 1) throw new VaspError("usage_invalid", "Name one token id");
-    new TokenRegistry(resolveStateDir(values["state-dir"])).revoke(positionals[0]);
-    console.error(`revoked ${positionals[0]}`);
+    const { values, positionals } = parseOptions(args, COMMON, { allowPositionals: true });
+    if (positionals.length !== 1) throw usageError("Name one token ID (see vasp token list)");
+    const registry = new TokenRegistry(resolveStateDir(values["state-dir"]));
+    try {
+      registry.revoke(positionals[0]);
+    } catch (error) {
+      if (!(error instanceof VaspError && error.code === "token_not_found")) throw error;
+      throw new VaspError(
+        "token_not_found",
+        `${error.message} in ${registry.path}: "vasp token list" shows the IDs`,
+        { cause: error },
+      );
+    }
+    if (values.json) printJson({ id: positionals[0], revoked: true });
+    else console.error(`revoked ${positionals[0]}`);
     return Promise.resolve(0);
   },
 };

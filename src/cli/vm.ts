@@ -1,74 +1,61 @@
 /**
  * `vasp vm list|show|register|remove|release`: a thin client of the running server's API, so
  * that every change goes through the server (and its audit trail). Local by default, over the
- * Unix socket of the state directory; `--server URL` with a token for TCP.
+ * Unix socket of the state directory; `--server URL` with a token for TCP. A VM is named by
+ * its name or its UUID.
  *
  * @module
  */
-import { join } from "node:path";
-import { VaspError } from "../engine/error.ts";
-import { ApiClient } from "../http/mod.ts";
-import { resolveStateDir } from "../store/mod.ts";
-import { type Command, parseOptions } from "./_command.ts";
+import {
+  type Command,
+  parseDigest,
+  parseOptions,
+  readFlagText,
+  table,
+  usageError,
+} from "./_command.ts";
+import {
+  connect,
+  CONNECT_OPTIONS,
+  CONNECT_USAGE,
+  type Connection,
+  type ConnectValues,
+  resolveVm,
+} from "./_connect.ts";
 
-const CONNECT = {
-  "state-dir": { type: "string" },
-  socket: { type: "string" },
-  server: { type: "string" },
-  "token-file": { type: "string" },
-  json: { type: "boolean" },
-} as const;
+type Vm = Record<string, unknown>;
 
-const CONNECT_USAGE =
-  `  --state-dir DIR   reach the server on DIR/vasp.sock (default: $VASP_STATE_DIR, else ./.vasp)
-  --socket PATH     reach it on this Unix socket instead
-  --server URL      reach it over TCP (http://127.0.0.1:8787); the token comes from
-  --token-file F    this file, or from $VASP_TOKEN
-  --json            print the answer as JSON`;
-
-type ConnectValues = {
-  "state-dir"?: string;
-  socket?: string;
-  server?: string;
-  "token-file"?: string;
-};
-
-function connect(values: ConnectValues): ApiClient {
-  if (values.server === undefined) {
-    return new ApiClient(values.socket ?? join(resolveStateDir(values["state-dir"]), "vasp.sock"));
-  }
-  const token = values["token-file"] === undefined
-    ? Deno.env.get("VASP_TOKEN")
-    : Deno.readTextFileSync(values["token-file"]).trim();
-  if (!token) {
-    throw new VaspError("usage_invalid", "--server needs a token: --token-file or $VASP_TOKEN");
-  }
-  return new ApiClient(values.server, { token });
+function line(vm: Vm): string {
+  return `${vm.name} (${vm.uuid}), ${vm.state}${vm.tenant ? `, tenant ${vm.tenant}` : ""}`;
 }
 
-function oneUuid(positionals: string[]): string {
-  if (positionals.length !== 1) throw new VaspError("usage_invalid", "Name one VM UUID");
-  return positionals[0];
+/** A digest in the one form vASP prints, `sha256:<hex>` (the API may answer bare hex). */
+function digestOut(digest: unknown): unknown {
+  return typeof digest === "string" && /^[0-9a-f]{64}$/.test(digest) ? `sha256:${digest}` : digest;
 }
 
-function line(vm: Record<string, unknown>): string {
-  return `${vm.uuid}  ${String(vm.state).padEnd(11)}  ${vm.name}${
-    vm.tenant ? `  (tenant ${vm.tenant})` : ""
-  }`;
+/** The answer with every VM's configuration digest as `sha256:<hex>`. */
+function normalise(data: unknown): unknown {
+  const vm = (v: Vm): Vm => {
+    const binding = v.binding as Vm | null | undefined;
+    return binding
+      ? { ...v, binding: { ...binding, config_digest: digestOut(binding.config_digest) } }
+      : v;
+  };
+  if (data === null || typeof data !== "object") return data;
+  const d = data as Vm;
+  if (Array.isArray(d.vms)) return { ...d, vms: (d.vms as Vm[]).map(vm) };
+  return vm(d);
 }
 
-function print(json: boolean | undefined, data: unknown, text: () => string): void {
-  console.log(json ? JSON.stringify(data, null, 2) : text());
-}
-
-/** Builds a `vm` sub-command that sends one request and prints the answer. */
+/** Builds a `vm` sub-command that sends its requests and prints the answer. */
 function vmCommand(spec: {
   name: string;
   summary: string;
   usage: string;
   options?: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
   positionals?: boolean;
-  send(api: ApiClient, values: Record<string, unknown>, positionals: string[]): Promise<unknown>;
+  send(api: Connection, values: Record<string, unknown>, positionals: string[]): Promise<unknown>;
   show(data: unknown): string;
 }): Command {
   return {
@@ -76,12 +63,14 @@ function vmCommand(spec: {
     summary: spec.summary,
     usage: `${spec.usage}\n\n${CONNECT_USAGE}`,
     async run(args: string[]): Promise<number> {
-      const { values, positionals } = parseOptions(args, { ...CONNECT, ...spec.options }, {
+      const { values, positionals } = parseOptions(args, { ...CONNECT_OPTIONS, ...spec.options }, {
         allowPositionals: spec.positionals ?? false,
       });
       using api = connect(values as ConnectValues);
-      const data = await spec.send(api, values, positionals);
-      print(values.json as boolean | undefined, data, () => spec.show(data));
+      const data = normalise(await spec.send(api, values, positionals));
+      // The server answers snake_case already; labels are the operator's own keys, kept as given.
+      if (values.json) console.log(JSON.stringify(data, null, 2));
+      else console.log(spec.show(data));
       return 0;
     },
   };
@@ -91,7 +80,13 @@ function vmCommand(spec: {
 export const vmList: Command = vmCommand({
   name: "vm list",
   summary: "list the VMs the server knows",
-  usage: "usage: vasp vm list [--tenant T] [--state S] [connection options]",
+  usage: `usage: vasp vm list [--tenant T] [--state S] [connection options]
+
+Lists every VM the server knows, under a header: NAME, UUID, STATE, TENANT, VASP (whether a
+vASP instance is bound) and MEASURED (whether the monitor measures its kernel).
+
+  --tenant T        only this tenant's VMs
+  --state S         only VMs in this life-cycle state (running, paused, quarantined …)`,
   options: { tenant: { type: "string" }, state: { type: "string" } },
   send(api, values) {
     const query = new URLSearchParams();
@@ -99,32 +94,65 @@ export const vmList: Command = vmCommand({
     if (values.state !== undefined) query.set("state", String(values.state));
     return api.request("GET", `/v1/vms${query.size ? `?${query}` : ""}`);
   },
-  show: (data) => (data as { vms: Record<string, unknown>[] }).vms.map(line).join("\n"),
+  show(data) {
+    const { vms } = data as { vms: Vm[] };
+    if (vms.length === 0) return 'no VMs; register one with "vasp vm register"';
+    return table(
+      ["NAME", "UUID", "STATE", "TENANT", "VASP", "MEASURED"],
+      vms.map((vm) => [
+        String(vm.name),
+        String(vm.uuid),
+        String(vm.state),
+        String(vm.tenant || "-"),
+        vm.binding ? "bound" : "-",
+        vm.introspection ? "yes" : "-",
+      ]),
+    );
+  },
 });
 
 /** `vasp vm show`. */
 export const vmShow: Command = vmCommand({
   name: "vm show",
   summary: "show one VM and its latest measurements",
-  usage: "usage: vasp vm show UUID [connection options]",
+  usage: `usage: vasp vm show NAME|UUID [connection options]
+
+Shows the VM's record (state, labels, vASP binding, introspection settings) and the latest
+measurement of each region.`,
   positionals: true,
   async send(api, _values, positionals) {
-    const uuid = encodeURIComponent(oneUuid(positionals));
+    const uuid = encodeURIComponent(await resolveVm(api, positionals));
     const vm = await api.request("GET", `/v1/vms/${uuid}`);
     const { measurements } = await api.request("GET", `/v1/vms/${uuid}/measurements`);
     return { ...vm, measurements };
   },
   show(data) {
-    const vm = data as Record<string, unknown> & { measurements: Record<string, unknown>[] };
+    const vm = data as Vm & { measurements: Vm[] };
+    const binding = vm.binding as Vm | null;
     return [
       line(vm),
-      `  labels   ${JSON.stringify(vm.labels)}`,
-      `  binding  ${vm.binding ? JSON.stringify(vm.binding) : "none"}`,
-      `  measured ${vm.introspection ? JSON.stringify(vm.introspection) : "no"}`,
-      `  created  ${vm.created_at}  updated ${vm.updated_at}`,
-      ...vm.measurements.map((m) =>
-        `  ${m.region}: ${m.status} ${m.digest} (${m.time})${m.detail ? ` ${m.detail}` : ""}`
-      ),
+      `  labels    ${JSON.stringify(vm.labels)}`,
+      `  vASP      ${
+        binding
+          ? `instance ${binding.instance_id}, config ${binding.config_digest}${
+            binding.sealed ? `, sealed (counter ${binding.sealed_counter})` : ""
+          }`
+          : "none"
+      }`,
+      `  measured  ${vm.introspection ? JSON.stringify(vm.introspection) : "no"}`,
+      `  created   ${vm.created_at}, updated ${vm.updated_at}`,
+      ...(vm.measurements.length === 0 ? ["  no measurements"] : [
+        "",
+        table(
+          ["  REGION", "STATUS", "DIGEST", "TIME"],
+          vm.measurements.map((m) => [
+            `  ${m.region}`,
+            String(m.status),
+            String(digestOut(m.digest)),
+            `${m.time}${m.detail ? ` ${m.detail}` : ""}`,
+          ]),
+        ),
+      ]),
     ].join("\n");
   },
 });
@@ -135,9 +163,7 @@ function introspection(values: Record<string, unknown>): { introspection?: unkno
   const number = (flag: string) => {
     const text = values[flag];
     if (text === undefined) return undefined;
-    if (!/^\d+$/.test(String(text))) {
-      throw new VaspError("usage_invalid", `--${flag} "${text}" is not a whole number`);
-    }
+    if (!/^\d+$/.test(String(text))) throw usageError(`--${flag} "${text}" is not a whole number`);
     return Number(text);
   };
   const settings = {
@@ -183,14 +209,24 @@ export const vmRegister: Command = vmCommand({
   },
   send(api, values) {
     if (values.uuid === undefined || values.name === undefined) {
-      throw new VaspError("usage_invalid", "--uuid and --name are required");
+      throw usageError("--uuid and --name are required");
+    }
+    if (values["config-digest"] !== undefined && values["domain-xml"] !== undefined) {
+      throw usageError("give --config-digest or --domain-xml, not both");
+    }
+    if (values["config-digest"] !== undefined) {
+      parseDigest("--config-digest", String(values["config-digest"]));
     }
     const labels: Record<string, string> = {};
     for (const pair of (values.label ?? []) as string[]) {
       const at = pair.indexOf("=");
-      if (at < 1) throw new VaspError("usage_invalid", `--label "${pair}" is not KEY=VALUE`);
+      if (at < 1) throw usageError(`--label "${pair}" is not KEY=VALUE`);
       labels[pair.slice(0, at)] = pair.slice(at + 1);
     }
+    // Read every file before the request, so that a missing one changes nothing.
+    const domainXml = values["domain-xml"] === undefined
+      ? undefined
+      : readFlagText("--domain-xml", String(values["domain-xml"]));
     return api.request("POST", "/v1/vms", {
       uuid: values.uuid,
       name: values.name,
@@ -198,23 +234,23 @@ export const vmRegister: Command = vmCommand({
       ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
       ...(values.state === undefined ? {} : { state: values.state }),
       ...(values["config-digest"] === undefined ? {} : { config_digest: values["config-digest"] }),
-      ...(values["domain-xml"] === undefined
-        ? {}
-        : { domain_xml: Deno.readTextFileSync(String(values["domain-xml"])) }),
+      ...(domainXml === undefined ? {} : { domain_xml: domainXml }),
       ...introspection(values),
     });
   },
-  show: (data) => `registered ${line(data as Record<string, unknown>)}`,
+  show: (data) => `registered ${line(data as Vm)}`,
 });
 
 /** `vasp vm remove`. */
 export const vmRemove: Command = vmCommand({
   name: "vm remove",
   summary: "remove a VM (its audit records stay)",
-  usage: "usage: vasp vm remove UUID [connection options]",
+  usage: `usage: vasp vm remove NAME|UUID [connection options]
+
+Removes the VM's record and destroys its vASP instance; its audit records stay.`,
   positionals: true,
-  send: (api, _values, positionals) =>
-    api.request("DELETE", `/v1/vms/${encodeURIComponent(oneUuid(positionals))}`),
+  send: async (api, _values, positionals) =>
+    api.request("DELETE", `/v1/vms/${encodeURIComponent(await resolveVm(api, positionals))}`),
   show: (data) => `removed ${(data as { uuid: string }).uuid}`,
 });
 
@@ -222,9 +258,14 @@ export const vmRemove: Command = vmCommand({
 export const vmRelease: Command = vmCommand({
   name: "vm release",
   summary: "release a quarantined VM (it stays paused)",
-  usage: "usage: vasp vm release UUID [connection options]",
+  usage: `usage: vasp vm release NAME|UUID [connection options]
+
+Moves a quarantined VM to paused; resuming it is then an ordinary, decided resume.`,
   positionals: true,
-  send: (api, _values, positionals) =>
-    api.request("POST", `/v1/vms/${encodeURIComponent(oneUuid(positionals))}/release`),
-  show: (data) => `released ${line(data as Record<string, unknown>)}`,
+  send: async (api, _values, positionals) =>
+    api.request(
+      "POST",
+      `/v1/vms/${encodeURIComponent(await resolveVm(api, positionals))}/release`,
+    ),
+  show: (data) => `released ${line(data as Vm)}`,
 });

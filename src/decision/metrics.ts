@@ -1,10 +1,16 @@
 /**
  * The server's metrics in the Prometheus text exposition format (version 0.0.4): decisions
- * by operation and outcome, their latency, audit write latency, events, errors, and the
- * policy revision in force. Kept in-process; no client library is needed for this little.
+ * by operation and outcome, their latency, audit write latency, events, errors, the policy
+ * revision in force and the last reload's result, VMs by state, build information, and the
+ * process's own (resident memory, open descriptors, CPU seconds, start time). Written by hand:
+ * the decision path only adds to a number in a map, and a client library would bring a
+ * dependency and its registry for the same few lines of text (docs/api.md, "Metrics").
  *
  * @module
  */
+import { cpuUsage } from "node:process";
+import config from "../../deno.json" with { type: "json" };
+import { LIFECYCLE_STATES } from "../engine/mod.ts";
 
 /** Latency bucket bounds in seconds: 50 µs to 5 s, dense where decisions fall. */
 const LATENCY_BUCKETS = [
@@ -94,6 +100,64 @@ class Histogram {
   }
 }
 
+/** What the process reads about itself at a scrape; injectable for tests. */
+export interface ProcessFacts {
+  /** Resident set size in bytes. */
+  readonly residentBytes: number;
+  /** Open file descriptors (`null` where `/proc/self/fd` cannot be read). */
+  readonly openFds: number | null;
+  /** User and system CPU time in seconds. */
+  readonly cpuSeconds: number;
+  /** Process start, seconds since the Unix epoch. */
+  readonly startSeconds: number;
+}
+
+/**
+ * The process's facts as Linux and Deno give them.
+ *
+ * @returns resident memory, open descriptors, CPU seconds, start time
+ */
+export function processFacts(): ProcessFacts {
+  let openFds: number | null = 0;
+  try {
+    for (const _ of Deno.readDirSync("/proc/self/fd")) openFds++;
+  } catch {
+    openFds = null;
+  }
+  const cpu = cpuUsage();
+  return {
+    residentBytes: Deno.memoryUsage().rss,
+    openFds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    startSeconds: performance.timeOrigin / 1000,
+  };
+}
+
+/** What `vasp_build_info` labels. */
+export interface BuildInfo {
+  /** The package version (deno.json). */
+  readonly version: string;
+  /** The Deno version. */
+  readonly deno: string;
+  /** The native library ABI version (`""` when unknown). */
+  readonly abi: string;
+}
+
+/** What {@link Metrics.render} reads at a scrape besides its own counts. */
+export interface ScrapeState {
+  /** The revision in force (`null`: none loaded). */
+  readonly policyRevision: string | null;
+  /** VMs by life-cycle state; absent: not reported. */
+  readonly vmsByState?: Readonly<Record<string, number>>;
+  /** The process's facts (default: {@link processFacts}). */
+  readonly process?: ProcessFacts;
+}
+
+function gauge(lines: string[], name: string, help: string, samples: [string, number][]): void {
+  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+  for (const [labels, value] of samples) lines.push(`${name}${labels} ${number(value)}`);
+}
+
 /** How a decision ended, as counted. */
 export type DecisionOutcome = "allow" | "deny" | "error";
 
@@ -112,6 +176,22 @@ export type DecisionOutcome = "allow" | "deny" | "error";
  * ```
  */
 export class Metrics {
+  readonly #build: BuildInfo;
+  #lastReload: { ok: boolean; at: number } | null = null;
+
+  /**
+   * @param options `build`: what `vasp_build_info` labels (default: deno.json's version, this
+   *   Deno, ABI unknown)
+   */
+  constructor(options: { build?: Partial<BuildInfo> } = {}) {
+    this.#build = {
+      version: config.version,
+      deno: Deno.version.deno,
+      abi: "",
+      ...options.build,
+    };
+  }
+
   readonly #decisions = new Counter(
     "vasp_decisions_total",
     "Decisions answered, by operation and outcome (allow, deny, error).",
@@ -227,18 +307,30 @@ export class Metrics {
    * Counts one policy reload.
    *
    * @param ok whether the new set is in force
+   * @param at when (default: now)
    */
-  reload(ok: boolean): void {
+  reload(ok: boolean, at: Date = new Date()): void {
     this.#reloads.inc([ok ? "ok" : "failed"]);
+    this.#lastReload = { ok, at: at.getTime() / 1000 };
+  }
+
+  /**
+   * Records the first load of the policy set (at start) as the last successful one, without
+   * counting it as a reload.
+   *
+   * @param at when it loaded (default: now)
+   */
+  policyLoaded(at: Date = new Date()): void {
+    this.#lastReload = { ok: true, at: at.getTime() / 1000 };
   }
 
   /**
    * Renders every metric.
    *
-   * @param state `policyRevision`: the revision in force (`null`: none loaded)
+   * @param state the revision in force, VMs by state, the process's facts
    * @returns Prometheus text, ending in a newline
    */
-  render(state: { policyRevision: string | null }): string {
+  render(state: ScrapeState): string {
     const lines: string[] = [];
     this.#decisions.render(lines);
     this.#decisionSeconds.render(lines);
@@ -256,6 +348,51 @@ export class Metrics {
     if (state.policyRevision !== null) {
       lines.push(`vasp_policy_info${labelText(["revision"], [state.policyRevision])} 1`);
     }
+    if (this.#lastReload) {
+      gauge(lines, "vasp_policy_last_reload_success", "1 when the last policy reload succeeded.", [
+        ["", this.#lastReload.ok ? 1 : 0],
+      ]);
+      gauge(
+        lines,
+        "vasp_policy_last_reload_timestamp_seconds",
+        "When the last policy reload was tried, seconds since the epoch.",
+        [["", this.#lastReload.at]],
+      );
+    }
+    if (state.vmsByState) {
+      const counts = {
+        ...Object.fromEntries(LIFECYCLE_STATES.map((s) => [s, 0])),
+        ...state.vmsByState,
+      };
+      gauge(
+        lines,
+        "vasp_vms",
+        "VMs known to the server, by life-cycle state.",
+        Object.entries(counts).map(([s, n]) => [labelText(["state"], [s]), n]),
+      );
+    }
+    const build = this.#build;
+    gauge(lines, "vasp_build_info", "The build: package version, Deno, native ABI.", [
+      [labelText(["version", "deno", "abi"], [build.version, build.deno, build.abi]), 1],
+    ]);
+    const p = state.process ?? processFacts();
+    gauge(lines, "process_resident_memory_bytes", "Resident memory size in bytes.", [
+      ["", p.residentBytes],
+    ]);
+    if (p.openFds !== null) {
+      gauge(lines, "process_open_fds", "Number of open file descriptors.", [["", p.openFds]]);
+    }
+    lines.push(
+      "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
+      "# TYPE process_cpu_seconds_total counter",
+      `process_cpu_seconds_total ${number(p.cpuSeconds)}`,
+    );
+    gauge(
+      lines,
+      "process_start_time_seconds",
+      "Start time of the process since the Unix epoch in seconds.",
+      [["", p.startSeconds]],
+    );
     return lines.join("\n") + "\n";
   }
 }

@@ -107,6 +107,11 @@ export class DecisionService {
     this.#log = deps.log ?? SILENT;
   }
 
+  /** The host as decisions see it now (`null`: not measured), for status reports. */
+  get host(): HostState | null {
+    return this.#host();
+  }
+
   /** Whether the last audit append succeeded (readiness). */
   get lastWriteOk(): boolean {
     return this.#lastWriteOk;

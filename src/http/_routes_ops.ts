@@ -1,5 +1,6 @@
 /**
- * Operational routes: liveness, readiness, metrics and the OpenAPI document.
+ * Operational routes: liveness, readiness, status, metrics and the OpenAPI document. A
+ * `metrics` token (a scraper's) reads readiness, status and metrics, nothing else.
  *
  * @module
  */
@@ -21,14 +22,21 @@ export function healthRoute(app: Hono<AppEnv>): void {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 }
 
+/** VMs by life-cycle state. */
+async function vmsByState(deps: Services): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const vm of await deps.store.listVms()) counts[vm.state] = (counts[vm.state] ?? 0) + 1;
+  return counts;
+}
+
 /**
- * Registers `/readyz`, `/metrics` and `/openapi.json`.
+ * Registers `/readyz`, `/v1/status`, `/metrics` and `/openapi.json`.
  *
  * @param app the app
  * @param deps its dependencies
  */
 export function opsRoutes(app: Hono<AppEnv>, deps: Services): void {
-  app.get("/readyz", allow("hook", "tenant"), async (c) => {
+  app.get("/readyz", allow("hook", "tenant", "metrics"), async (c) => {
     let store = deps.decisions.lastWriteOk;
     try {
       await deps.store.getVm(PROBE);
@@ -56,8 +64,35 @@ export function opsRoutes(app: Hono<AppEnv>, deps: Services): void {
     }, ready ? 200 : 503);
   });
 
-  app.get("/metrics", allow(), (c) => {
-    const text = deps.metrics.render({ policyRevision: deps.policies.current()?.revision ?? null });
+  app.get("/v1/status", allow("metrics"), async (c) => {
+    const set = deps.policies.current();
+    const host = deps.decisions.host;
+    const files = Object.entries(host?.files ?? {}).map(([name, f]) => ({
+      name,
+      digest: f.digest,
+      expected: f.expected === "" ? null : f.expected,
+      ok: f.expected !== "" && f.digest === f.expected,
+    }));
+    const recorded = files.some((f) => f.expected !== null);
+    return c.json({
+      asp_id: deps.asp?.id ?? null,
+      policy_revision: set?.revision ?? null,
+      host: host === null ? null : {
+        asp: host.asp,
+        measured_at: host.measuredAt.toISOString(),
+        expected_recorded: recorded,
+        all_match: recorded && files.every((f) => f.ok),
+        files,
+      },
+      vms: await vmsByState(deps),
+    });
+  });
+
+  app.get("/metrics", allow("metrics"), async (c) => {
+    const text = deps.metrics.render({
+      policyRevision: deps.policies.current()?.revision ?? null,
+      vmsByState: await vmsByState(deps),
+    });
     return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 

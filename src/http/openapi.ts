@@ -44,8 +44,22 @@ const PATHS: Record<string, Record<string, Schema>> = {
       },
     }),
   },
+  "/v1/status": {
+    get: tag(["operations"], "ASP, host measured and expected, policy revision, VMs by state", {
+      description: "Read-only; for operators and metrics tokens. `vasp status` prints it.",
+      responses: ok(
+        "the status",
+        obj({
+          asp_id: { type: ["string", "null"] },
+          policy_revision: { type: ["string", "null"] },
+          host: { type: ["object", "null"] },
+          vms: { type: "object", additionalProperties: { type: "integer" } },
+        }),
+      ),
+    }),
+  },
   "/metrics": {
-    get: tag(["operations"], "Prometheus text exposition (operators)", {
+    get: tag(["operations"], "Prometheus text exposition (operators, metrics tokens)", {
       responses: {
         "200": {
           description: "metrics",

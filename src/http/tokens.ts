@@ -11,11 +11,14 @@ import { dirname, join } from "node:path";
 import { errorMessage, VaspError } from "../engine/error.ts";
 import { sha256Hex } from "../store/canonical_json.ts";
 
-/** What a token may do: `hook` decides and reports, `operator` everything, `tenant` reads. */
-export type Role = "hook" | "operator" | "tenant";
+/**
+ * What a token may do: `hook` decides and reports, `operator` everything, `tenant` reads its
+ * own VMs, `metrics` reads `/metrics`, `/readyz` and `/v1/status` only (for a scraper).
+ */
+export type Role = "hook" | "operator" | "tenant" | "metrics";
 
 /** Every role, for argument checks. */
-export const ROLES: readonly Role[] = ["hook", "operator", "tenant"];
+export const ROLES: readonly Role[] = ["hook", "operator", "tenant", "metrics"];
 
 /** A token as listed: never the secret. */
 export interface TokenInfo {

@@ -72,7 +72,7 @@ Deno.test("QmpClient matches answers by id, out of order, with events in between
   assert.equal((await qmp.nextEvent()).event, "STOP", "an event nobody waited for stays queued");
 });
 
-Deno.test("QmpClient turns a QMP error into qmp_error with its class", async () => {
+Deno.test("QmpClient turns a QMP error into qmp_failed with its class", async () => {
   await using server = await fakeQmp((cmd, send) =>
     send({
       error: { class: "CommandNotFound", desc: "The command nope has not been found" },

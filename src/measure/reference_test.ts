@@ -90,7 +90,7 @@ Deno.test("compareToReference() refuses a measurement in another algorithm", () 
 
 Deno.test("referenceFromMeasurement() refuses failed regions, violations and raw KASLR text", () => {
   const learn = (m: KernelMeasurement) => referenceFromMeasurement(m, { profile, learnedAt: "t" });
-  assert.throws(() => learn(measurement([region("kernel_text", null, "out_of_range: x")])), {
+  assert.throws(() => learn(measurement([region("kernel_text", null, "value_out_of_range: x")])), {
     code: "reference_refused",
     message: /"kernel_text" \(out_of_range: x\) failed/,
   });

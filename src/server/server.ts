@@ -9,7 +9,7 @@
  */
 import { setImmediate } from "node:timers";
 import { join, resolve } from "node:path";
-import { Asp } from "../../ffi/mod.ts";
+import { ABI_VERSION, Asp } from "../../ffi/mod.ts";
 import { type Logger, VaspError } from "../engine/mod.ts";
 import {
   createMonitor,
@@ -177,7 +177,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const asp = Asp.open(stateDir);
     closer.push(() => asp.close());
-    const metrics = new Metrics();
+    const metrics = new Metrics({ build: { abi: String(ABI_VERSION) } });
     // Set once built; the policy store's reloads and the host monitor's changes reach them.
     const late: { host?: HostMonitor; decisions?: DecisionService } = {};
     const ids = uuidV7Source();
@@ -196,6 +196,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       },
     });
     closer.push(() => policyStore.close());
+    metrics.policyLoaded();
     const host = late.host = await HostMonitor.start(asp, {
       ...options.host,
       stateDir,
