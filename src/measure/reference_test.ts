@@ -92,7 +92,7 @@ Deno.test("referenceFromMeasurement() refuses failed regions, violations and raw
   const learn = (m: KernelMeasurement) => referenceFromMeasurement(m, { profile, learnedAt: "t" });
   assert.throws(() => learn(measurement([region("kernel_text", null, "value_out_of_range: x")])), {
     code: "reference_refused",
-    message: /"kernel_text" \(out_of_range: x\) failed/,
+    message: /"kernel_text" \(value_out_of_range: x\) failed/,
   });
   const finding = { region: "idt_table", code: "c", violation: true, message: "vector 3 hooked" };
   assert.throws(() => learn(measurement([region("a", d("a"))], { findings: [finding] })), {
