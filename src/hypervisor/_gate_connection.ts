@@ -17,8 +17,11 @@ export interface GateContext {
   readonly decide: (request: DecisionRequest) => Promise<Decision>;
   readonly reporter: EventReporter;
   readonly log: (line: string) => void;
-  /** Whether this QEMU receives a migration (set by `migrate-incoming`, cleared by `migrate`). */
-  incoming: boolean;
+  /**
+   * The migration under way: `in` when QEMU was started with `-incoming` or sent
+   * `migrate-incoming`, `out` once a `migrate` was forwarded; cleared by its final event.
+   */
+  migration: "in" | "out" | undefined;
 }
 
 /** The little the gate needs of a connection; `Deno.Conn` has it, so does `NodeConn`. */
@@ -155,8 +158,8 @@ export class GateConnection {
     const verdict = await this.#decide(gated);
     if (this.#closed) return;
     if (!verdict.allow) return this.#reply(errorReply(verdict.desc, id));
-    if (gated.operation === "migrate-out") this.#ctx.incoming = false;
-    if (gated.operation === "migrate-in") this.#ctx.incoming = true;
+    if (gated.operation === "migrate-out" && !gated.phase) this.#ctx.migration = "out";
+    if (gated.operation === "migrate-in" && !gated.phase) this.#ctx.migration = "in";
     return this.#forward(input.bytes, gated);
   }
 
@@ -266,8 +269,9 @@ export class GateConnection {
 
   #observeEvent(msg: Record<string, unknown>): void {
     const event = msg.event as string;
-    const mapped = classifyEvent(event, msg.data, this.#ctx.incoming);
+    const mapped = classifyEvent(event, msg.data, this.#ctx.migration);
     if (!mapped) return;
+    if (event === "MIGRATION") this.#ctx.migration = undefined;
     const ts = msg.timestamp as { seconds?: number; microseconds?: number } | undefined;
     this.#ctx.reporter.enqueue({
       operation: mapped.operation,

@@ -163,13 +163,15 @@ const HOST_ENDED = new Set(["host-qmp-quit", "host-signal", "host-ui", "host-err
  *
  * @param event the event's name (`STOP`, `MIGRATION`, …)
  * @param data the event's `data` member
- * @param incoming whether this QEMU is the destination of a migration
+ * @param migration the migration under way on this QEMU: `in` (it was started with `-incoming` or
+ *   sent `migrate-incoming`), `out` (a `migrate` command was forwarded), or `undefined`. QEMU
+ *   also emits `MIGRATION` events while `savevm` writes a snapshot: those are no migration.
  * @returns the report to send, or `undefined` for events that move no state
  */
 export function classifyEvent(
   event: string,
   data: unknown,
-  incoming: boolean,
+  migration: "in" | "out" | undefined,
 ): EventMapping | undefined {
   const d = (data ?? {}) as Record<string, unknown>;
   switch (event) {
@@ -192,8 +194,8 @@ export function classifyEvent(
         : d.status === "failed" || d.status === "cancelled"
         ? "failed"
         : undefined;
-      if (!outcome) return undefined;
-      return { operation: incoming ? "migrate-in" : "migrate-out", outcome };
+      if (!outcome || !migration) return undefined;
+      return { operation: migration === "in" ? "migrate-in" : "migrate-out", outcome };
     }
     default:
       return undefined;

@@ -46,23 +46,33 @@ Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases inclu
 });
 
 Deno.test("classifyEvent() reports state-moving events and tells migration direction apart", () => {
-  assert.deepEqual(classifyEvent("STOP", undefined, false), {
+  assert.deepEqual(classifyEvent("STOP", undefined, undefined), {
     operation: "pause",
     outcome: "completed",
   });
   assert.equal(
-    classifyEvent("SHUTDOWN", { guest: true, reason: "guest-shutdown" }, false)?.operation,
+    classifyEvent("SHUTDOWN", { guest: true, reason: "guest-shutdown" }, undefined)?.operation,
     "shutdown",
   );
   assert.equal(
-    classifyEvent("SHUTDOWN", { guest: false, reason: "host-qmp-quit" }, false)?.operation,
+    classifyEvent("SHUTDOWN", { guest: false, reason: "host-qmp-quit" }, undefined)?.operation,
     "destroy",
   );
-  assert.deepEqual(classifyEvent("MIGRATION", { status: "completed" }, true), {
+  assert.deepEqual(classifyEvent("MIGRATION", { status: "completed" }, "in"), {
     operation: "migrate-in",
     outcome: "completed",
   });
-  assert.equal(classifyEvent("MIGRATION", { status: "failed" }, false)?.outcome, "failed");
-  assert.equal(classifyEvent("MIGRATION", { status: "active" }, false), undefined);
-  assert.equal(classifyEvent("BLOCK_JOB_READY", {}, false), undefined);
+  assert.equal(classifyEvent("MIGRATION", { status: "failed" }, "out")?.outcome, "failed");
+  assert.equal(
+    classifyEvent("MIGRATION", { status: "completed" }, "out")?.operation,
+    "migrate-out",
+  );
+  assert.equal(classifyEvent("MIGRATION", { status: "active" }, "out"), undefined);
+  assert.equal(classifyEvent("BLOCK_JOB_READY", {}, undefined), undefined);
+});
+
+Deno.test("classifyEvent() does not take savevm's MIGRATION events for a migration", () => {
+  // savevm runs QEMU's migration code to write the snapshot and emits its status events.
+  assert.equal(classifyEvent("MIGRATION", { status: "completed" }, undefined), undefined);
+  assert.equal(classifyEvent("MIGRATION", { status: "failed" }, undefined), undefined);
 });

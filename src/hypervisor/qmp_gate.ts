@@ -75,7 +75,7 @@ export class QmpGate {
       decide: (request) => options.decisions.decide(request),
       reporter: new EventReporter(options.decisions, log),
       log,
-      incoming: options.incoming ?? false,
+      migration: options.incoming ? "in" : undefined,
     };
   }
 
