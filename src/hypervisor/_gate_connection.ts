@@ -123,7 +123,6 @@ export class GateConnection {
     for (;;) {
       const n = await this.#client.read(buf);
       if (n === null) return;
-      // A RangeError here (input too deep or too large) ends the connection: no resync.
       for (const input of splitter.push(buf.subarray(0, n))) {
         await this.#handle(input);
         if (this.#closed) return;
@@ -132,6 +131,7 @@ export class GateConnection {
   }
 
   async #handle(input: QmpInput): Promise<void> {
+    if (input.kind === "refused") return this.#refuse(input.reason!);
     let value: unknown, raw: Readonly<Record<string, string>>;
     try {
       ({ value, raw } = parseQmp(decoder.decode(input.bytes)));
@@ -148,19 +148,30 @@ export class GateConnection {
     }
     const msg = value as Record<string, unknown>;
     const id = echoId(raw.id, msg.id);
-    if ("execute" in msg && "exec-oob" in msg) {
-      return this.#reply(errorReply("QMP input must not have both 'execute' and 'exec-oob'", id));
+    if ("exec-oob" in msg) {
+      // Out-of-band replies overtake in-band ones; the gate matches replies by order.
+      return this.#refuse("the vASP gate does not pass out-of-band commands (exec-oob)", id);
     }
-    const name = msg.execute ?? msg["exec-oob"];
+    const name = msg.execute;
     // A command without a string name is refused by QEMU itself.
     const gated = typeof name === "string" ? classifyCommand(name, msg.arguments) : undefined;
     if (!gated) return this.#forward(input.bytes, undefined);
+    if (id !== undefined) (gated.details as Record<string, unknown>).qmp_id = msg.id;
     const verdict = await this.#decide(gated);
     if (this.#closed) return;
     if (!verdict.allow) return this.#reply(errorReply(verdict.desc, id));
     if (gated.operation === "migrate-out" && !gated.phase) this.#ctx.migration = "out";
     if (gated.operation === "migrate-in" && !gated.phase) this.#ctx.migration = "in";
     return this.#forward(input.bytes, gated);
+  }
+
+  /**
+   * Answers input the gate will not pass whatever the policies say (over a limit QEMU would
+   * split it at, out-of-band), and reports it: someone tried to get past the gate.
+   */
+  #refuse(reason: string, id?: string): void {
+    this.#ctx.log(`qmp-gate: refused input: ${reason}`);
+    this.#reply(errorReply(`vASP refused the input: ${reason}`, id));
   }
 
   async #decide(gated: GatedCommand): Promise<{ allow: boolean; desc: string }> {
