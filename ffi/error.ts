@@ -18,6 +18,7 @@ const CODES: Record<number, string> = {
   10: "out_of_range",
   11: "page_walk_failed",
   12: "instance_destroyed",
+  13: "socket_closed",
 };
 
 /** A libvasp failure, or a misuse of a binding (closed handle, failed load). */
