@@ -129,6 +129,34 @@ Deno.test({
       ...libvirtArgs("socket,id=charmonitor,fd=@FD@,server=on,wait=off"),
     ]);
     await waitFor("the monitor socket", () => existsSync(path));
+    // QEMU has replaced the wrapper (same PID) once its executable is QEMU's.
+    const exe = () => {
+      try {
+        return Deno.readLinkSync(`/proc/${qemu.pid}/exe`);
+      } catch {
+        return "";
+      }
+    };
+    await waitFor("QEMU to run", () => exe().includes("qemu-system"));
+    const links = (pid: number | string) =>
+      [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => {
+        try {
+          return [e.name, Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`)];
+        } catch {
+          return [e.name, ""];
+        }
+      });
+    const ready = [...Deno.readDirSync(s.dir)].find((e) => e.name.startsWith("vasp-qemu."))!;
+    const gatePid = Deno.readTextFileSync(`${s.dir}/${ready.name}/gate.ready`).trim();
+    const gateArgs = Deno.readTextFileSync(`/proc/${gatePid}/cmdline`).split("\0");
+    const fd = gateArgs[gateArgs.indexOf("--listen-fd") + 1];
+    const listening = Deno.readLinkSync(`/proc/${gatePid}/fd/${fd}`);
+    assert.match(listening, /^socket:/);
+    assert.deepEqual(
+      links(qemu.pid).filter(([, link]) => link === listening),
+      [],
+      "QEMU holds no descriptor of libvirt's listening socket",
+    );
     await checkGated(path, qemu, s.dir);
   },
 });

@@ -82,7 +82,7 @@ export const gate: Command = {
       incoming: values.incoming ?? false,
     });
     if (listenFd === undefined) qmpGate.listen(values.listen!);
-    else await qmpGate.listenFd(listenFd);
+    else qmpGate.listenFd(listenFd);
     if (values.ready) await Deno.writeTextFile(values.ready, `${Deno.pid}\n`);
     const where = values.listen ?? `fd ${listenFd}`;
     console.error(`vasp gate: ${where} → ${values.qmp}, decisions from ${server}`);
