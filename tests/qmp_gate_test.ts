@@ -152,7 +152,7 @@ Deno.test({
     });
 
     await t.step(
-      "HMP savevm, an unknown HMP command and memory dumps need a decision",
+      "HMP savevm, info registers, an unknown HMP command and memory dumps need a decision",
       async () => {
         env.server.rule = () => ["no"];
         const hmp = (line: string) =>
@@ -162,8 +162,10 @@ Deno.test({
           /denied human-monitor-command savevm/,
         );
         assert.equal(env.server.decisions.at(-1)!.operation, "snapshot");
-        await hmp("  nmi");
-        assert.equal(env.server.decisions.at(-1)!.details.unclassified, true);
+        await hmp("  frobnicate");
+        assert.equal(env.server.decisions.at(-1)!.operation, "unknown");
+        assert.equal(env.server.decisions.at(-1)!.details.hmp_command, "frobnicate");
+        await hmp("info registers");
         assert.equal(env.server.decisions.at(-1)!.details.exposes_memory, true);
         await qmp.execute({
           execute: "pmemsave",
@@ -176,6 +178,22 @@ Deno.test({
         assert.equal(await env.status(qmp), "running");
       },
     );
+
+    await t.step("the smuggle of issue 8 is refused with a QMP error and reported", async () => {
+      const ids = "0,".repeat(1 << 20);
+      await qmp.send(`{"execute":"query-status","id":[${ids}{"execute":"stop"}]}`);
+      const reply = await qmp.next();
+      assert.match(
+        (reply?.error as { desc: string }).desc,
+        /^vASP refused the input: JSON token count limit exceeded/,
+      );
+      assert.equal(await env.status(qmp), "running");
+      await env.gate.reportsIdle();
+      const event = env.server.events.at(-1)!;
+      assert.equal(event.operation, "unknown");
+      assert.equal(event.outcome, "failed");
+      assert.match(String(event.details.refused), /token count limit/);
+    });
 
     await t.step("a dead decision server denies (fail closed)", async () => {
       await qmp.execute({ execute: "cont" });

@@ -215,6 +215,14 @@ export class GateConnection {
   #refuse(reason: string, id?: string): void {
     this.#ctx.log(`qmp-gate: refused input: ${reason}`);
     this.#reply(errorReply(`vASP refused the input: ${reason}`, id));
+    // The audit record: a monitor command nobody could decide on was attempted, and failed.
+    this.#ctx.reporter.enqueue({
+      operation: "unknown",
+      vm: this.#ctx.vm,
+      source: SOURCE,
+      details: { refused: reason },
+      outcome: "failed",
+    });
   }
 
   async #decide(gated: GatedCommand): Promise<{ allow: boolean; desc: string }> {

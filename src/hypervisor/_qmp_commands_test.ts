@@ -22,14 +22,61 @@ Deno.test("classifyCommand() maps life-cycle commands to operations and passes q
   }
   assert.equal(classifyCommand("snapshot-delete", {})?.details.action, "delete");
   assert.equal(classifyCommand("dump-guest-memory", {})?.details.exposes_memory, true);
-  for (const pass of ["query-status", "qmp_capabilities", "query-name", "device_add"]) {
+  for (const pass of ["query-status", "qmp_capabilities", "query-name", "getfd", "add-fd"]) {
     assert.equal(classifyCommand(pass, {}), undefined, pass);
   }
 });
 
+Deno.test("classifyCommand() passes only the allow-list and asks about the rest by what it does", () => {
+  const op = (command: string, args: unknown = {}) => classifyCommand(command, args)?.operation;
+  assert.equal(op("drive-backup"), "disk-export");
+  assert.equal(op("nbd-server-start"), "disk-export");
+  assert.equal(op("block-export-add"), "disk-export");
+  assert.equal(op("send-key"), "guest-input");
+  assert.equal(op("inject-nmi"), "guest-input");
+  assert.equal(op("device_add", { driver: "virtio-net-pci" }), "device-attach");
+  assert.equal(
+    classifyCommand("device_add", { driver: "virtio-net-pci" })?.details.exposes_memory,
+    undefined,
+  );
+  for (
+    const [command, args] of [
+      ["device_add", { driver: "vhost-user-fs-pci" }],
+      ["device_add", { driver: "vfio-user-pci" }],
+      ["netdev_add", { type: "vhost-user" }],
+      ["object-add", { "qom-type": "filter-dump", id: "f" }],
+      ["object-add", { "qom-type": "memory-backend-file", share: true }],
+    ] as const
+  ) {
+    assert.equal(
+      classifyCommand(command, args)?.details.exposes_memory,
+      true,
+      JSON.stringify(args),
+    );
+  }
+  assert.equal(op("set-action", { panic: "none" }), "unknown");
+  assert.equal(op("x-query-virtio-queue-element"), "unknown");
+  assert.equal(op("qom-set", { path: "/machine", property: "x", value: 1 }), "unknown");
+  assert.equal(
+    op("qom-set", { path: "b", property: "guest-stats-polling-interval", value: 5 }),
+    undefined,
+  );
+  assert.equal(op("blockdev-snapshot-sync"), "snapshot");
+  assert.equal(classifyCommand("blockdev-snapshot-sync", {})?.details.disk_only, true);
+  const tx = (...types: string[]) =>
+    op("transaction", { actions: types.map((type) => ({ type })) });
+  assert.equal(tx("block-dirty-bitmap-add", "block-dirty-bitmap-disable"), undefined);
+  assert.equal(tx("blockdev-snapshot-sync", "block-dirty-bitmap-add"), "snapshot");
+  assert.equal(tx("blockdev-backup", "block-dirty-bitmap-add"), "disk-export");
+  assert.equal(tx("x-frobnicate"), "unknown");
+});
+
 Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases included", () => {
   assert.equal(hmp("info status"), undefined);
-  assert.equal(hmp("   info registers"), undefined);
+  assert.equal(hmp("info"), undefined);
+  assert.equal(hmp("   info registers")?.details.exposes_memory, true);
+  assert.equal(hmp("info tlb")?.details.exposes_memory, true);
+  assert.equal(hmp("info jit")?.operation, "unknown");
   assert.equal(hmp("s")?.operation, "pause");
   assert.equal(hmp("\tc")?.operation, "resume");
   assert.equal(hmp("q")?.operation, "destroy");
@@ -38,10 +85,12 @@ Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases inclu
   assert.equal(hmp("delvm x")?.details.action, "delete");
   assert.equal(hmp("xp /16x 0")?.details.exposes_memory, true);
   assert.equal(hmp("xp /16x 0")?.details.unclassified, undefined);
-  const unknown = hmp("nmi");
-  assert.equal(unknown?.operation, "save");
-  assert.equal(unknown?.details.unclassified, true);
-  assert.equal(unknown?.label, "human-monitor-command nmi");
+  assert.equal(hmp("nmi")?.operation, "guest-input");
+  assert.equal(hmp("device_add vhost-user-fs-pci")?.details.exposes_memory, true);
+  const unknown = hmp("frobnicate 1");
+  assert.equal(unknown?.operation, "unknown");
+  assert.equal(unknown?.details.hmp_command, "frobnicate");
+  assert.equal(unknown?.label, "human-monitor-command frobnicate");
   assert.equal(classifyCommand("human-monitor-command", {}), undefined);
 });
 
