@@ -12,9 +12,10 @@ const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid 
                  [--server SOCKET|URL] [--token TOKEN] [--timeout MS] [--incoming]
                  [--watch-pid PID]
 
-Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET. Before a
-life-cycle command (stop, cont, migrate, snapshots, memory dumps, quit …) it asks the
-decision server and answers a denied one, or one no decision came for, with a QMP error.
+Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET, passing
+descriptors (getfd/add-fd) through. Queries and libvirt's routine commands pass; before any
+other command (stop, cont, migrate, snapshots, memory dumps, disk exports, hot-plug …) it asks
+the decision server and answers a denied one, or one no decision came for, with a QMP error.
 QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) are reported.
 
   --qmp PATH        QEMU's own QMP socket (retried for 30 s per client while QEMU starts)

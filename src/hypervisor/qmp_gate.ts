@@ -1,10 +1,12 @@
 /**
  * The QMP gate: a proxy on a Unix socket in front of QEMU's real QMP socket. It passes the
- * greeting, capability negotiation, replies and events through unchanged; before a
- * life-cycle command (`stop`, `cont`, `migrate`, snapshots, memory dumps, `quit` …) it asks
- * the decision server, and answers a denied command — or one no decision came for — with a
- * QMP error instead of forwarding it. QMP events that move the VM's life-cycle state are
- * reported to the server. See docs/hooks.md.
+ * greeting, capability negotiation, replies, events and an allow-list of queries and routine
+ * commands through unchanged, with the descriptors libvirt sends beside them (SCM_RIGHTS,
+ * through libvasp's sockets); before anything else (`stop`, `migrate`, snapshots, memory
+ * dumps, disk exports, hot-plug, unknown commands …) it asks the decision server, and answers
+ * a denied command — or one no decision came for — with a QMP error instead of forwarding it.
+ * It reads input exactly as QEMU does and refuses what QEMU would split. QMP events that move
+ * the VM's life-cycle state are reported to the server. See docs/hooks.md.
  *
  * @module
  */
