@@ -287,3 +287,54 @@ Deno.test({
     assert.equal(env.server.decisions.length, 1);
   },
 });
+
+Deno.test({
+  name: "the QMP gate does not report savevm's MIGRATION events as an outgoing migration",
+  async fn() {
+    requireTools({ "qemu-img": "qemu-utils" });
+    const dir = await Deno.makeTempDir({ prefix: "vasp-gate-savevm-" });
+    const disk = `${dir}/disk.qcow2`;
+    const made = await new Deno.Command("qemu-img", {
+      args: ["create", "-f", "qcow2", disk, "16M"],
+      stdout: "null",
+    }).output();
+    assert.ok(made.success);
+    const server = new TestDecisionServer(`${dir}/vasp.sock`);
+    const client = new DecisionClient(server.path);
+    const qemu = await startBareQemu(`${dir}/qemu.sock`, {
+      args: ["-uuid", VM.uuid, "-drive", `file=${disk},if=virtio`],
+    });
+    const gate = new QmpGate({ upstream: qemu.qmpPath, vm: VM, decisions: client, log: () => {} })
+      .listen(`${dir}/gate.sock`);
+    const qmp = await RawQmp.connect(`${dir}/gate.sock`);
+    try {
+      await qmp.next();
+      await qmp.execute({ execute: "qmp_capabilities" });
+      // libvirt turns migration events on; savevm then emits MIGRATION setup … completed.
+      await qmp.execute({
+        execute: "migrate-set-capabilities",
+        arguments: { capabilities: [{ capability: "events", state: true }] },
+      });
+      const reply = await qmp.execute({
+        execute: "human-monitor-command",
+        arguments: { "command-line": "savevm s1" },
+      });
+      assert.equal(reply.return, "");
+      const migration = await qmp.waitEvent("MIGRATION");
+      assert.ok(migration, "QEMU emitted MIGRATION during savevm");
+      await qmp.waitEvent("RESUME");
+      await gate.reportsIdle();
+      assert.deepEqual(server.events.filter((e) => e.operation.startsWith("migrate")), []);
+      const snapshot = server.events.find((e) => e.operation === "snapshot");
+      assert.equal(snapshot?.outcome, "completed");
+      assert.equal(snapshot?.details.hmp_command, "savevm");
+    } finally {
+      await qmp.close();
+      await gate.close();
+      client.close();
+      await qemu.close();
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
