@@ -4,7 +4,7 @@ import { RawQmp } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
 import { requireTools } from "./fixtures/tools.ts";
 
-requireTools({ "qemu-system-x86_64": "qemu-system-x86", perl: "perl-base" });
+requireTools({ "qemu-system-x86_64": "qemu-system-x86", perl: "perl-base", bash: "bash" });
 
 const WRAPPER = new URL("../deploy/qemu/vasp-qemu", import.meta.url).pathname;
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -22,10 +22,11 @@ const libvirtArgs = (chardev: string) => [
  * descriptor (`fd=N`). Perl (in Debian's essential perl-base) plays libvirt's part.
  */
 const PERL_LISTEN = `
-  use IO::Socket::UNIX; use Fcntl;
+  use IO::Socket::UNIX; use POSIX;
   my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => shift @ARGV, Listen => 8) or die "$!";
-  fcntl($s, F_SETFD, 0) or die "$!";
-  my $fd = fileno($s);
+  # A two-digit descriptor, as libvirt passes (fd=28); dup2 leaves it open across exec.
+  my $fd = 28;
+  POSIX::dup2(fileno($s), $fd) or die "$!";
   s/\\@FD\\@/$fd/ for @ARGV;
   exec @ARGV or die "$!";`;
 

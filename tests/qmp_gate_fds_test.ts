@@ -90,6 +90,35 @@ Deno.test({
         assert.ok(Deno.statSync(`${dir}/dump`).size > 32 << 20, "QEMU wrote the guest's RAM");
       });
 
+      await t.step(
+        "a migrate into a passed file is decided as a save, not a migration",
+        async () => {
+          // virsh save: getfd with the file (or libvirt's pipe), then migrate to fd:NAME.
+          using file = await Deno.open(`${dir}/state`, { create: true, write: true });
+          await qmp.execute({ execute: "getfd", arguments: { fdname: "migrate" } }, [
+            fdOf(`${dir}/state`),
+          ]);
+          file.close();
+          await qmp.execute({
+            execute: "migrate-set-capabilities",
+            arguments: { capabilities: [{ capability: "events", state: true }] },
+          });
+          const reply = await qmp.execute({ execute: "migrate", arguments: { uri: "fd:migrate" } });
+          assert.deepEqual(reply, { return: {} });
+          const asked = server.decisions.at(-1)!;
+          assert.equal(asked.operation, "save");
+          assert.equal(asked.details.migrate_to, "file");
+          for (;;) {
+            const status = await qmp.execute({ execute: "query-migrate" });
+            if ((status.return as { status: string }).status === "completed") break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          await gate.reportsIdle();
+          assert.deepEqual(server.events.filter((e) => e.operation === "migrate-out"), []);
+          assert.ok(Deno.statSync(`${dir}/state`).size > 100_000, "QEMU wrote its state");
+        },
+      );
+
       await t.step("a descriptor sent with a denied command is closed, not leaked", async () => {
         server.rule = () => ["no"];
         const before = openFds();

@@ -7,7 +7,7 @@
  */
 import type { Decision, DecisionRequest, VmRef } from "./decision_client.ts";
 import type { EventReporter } from "./_event_reporter.ts";
-import { classifyCommand, classifyEvent, type GatedCommand } from "./_qmp_commands.ts";
+import { classifyCommand, classifyEvent, type FdKind, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
 import { closeFd } from "../../ffi/mod.ts";
 import { concat, echoId, errorReply, RETURN_PREFIX, safeParse, startsWith } from "./_qmp_wire.ts";
@@ -23,6 +23,24 @@ export interface GateContext {
    * `migrate-incoming`, `out` once a `migrate` was forwarded; cleared by its final event.
    */
   migration: "in" | "out" | undefined;
+  /** The kind of each descriptor QEMU holds by `getfd` name (QEMU keeps them per monitor). */
+  readonly fdNames: Map<string, FdKind>;
+}
+
+/** What a received descriptor is, from its /proc link (`socket:[…]`, `pipe:[…]`, a path). */
+function fdKind(fd: number): FdKind {
+  try {
+    const link = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    return link.startsWith("socket:")
+      ? "socket"
+      : link.startsWith("pipe:")
+      ? "pipe"
+      : link.startsWith("/")
+      ? "file"
+      : "other";
+  } catch {
+    return "other";
+  }
 }
 
 /**
@@ -196,7 +214,15 @@ export class GateConnection {
     }
     const name = msg.execute;
     // A command without a string name is refused by QEMU itself.
-    const gated = typeof name === "string" ? classifyCommand(name, msg.arguments) : undefined;
+    const fdNames = this.#ctx.fdNames;
+    const fdname = (msg.arguments as { fdname?: unknown } | undefined)?.fdname;
+    if (typeof fdname === "string") {
+      if (name === "getfd" && fds.length) fdNames.set(fdname, fdKind(fds[0]!));
+      if (name === "closefd") fdNames.delete(fdname);
+    }
+    const gated = typeof name === "string"
+      ? classifyCommand(name, msg.arguments, { fdKind: (n) => fdNames.get(n) })
+      : undefined;
     if (!gated) return (await this.#forward(input.bytes, fds, undefined), true);
     if (id !== undefined) (gated.details as Record<string, unknown>).qmp_id = msg.id;
     const verdict = await this.#decide(gated);

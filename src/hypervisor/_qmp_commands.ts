@@ -41,6 +41,8 @@ const UNKNOWN: Rule = { operation: "unknown" };
 const DISK_EXPORT: Rule = { operation: "disk-export" };
 const GUEST_INPUT: Rule = { operation: "guest-input" };
 const DEVICE_ATTACH: Rule = { operation: "device-attach" };
+/** A `migrate` into a file or pipe: the VM's whole state saved (or dumped) on this host. */
+const SAVE_TO_FILE: Rule = { operation: "save" };
 const DISK_SNAPSHOT: Rule = { operation: "snapshot", action: "save", diskOnly: true };
 
 /** QMP commands that change what runs, expose guest data or reach into the guest. */
@@ -190,16 +192,42 @@ function transactionRule(args: Record<string, unknown>): Rule | undefined {
   return UNKNOWN;
 }
 
+/** What a descriptor passed with `getfd` is: where a `migrate` to `fd:NAME` writes. */
+export type FdKind = "socket" | "file" | "pipe" | "other";
+
+/** How to classify: what the gate knows beyond the command itself. */
+export interface ClassifyOptions {
+  /** The kind of the descriptor QEMU holds under a `getfd` name, if the gate saw it. */
+  readonly fdKind?: (name: string) => FdKind | undefined;
+}
+
+/**
+ * Where a `migrate` writes. libvirt saves (`virsh save`, `managedsave`) and dumps (`virsh dump`
+ * without `--memory-only`) by migrating to a file or pipe it passes as `fd:NAME`, and migrates
+ * to another host through a socket it passes the same way.
+ */
+function migrateTarget(uri: unknown, options: ClassifyOptions): FdKind | "network" | "unknown" {
+  if (typeof uri !== "string") return "unknown";
+  if (uri.startsWith("fd:")) return options.fdKind?.(uri.slice(3)) ?? "unknown";
+  if (uri.startsWith("file:") || uri.startsWith("exec:")) return "file";
+  return "network";
+}
+
 /**
  * Says whether a QMP command needs a decision, and as which operation: nothing on the
  * allow-list does (see `_qmp_allow.ts`); everything else is asked about, as `unknown` when
- * its effect is not known.
+ * its effect is not known. A `migrate` into a file or a pipe is a `save`, not a migration.
  *
  * @param command the `execute` name
  * @param args the `arguments` member, if any
+ * @param options what the gate knows of the descriptors QEMU holds
  * @returns the operation to ask about, or `undefined` to pass the command straight through
  */
-export function classifyCommand(command: string, args: unknown): GatedCommand | undefined {
+export function classifyCommand(
+  command: string,
+  args: unknown,
+  options: ClassifyOptions = {},
+): GatedCommand | undefined {
   if (passes(command, args)) return undefined;
   const details: Record<string, unknown> = { command };
   if (args !== undefined) details.arguments = args;
@@ -207,6 +235,11 @@ export function classifyCommand(command: string, args: unknown): GatedCommand | 
   if (command === "transaction") {
     const rule = transactionRule(a);
     return rule && gated(rule, details, command);
+  }
+  if (command === "migrate") {
+    const target = migrateTarget(a.uri, options);
+    details.migrate_to = target;
+    if (target === "file" || target === "pipe") return gated(SAVE_TO_FILE, details, command);
   }
   if (command !== "human-monitor-command") return gated(ruleFor(command, a)!, details, command);
   const line = a["command-line"] as string;

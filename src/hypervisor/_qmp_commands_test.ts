@@ -125,3 +125,19 @@ Deno.test("classifyEvent() does not take savevm's MIGRATION events for a migrati
   assert.equal(classifyEvent("MIGRATION", { status: "completed" }, undefined), undefined);
   assert.equal(classifyEvent("MIGRATION", { status: "failed" }, undefined), undefined);
 });
+
+Deno.test("classifyCommand() takes a migrate into a file or pipe for a save, into a socket for a migration", () => {
+  const kinds = new Map([["file", "file"], ["pipe", "pipe"], ["sock", "socket"]] as const);
+  const options = { fdKind: (name: string) => kinds.get(name as "file") };
+  const migrate = (uri: string) => classifyCommand("migrate", { uri }, options);
+  // virsh save, managedsave and dump (without --memory-only) migrate into a pipe or file.
+  assert.equal(migrate("fd:pipe")?.operation, "save");
+  assert.equal(migrate("fd:pipe")?.details.migrate_to, "pipe");
+  assert.equal(migrate("fd:file")?.operation, "save");
+  assert.equal(migrate("exec:cat > /tmp/x")?.operation, "save");
+  assert.equal(migrate("fd:sock")?.operation, "migrate-out");
+  assert.equal(migrate("tcp:10.0.0.2:49152")?.operation, "migrate-out");
+  // A descriptor the gate did not see pass is taken for the stricter case, a migration.
+  assert.equal(migrate("fd:unseen")?.operation, "migrate-out");
+  assert.equal(migrate("fd:unseen")?.details.migrate_to, "unknown");
+});

@@ -77,6 +77,7 @@ export class QmpGate {
       reporter: new EventReporter(options.decisions, log),
       log,
       migration: options.incoming ? "in" : undefined,
+      fdNames: new Map(),
     };
   }
 
