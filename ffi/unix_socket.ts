@@ -27,6 +27,11 @@ const DONTWAIT = 1;
 
 const ADOPT = Symbol("adopt a vasp_sock");
 
+/** Backstop for sockets collected while open (no call can be pending then). */
+const finalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
+  native().vasp_sock_close(ptr)
+);
+
 /**
  * A connected or listening Unix stream socket owned by libvasp.
  *
@@ -50,6 +55,7 @@ export class UnixSocket {
   constructor(key: typeof ADOPT, ptr: Deno.PointerObject) {
     if (key !== ADOPT) throw new TypeError("UnixSocket is made by listen, adopt or connect");
     this.#ptr = ptr;
+    finalizer.register(this, ptr, this);
   }
 
   /**
@@ -223,6 +229,7 @@ export class UnixSocket {
   #free(): void {
     const ptr = this.#ptr;
     this.#ptr = null;
+    finalizer.unregister(this);
     if (ptr) native().vasp_sock_close(ptr);
   }
 
