@@ -319,8 +319,10 @@ VASP_API int vasp_guest_measure(vasp_guest *g, uint64_t cr3, uint32_t paging,
  * vasp_sock_recv, one vasp_sock_send and any number of vasp_sock_shutdown
  * calls may run at once on different threads (the bindings run the blocking
  * calls on worker threads). vasp_sock_recv and vasp_sock_accept record their
- * failure message where vasp_sock_rx_errmsg() finds it; every other call
- * where vasp_errmsg(sock) does. vasp_sock_close() only once no call runs.
+ * failure message where vasp_sock_rx_errmsg() finds it, vasp_sock_send where
+ * vasp_errmsg(sock) does, and the calls without a handle to use and
+ * vasp_sock_shutdown on the calling thread's slot, vasp_errmsg(NULL).
+ * vasp_sock_close() only once no call runs.
  */
 
 typedef struct vasp_sock vasp_sock;

@@ -103,7 +103,7 @@ int vasp_sock_connect(const char *path, vasp_sock **out) {
 }
 
 int vasp_sock_accept(vasp_sock *listener, vasp_sock **out) {
-  if (!out) return VASP_E_ARG;
+  if (!out) return vasp_fail(NULL, VASP_E_ARG, "out is NULL");
   *out = NULL;
   if (!listener) return vasp_fail(NULL, VASP_E_ARG, "listener is NULL");
   for (;;) {
@@ -213,8 +213,9 @@ int vasp_sock_shutdown(vasp_sock *s) {
   if (!s) return vasp_fail(NULL, VASP_E_ARG, "socket is NULL");
   atomic_store(&s->shut, true);
   /* ENOTCONN: a listener, or a peer already gone; both are shut enough. */
+  /* The calling thread's slot, not the handle's: a send may be failing on another thread. */
   if (shutdown(s->fd, SHUT_RDWR) != 0 && errno != ENOTCONN) {
-    return vasp_fail(&s->err, VASP_E_IO, "cannot shut the socket down: %s", strerror(errno));
+    return vasp_fail(NULL, VASP_E_IO, "cannot shut the socket down: %s", strerror(errno));
   }
   return VASP_OK;
 }
