@@ -20,6 +20,7 @@ const CODES: Readonly<Record<number, ErrorCode>> = {
   10: "value_out_of_range",
   11: "page_walk_failed",
   12: "instance_destroyed",
+  13: "socket_closed",
 };
 
 /** A libvasp failure, or a misuse of a binding (closed handle, failed load). */

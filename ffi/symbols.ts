@@ -142,6 +142,45 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // int vasp_sock_listen(const char *path, vasp_sock **out)
+  vasp_sock_listen: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int vasp_sock_adopt(int32_t fd, vasp_sock **out)
+  vasp_sock_adopt: { parameters: ["i32", "buffer"], result: "i32" },
+  // int vasp_sock_connect(const char *path, vasp_sock **out)
+  vasp_sock_connect: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int vasp_sock_accept(vasp_sock *listener, vasp_sock **out)
+  // Blocks until a client connects: runs on a worker thread.
+  vasp_sock_accept: { parameters: ["pointer", "buffer"], result: "i32", nonblocking: true },
+  // int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len, int32_t *fds,
+  //                    uint32_t fd_cap, uint32_t *out_nfds)
+  // Blocks until bytes arrive: runs on a worker thread.
+  vasp_sock_recv: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "u32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // const char *vasp_sock_rx_errmsg(const vasp_sock *s)
+  vasp_sock_rx_errmsg: { parameters: ["pointer"], result: "pointer" },
+  // int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len, const int32_t *fds,
+  //                    uint32_t nfds, uint32_t flags, size_t *out_sent)
+  // With VASP_SOCK_DONTWAIT: never blocks, so it runs on the calling thread.
+  vasp_sock_send: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "u32", "u32", "buffer"],
+    result: "i32",
+  },
+  // The same function, for a send that must wait for room: on a worker thread.
+  vasp_sock_send_wait: {
+    name: "vasp_sock_send",
+    parameters: ["pointer", "buffer", "usize", "buffer", "u32", "u32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // int vasp_sock_shutdown(vasp_sock *s)
+  vasp_sock_shutdown: { parameters: ["pointer"], result: "i32" },
+  // void vasp_sock_close(vasp_sock *s)
+  vasp_sock_close: { parameters: ["pointer"], result: "void" },
+  // int vasp_fd_close(int32_t fd)
+  vasp_fd_close: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's symbols. */

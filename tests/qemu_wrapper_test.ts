@@ -4,7 +4,7 @@ import { RawQmp } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
 import { requireTools } from "./fixtures/tools.ts";
 
-requireTools({ "qemu-system-x86_64": "qemu-system-x86", perl: "perl-base" });
+requireTools({ "qemu-system-x86_64": "qemu-system-x86", perl: "perl-base", bash: "bash" });
 
 const WRAPPER = new URL("../deploy/qemu/vasp-qemu", import.meta.url).pathname;
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -22,10 +22,11 @@ const libvirtArgs = (chardev: string) => [
  * descriptor (`fd=N`). Perl (in Debian's essential perl-base) plays libvirt's part.
  */
 const PERL_LISTEN = `
-  use IO::Socket::UNIX; use Fcntl;
+  use IO::Socket::UNIX; use POSIX;
   my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => shift @ARGV, Listen => 8) or die "$!";
-  fcntl($s, F_SETFD, 0) or die "$!";
-  my $fd = fileno($s);
+  # A two-digit descriptor, as libvirt passes (fd=28); dup2 leaves it open across exec.
+  my $fd = 28;
+  POSIX::dup2(fileno($s), $fd) or die "$!";
   s/\\@FD\\@/$fd/ for @ARGV;
   exec @ARGV or die "$!";`;
 
@@ -129,6 +130,34 @@ Deno.test({
       ...libvirtArgs("socket,id=charmonitor,fd=@FD@,server=on,wait=off"),
     ]);
     await waitFor("the monitor socket", () => existsSync(path));
+    // QEMU has replaced the wrapper (same PID) once its executable is QEMU's.
+    const exe = () => {
+      try {
+        return Deno.readLinkSync(`/proc/${qemu.pid}/exe`);
+      } catch {
+        return "";
+      }
+    };
+    await waitFor("QEMU to run", () => exe().includes("qemu-system"));
+    const links = (pid: number | string) =>
+      [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => {
+        try {
+          return [e.name, Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`)];
+        } catch {
+          return [e.name, ""];
+        }
+      });
+    const ready = [...Deno.readDirSync(s.dir)].find((e) => e.name.startsWith("vasp-qemu."))!;
+    const gatePid = Deno.readTextFileSync(`${s.dir}/${ready.name}/gate.ready`).trim();
+    const gateArgs = Deno.readTextFileSync(`/proc/${gatePid}/cmdline`).split("\0");
+    const fd = gateArgs[gateArgs.indexOf("--listen-fd") + 1];
+    const listening = Deno.readLinkSync(`/proc/${gatePid}/fd/${fd}`);
+    assert.match(listening, /^socket:/);
+    assert.deepEqual(
+      links(qemu.pid).filter(([, link]) => link === listening),
+      [],
+      "QEMU holds no descriptor of libvirt's listening socket",
+    );
     await checkGated(path, qemu, s.dir);
   },
 });

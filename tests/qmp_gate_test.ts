@@ -152,7 +152,7 @@ Deno.test({
     });
 
     await t.step(
-      "HMP savevm, an unknown HMP command and memory dumps need a decision",
+      "HMP savevm, info registers, an unknown HMP command and memory dumps need a decision",
       async () => {
         env.server.rule = () => ["no"];
         const hmp = (line: string) =>
@@ -162,8 +162,10 @@ Deno.test({
           /denied human-monitor-command savevm/,
         );
         assert.equal(env.server.decisions.at(-1)!.operation, "snapshot");
-        await hmp("  nmi");
-        assert.equal(env.server.decisions.at(-1)!.details.unclassified, true);
+        await hmp("  frobnicate");
+        assert.equal(env.server.decisions.at(-1)!.operation, "unknown");
+        assert.equal(env.server.decisions.at(-1)!.details.hmp_command, "frobnicate");
+        await hmp("info registers");
         assert.equal(env.server.decisions.at(-1)!.details.exposes_memory, true);
         await qmp.execute({
           execute: "pmemsave",
@@ -176,6 +178,22 @@ Deno.test({
         assert.equal(await env.status(qmp), "running");
       },
     );
+
+    await t.step("the smuggle of issue 8 is refused with a QMP error and reported", async () => {
+      const ids = "0,".repeat(1 << 20);
+      await qmp.send(`{"execute":"query-status","id":[${ids}{"execute":"stop"}]}`);
+      const reply = await qmp.next();
+      assert.match(
+        (reply?.error as { desc: string }).desc,
+        /^vASP refused the input: JSON token count limit exceeded/,
+      );
+      assert.equal(await env.status(qmp), "running");
+      await env.gate.reportsIdle();
+      const event = env.server.events.at(-1)!;
+      assert.equal(event.operation, "unknown");
+      assert.equal(event.outcome, "failed");
+      assert.match(String(event.details.refused), /token count limit/);
+    });
 
     await t.step("a dead decision server denies (fail closed)", async () => {
       await qmp.execute({ execute: "cont" });
@@ -267,5 +285,56 @@ Deno.test({
     assert.ok(["running", "paused"].includes(await env.status(next)));
     assert.equal(await env.status(next), await env.status(next));
     assert.equal(env.server.decisions.length, 1);
+  },
+});
+
+Deno.test({
+  name: "the QMP gate does not report savevm's MIGRATION events as an outgoing migration",
+  async fn() {
+    requireTools({ "qemu-img": "qemu-utils" });
+    const dir = await Deno.makeTempDir({ prefix: "vasp-gate-savevm-" });
+    const disk = `${dir}/disk.qcow2`;
+    const made = await new Deno.Command("qemu-img", {
+      args: ["create", "-f", "qcow2", disk, "16M"],
+      stdout: "null",
+    }).output();
+    assert.ok(made.success);
+    const server = new TestDecisionServer(`${dir}/vasp.sock`);
+    const client = new DecisionClient(server.path);
+    const qemu = await startBareQemu(`${dir}/qemu.sock`, {
+      args: ["-uuid", VM.uuid, "-drive", `file=${disk},if=virtio`],
+    });
+    const gate = new QmpGate({ upstream: qemu.qmpPath, vm: VM, decisions: client, log: () => {} })
+      .listen(`${dir}/gate.sock`);
+    const qmp = await RawQmp.connect(`${dir}/gate.sock`);
+    try {
+      await qmp.next();
+      await qmp.execute({ execute: "qmp_capabilities" });
+      // libvirt turns migration events on; savevm then emits MIGRATION setup … completed.
+      await qmp.execute({
+        execute: "migrate-set-capabilities",
+        arguments: { capabilities: [{ capability: "events", state: true }] },
+      });
+      const reply = await qmp.execute({
+        execute: "human-monitor-command",
+        arguments: { "command-line": "savevm s1" },
+      });
+      assert.equal(reply.return, "");
+      const migration = await qmp.waitEvent("MIGRATION");
+      assert.ok(migration, "QEMU emitted MIGRATION during savevm");
+      await qmp.waitEvent("RESUME");
+      await gate.reportsIdle();
+      assert.deepEqual(server.events.filter((e) => e.operation.startsWith("migrate")), []);
+      const snapshot = server.events.find((e) => e.operation === "snapshot");
+      assert.equal(snapshot?.outcome, "completed");
+      assert.equal(snapshot?.details.hmp_command, "savevm");
+    } finally {
+      await qmp.close();
+      await gate.close();
+      client.close();
+      await qemu.close();
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

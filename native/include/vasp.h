@@ -46,7 +46,8 @@ typedef enum vasp_rc {
   VASP_E_NOT_FOUND = 9,  /* a named counter, snapshot or instance does not exist */
   VASP_E_RANGE = 10,     /* a guest address or length lies outside guest memory */
   VASP_E_WALK = 11,      /* a guest page walk failed: not present, malformed, or over its step bound */
-  VASP_E_DESTROYED = 12  /* the instance was destroyed */
+  VASP_E_DESTROYED = 12, /* the instance was destroyed */
+  VASP_E_CLOSED = 13     /* a socket was shut down (vasp_sock_shutdown) while a call waited on it */
 } vasp_rc;
 
 /* Hash algorithms; also the register banks. */
@@ -306,6 +307,83 @@ typedef struct vasp_guest_region {
 VASP_API int vasp_guest_measure(vasp_guest *g, uint64_t cr3, uint32_t paging,
                        const vasp_guest_region *regions, size_t n,
                        uint8_t *digests, int32_t *status);
+
+/* ------------------------------------------------------------------------ */
+/* Unix stream sockets that carry file descriptors                           */
+/*
+ * Deno's sockets cannot send or receive SCM_RIGHTS ancillary data; the QMP gate
+ * does its socket I/O here. A vasp_sock owns one socket descriptor (close-on-
+ * exec). Every descriptor the library opens or receives is close-on-exec.
+ *
+ * Threads: the exception to "one handle, one thread". One vasp_sock_accept or
+ * vasp_sock_recv, one vasp_sock_send and any number of vasp_sock_shutdown
+ * calls may run at once on different threads (the bindings run the blocking
+ * calls on worker threads). vasp_sock_recv and vasp_sock_accept record their
+ * failure message where vasp_sock_rx_errmsg() finds it, vasp_sock_send where
+ * vasp_errmsg(sock) does, and the calls without a handle to use and
+ * vasp_sock_shutdown on the calling thread's slot, vasp_errmsg(NULL).
+ * vasp_sock_close() only once no call runs.
+ */
+
+typedef struct vasp_sock vasp_sock;
+
+/* The most descriptors one vasp_sock_recv or vasp_sock_send carries. */
+#define VASP_SOCK_MAX_FDS 16u
+
+/* Binds and listens on a new socket at `path` (an existing file there is an
+ * error). *out is the caller's; release it with vasp_sock_close(). */
+VASP_API int vasp_sock_listen(const char *path, vasp_sock **out);
+
+/* Takes over `fd`, an inherited listening Unix stream socket, and marks it
+ * close-on-exec. On success the handle owns fd (vasp_sock_close closes it);
+ * on failure fd is left open and the caller's. *out is the caller's. */
+VASP_API int vasp_sock_adopt(int32_t fd, vasp_sock **out);
+
+/* Connects to the listening socket at `path`. VASP_E_NOT_FOUND when nothing
+ * listens there (no such file, or connection refused), so callers can retry.
+ * *out is the caller's; release it with vasp_sock_close(). */
+VASP_API int vasp_sock_connect(const char *path, vasp_sock **out);
+
+/* Blocks until a client connects to `listener`. VASP_E_CLOSED once the
+ * listener was shut down. *out is the caller's; release it with
+ * vasp_sock_close(). */
+VASP_API int vasp_sock_accept(vasp_sock *listener, vasp_sock **out);
+
+/* Blocks until bytes arrive: writes up to cap of them to buf (caller's) and
+ * their count to *out_len (0: the peer closed, or the socket was shut down),
+ * and the descriptors that came with them to fds (caller's, room for fd_cap,
+ * at most VASP_SOCK_MAX_FDS are taken) and their count to *out_nfds. The
+ * received descriptors are the caller's: pass them on with vasp_sock_send or
+ * close them with vasp_fd_close(). Descriptors beyond the room are closed. */
+VASP_API int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len,
+                            int32_t *fds, uint32_t fd_cap, uint32_t *out_nfds);
+
+/* Failure message of the last vasp_sock_recv or vasp_sock_accept on s. Owned
+ * by the library; never NULL. */
+VASP_API const char *vasp_sock_rx_errmsg(const vasp_sock *s);
+
+/* Flags of vasp_sock_send. */
+#define VASP_SOCK_DONTWAIT 1u
+
+/* Sends buf[0..len) with the descriptors fds[0..nfds) (borrowed: the caller
+ * still owns and closes its copies; the peer gets its own) attached to the
+ * first byte. Blocks until at least one byte is sent, or with
+ * VASP_SOCK_DONTWAIT returns at once with *out_sent 0 when the socket's
+ * buffer is full (then nothing, descriptors included, was sent). *out_sent
+ * is how many bytes went; the descriptors went with the first of them. */
+VASP_API int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len,
+                            const int32_t *fds, uint32_t nfds, uint32_t flags,
+                            size_t *out_sent);
+
+/* Shuts the socket down in both directions: a vasp_sock_recv waiting on it
+ * returns 0 bytes, a vasp_sock_accept VASP_E_CLOSED. The handle stays valid. */
+VASP_API int vasp_sock_shutdown(vasp_sock *s);
+
+/* Closes the socket and frees the handle. NULL is a no-op. */
+VASP_API void vasp_sock_close(vasp_sock *s);
+
+/* Closes a descriptor the caller owns (one vasp_sock_recv returned). */
+VASP_API int vasp_fd_close(int32_t fd);
 
 #ifdef __cplusplus
 }

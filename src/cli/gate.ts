@@ -13,9 +13,10 @@ const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid 
                  [--server SOCKET|URL] [--token-file F] [--timeout MS] [--incoming]
                  [--watch-pid PID] [--log-format text|json]
 
-Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET. Before a
-life-cycle command (stop, cont, migrate, snapshots, memory dumps, quit …) it asks the
-decision server and answers a denied one, or one no decision came for, with a QMP error.
+Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET, passing
+descriptors (getfd/add-fd) through. Queries and libvirt's routine commands pass; before any
+other command (stop, cont, migrate, snapshots, memory dumps, disk exports, hot-plug …) it asks
+the decision server and answers a denied one, or one no decision came for, with a QMP error.
 QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) are reported.
 
   --qmp PATH        QEMU's own QMP socket (retried for 30 s per client while QEMU starts)
@@ -107,7 +108,7 @@ export const gate: Command = {
       incoming: values.incoming ?? false,
     });
     if (listenFd === undefined) qmpGate.listen(values.listen!);
-    else await qmpGate.listenFd(listenFd);
+    else qmpGate.listenFd(listenFd);
     if (values.ready) await Deno.writeTextFile(values.ready, `${Deno.pid}\n`);
     const where = values.listen ?? `fd ${listenFd}`;
     logger.log("info", "gating", { ...vm, listen: where, qmp: values.qmp, server });

@@ -26,6 +26,10 @@ const VERBS: Partial<Record<Operation, string>> = {
   "migrate-out": "migrate out",
   "migrate-in": "migrate in",
   measurement: "accept a measurement of",
+  "disk-export": "export a disk of",
+  "device-attach": "attach a device to",
+  "guest-input": "send input to",
+  unknown: "run an unknown monitor command on",
 };
 
 /** The sentence head of a reason: `Cannot resume VM "web-1"`. */

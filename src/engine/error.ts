@@ -114,6 +114,7 @@ export const ERROR_CODES = {
   instance_destroyed: { status: 500, when: "the vASP instance was destroyed" },
   quote_malformed: { status: 400, when: "a quote's bytes do not parse" },
   handle_closed: { status: 500, when: "a native handle was used after close" },
+  socket_closed: { status: 500, when: "a native socket was shut down or its peer left" },
   handle_busy: { status: 500, when: "a native handle is in use by another call" },
   native_unloadable: { status: 500, when: "libvasp cannot be loaded or has another ABI" },
   native_failed: { status: 500, when: "a native return code this binding does not know" },

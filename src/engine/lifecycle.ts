@@ -21,9 +21,17 @@ export const OPERATIONS = [
   "shutdown",
   "destroy",
   "measurement",
+  "disk-export",
+  "device-attach",
+  "guest-input",
+  "unknown",
 ] as const;
 
-/** A life-cycle operation; `measurement` is a runtime measurement result, not a transition. */
+/**
+ * A life-cycle operation. `measurement` is a runtime measurement result; `disk-export`,
+ * `device-attach`, `guest-input` and `unknown` are monitor commands the QMP gate asks about
+ * that reach into or out of a running VM without moving its state.
+ */
 export type Operation = typeof OPERATIONS[number];
 
 /**
@@ -91,6 +99,12 @@ const REQUESTS: Readonly<Record<Operation, readonly Row[]>> = {
   // The guest still executes while migrating, and a quarantined VM is kept under watch for
   // evidence; a measurement never changes the state.
   measurement: [{ from: [...ALIVE, "migrating", "quarantined"], to: "same" }],
+  // Monitor commands on a running QEMU: never a transition.
+  "disk-export": [{ from: ALIVE, to: "same" }],
+  "device-attach": [{ from: ALIVE, to: "same" }],
+  "guest-input": [{ from: ALIVE, to: "same" }],
+  // A command of unknown effect is the policies' to refuse, in any state QEMU runs in.
+  unknown: [{ from: [...ALIVE, "migrating", "quarantined"], to: "same" }],
 };
 
 /**
@@ -129,6 +143,10 @@ const LANDING: Readonly<Record<Operation, Target>> = {
   shutdown: "shut-off",
   destroy: "destroyed",
   measurement: "same",
+  "disk-export": "same",
+  "device-attach": "same",
+  "guest-input": "same",
+  unknown: "same",
 };
 
 /** Whether an operation exists from a state and, if so, where it leads. */

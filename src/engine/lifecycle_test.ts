@@ -37,6 +37,10 @@ const EXPECTED: Record<Operation, Record<string, string>> = {
     quarantined: "destroyed",
   },
   measurement: { running: "=", paused: "=", migrating: "=", quarantined: "=" },
+  "disk-export": { running: "=", paused: "=" },
+  "device-attach": { running: "=", paused: "=" },
+  "guest-input": { running: "=", paused: "=" },
+  unknown: { running: "=", paused: "=", migrating: "=", quarantined: "=" },
 };
 
 const FROM: (LifecycleState | null)[] = [null, ...LIFECYCLE_STATES];
@@ -68,7 +72,7 @@ Deno.test("checkTransition() explains a missing transition with the operation an
 });
 
 Deno.test("a quarantined VM can only be destroyed or measured", () => {
-  assert.deepEqual(operationsFrom("quarantined"), ["destroy", "measurement"]);
+  assert.deepEqual(operationsFrom("quarantined"), ["destroy", "measurement", "unknown"]);
 });
 
 Deno.test("a destroyed VM can only be defined again", () => {

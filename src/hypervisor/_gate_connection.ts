@@ -7,8 +7,9 @@
  */
 import type { Decision, DecisionRequest, VmRef } from "./decision_client.ts";
 import type { EventReporter } from "./_event_reporter.ts";
-import { classifyCommand, classifyEvent, type GatedCommand } from "./_qmp_commands.ts";
+import { classifyCommand, classifyEvent, type FdKind, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
+import { closeFd } from "../../ffi/mod.ts";
 import { concat, echoId, errorReply, RETURN_PREFIX, safeParse, startsWith } from "./_qmp_wire.ts";
 import { errorMessage } from "../engine/error.ts";
 
@@ -18,16 +19,40 @@ export interface GateContext {
   readonly decide: (request: DecisionRequest) => Promise<Decision>;
   readonly reporter: EventReporter;
   readonly log: (line: string) => void;
-  /** Whether this QEMU receives a migration (set by `migrate-incoming`, cleared by `migrate`). */
-  incoming: boolean;
+  /**
+   * The migration under way: `in` when QEMU was started with `-incoming` or sent
+   * `migrate-incoming`, `out` once a `migrate` was forwarded; cleared by its final event.
+   */
+  migration: "in" | "out" | undefined;
+  /** The kind of each descriptor QEMU holds by `getfd` name (QEMU keeps them per monitor). */
+  readonly fdNames: Map<string, FdKind>;
 }
 
-/** The little the gate needs of a connection; `Deno.Conn` has it, so does `NodeConn`. */
+/** What a received descriptor is, from its /proc link (`socket:[…]`, `pipe:[…]`, a path). */
+function fdKind(fd: number): FdKind {
+  try {
+    const link = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    return link.startsWith("socket:")
+      ? "socket"
+      : link.startsWith("pipe:")
+      ? "pipe"
+      : link.startsWith("/")
+      ? "file"
+      : "other";
+  } catch {
+    return "other";
+  }
+}
+
+/**
+ * The little the gate needs of a connection: {@linkcode UnixSocket} has it. Descriptors
+ * (SCM_RIGHTS) travel beside the bytes they were sent with.
+ */
 export interface ByteConn {
-  /** Reads into `p`; `null` at end of stream. */
-  read(p: Uint8Array): Promise<number | null>;
-  /** Writes some of `p`; returns how much. */
-  write(p: Uint8Array): Promise<number>;
+  /** The next bytes and the descriptors sent with them; no bytes at the end of the stream. */
+  recv(): Promise<{ bytes: Uint8Array; fds: number[] }>;
+  /** Sends all of `bytes`, `fds` attached to the first byte (the caller keeps its copies). */
+  send(bytes: Uint8Array, fds?: readonly number[]): Promise<void>;
   /** Closes both directions. */
   close(): void;
 }
@@ -35,17 +60,30 @@ export interface ByteConn {
 /** One reply owed to the client: QEMU's next reply, or one the gate wrote itself. */
 type Slot = { local: Uint8Array } | { upstream: GatedCommand | undefined };
 
+/** Closes received descriptors the gate does not pass on, or no longer needs. */
+function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeFd(fd);
+    } catch {
+      // Already closed: nothing leaks.
+    }
+  }
+}
+
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const SOURCE = "qmp-gate";
 
 /** How long a leaving client's connection waits for QEMU's outstanding replies. */
 const DRAIN_MS = 5000;
 
-/** Bytes a reader asks for at once. */
-const READ_SIZE = 64 * 1024;
-
-async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+/** Sends bytes and descriptors, then closes the gate's copies of the descriptors. */
+async function sendAll(conn: ByteConn, bytes: Uint8Array, fds: readonly number[]): Promise<void> {
+  try {
+    await conn.send(bytes, fds);
+  } finally {
+    closeAll(fds);
+  }
 }
 
 /** Proxies one client connection; {@linkcode run} resolves when either side has closed. */
@@ -117,19 +155,43 @@ export class GateConnection {
 
   async #fromClient(): Promise<void> {
     const splitter = new QmpInputSplitter();
-    const buf = new Uint8Array(READ_SIZE);
-    for (;;) {
-      const n = await this.#client.read(buf);
-      if (n === null) return;
-      // A RangeError here (input too deep or too large) ends the connection: no resync.
-      for (const input of splitter.push(buf.subarray(0, n))) {
-        await this.#handle(input);
-        if (this.#closed) return;
+    // Descriptors received while a value is still incomplete belong to that value.
+    let held: number[] = [];
+    try {
+      for (;;) {
+        const { bytes, fds } = await this.#client.recv();
+        if (bytes.length === 0) return closeAll(fds);
+        held.push(...fds);
+        const inputs = splitter.push(bytes);
+        // Descriptors go with the message holding the last byte they came with (libvirt sends
+        // each with its own `getfd`/`add-fd` command in one write).
+        const owner = splitter.pending ? undefined : inputs.length - 1;
+        for (const [i, input] of inputs.entries()) {
+          const fdsOf = i === owner ? held : [];
+          if (i === owner) held = [];
+          await this.#handle(input, fdsOf);
+          if (this.#closed) return;
+        }
+        if (!splitter.pending && held.length) held = (closeAll(held), []);
       }
+    } finally {
+      closeAll(held);
     }
   }
 
-  async #handle(input: QmpInput): Promise<void> {
+  /** Decides one input; the descriptors that came with it are forwarded or closed. */
+  async #handle(input: QmpInput, fds: number[]): Promise<void> {
+    let forwarded = false;
+    try {
+      forwarded = await this.#decideInput(input, fds);
+    } finally {
+      if (!forwarded) closeAll(fds);
+    }
+  }
+
+  /** @returns whether the input went to QEMU (its descriptors with it) */
+  async #decideInput(input: QmpInput, fds: number[]): Promise<boolean> {
+    if (input.kind === "refused") return (this.#refuse(input.reason!), false);
     let value: unknown, raw: Readonly<Record<string, string>>;
     try {
       ({ value, raw } = parseQmp(decoder.decode(input.bytes)));
@@ -137,28 +199,57 @@ export class GateConnection {
       const desc = error instanceof QmpSyntaxError
         ? error.message
         : "JSON parse error, invalid UTF-8 sequence in string";
-      return this.#reply(errorReply(desc));
+      return (this.#reply(errorReply(desc)), false);
     }
     if (
       input.kind !== "value" || typeof value !== "object" || value === null || Array.isArray(value)
     ) {
-      return this.#reply(errorReply("QMP input must be a JSON object"));
+      return (this.#reply(errorReply("QMP input must be a JSON object")), false);
     }
     const msg = value as Record<string, unknown>;
     const id = echoId(raw.id, msg.id);
-    if ("execute" in msg && "exec-oob" in msg) {
-      return this.#reply(errorReply("QMP input must not have both 'execute' and 'exec-oob'", id));
+    if ("exec-oob" in msg) {
+      // Out-of-band replies overtake in-band ones; the gate matches replies by order.
+      this.#refuse("the vASP gate does not pass out-of-band commands (exec-oob)", id);
+      return false;
     }
-    const name = msg.execute ?? msg["exec-oob"];
+    const name = msg.execute;
     // A command without a string name is refused by QEMU itself.
-    const gated = typeof name === "string" ? classifyCommand(name, msg.arguments) : undefined;
-    if (!gated) return this.#forward(input.bytes, undefined);
+    const fdNames = this.#ctx.fdNames;
+    const fdname = (msg.arguments as { fdname?: unknown } | undefined)?.fdname;
+    if (typeof fdname === "string") {
+      if (name === "getfd" && fds.length) fdNames.set(fdname, fdKind(fds[0]!));
+      if (name === "closefd") fdNames.delete(fdname);
+    }
+    const gated = typeof name === "string"
+      ? classifyCommand(name, msg.arguments, { fdKind: (n) => fdNames.get(n) })
+      : undefined;
+    if (!gated) return (await this.#forward(input.bytes, fds, undefined), true);
+    if (id !== undefined) (gated.details as Record<string, unknown>).qmp_id = msg.id;
     const verdict = await this.#decide(gated);
-    if (this.#closed) return;
-    if (!verdict.allow) return this.#reply(errorReply(verdict.desc, id));
-    if (gated.operation === "migrate-out") this.#ctx.incoming = false;
-    if (gated.operation === "migrate-in") this.#ctx.incoming = true;
-    return this.#forward(input.bytes, gated);
+    if (this.#closed) return false;
+    if (!verdict.allow) return (this.#reply(errorReply(verdict.desc, id)), false);
+    if (gated.operation === "migrate-out" && !gated.phase) this.#ctx.migration = "out";
+    if (gated.operation === "migrate-in" && !gated.phase) this.#ctx.migration = "in";
+    await this.#forward(input.bytes, fds, gated);
+    return true;
+  }
+
+  /**
+   * Answers input the gate will not pass whatever the policies say (over a limit QEMU would
+   * split it at, out-of-band), and reports it: someone tried to get past the gate.
+   */
+  #refuse(reason: string, id?: string): void {
+    this.#ctx.log(`qmp-gate: refused input: ${reason}`);
+    this.#reply(errorReply(`vASP refused the input: ${reason}`, id));
+    // The audit record: a monitor command nobody could decide on was attempted, and failed.
+    this.#ctx.reporter.enqueue({
+      operation: "unknown",
+      vm: this.#ctx.vm,
+      source: SOURCE,
+      details: { refused: reason },
+      outcome: "failed",
+    });
   }
 
   async #decide(gated: GatedCommand): Promise<{ allow: boolean; desc: string }> {
@@ -196,9 +287,9 @@ export class GateConnection {
     }
   }
 
-  async #forward(bytes: Uint8Array, gated: GatedCommand | undefined): Promise<void> {
+  async #forward(bytes: Uint8Array, fds: number[], gated: GatedCommand | undefined): Promise<void> {
     this.#slots.push({ upstream: gated });
-    await writeAll(this.#upstream, bytes);
+    await sendAll(this.#upstream, bytes, fds);
   }
 
   /** Answers the client now, or after the replies QEMU still owes for earlier commands. */
@@ -207,9 +298,9 @@ export class GateConnection {
     else this.#slots.push({ local: bytes });
   }
 
-  #emit(bytes: Uint8Array): void {
+  #emit(bytes: Uint8Array, fds: readonly number[] = []): void {
     this.#toClient = this.#toClient.then(() =>
-      this.#closed ? undefined : writeAll(this.#client, bytes)
+      this.#closed ? closeAll(fds) : sendAll(this.#client, bytes, fds)
     )
       .catch((error) => {
         this.#ctx.log(`qmp-gate: client connection: ${errorMessage(error)}`);
@@ -218,40 +309,54 @@ export class GateConnection {
   }
 
   async #fromUpstream(): Promise<void> {
-    const buf = new Uint8Array(READ_SIZE);
     let pending = new Uint8Array(0);
-    for (;;) {
-      const n = await this.#upstream.read(buf);
-      if (n === null) return;
-      let data: Uint8Array = buf.subarray(0, n);
-      if (pending.length) data = concat(pending, data);
-      let start = 0;
-      for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
-        this.#line(data.slice(start, nl + 1));
-        start = nl + 1;
+    let held: number[] = [];
+    try {
+      for (;;) {
+        const { bytes, fds } = await this.#upstream.recv();
+        if (bytes.length === 0) return closeAll(fds);
+        held.push(...fds);
+        const data = pending.length ? concat(pending, bytes) : bytes;
+        const lines: Uint8Array[] = [];
+        let start = 0;
+        for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
+          lines.push(data.slice(start, nl + 1));
+          start = nl + 1;
+        }
+        pending = data.slice(start);
+        // As from the client: descriptors go with the line holding the last byte they came with.
+        for (const [i, line] of lines.entries()) {
+          const owner = pending.length === 0 && i === lines.length - 1;
+          this.#line(line, owner ? held : []);
+          if (owner) held = [];
+        }
       }
-      pending = data.slice(start);
+    } finally {
+      closeAll(held);
     }
   }
 
   /** One line from QEMU: the greeting, an event, or the reply to the oldest command. */
-  #line(bytes: Uint8Array): void {
+  #line(bytes: Uint8Array, fds: readonly number[]): void {
     // Replies can be large (query-qmp-schema); only parse what must be looked into.
     const isReturn = startsWith(bytes, RETURN_PREFIX);
     const msg = isReturn ? undefined : safeParse(bytes);
     if (msg && typeof msg.event === "string") {
-      this.#emit(bytes);
+      this.#emit(bytes, fds);
       return this.#observeEvent(msg);
     }
     if (msg && "QMP" in msg) {
       this.#greeted = true;
-      return this.#emit(bytes);
+      return this.#emit(bytes, fds);
     }
     // QEMU may send the reply to a previous session's last command to the next client
     // before its greeting; it is no answer to anything this client asked.
-    if (!this.#greeted) return this.#ctx.log(`qmp-gate: dropped a reply from a previous session`);
+    if (!this.#greeted) {
+      closeAll(fds);
+      return this.#ctx.log(`qmp-gate: dropped a reply from a previous session`);
+    }
     const slot = this.#slots.shift();
-    this.#emit(bytes);
+    this.#emit(bytes, fds);
     if (slot && "upstream" in slot && slot.upstream?.reportReply) {
       this.#reportReply(slot.upstream, msg ?? safeParse(bytes));
     }
@@ -267,8 +372,9 @@ export class GateConnection {
 
   #observeEvent(msg: Record<string, unknown>): void {
     const event = msg.event as string;
-    const mapped = classifyEvent(event, msg.data, this.#ctx.incoming);
+    const mapped = classifyEvent(event, msg.data, this.#ctx.migration);
     if (!mapped) return;
+    if (event === "MIGRATION") this.#ctx.migration = undefined;
     const ts = msg.timestamp as { seconds?: number; microseconds?: number } | undefined;
     this.#ctx.reporter.enqueue({
       operation: mapped.operation,

@@ -1,10 +1,11 @@
 /**
- * Which QMP commands and events the gate cares about, and the life-cycle operation each one
- * is. The lists and their reasons are documented in docs/hooks.md ("What the gate asks
- * about"); keep both in step.
+ * Which QMP commands and events the gate cares about, and the operation each one is. The
+ * lists and their reasons are documented in docs/hooks.md ("What the gate asks about");
+ * keep both in step.
  *
  * @module
  */
+import { hmpWords, passes } from "./_qmp_allow.ts";
 
 /** What the gate asks the decision server about one command. */
 export interface GatedCommand {
@@ -28,13 +29,23 @@ interface Rule {
   readonly phase?: string;
   readonly action?: string;
   readonly exposesMemory?: true;
+  readonly diskOnly?: true;
   readonly reportReply?: true;
 }
 
 // The decision is the record: a dump does not move the VM to "saved".
 const SAVE_MEMORY: Rule = { operation: "save", exposesMemory: true };
 
-/** QMP commands that change what runs or expose guest memory. */
+/** Asked about as `unknown`: a command vASP does not know the effect of. */
+const UNKNOWN: Rule = { operation: "unknown" };
+const DISK_EXPORT: Rule = { operation: "disk-export" };
+const GUEST_INPUT: Rule = { operation: "guest-input" };
+const DEVICE_ATTACH: Rule = { operation: "device-attach" };
+/** A `migrate` into a file or pipe: the VM's whole state saved (or dumped) on this host. */
+const SAVE_TO_FILE: Rule = { operation: "save" };
+const DISK_SNAPSHOT: Rule = { operation: "snapshot", action: "save", diskOnly: true };
+
+/** QMP commands that change what runs, expose guest data or reach into the guest. */
 const QMP_RULES: Readonly<Record<string, Rule>> = {
   "stop": { operation: "pause" },
   "cont": { operation: "resume" },
@@ -45,12 +56,18 @@ const QMP_RULES: Readonly<Record<string, Rule>> = {
   "quit": { operation: "destroy" },
   "migrate": { operation: "migrate-out" },
   "migrate-continue": { operation: "migrate-out", phase: "continue" },
+  "migrate-start-postcopy": { operation: "migrate-out", phase: "continue" },
+  "migrate-pause": { operation: "migrate-out", phase: "continue" },
   "migrate-incoming": { operation: "migrate-in" },
   "migrate-recover": { operation: "migrate-in", phase: "recover" },
   "x-colo-lost-heartbeat": { operation: "migrate-in", phase: "failover" },
   "snapshot-save": { operation: "snapshot", action: "save", reportReply: true },
   "snapshot-load": { operation: "restore", action: "load", reportReply: true },
   "snapshot-delete": { operation: "snapshot", action: "delete", reportReply: true },
+  "blockdev-snapshot": DISK_SNAPSHOT,
+  "blockdev-snapshot-sync": DISK_SNAPSHOT,
+  "blockdev-snapshot-internal-sync": DISK_SNAPSHOT,
+  "blockdev-snapshot-delete-internal-sync": { ...DISK_SNAPSHOT, action: "delete" },
   "xen-save-devices-state": { operation: "save", reportReply: true },
   "xen-load-devices-state": { operation: "restore", reportReply: true },
   "dump-guest-memory": SAVE_MEMORY,
@@ -58,6 +75,25 @@ const QMP_RULES: Readonly<Record<string, Rule>> = {
   "pmemsave": SAVE_MEMORY,
   // The VGA framebuffer is guest memory.
   "screendump": SAVE_MEMORY,
+  // A copy of a disk, or the disk itself, served or written outside the VM.
+  "drive-backup": DISK_EXPORT,
+  "blockdev-backup": DISK_EXPORT,
+  "drive-mirror": DISK_EXPORT,
+  "blockdev-mirror": DISK_EXPORT,
+  "nbd-server-start": DISK_EXPORT,
+  "nbd-server-add": DISK_EXPORT,
+  "block-export-add": DISK_EXPORT,
+  // Keys, pointer events and NMIs delivered to the guest.
+  "send-key": GUEST_INPUT,
+  "input-send-event": GUEST_INPUT,
+  "inject-nmi": GUEST_INPUT,
+  // Something new in the VM: a device, a network or character back-end, an object, a medium.
+  "device_add": DEVICE_ATTACH,
+  "netdev_add": DEVICE_ATTACH,
+  "chardev-add": DEVICE_ATTACH,
+  "object-add": DEVICE_ATTACH,
+  "blockdev-insert-medium": DEVICE_ATTACH,
+  "blockdev-change-medium": DEVICE_ATTACH,
 };
 
 /** HMP commands (first word of `human-monitor-command`), aliases included. */
@@ -74,12 +110,28 @@ const HMP_RULES: Readonly<Record<string, Rule>> = {
   "q": QMP_RULES.quit!,
   "migrate": QMP_RULES.migrate!,
   "migrate_continue": QMP_RULES["migrate-continue"]!,
+  "migrate_start_postcopy": QMP_RULES["migrate-start-postcopy"]!,
+  "migrate_pause": QMP_RULES["migrate-pause"]!,
   "migrate_incoming": QMP_RULES["migrate-incoming"]!,
   "migrate_recover": QMP_RULES["migrate-recover"]!,
   "x_colo_lost_heartbeat": QMP_RULES["x-colo-lost-heartbeat"]!,
   "savevm": { operation: "snapshot", action: "save", reportReply: true },
   "loadvm": { operation: "restore", action: "load", reportReply: true },
   "delvm": { operation: "snapshot", action: "delete", reportReply: true },
+  "sendkey": GUEST_INPUT,
+  "mouse_move": GUEST_INPUT,
+  "mouse_button": GUEST_INPUT,
+  "nmi": GUEST_INPUT,
+  "drive_backup": DISK_EXPORT,
+  "drive_mirror": DISK_EXPORT,
+  "nbd_server_start": DISK_EXPORT,
+  "nbd_server_add": DISK_EXPORT,
+  // HMP's own argument syntax is not parsed: what a hot-plug brings is unknown, so the worst.
+  ...Object.fromEntries(
+    ["device_add", "netdev_add", "chardev-add", "object_add", "drive_add", "change"].map((
+      name,
+    ) => [name, { ...DEVICE_ATTACH, exposesMemory: true } as Rule]),
+  ),
   // Read guest memory, registers or page tables, or open a debugger on the guest.
   ...Object.fromEntries(
     [
@@ -100,42 +152,109 @@ const HMP_RULES: Readonly<Record<string, Rule>> = {
   ),
 };
 
-/** HMP commands that only read host-side state; everything else not listed is asked about. */
-const HMP_PASS = new Set(["info", "help", "?"]);
+/** HMP `info` topics that show CPU state, page tables or guest memory. */
+const HMP_INFO_MEMORY = new Set([
+  "registers",
+  "tlb",
+  "mem",
+  "lapic",
+  "pic",
+  "virtio-queue-element",
+]);
 
-/** Any other HMP command: unknown effect, so treated as the worst case, a memory exposure. */
-const HMP_UNCLASSIFIED: Rule = SAVE_MEMORY;
+/** Device models, back-ends and objects through which guest memory or traffic leaves QEMU. */
+const EXPOSING_DRIVER = /^(vhost-user|vfio-user|vhost-vdpa|vfio-|ivshmem)/;
+const EXPOSING_NETDEV = new Set(["vhost-user", "vhost-vdpa"]);
+const EXPOSING_OBJECT = /^(filter-dump|filter-mirror|filter-redirector)$/;
+const SHARED_MEMORY = /^memory-backend-(file|memfd)$/;
+
+/** Transaction actions that only touch dirty bitmaps: they pass like the commands. */
+const BITMAP_ACTION = /^(block-dirty-bitmap-|abort$)/;
+
+function ruleFor(command: string, args: Record<string, unknown>): Rule | undefined {
+  const rule = QMP_RULES[command];
+  if (rule?.operation !== "device-attach") return rule ?? UNKNOWN;
+  const exposes = (command === "device_add" && EXPOSING_DRIVER.test(String(args.driver))) ||
+    (command === "netdev_add" && EXPOSING_NETDEV.has(String(args.type))) ||
+    (command === "object-add" && (EXPOSING_OBJECT.test(String(args["qom-type"])) ||
+      (SHARED_MEMORY.test(String(args["qom-type"])) && args.share === true)));
+  return exposes ? { ...rule, exposesMemory: true } : rule;
+}
+
+function transactionRule(args: Record<string, unknown>): Rule | undefined {
+  const actions = Array.isArray(args.actions) ? args.actions : [];
+  const types = actions.map((a) => String((a as { type?: unknown } | null)?.type));
+  if (types.some((t) => t === "drive-backup" || t === "blockdev-backup")) return DISK_EXPORT;
+  if (types.length > 0 && types.every((t) => BITMAP_ACTION.test(t))) return undefined;
+  if (types.length > 0 && types.every((t) => BITMAP_ACTION.test(t) || /snapshot/.test(t))) {
+    return DISK_SNAPSHOT;
+  }
+  return UNKNOWN;
+}
+
+/** What a descriptor passed with `getfd` is: where a `migrate` to `fd:NAME` writes. */
+export type FdKind = "socket" | "file" | "pipe" | "other";
+
+/** How to classify: what the gate knows beyond the command itself. */
+export interface ClassifyOptions {
+  /** The kind of the descriptor QEMU holds under a `getfd` name, if the gate saw it. */
+  readonly fdKind?: (name: string) => FdKind | undefined;
+}
 
 /**
- * Says whether a QMP command needs a decision, and as which operation.
+ * Where a `migrate` writes. libvirt saves (`virsh save`, `managedsave`) and dumps (`virsh dump`
+ * without `--memory-only`) by migrating to a file or pipe it passes as `fd:NAME`, and migrates
+ * to another host through a socket it passes the same way.
+ */
+function migrateTarget(uri: unknown, options: ClassifyOptions): FdKind | "network" | "unknown" {
+  if (typeof uri !== "string") return "unknown";
+  if (uri.startsWith("fd:")) return options.fdKind?.(uri.slice(3)) ?? "unknown";
+  if (uri.startsWith("file:") || uri.startsWith("exec:")) return "file";
+  return "network";
+}
+
+/**
+ * Says whether a QMP command needs a decision, and as which operation: nothing on the
+ * allow-list does (see `_qmp_allow.ts`); everything else is asked about, as `unknown` when
+ * its effect is not known. A `migrate` into a file or a pipe is a `save`, not a migration.
  *
- * @param command the `execute` (or `exec-oob`) name
+ * @param command the `execute` name
  * @param args the `arguments` member, if any
+ * @param options what the gate knows of the descriptors QEMU holds
  * @returns the operation to ask about, or `undefined` to pass the command straight through
  */
-export function classifyCommand(command: string, args: unknown): GatedCommand | undefined {
+export function classifyCommand(
+  command: string,
+  args: unknown,
+  options: ClassifyOptions = {},
+): GatedCommand | undefined {
+  if (passes(command, args)) return undefined;
   const details: Record<string, unknown> = { command };
   if (args !== undefined) details.arguments = args;
-  if (command !== "human-monitor-command") {
-    const rule = QMP_RULES[command];
+  const a = (typeof args === "object" && args !== null ? args : {}) as Record<string, unknown>;
+  if (command === "transaction") {
+    const rule = transactionRule(a);
     return rule && gated(rule, details, command);
   }
-  const line = (args as { "command-line"?: unknown } | null)?.["command-line"];
-  // Without a string command line QEMU refuses the command itself.
-  if (typeof line !== "string") return undefined;
-  // HMP skips leading white space and ends the name at the next one (monitor/hmp.c).
-  const name = line.replace(/^[ \t\n\v\f\r]+/, "").split(/[ \t\n\v\f\r]/, 1)[0]!;
-  if (HMP_PASS.has(name)) return undefined;
+  if (command === "migrate") {
+    const target = migrateTarget(a.uri, options);
+    details.migrate_to = target;
+    if (target === "file" || target === "pipe") return gated(SAVE_TO_FILE, details, command);
+  }
+  if (command !== "human-monitor-command") return gated(ruleFor(command, a)!, details, command);
+  const line = a["command-line"] as string;
+  const [name = "", topic] = hmpWords(line);
   details.hmp = line;
   details.hmp_command = name;
-  const rule = HMP_RULES[name];
-  if (!rule) details.unclassified = true;
-  return gated(rule ?? HMP_UNCLASSIFIED, details, `${command} ${name}`);
+  const rule = HMP_RULES[name] ??
+    (name === "info" && HMP_INFO_MEMORY.has(topic ?? "") ? SAVE_MEMORY : UNKNOWN);
+  return gated(rule, details, `${command} ${name}`);
 }
 
 function gated(rule: Rule, details: Record<string, unknown>, label: string): GatedCommand {
   if (rule.action) details.action = rule.action;
   if (rule.exposesMemory) details.exposes_memory = true;
+  if (rule.diskOnly) details.disk_only = true;
   return {
     operation: rule.operation,
     ...(rule.phase ? { phase: rule.phase } : {}),
@@ -163,13 +282,15 @@ const HOST_ENDED = new Set(["host-qmp-quit", "host-signal", "host-ui", "host-err
  *
  * @param event the event's name (`STOP`, `MIGRATION`, …)
  * @param data the event's `data` member
- * @param incoming whether this QEMU is the destination of a migration
+ * @param migration the migration under way on this QEMU: `in` (it was started with `-incoming` or
+ *   sent `migrate-incoming`), `out` (a `migrate` command was forwarded), or `undefined`. QEMU
+ *   also emits `MIGRATION` events while `savevm` writes a snapshot: those are no migration.
  * @returns the report to send, or `undefined` for events that move no state
  */
 export function classifyEvent(
   event: string,
   data: unknown,
-  incoming: boolean,
+  migration: "in" | "out" | undefined,
 ): EventMapping | undefined {
   const d = (data ?? {}) as Record<string, unknown>;
   switch (event) {
@@ -192,8 +313,8 @@ export function classifyEvent(
         : d.status === "failed" || d.status === "cancelled"
         ? "failed"
         : undefined;
-      if (!outcome) return undefined;
-      return { operation: incoming ? "migrate-in" : "migrate-out", outcome };
+      if (!outcome || !migration) return undefined;
+      return { operation: migration === "in" ? "migrate-in" : "migrate-out", outcome };
     }
     default:
       return undefined;

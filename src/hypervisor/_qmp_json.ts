@@ -9,37 +9,61 @@
  * @module
  */
 
-/** One top-level unit of client input: a complete JSON object/array, or stray bytes. */
+/** One top-level unit of client input. */
 export interface QmpInput {
-  /** `value`: starts with `{` or `[`, brackets balanced; `junk`: anything else. */
-  readonly kind: "value" | "junk";
-  /** The exact bytes, to forward unchanged. */
+  /**
+   * `value`: starts with `{` or `[`, brackets balanced, within the limits; `junk`: anything
+   * else; `refused`: a value over a limit (its bytes are dropped, `reason` says which).
+   */
+  readonly kind: "value" | "junk" | "refused";
+  /** The exact bytes, to forward unchanged (empty for `refused`). */
   readonly bytes: Uint8Array;
+  /** For `refused`: QEMU's own words for the limit, with the gate's figure. */
+  readonly reason?: string;
 }
 
-/** QEMU's own limits (json-streamer.c): deeper or larger input is refused. */
-const MAX_NESTING = 1024;
-/** QEMU allows 64 MiB; no QMP command comes near a quarter of that. */
-export const MAX_INPUT_BYTES = 16 << 20;
+/**
+ * The gate's limits on one value, far below QEMU's (json-streamer.c: 2 Mi tokens, 64 MiB of
+ * token text, 1024 levels). QEMU counts a token per structural character, string, number
+ * and literal; over a limit it drops the tokens so far and parses the bytes that follow as
+ * new input — so a value the gate passed whole could reach QEMU as several commands. The gate
+ * counts the same way and refuses the value instead; no QMP command comes near these.
+ */
+export const QMP_LIMITS = {
+  /** Tokens per value (QEMU: 2,097,152). */
+  tokens: 65_536,
+  /** Levels of `{`/`[` (QEMU: 1024). */
+  depth: 64,
+  /** Bytes per value, white space included (QEMU: 64 MiB of token text). */
+  bytes: 1 << 20,
+} as const;
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const DQ = 0x22, SQ = 0x27, BS = 0x5c;
 const OPEN = new Set([0x7b, 0x5b]), CLOSE = new Set([0x7d, 0x5d]);
+const SEPARATORS = new Set([0x2c, 0x3a]);
 
-/** Splits a QMP client byte stream into top-level values; keeps state across chunks. */
+/**
+ * Splits a QMP client byte stream into top-level values; keeps state across chunks. Tokens
+ * are counted as QEMU's lexer cuts them, which for any value the parser accepts is exact.
+ */
 export class QmpInputSplitter {
   #parts: Uint8Array[] = [];
   #size = 0;
-  #mode: "idle" | "value" | "junk" = "idle";
+  #mode: "idle" | "value" | "junk" | "discard" = "idle";
   #depth = 0;
+  #tokens = 0;
+  #inScalar = false;
   #quote = 0;
   #escape = false;
 
   /**
-   * Feeds bytes and returns every unit they complete.
+   * Feeds bytes and returns every unit they complete. A value over {@linkcode QMP_LIMITS} is
+   * returned as `refused` at once; the rest of it, up to where its brackets balance, is
+   * dropped.
    *
-   * @throws {RangeError} when a value nests deeper than QEMU allows or exceeds
-   *   {@linkcode MAX_INPUT_BYTES}: the stream cannot be resynchronised, close it
+   * @param chunk the bytes read
+   * @returns the units completed
    */
   push(chunk: Uint8Array): QmpInput[] {
     const out: QmpInput[] = [];
@@ -51,6 +75,8 @@ export class QmpInputSplitter {
         start = i;
         this.#mode = OPEN.has(b) ? "value" : "junk";
         this.#depth = 0;
+        this.#tokens = 0;
+        this.#inScalar = false;
         this.#quote = 0;
         this.#escape = false;
       }
@@ -60,39 +86,66 @@ export class QmpInputSplitter {
         else if (b === this.#quote) this.#quote = 0;
         continue;
       }
-      if (b === DQ || b === SQ) {
-        this.#quote = b;
-        continue;
-      }
       if (this.#mode === "junk") {
-        if (WS.has(b) || OPEN.has(b)) {
+        if (b === DQ || b === SQ) this.#quote = b;
+        else if (WS.has(b) || OPEN.has(b)) {
           out.push(this.#take(chunk, start, i, "junk"));
           if (OPEN.has(b)) i--; // the bracket starts the next value
         }
         continue;
       }
-      if (OPEN.has(b)) {
-        if (++this.#depth > MAX_NESTING) {
-          throw new RangeError(`QMP input nests deeper than ${MAX_NESTING} levels`);
-        }
-      } else if (CLOSE.has(b) && --this.#depth === 0) {
-        out.push(this.#take(chunk, start, i + 1, "value"));
+      const scalar = !(WS.has(b) || OPEN.has(b) || CLOSE.has(b) || SEPARATORS.has(b) ||
+        b === DQ || b === SQ);
+      if (!scalar || !this.#inScalar) {
+        if (!WS.has(b)) this.#tokens++;
+        this.#inScalar = scalar;
       }
+      if (b === DQ || b === SQ) this.#quote = b;
+      else if (OPEN.has(b)) this.#depth++;
+      else if (CLOSE.has(b)) this.#depth--;
+      if (this.#mode === "discard") {
+        if (this.#depth <= 0) this.#mode = "idle";
+        continue;
+      }
+      const over = this.#tokens > QMP_LIMITS.tokens
+        ? `JSON token count limit exceeded (the gate allows ${QMP_LIMITS.tokens})`
+        : this.#depth > QMP_LIMITS.depth
+        ? `JSON nesting depth limit exceeded (the gate allows ${QMP_LIMITS.depth})`
+        : this.#size + (i - start) >= QMP_LIMITS.bytes
+        ? `JSON token size limit exceeded (the gate allows ${QMP_LIMITS.bytes} bytes)`
+        : undefined;
+      if (over) {
+        out.push({ kind: "refused", bytes: new Uint8Array(0), reason: over });
+        this.#parts = [];
+        this.#size = 0;
+        this.#mode = this.#depth <= 0 ? "idle" : "discard";
+        continue;
+      }
+      if (this.#depth <= 0) out.push(this.#take(chunk, start, i + 1, "value"));
     }
     // Stray bytes are answered at once, as QEMU's lexer does, not held for a delimiter.
     if (this.#mode === "junk" && this.#quote === 0) {
       out.push(this.#take(chunk, start, chunk.length, "junk"));
-    } else if (this.#mode !== "idle") {
+    } else if (this.#mode === "value" || this.#mode === "junk") {
       this.#parts.push(chunk.slice(start));
       this.#size += chunk.length - start;
-      if (this.#size > MAX_INPUT_BYTES) {
-        throw new RangeError(`QMP input value larger than ${MAX_INPUT_BYTES} bytes`);
+      if (this.#mode === "junk" && this.#size >= QMP_LIMITS.bytes) {
+        // An unterminated quoted string outside a value: dropped up to its closing quote.
+        out.push({ kind: "refused", bytes: new Uint8Array(0), reason: "JSON parse error" });
+        this.#parts = [];
+        this.#size = 0;
+        this.#mode = "discard";
       }
     }
     return out;
   }
 
-  #take(chunk: Uint8Array, start: number, end: number, kind: QmpInput["kind"]): QmpInput {
+  /** Whether part of a value (or stray input) is held, waiting for more bytes. */
+  get pending(): boolean {
+    return this.#mode !== "idle";
+  }
+
+  #take(chunk: Uint8Array, start: number, end: number, kind: "value" | "junk"): QmpInput {
     const tail = chunk.subarray(start, end);
     let bytes: Uint8Array;
     if (this.#parts.length === 0) {

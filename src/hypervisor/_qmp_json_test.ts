@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MAX_INPUT_BYTES, parseQmp, QmpInputSplitter } from "./_qmp_json.ts";
+import { parseQmp, QMP_LIMITS, QmpInputSplitter } from "./_qmp_json.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const split = (parts: string[]) => {
@@ -20,15 +20,38 @@ Deno.test("QmpInputSplitter splits back-to-back values, across chunks, braces in
   assert.deepEqual(split(["{'a': '}'}"]), [["value", "{'a': '}'}"]]);
 });
 
-Deno.test("QmpInputSplitter hands back stray bytes at once and refuses endless input", () => {
+Deno.test("QmpInputSplitter hands back stray bytes at once", () => {
   assert.deepEqual(split(["42 @", "{}"]), [["junk", "42"], ["junk", "@"], ["value", "{}"]]);
-  const s = new QmpInputSplitter();
-  assert.throws(() => s.push(enc("[".repeat(1025))), RangeError);
-  const big = new QmpInputSplitter();
-  assert.throws(
-    () => big.push(new Uint8Array(MAX_INPUT_BYTES + 2).fill(0x20).fill(0x7b, 0, 1)),
-    RangeError,
+});
+
+Deno.test("QmpInputSplitter refuses a value over a limit and drops it up to its last bracket", () => {
+  // The smuggle: QEMU drops the message at its 2,097,152th token and runs what follows.
+  const ids = "0,".repeat(QMP_LIMITS.tokens);
+  assert.deepEqual(
+    split([`{"execute":"query-status","id":[${ids}{"execute":"stop"}]}`, '{"execute":"cont"}']),
+    [["refused", ""], ["value", '{"execute":"cont"}']],
   );
+  const reason = (input: string) => new QmpInputSplitter().push(enc(input))[0]?.reason;
+  assert.match(reason("[".repeat(QMP_LIMITS.depth + 1))!, /nesting depth limit exceeded/);
+  assert.equal(
+    split(["[".repeat(QMP_LIMITS.depth) + "]".repeat(QMP_LIMITS.depth)])[0]![0],
+    "value",
+  );
+  assert.match(reason(`{"a":"${"x".repeat(QMP_LIMITS.bytes)}"}`)!, /token size limit exceeded/);
+  // Brackets inside a dropped value's strings do not end it early.
+  assert.deepEqual(
+    split([`[${"[".repeat(QMP_LIMITS.depth)}"]]]]"`, "]".repeat(QMP_LIMITS.depth + 1), "{}"]),
+    [["refused", ""], ["value", "{}"]],
+  );
+});
+
+Deno.test("QmpInputSplitter counts tokens as QEMU's lexer does", () => {
+  // Strings, numbers, literals and structural characters are one token each; white space none.
+  const n = QMP_LIMITS.tokens;
+  const exactly = `[${"1,".repeat((n - 3) / 2)}1]`; // n - 1 tokens: "[" + (n-3) + "1" + "]"
+  assert.equal(split([exactly])[0]![0], "value");
+  assert.equal(split([`[ ${'"a" , '.repeat(n / 2)}1]`])[0]![0], "refused");
+  assert.equal(split([`[${"true,".repeat(n / 2 - 2)}1 ]`])[0]![0], "value"); // n - 1 tokens
 });
 
 Deno.test("parseQmp() reads QEMU's dialect and keeps each top-level member's source text", () => {

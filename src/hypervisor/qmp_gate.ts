@@ -1,19 +1,20 @@
 /**
  * The QMP gate: a proxy on a Unix socket in front of QEMU's real QMP socket. It passes the
- * greeting, capability negotiation, replies and events through unchanged; before a
- * life-cycle command (`stop`, `cont`, `migrate`, snapshots, memory dumps, `quit` …) it asks
- * the decision server, and answers a denied command — or one no decision came for — with a
- * QMP error instead of forwarding it. QMP events that move the VM's life-cycle state are
- * reported to the server. See docs/hooks.md.
+ * greeting, capability negotiation, replies, events and an allow-list of queries and routine
+ * commands through unchanged, with the descriptors libvirt sends beside them (SCM_RIGHTS,
+ * through libvasp's sockets); before anything else (`stop`, `migrate`, snapshots, memory
+ * dumps, disk exports, hot-plug, unknown commands …) it asks the decision server, and answers
+ * a denied command — or one no decision came for — with a QMP error instead of forwarding it.
+ * It reads input exactly as QEMU does and refuses what QEMU would split. QMP events that move
+ * the VM's life-cycle state are reported to the server. See docs/hooks.md.
  *
  * @module
  */
-import { errorMessage, VaspError } from "../engine/error.ts";
+import { errorMessage, isVaspError, VaspError } from "../engine/error.ts";
 import type { Decision, DecisionRequest, EventAck, EventReport, VmRef } from "./decision_client.ts";
 import { EventReporter } from "./_event_reporter.ts";
 import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
-import { listenOnFd } from "./_node_conn.ts";
-import type { Server } from "node:net";
+import { UnixSocket } from "../../ffi/mod.ts";
 
 /** What the gate needs of the decision server; {@linkcode DecisionClient} provides it. */
 export interface DecisionPort {
@@ -54,8 +55,8 @@ export class QmpGate {
   readonly #ctx: GateContext;
   readonly #connections = new Set<GateConnection>();
   readonly #accepted = new Set<ByteConn>();
-  #listener: Deno.Listener | undefined;
-  #fdServer: Server | undefined;
+  #listener: UnixSocket | undefined;
+  #path: string | undefined;
   #finished: Promise<void> = Promise.resolve();
 
   /**
@@ -75,7 +76,8 @@ export class QmpGate {
       decide: (request) => options.decisions.decide(request),
       reporter: new EventReporter(options.decisions, log),
       log,
-      incoming: options.incoming ?? false,
+      migration: options.incoming ? "in" : undefined,
+      fdNames: new Map(),
     };
   }
 
@@ -93,46 +95,38 @@ export class QmpGate {
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    try {
-      this.#listener = Deno.listen({ transport: "unix", path });
-    } catch (cause) {
-      throw new VaspError(
-        "gate_listen_failed",
-        `Cannot listen on "${path}": ${errorMessage(cause)}`,
-        { cause },
-      );
-    }
-    this.#finished = this.#accept(this.#listener);
+    this.#start(() => UnixSocket.listen(path), `Cannot listen on "${path}"`);
+    this.#path = path;
     return this;
   }
 
   /**
    * Starts accepting clients on an inherited listening socket (libvirt's `fd=N` monitor).
+   * The gate owns the descriptor from then on and closes it with the gate.
    *
    * @param fd the descriptor, already bound and listening
-   * @returns this gate, once it accepts
+   * @returns this gate
    * @throws {VaspError} `gate_listen_failed` when `fd` is not a listening socket
    */
-  async listenFd(fd: number): Promise<this> {
+  listenFd(fd: number): this {
     this.#assertIdle();
-    let done!: () => void;
-    this.#finished = new Promise((resolve) => done = resolve);
-    try {
-      this.#fdServer = await listenOnFd(fd, (conn) => this.#serve(conn));
-    } catch (cause) {
-      done();
-      throw new VaspError(
-        "gate_listen_failed",
-        `Cannot accept on file descriptor ${fd}: ${errorMessage(cause)}`,
-        { cause },
-      );
-    }
-    this.#fdServer.once("close", done);
+    this.#start(() => UnixSocket.adopt(fd), `Cannot accept on file descriptor ${fd}`);
     return this;
   }
 
+  #start(open: () => UnixSocket, what: string): void {
+    try {
+      this.#listener = open();
+    } catch (cause) {
+      throw new VaspError("gate_listen_failed", `${what}: ${errorMessage(cause)}`, {
+        cause,
+      });
+    }
+    this.#finished = this.#accept(this.#listener);
+  }
+
   #assertIdle(): void {
-    if (this.#listener || this.#fdServer) {
+    if (this.#listener) {
       throw new VaspError("gate_listen_failed", "Cannot listen twice: the gate already listens");
     }
   }
@@ -159,26 +153,17 @@ export class QmpGate {
   async close(): Promise<void> {
     const listener = this.#listener;
     this.#listener = undefined;
-    if (listener) {
-      const path = (listener.addr as Deno.UnixAddr).path;
-      try {
-        listener.close();
-      } catch {
-        // Already closed.
-      }
-      await Deno.remove(path).catch(() => {});
-    }
-    const fdServer = this.#fdServer;
-    this.#fdServer = undefined;
-    fdServer?.close();
-    for (const conn of this.#accepted) closeQuietly(conn);
+    listener?.close();
+    if (this.#path) await Deno.remove(this.#path).catch(() => {});
+    this.#path = undefined;
+    for (const conn of this.#accepted) conn.close();
     for (const connection of this.#connections) connection.close();
     await this.#finished;
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
+  async #accept(listener: UnixSocket): Promise<void> {
     try {
-      for await (const client of listener) this.#serve(client);
+      for (let client; (client = await listener.accept());) this.#serve(client);
     } catch (error) {
       if (this.#listener) this.#ctx.log(`qmp-gate: accept failed: ${errorMessage(error)}`);
     }
@@ -186,7 +171,7 @@ export class QmpGate {
 
   async #serve(client: ByteConn): Promise<void> {
     this.#accepted.add(client);
-    let upstream: Deno.Conn;
+    let upstream: ByteConn;
     try {
       upstream = await connectWithRetry(
         this.#options.upstream,
@@ -195,10 +180,10 @@ export class QmpGate {
     } catch (error) {
       this.#ctx.log(`qmp-gate: ${errorMessage(error)}; closing the client`);
       this.#accepted.delete(client);
-      return closeQuietly(client);
+      return client.close();
     }
     this.#accepted.delete(client);
-    if (!this.#listener && !this.#fdServer) return (closeQuietly(client), closeQuietly(upstream));
+    if (!this.#listener) return (client.close(), upstream.close());
     const connection = new GateConnection(client, upstream, this.#ctx);
     this.#connections.add(connection);
     await connection.run();
@@ -206,14 +191,13 @@ export class QmpGate {
   }
 }
 
-async function connectWithRetry(path: string, waitMs: number): Promise<Deno.Conn> {
+async function connectWithRetry(path: string, waitMs: number): Promise<UnixSocket> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      return await Deno.connect({ transport: "unix", path });
+      return UnixSocket.connect(path);
     } catch (cause) {
-      const retry = cause instanceof Deno.errors.NotFound ||
-        cause instanceof Deno.errors.ConnectionRefused;
+      const retry = isVaspError(cause, "item_not_found");
       if (!retry || Date.now() >= deadline) {
         throw new VaspError(
           "upstream_unavailable",
@@ -223,13 +207,5 @@ async function connectWithRetry(path: string, waitMs: number): Promise<Deno.Conn
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-  }
-}
-
-function closeQuietly(conn: ByteConn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }
