@@ -21,7 +21,7 @@ export {
   type MappedError,
   requestError,
 } from "./errors.ts";
-export { openApiDocument } from "./openapi.ts";
+export { openApiDocument } from "../wire/mod.ts";
 export {
   bootstrapOperatorToken,
   OPERATOR_TOKEN_FILE,
