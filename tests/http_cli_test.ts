@@ -132,5 +132,5 @@ Deno.test("vasp vm register, list, show and remove go through the running server
   }
   const down = await vasp(["vm", "list", "--state-dir", dir.path]);
   assert.equal(down.code, 1);
-  assert.match(down.stderr, /\[server_unreachable\]/);
+  assert.match(down.stderr, /\[decision_unavailable\]/);
 });

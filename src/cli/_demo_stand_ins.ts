@@ -12,7 +12,7 @@
 import { delimiter, join } from "node:path";
 import { hash } from "../../ffi/mod.ts";
 import { toHex } from "../attest/mod.ts";
-import type { ApiClient } from "../http/mod.ts";
+import type { DecisionAnswer, VaspClient } from "../wire/mod.ts";
 import {
   type KernelMeasurement,
   loadReferenceSet,
@@ -23,7 +23,6 @@ import {
   type RegionKind,
   saveReferenceSet,
 } from "../measure/mod.ts";
-import type { Reason } from "../engine/mod.ts";
 import type { HostMeasureOptions } from "../host/measure.ts";
 import type { RunningServer } from "../server/server.ts";
 import { RUNTIME_REGISTER } from "../decision/monitor.ts";
@@ -152,20 +151,6 @@ export class StandInGuest {
   }
 }
 
-/** A decision as the API answers it (the fields the demo reads). */
-export interface DecisionAnswer {
-  /** The decision's ID (UUIDv7). */
-  readonly decision_id: string;
-  /** Whether it allowed. */
-  readonly allow: boolean;
-  /** Every failed rule's reason. */
-  readonly reasons: readonly Reason[];
-  /** Actions the policies asked for. */
-  readonly actions: readonly string[];
-  /** What the vASP side did (instance ID, counter, vboot, imported …). */
-  readonly vasp?: Readonly<Record<string, unknown>>;
-}
-
 /** The demo's monitor: the scheduler on the stand-in guest, and what it did. */
 export interface DemoMonitor {
   /** The scheduler; `measureNow(uuid)` measures the VM once. */
@@ -190,7 +175,7 @@ export interface DemoMonitor {
  */
 export async function demoMonitor(
   server: RunningServer,
-  options: { api: ApiClient; vm: DemoVm; guest: StandInGuest; referencesDir: string },
+  options: { api: VaspClient; vm: DemoVm; guest: StandInGuest; referencesDir: string },
 ): Promise<DemoMonitor> {
   const { api, vm, guest, referencesDir } = options;
   const profile = makeProfile({
@@ -225,8 +210,7 @@ export async function demoMonitor(
       await server.vasp.extend(target.uuid, [{ reg: RUNTIME_REGISTER, data, description }]);
     },
     async decide(_target, details) {
-      const body = { operation: "measurement", vm, source: "monitor", details };
-      const answer: DecisionAnswer = await api.request("POST", "/v1/decide", body);
+      const answer = await api.decide({ operation: "measurement", vm, source: "monitor", details });
       decisions.push(answer);
       return { decisionId: answer.decision_id, allow: answer.allow, actions: answer.actions };
     },

@@ -11,11 +11,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { toHex } from "../attest/mod.ts";
 import { type Logger, VaspError } from "../engine/mod.ts";
-import { ApiClient, TokenRegistry } from "../http/mod.ts";
+import { TokenRegistry } from "../http/mod.ts";
+import { type DecideRequest, type DecisionAnswer, VaspClient } from "../wire/mod.ts";
 import { SqliteStore, type VaspBinding } from "../store/mod.ts";
 import { aspCheckpointVerifier, CA_FILE } from "../server/mod.ts";
 import {
-  type DecisionAnswer,
   type DemoMonitor,
   demoMonitor,
   type DemoVm,
@@ -71,8 +71,8 @@ export class DemoRun {
   readonly #vm: DemoVm = { uuid: crypto.randomUUID(), name: "demo-web-1" };
   readonly #guest = new StandInGuest();
   #server?: RunningServer;
-  #api?: ApiClient;
-  #tenant?: ApiClient;
+  #api?: VaspClient;
+  #tenant?: VaspClient;
   #monitor?: DemoMonitor;
   #xml = "";
   #quote?: TenantQuote;
@@ -92,14 +92,13 @@ export class DemoRun {
   }
 
   #decide(operation: string, source: string, extra: Record<string, unknown> = {}) {
-    const body = { operation, vm: this.#vm, source, details: {}, ...extra };
-    return this.#api!.request("POST", "/v1/decide", body) as Promise<DecisionAnswer>;
+    const body = { operation, vm: this.#vm, source, details: {}, ...extra } as DecideRequest;
+    return this.#api!.decide(body);
   }
 
   async #completed(operation: string, source: string, extra = {}): Promise<string> {
-    const body = { operation, vm: this.#vm, source, details: {}, ...extra };
-    return (await this.#api!.request("POST", "/v1/events", { ...body, outcome: "completed" }))
-      .state;
+    const body = { operation, vm: this.#vm, source, details: {}, ...extra } as DecideRequest;
+    return (await this.#api!.report({ ...body, outcome: "completed" })).state;
   }
 
   /** A libvirt hook's details: its arguments and the domain XML it got on stdin. */
@@ -133,8 +132,8 @@ export class DemoRun {
       monitor: null,
       learnHost: true,
     });
-    this.#api = new ApiClient(this.#server.listeners.socket!);
-    const ready = await this.#api.request("GET", "/readyz");
+    this.#api = new VaspClient(this.#server.listeners.socket!);
+    const ready = await this.#api.readiness();
     const expected = JSON.parse(await Deno.readTextFile(join(this.#dir, HOST_EXPECTED_FILE)));
     const measured = this.#s.measured;
     expect(ready.ready === true, "the server ready", ready);
@@ -154,13 +153,13 @@ export class DemoRun {
     const { name } = this.#vm;
     this.#xml = await standInDomain(this.#dir, this.#vm);
     const digest = sha256(this.#xml);
-    const vm = await this.#api!.request("POST", "/v1/vms", {
+    const vm = await this.#api!.registerVm({
       ...this.#vm,
       tenant: "acme",
       config_digest: `sha256:${digest}`,
     });
     const b = vm.binding;
-    expect(/^[0-9a-f]{32}$/.test(b?.instance_id ?? ""), "a vASP instance ID", vm);
+    expect(b && /^[0-9a-f]{32}$/.test(b.instance_id), "a vASP instance ID", vm);
     expect(b.config_digest === digest && b.sealed, "the instance bound and sealed", b);
     return {
       line: `operator registered VM ${name} with config sha256:${short(digest)} → vASP ` +
@@ -185,9 +184,9 @@ export class DemoRun {
     });
     await this.#monitor.scheduler.measureNow(this.#vm.uuid);
     expect(this.#monitor.failures.length === 0, "a measurement", this.#monitor.failures);
-    const measured = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}/measurements`);
-    const statuses = measured.measurements.map((m: { status: string }) => m.status);
-    expect(statuses.length > 0 && statuses.every((s: string) => s === "ok"), "ok", statuses);
+    const measured = await this.#api!.measurements(this.#vm.uuid);
+    const statuses = measured.measurements.map((m) => m.status);
+    expect(statuses.length > 0 && statuses.every((s) => s === "ok"), "ok", statuses);
     expect(this.#monitor.decisions.at(-1)?.allow, "the clean measurement allowed");
     return {
       line: `libvirt start (prepare) allowed, vBoot measured ${prepare.vasp!.vboot} boot ` +
@@ -198,7 +197,7 @@ export class DemoRun {
 
   async #quoteVerified(): Promise<StepResult> {
     const { token } = new TokenRegistry(this.#dir).create({ role: "tenant", tenant: "acme" });
-    this.#tenant = new ApiClient(`http://127.0.0.1:${this.#s.listeners.tcp!.port}`, { token });
+    this.#tenant = new VaspClient(`http://127.0.0.1:${this.#s.listeners.tcp!.port}`, { token });
     this.#quote = await fetchAndVerify(this.#tenant, {
       vmUuid: this.#vm.uuid,
       configDigest: sha256(this.#xml),
@@ -287,7 +286,7 @@ export class DemoRun {
     const why = d.reasons.find((r) => r.policy === "runtime-integrity");
     expect(!d.allow && why?.message.endsWith(region), `a deny naming ${region}`, d);
     expect(d.actions.includes("quarantine"), "a quarantine action", d.actions);
-    const vm = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}`);
+    const vm = await this.#api!.showVm(this.#vm.uuid);
     expect(vm.state === "quarantined", "the VM quarantined", vm.state);
     expect(this.#monitor.enforced.includes("pause"), "the monitor to stop the VM");
     const resume = await this.#decide("resume", "qmp-gate", { details: { command: "cont" } });

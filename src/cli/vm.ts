@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { VaspError } from "../engine/error.ts";
-import { ApiClient } from "../http/mod.ts";
+import { type NewVmRequest, VaspClient, type VmListQuery } from "../wire/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { type Command, parseOptions } from "./_command.ts";
 
@@ -33,9 +33,9 @@ type ConnectValues = {
   "token-file"?: string;
 };
 
-function connect(values: ConnectValues): ApiClient {
+function connect(values: ConnectValues): VaspClient {
   if (values.server === undefined) {
-    return new ApiClient(values.socket ?? join(resolveStateDir(values["state-dir"]), "vasp.sock"));
+    return new VaspClient(values.socket ?? join(resolveStateDir(values["state-dir"]), "vasp.sock"));
   }
   const token = values["token-file"] === undefined
     ? Deno.env.get("VASP_TOKEN")
@@ -43,7 +43,7 @@ function connect(values: ConnectValues): ApiClient {
   if (!token) {
     throw new VaspError("usage_error", "--server needs a token: --token-file or $VASP_TOKEN");
   }
-  return new ApiClient(values.server, { token });
+  return new VaspClient(values.server, { token });
 }
 
 function oneUuid(positionals: string[]): string {
@@ -68,7 +68,7 @@ function vmCommand(spec: {
   usage: string;
   options?: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
   positionals?: boolean;
-  send(api: ApiClient, values: Record<string, unknown>, positionals: string[]): Promise<unknown>;
+  send(api: VaspClient, values: Record<string, unknown>, positionals: string[]): Promise<unknown>;
   show(data: unknown): string;
 }): Command {
   return {
@@ -94,10 +94,11 @@ export const vmList: Command = vmCommand({
   usage: "usage: vasp vm list [--tenant T] [--state S] [connection options]",
   options: { tenant: { type: "string" }, state: { type: "string" } },
   send(api, values) {
-    const query = new URLSearchParams();
-    if (values.tenant !== undefined) query.set("tenant", String(values.tenant));
-    if (values.state !== undefined) query.set("state", String(values.state));
-    return api.request("GET", `/v1/vms${query.size ? `?${query}` : ""}`);
+    // The server checks the state against the life-cycle states.
+    return api.listVms({
+      ...(values.tenant === undefined ? {} : { tenant: String(values.tenant) }),
+      ...(values.state === undefined ? {} : { state: String(values.state) }),
+    } as VmListQuery);
   },
   show: (data) => (data as { vms: Record<string, unknown>[] }).vms.map(line).join("\n"),
 });
@@ -109,9 +110,9 @@ export const vmShow: Command = vmCommand({
   usage: "usage: vasp vm show UUID [connection options]",
   positionals: true,
   async send(api, _values, positionals) {
-    const uuid = encodeURIComponent(oneUuid(positionals));
-    const vm = await api.request("GET", `/v1/vms/${uuid}`);
-    const { measurements } = await api.request("GET", `/v1/vms/${uuid}/measurements`);
+    const uuid = oneUuid(positionals);
+    const vm = await api.showVm(uuid);
+    const { measurements } = await api.measurements(uuid);
     return { ...vm, measurements };
   },
   show(data) {
@@ -191,7 +192,8 @@ export const vmRegister: Command = vmCommand({
       if (at < 1) throw new VaspError("usage_error", `--label "${pair}" is not KEY=VALUE`);
       labels[pair.slice(0, at)] = pair.slice(at + 1);
     }
-    return api.request("POST", "/v1/vms", {
+    // Flags are passed as given; the server checks them against the schema.
+    return api.registerVm({
       uuid: values.uuid,
       name: values.name,
       labels,
@@ -202,7 +204,7 @@ export const vmRegister: Command = vmCommand({
         ? {}
         : { domain_xml: Deno.readTextFileSync(String(values["domain-xml"])) }),
       ...introspection(values),
-    });
+    } as NewVmRequest);
   },
   show: (data) => `registered ${line(data as Record<string, unknown>)}`,
 });
@@ -213,8 +215,7 @@ export const vmRemove: Command = vmCommand({
   summary: "remove a VM (its audit records stay)",
   usage: "usage: vasp vm remove UUID [connection options]",
   positionals: true,
-  send: (api, _values, positionals) =>
-    api.request("DELETE", `/v1/vms/${encodeURIComponent(oneUuid(positionals))}`),
+  send: (api, _values, positionals) => api.removeVm(oneUuid(positionals)),
   show: (data) => `removed ${(data as { uuid: string }).uuid}`,
 });
 
@@ -224,7 +225,6 @@ export const vmRelease: Command = vmCommand({
   summary: "release a quarantined VM (it stays paused)",
   usage: "usage: vasp vm release UUID [connection options]",
   positionals: true,
-  send: (api, _values, positionals) =>
-    api.request("POST", `/v1/vms/${encodeURIComponent(oneUuid(positionals))}/release`),
+  send: (api, _values, positionals) => api.releaseVm(oneUuid(positionals)),
   show: (data) => `released ${line(data as Record<string, unknown>)}`,
 });

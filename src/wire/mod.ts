@@ -41,3 +41,4 @@ export { Health, Readiness } from "./ops.ts";
 export * as routes from "./routes.ts";
 export { ROUTES, type WireRoute } from "./routes.ts";
 export { openApiDocument } from "./openapi.ts";
+export { type ClientOptions, VaspClient } from "./client.ts";
