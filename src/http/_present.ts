@@ -67,7 +67,7 @@ export function measurementJson(m: Measurement): wire.Measurement {
     region: m.region,
     digest: m.digest,
     reference: m.reference,
-    status: m.status as wire.Measurement["status"],
+    status: m.status,
     time: m.time.toISOString(),
     ...(m.detail ? { detail: m.detail } : {}),
   };

@@ -46,12 +46,14 @@ export const AuditRecord = z.object({
   input_digest: z.string(),
   policy_revision: z.string(),
   result: z.enum(AUDIT_RESULTS),
-  reasons: z.array(z.object({
-    policy: z.string(),
-    rule: z.string(),
-    message: z.string(),
-    effect: z.string().optional(),
-  })),
+  reasons: z.array(
+    z.looseObject({
+      policy: z.string(),
+      rule: z.string(),
+      message: z.string(),
+      effect: z.string().optional(),
+    }).meta({ description: "a reason as recorded; event records add from and to" }),
+  ),
   actions: z.array(z.string()),
   engine_latency_us: z.number(),
   prev_hash: z.string(),

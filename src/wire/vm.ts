@@ -122,7 +122,10 @@ export const Measurement = z.object({
   region: z.string(),
   digest: z.string().meta({ description: 'measured digest, hex; "" when not measured' }),
   reference: z.string().nullable().meta({ description: "the reference digest, hex" }),
-  status: z.enum(["ok", "differs", "missing", "error"]),
+  status: z.string().meta({
+    description: "ok, differs, missing (no measurement or no reference) or error; a client " +
+      "reads any other value as error",
+  }),
   time: Time,
   detail: z.string().optional().meta({ description: "why it is not ok" }),
 }).meta({ id: "Measurement" });
