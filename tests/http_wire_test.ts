@@ -11,8 +11,8 @@ const isVaspError = (e: unknown, code: string): e is VaspError =>
 
 type Operation = { operationId?: string; responses?: Record<string, unknown> };
 
-Deno.test("the OpenAPI document names every operation once, with a schema for every answer", () => {
-  const doc = openApiDocument() as { paths: Record<string, Record<string, Operation>> };
+Deno.test("the OpenAPI document names every operation once, with a schema for every answer", async () => {
+  const doc = await openApiDocument() as { paths: Record<string, Record<string, Operation>> };
   const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops))
     .map((op) => op.operationId);
   assert.equal(ids.length, ROUTES.length);

@@ -71,6 +71,6 @@ export function opsRoutes(app: Hono<AppEnv>, deps: Services): void {
 
   mount(app, routes.openApiRoute, {
     middleware: [allow("hook", "tenant")],
-    handler: (c) => c.json(openApiDocument()),
+    handler: async (c) => c.json(await openApiDocument()),
   });
 }

@@ -1,10 +1,10 @@
 /**
  * The API's OpenAPI 3.1 document, generated from the route definitions of `routes.ts`: the
- * same schemas the server validates with and the client checks answers with.
+ * same schemas the server validates with and the client checks answers with. The generator
+ * (`@hono/zod-openapi`) is loaded on the first call, so that clients of the schemas never load it.
  *
  * @module
  */
-import { OpenAPIHono } from "@hono/zod-openapi";
 import { ROUTES } from "./routes.ts";
 
 let built: Record<string, unknown> | undefined;
@@ -16,12 +16,13 @@ let built: Record<string, unknown> | undefined;
  * @example
  * ```ts
  * import { openApiDocument } from "./openapi.ts";
- * const doc = openApiDocument() as { paths: Record<string, unknown> };
+ * const doc = await openApiDocument() as { paths: Record<string, unknown> };
  * if (!("/v1/decide" in doc.paths)) throw new Error("no /v1/decide");
  * ```
  */
-export function openApiDocument(): Record<string, unknown> {
+export async function openApiDocument(): Promise<Record<string, unknown>> {
   if (!built) {
+    const { OpenAPIHono } = await import("@hono/zod-openapi");
     // Used only as a registry: routes are mounted by src/http with its own validator.
     const registry = new OpenAPIHono();
     for (const route of ROUTES) registry.openAPIRegistry.registerPath(route);
