@@ -10,8 +10,7 @@ import type { Context, Hono } from "hono";
 import { configDigestHex } from "../attest/config_digest.ts";
 import { VaspError } from "../engine/mod.ts";
 import type { NewVm, VmRecord } from "../store/mod.ts";
-import { routes, Vm, VmList, VmRemoved } from "../wire/mod.ts";
-import * as wire from "../wire/mod.ts";
+import { Measurements, routes, Vm, VmList, VmRemoved } from "../wire/mod.ts";
 import type { AppEnv } from "./_env.ts";
 import { mount, readBody, reply } from "./_mount.ts";
 import { introspectionSettings, measurementJson, vmJson } from "./_present.ts";
@@ -107,7 +106,7 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
     handler: async (c, { params }) => {
       const vm = await visibleVm(deps, c, params.uuid);
       const measurements = await deps.store.latestMeasurements(vm.uuid);
-      return reply(c, wire.Measurements, {
+      return reply(c, Measurements, {
         vm_uuid: vm.uuid,
         measurements: measurements.map(measurementJson),
       });

@@ -26,8 +26,9 @@ export const Time = z.iso.datetime().meta({ description: "ISO 8601 time (UTC)" }
 /** The body of every error answer. */
 export const ErrorBody = z.object({
   code: z.string().meta({
-    description: "stable error code",
-    examples: Object.keys(ERROR_STATUS).slice(0, 3),
+    description: `stable error code (docs/api.md, "Errors"), e.g. ${
+      Object.keys(ERROR_STATUS).slice(0, 4).join(", ")
+    }`,
   }),
   message: z.string().meta({ description: "what could not be done, naming the offending value" }),
   decision_id: z.string().optional().meta({
