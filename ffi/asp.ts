@@ -46,10 +46,16 @@ export interface AspOpenOptions {
  * it (C instances borrow the ASP), after which those instances throw `handle_closed`.
  *
  * @example
- * ```ts ignore
- * using asp = Asp.open("/var/lib/vasp");
- * asp.extend(0, new TextEncoder().encode("hello"), "greeting");
- * const quote = asp.quote(crypto.getRandomValues(new Uint8Array(16)), { registers: [0] });
+ * ```ts
+ * import { Asp } from "./asp.ts";
+ * const dir = Deno.makeTempDirSync(); // a real one: /var/lib/vasp
+ * {
+ *   using asp = Asp.open(dir);
+ *   asp.extend(0, new TextEncoder().encode("hello"), "greeting");
+ *   const quote = asp.quote(crypto.getRandomValues(new Uint8Array(16)), { registers: [0] });
+ *   if (!quote.registers.has(0)) throw new Error("register 0 not quoted");
+ * }
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class Asp extends RegisterBank {

@@ -130,9 +130,16 @@ export class GuestMemory implements Disposable {
    * @throws {NativeError} `io_failed` when the file cannot be opened or mapped,
    *   `argument_invalid` when it is empty or below4g does not fit it
    * @example
-   * ```ts ignore
-   * using ram = GuestMemory.open("/dev/shm/vm1.ram");
-   * const bytes = ram.readPhys(0x1000000n, 64);
+   * ```ts
+   * import { GuestMemory } from "./guest.ts";
+   * const file = Deno.makeTempFileSync(); // a real one: /dev/shm/vm1.ram (share=on)
+   * Deno.truncateSync(file, 0x2000000);
+   * {
+   *   using ram = GuestMemory.open(file);
+   *   const bytes = ram.readPhys(0x1000000n, 64);
+   *   if (bytes.length !== 64) throw new Error(`read ${bytes.length} bytes`);
+   * }
+   * Deno.removeSync(file);
    * ```
    */
   static open(path: string, options: { below4g?: bigint } = {}): GuestMemory {

@@ -33,8 +33,11 @@ export function algValue(alg: HashAlgName): number {
  * @returns the 32-byte digest
  * @throws {NativeError} when OpenSSL fails
  * @example
- * ```ts ignore
+ * ```ts
+ * import { hash } from "./hash.ts";
  * const d = hash("sha256", new TextEncoder().encode("abc"));
+ * const hex = Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+ * if (!hex.startsWith("ba7816bf")) throw new Error(hex); // FIPS 180-2's "abc" vector
  * ```
  */
 export function hash(alg: HashAlgName, data: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {

@@ -45,9 +45,17 @@ export interface Quote {
  * @returns its fields
  * @throws {NativeError} `quote_malformed` naming the first field that does not fit
  * @example
- * ```ts ignore
- * const q = parseQuote(await Deno.readFile("quote.bin"));
- * console.log(q.alg, [...q.registers.keys()]);
+ * ```ts
+ * import { Asp } from "./asp.ts";
+ * import { parseQuote } from "./quote.ts";
+ * const dir = Deno.makeTempDirSync();
+ * {
+ *   using asp = Asp.open(dir);
+ *   const bytes = asp.quote(new Uint8Array(16), { registers: [0, 8] }).bytes; // or a quote.bin
+ *   const q = parseQuote(bytes);
+ *   if (q.alg !== "sha256" || [...q.registers.keys()].join() !== "0,8") throw new Error();
+ * }
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function parseQuote(bytes: Uint8Array): Quote {

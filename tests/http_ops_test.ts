@@ -66,7 +66,7 @@ Deno.test("GET /metrics is valid Prometheus text that counts decisions by operat
 
 Deno.test("the OpenAPI document covers every route of the app, and names no route the app lacks", async () => {
   await using app = await openTestApp();
-  const doc = openApiDocument() as {
+  const doc = await openApiDocument() as {
     openapi: string;
     paths: Record<string, Record<string, unknown>>;
   };

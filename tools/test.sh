@@ -1,7 +1,8 @@
 #!/bin/sh
 # Every test of the project, in order: formatting, lint and types; the C tests, plain and
 # under AddressSanitizer/UBSan; the Deno tests (unit and integration, through FFI and
-# against real QEMU); the policy test cases. Ends with one line "N passed, N failed".
+# against real QEMU) and the @example blocks of src/ and ffi/; the policy test cases. Ends with
+# one line "N passed, N failed".
 # Extra arguments go to `deno test` (e.g. a file or --filter).
 set -u
 cd "$(dirname "$0")/.."
@@ -55,6 +56,10 @@ stage "deno check" '' run deno check mod.ts src ffi tests bench
 stage "C tests" "$c_counts" run make -s -C native test
 stage "C tests under ASan/UBSan" "$c_counts" run make -s -C native test-sanitize
 stage "deno test" "$deno_counts" run deno test --allow-all "$@"
+# Every @example block of src/ and ffi/ (a block that cannot run is `ts ignore` with its reason);
+# the modules are named one by one so that their unit tests, run above, do not run twice.
+stage "deno test --doc" "$deno_counts" run sh -c \
+  'deno test --doc --allow-all $(find src ffi -name "*.ts" ! -name "*_test.ts" | sort)'
 stage "policy cases" "$policy_counts" run deno run --allow-all src/cli/main.ts policy test
 rm -f "$log.rc"
 

@@ -34,6 +34,7 @@ export interface TrustedAk {
  * @throws {TypeError} when `now` is not a valid Date
  * @example
  * ```ts ignore
+ * // Needs an ASP's certificate chain and its manufacturer CA (tests/attest_test.ts has them).
  * const trusted = await checkAkChain([ak, ek], { root: ca, now: new Date() });
  * if (!trusted.ok) throw new Error(`${trusted.reason}: ${trusted.message}`);
  * ```

@@ -95,6 +95,7 @@ const ECDSA_SHA256 = { name: "ECDSA", hash: "SHA-256" } as const;
  * @throws {TypeError} only for a programming error in the options (e.g. a bad expected hex)
  * @example
  * ```ts ignore
+ * // Needs an ASP's quote, chain and CA (tests/attest_test.ts verifies real ones).
  * const result = await verifyQuote(quote, { chain: [ak, ek], root: ca, nonce, now: new Date() });
  * if (!result.ok) console.error(result.reason, result.message);
  * ```

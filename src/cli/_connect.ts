@@ -7,7 +7,7 @@
  */
 import { join, resolve } from "node:path";
 import { VaspError } from "../engine/error.ts";
-import { ApiClient } from "../http/mod.ts";
+import { VaspClient } from "../wire/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { readFlagText, usageError } from "./_command.ts";
 
@@ -38,22 +38,18 @@ export type ConnectValues = {
 
 /** A client and where it points, for messages. */
 export interface Connection extends Disposable {
-  /** The client. */
-  readonly api: ApiClient;
   /** `unix:/path` or the URL. */
   readonly where: string;
   /**
-   * Sends one request; an unreachable server becomes an error that says how to start it.
+   * Asks the server; an unreachable one becomes an error that says how to start it, an
+   * unknown VM one that says how to list them.
    *
-   * @param method HTTP method
-   * @param path path and query
-   * @param body JSON body
-   * @returns the decoded answer
+   * @param ask what to ask of the client
+   * @returns the answer
    * @throws {VaspError} `server_unreachable` naming the server and the next step; the server's
    *   code for an error answer
    */
-  // deno-lint-ignore no-explicit-any -- callers read the route's documented shape
-  request(method: string, path: string, body?: unknown): Promise<any>;
+  call<T>(ask: (api: VaspClient) => Promise<T>): Promise<T>;
 }
 
 /**
@@ -65,30 +61,29 @@ export interface Connection extends Disposable {
  *   unreadable `--token-file`
  */
 export function connect(values: ConnectValues): Connection {
-  let api: ApiClient;
+  let api: VaspClient;
   let where: string;
   if (values.server === undefined) {
     const socket = resolve(
       values.socket ?? join(resolveStateDir(values["state-dir"]), "vasp.sock"),
     );
-    api = new ApiClient(socket);
+    api = new VaspClient(socket);
     where = `unix:${socket}`;
   } else {
     const token = values["token-file"] === undefined
       ? Deno.env.get("VASP_TOKEN")
       : readFlagText("--token-file", values["token-file"]).trim();
     if (!token) throw usageError("--server needs a token: --token-file FILE or $VASP_TOKEN");
-    api = new ApiClient(values.server, { token });
+    api = new VaspClient(values.server, { token });
     where = values.server;
   }
   return {
-    api,
     where,
-    async request(method, path, body) {
+    async call(ask) {
       try {
-        return await api.request(method, path, body);
+        return await ask(api);
       } catch (error) {
-        if (error instanceof VaspError && error.code === "server_unreachable") {
+        if (error instanceof VaspError && error.code === "decision_unavailable") {
           const start = values.server === undefined
             ? `start it with "deno task serve"${
               values["state-dir"] ? ` (--state-dir ${values["state-dir"]})` : ""
@@ -110,7 +105,7 @@ export function connect(values: ConnectValues): Connection {
         throw error;
       }
     },
-    [Symbol.dispose]: () => api[Symbol.dispose](),
+    [Symbol.dispose]: () => api.close(),
   };
 }
 
@@ -129,9 +124,7 @@ export async function resolveVm(connection: Connection, positionals: string[]): 
   if (positionals.length !== 1) throw usageError("Name one VM: its name or UUID");
   const named = positionals[0];
   if (UUID.test(named)) return named.toLowerCase();
-  const { vms } = await connection.request("GET", "/v1/vms") as {
-    vms: { uuid: string; name: string }[];
-  };
+  const { vms } = await connection.call((api) => api.listVms());
   const found = vms.filter((vm) => vm.name === named);
   if (found.length === 0) {
     throw new VaspError(

@@ -13,7 +13,6 @@ import { delimiter, join } from "node:path";
 import { hash } from "../../ffi/mod.ts";
 import { toHex } from "../codec/mod.ts";
 import type { GuestPort } from "../decision/mod.ts";
-import type { Reason } from "../engine/mod.ts";
 import type { HostMeasureOptions } from "../host/mod.ts";
 import {
   type KernelMeasurement,
@@ -135,22 +134,6 @@ export class StandInGuest {
     this.#regions[0]!.bytes[0x1234]! ^= 0xff;
     return this.#regions[0]!.name;
   }
-}
-
-/** A decision as the API answers it (the fields the demo reads). */
-export interface DecisionAnswer {
-  /** The decision's ID (UUIDv7). */
-  readonly decision_id: string;
-  /** Whether it allowed. */
-  readonly allow: boolean;
-  /** Every failed rule's reason (`effect` as the engine gave it, kept in the audit record). */
-  readonly reasons: readonly (Pick<Reason, "policy" | "rule" | "message"> & {
-    readonly effect?: unknown;
-  })[];
-  /** Actions the policies asked for. */
-  readonly actions: readonly string[];
-  /** What the vASP side did (instance ID, counter, vboot, imported …). */
-  readonly vasp?: Readonly<Record<string, unknown>>;
 }
 
 /** The profile of the stand-in guest. */

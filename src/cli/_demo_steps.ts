@@ -11,11 +11,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { toHex } from "../codec/mod.ts";
 import { type Logger, VaspError } from "../engine/mod.ts";
-import { ApiClient, TokenRegistry } from "../http/mod.ts";
+import { TokenRegistry } from "../http/mod.ts";
+import { type DecideRequest, type DecisionAnswer, VaspClient } from "../wire/mod.ts";
 import { SqliteStore, type VaspBinding } from "../store/mod.ts";
 import { aspCheckpointVerifier, CA_FILE } from "../server/mod.ts";
 import {
-  type DecisionAnswer,
   type DemoVm,
   learnStandIn,
   standInDomain,
@@ -61,7 +61,15 @@ function expect(ok: unknown, expected: string, got?: unknown): asserts ok {
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const short = (hex: string) => `${hex.slice(0, 12)}…`;
-const denial = (a: DecisionAnswer) =>
+/** A `measurement` decision as the monitor made it, read back from the audit log. */
+interface MeasuredDecision {
+  readonly decision_id: string;
+  readonly allow: boolean;
+  readonly reasons: readonly { policy: string; rule: string; message: string; effect?: unknown }[];
+  readonly actions: readonly string[];
+}
+
+const denial = (a: Pick<DecisionAnswer, "reasons"> | MeasuredDecision) =>
   a.reasons.filter((r) => r.effect === "deny").map((r) => `${r.policy}/${r.rule}`).join(", ");
 
 /** The demo against one state directory; steps run in order, each after the previous. */
@@ -71,8 +79,8 @@ export class DemoRun {
   readonly #vm: DemoVm = { uuid: crypto.randomUUID(), name: "demo-web-1" };
   readonly #guest = new StandInGuest();
   #server?: RunningServer;
-  #api?: ApiClient;
-  #tenant?: ApiClient;
+  #api?: VaspClient;
+  #tenant?: VaspClient;
   /** What the monitor enforced on the stand-in guest (no QEMU: noted, not sent). */
   readonly #enforced: string[] = [];
   #xml = "";
@@ -93,12 +101,12 @@ export class DemoRun {
   }
 
   #decide(operation: string, source: string, extra: Record<string, unknown> = {}) {
-    const body = { operation, vm: this.#vm, source, details: {}, ...extra };
-    return this.#api!.request("POST", "/v1/decide", body) as Promise<DecisionAnswer>;
+    const body = { operation, vm: this.#vm, source, details: {}, ...extra } as DecideRequest;
+    return this.#api!.decide(body);
   }
 
   /** Has the server's monitor measure the VM now; its `measurement` decision, from the audit. */
-  async #measureNow(): Promise<DecisionAnswer> {
+  async #measureNow(): Promise<MeasuredDecision> {
     const monitor = this.#s.monitor;
     expect(monitor, "the server's monitor");
     await monitor.measureNow(this.#vm.uuid);
@@ -118,9 +126,8 @@ export class DemoRun {
   }
 
   async #completed(operation: string, source: string, extra = {}): Promise<string> {
-    const body = { operation, vm: this.#vm, source, details: {}, ...extra };
-    return (await this.#api!.request("POST", "/v1/events", { ...body, outcome: "completed" }))
-      .state;
+    const body = { operation, vm: this.#vm, source, details: {}, ...extra } as DecideRequest;
+    return (await this.#api!.report({ ...body, outcome: "completed" })).state;
   }
 
   /** A libvirt hook's details: its arguments and the domain XML it got on stdin. */
@@ -155,8 +162,8 @@ export class DemoRun {
       libvirt: null,
       learnHost: true,
     });
-    this.#api = new ApiClient(this.#server.listeners.socket!);
-    const ready = await this.#api.request("GET", "/readyz");
+    this.#api = new VaspClient(this.#server.listeners.socket!);
+    const ready = await this.#api.readiness();
     const expected = JSON.parse(await Deno.readTextFile(join(this.#dir, HOST_EXPECTED_FILE)));
     const measured = this.#s.host.measured;
     expect(ready.ready === true, "the server ready", ready);
@@ -176,13 +183,13 @@ export class DemoRun {
     const { name } = this.#vm;
     this.#xml = await standInDomain(this.#dir, this.#vm);
     const digest = sha256(this.#xml);
-    const vm = await this.#api!.request("POST", "/v1/vms", {
+    const vm = await this.#api!.registerVm({
       ...this.#vm,
       tenant: "acme",
       config_digest: `sha256:${digest}`,
     });
     const b = vm.binding;
-    expect(/^[0-9a-f]{32}$/.test(b?.instance_id ?? ""), "a vASP instance ID", vm);
+    expect(b && /^[0-9a-f]{32}$/.test(b.instance_id), "a vASP instance ID", vm);
     expect(b.config_digest === digest && b.sealed, "the instance bound and sealed", b);
     return {
       line: `operator registered VM ${name} with config sha256:${short(digest)} → vASP ` +
@@ -201,15 +208,15 @@ export class DemoRun {
     expect(state === "running", "the started event to move the VM to running", state);
     await learnStandIn(this.#guest, join(this.#dir, "references"));
     // Measured by the server's own monitor; a day's interval: the demo asks for each measurement.
-    await this.#api!.request("PUT", `/v1/vms/${this.#vm.uuid}/introspection`, {
+    await this.#api!.setIntrospection(this.#vm.uuid, {
       memory: "stand-in",
       symbols: "stand-in",
       interval_ms: 86_400_000,
     });
     const clean = await this.#measureNow();
-    const measured = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}/measurements`);
-    const statuses = measured.measurements.map((m: { status: string }) => m.status);
-    expect(statuses.length > 0 && statuses.every((s: string) => s === "ok"), "ok", statuses);
+    const measured = await this.#api!.measurements(this.#vm.uuid);
+    const statuses = measured.measurements.map((m) => m.status);
+    expect(statuses.length > 0 && statuses.every((s) => s === "ok"), "ok", statuses);
     expect(clean.allow, "the clean measurement allowed", clean);
     return {
       line: `libvirt start (prepare) allowed, vBoot measured ${prepare.vasp!.vboot} boot ` +
@@ -220,7 +227,7 @@ export class DemoRun {
 
   async #quoteVerified(): Promise<StepResult> {
     const { token } = new TokenRegistry(this.#dir).create({ role: "tenant", tenant: "acme" });
-    this.#tenant = new ApiClient(`http://127.0.0.1:${this.#s.listeners.tcp!.port}`, { token });
+    this.#tenant = new VaspClient(`http://127.0.0.1:${this.#s.listeners.tcp!.port}`, { token });
     this.#quote = await fetchAndVerify(this.#tenant, {
       vmUuid: this.#vm.uuid,
       configDigest: sha256(this.#xml),
@@ -314,7 +321,7 @@ export class DemoRun {
     const why = d.reasons.find((r) => r.policy === "runtime-integrity");
     expect(!d.allow && why?.message.endsWith(region), `a deny naming ${region}`, d);
     expect(d.actions.includes("quarantine"), "a quarantine action", d.actions);
-    const vm = await this.#api!.request("GET", `/v1/vms/${this.#vm.uuid}`);
+    const vm = await this.#api!.showVm(this.#vm.uuid);
     expect(vm.state === "quarantined", "the VM quarantined", vm.state);
     expect(this.#enforced.includes("pause"), "the monitor to stop the VM", this.#enforced);
     const resume = await this.#decide("resume", "qmp-gate", { details: { command: "cont" } });

@@ -14,7 +14,7 @@ import {
   type VerifyResult,
 } from "../attest/mod.ts";
 import { fromHex, toHex } from "../codec/mod.ts";
-import type { ApiClient } from "../http/mod.ts";
+import type { VaspClient } from "../wire/mod.ts";
 
 /** A quote as the tenant received it, with what it verifies it against. */
 export interface TenantQuote {
@@ -37,11 +37,11 @@ export interface TenantQuote {
  * @throws {VaspError} what the API answers when the quote cannot be had
  */
 export async function fetchAndVerify(
-  tenant: ApiClient,
+  tenant: VaspClient,
   expected: { vmUuid: string; configDigest: string; ca: Uint8Array },
 ): Promise<TenantQuote> {
   const nonce = crypto.getRandomValues(new Uint8Array(16));
-  const q = await tenant.request("GET", `/v1/vms/${expected.vmUuid}/quote?nonce=${toHex(nonce)}`);
+  const q = await tenant.quote(expected.vmUuid, { nonce: toHex(nonce) });
   const options: VerifyOptions = {
     chain: readCertificates(new TextEncoder().encode(q.certificates.join(""))),
     root: readCertificates(expected.ca)[0]!,

@@ -13,33 +13,20 @@ import { resolveStateDir } from "../store/mod.ts";
 import { type Command, parseOptions, printJson } from "./_command.ts";
 import { connect, CONNECT_OPTIONS, CONNECT_USAGE, type ConnectValues } from "./_connect.ts";
 import { readServeFile, type ServeFile } from "./_serve_file.ts";
-
-/** What `GET /v1/status` answers. */
-interface ServerStatus {
-  asp_id: string | null;
-  policy_revision: string | null;
-  host: {
-    asp: string;
-    measured_at: string;
-    expected_recorded: boolean;
-    all_match: boolean;
-    files: { name: string; digest: string; expected: string | null; ok: boolean }[];
-  } | null;
-  vms: Record<string, number>;
-}
+import type { Status } from "../wire/mod.ts";
 
 /** Everything `vasp status` reports. */
-interface Status {
+interface Report {
   state_dir: string;
   server: { reachable: boolean; at: string; error?: string };
-  status: ServerStatus | null;
+  status: Status | null;
   listeners: ServeFile | null;
   tokens: { operator_token_file: string | null; by_role: Record<string, number> };
 }
 
 const LEARN = '"vasp serve --learn-host" (restart the server with it once)';
 
-function hostLines(host: ServerStatus["host"], serving: ServeFile | null): string[] {
+function hostLines(host: Status["host"], serving: ServeFile | null): string[] {
   if (host === null) return ["host         not measured by the ASP: every start is denied"];
   const lines = [`host         measured ${host.measured_at} by the ${host.asp} ASP`];
   for (const { part, why } of serving?.host_unmeasured ?? []) {
@@ -68,7 +55,7 @@ function hostLines(host: ServerStatus["host"], serving: ServeFile | null): strin
   return lines;
 }
 
-function text(s: Status): string {
+function text(s: Report): string {
   const lines = [`state dir    ${s.state_dir}`];
   if (!s.server.reachable) {
     lines.push(
@@ -126,10 +113,10 @@ ${CONNECT_USAGE}`,
     const { values } = parseOptions(args, CONNECT_OPTIONS);
     const stateDir = resolve(resolveStateDir(values["state-dir"]));
     using api = connect(values as ConnectValues);
-    let answer: ServerStatus | null = null;
+    let answer: Status | null = null;
     let error: string | undefined;
     try {
-      answer = await api.request("GET", "/v1/status") as ServerStatus;
+      answer = await api.call((client) => client.status());
     } catch (e) {
       if (!(e instanceof VaspError && e.code === "server_unreachable")) throw e;
       error = e.message;
@@ -137,7 +124,7 @@ ${CONNECT_USAGE}`,
     const tokenFile = join(stateDir, OPERATOR_TOKEN_FILE);
     const byRole: Record<string, number> = {};
     for (const t of new TokenRegistry(stateDir).list()) byRole[t.role] = (byRole[t.role] ?? 0) + 1;
-    const report: Status = {
+    const report: Report = {
       state_dir: stateDir,
       server: { reachable: answer !== null, at: api.where, ...(error ? { error } : {}) },
       status: answer,

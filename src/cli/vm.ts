@@ -22,6 +22,7 @@ import {
   type ConnectValues,
   resolveVm,
 } from "./_connect.ts";
+import type { NewVmRequest, VmListQuery } from "../wire/mod.ts";
 
 type Vm = Record<string, unknown>;
 
@@ -89,10 +90,12 @@ vASP instance is bound) and MEASURED (whether the monitor measures its kernel).
   --state S         only VMs in this life-cycle state (running, paused, quarantined …)`,
   options: { tenant: { type: "string" }, state: { type: "string" } },
   send(api, values) {
-    const query = new URLSearchParams();
-    if (values.tenant !== undefined) query.set("tenant", String(values.tenant));
-    if (values.state !== undefined) query.set("state", String(values.state));
-    return api.request("GET", `/v1/vms${query.size ? `?${query}` : ""}`);
+    // The server checks the state against the life-cycle states.
+    const query = {
+      ...(values.tenant === undefined ? {} : { tenant: String(values.tenant) }),
+      ...(values.state === undefined ? {} : { state: String(values.state) }),
+    } as VmListQuery;
+    return api.call((client) => client.listVms(query));
   },
   show(data) {
     const { vms } = data as { vms: Vm[] };
@@ -121,9 +124,9 @@ Shows the VM's record (state, labels, vASP binding, introspection settings) and 
 measurement of each region.`,
   positionals: true,
   async send(api, _values, positionals) {
-    const uuid = encodeURIComponent(await resolveVm(api, positionals));
-    const vm = await api.request("GET", `/v1/vms/${uuid}`);
-    const { measurements } = await api.request("GET", `/v1/vms/${uuid}/measurements`);
+    const uuid = await resolveVm(api, positionals);
+    const vm = await api.call((client) => client.showVm(uuid));
+    const { measurements } = await api.call((client) => client.measurements(uuid));
     return { ...vm, measurements };
   },
   show(data) {
@@ -227,16 +230,19 @@ export const vmRegister: Command = vmCommand({
     const domainXml = values["domain-xml"] === undefined
       ? undefined
       : readFlagText("--domain-xml", String(values["domain-xml"]));
-    return api.request("POST", "/v1/vms", {
-      uuid: values.uuid,
-      name: values.name,
+    const vm = {
+      uuid: String(values.uuid),
+      name: String(values.name),
       labels,
-      ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
-      ...(values.state === undefined ? {} : { state: values.state }),
-      ...(values["config-digest"] === undefined ? {} : { config_digest: values["config-digest"] }),
+      ...(values.tenant === undefined ? {} : { tenant: String(values.tenant) }),
+      ...(values.state === undefined ? {} : { state: String(values.state) }),
+      ...(values["config-digest"] === undefined
+        ? {}
+        : { config_digest: String(values["config-digest"]) }),
       ...(domainXml === undefined ? {} : { domain_xml: domainXml }),
       ...introspection(values),
-    });
+    } as NewVmRequest;
+    return api.call((client) => client.registerVm(vm));
   },
   show: (data) => `registered ${line(data as Vm)}`,
 });
@@ -249,8 +255,10 @@ export const vmRemove: Command = vmCommand({
 
 Removes the VM's record and destroys its vASP instance; its audit records stay.`,
   positionals: true,
-  send: async (api, _values, positionals) =>
-    api.request("DELETE", `/v1/vms/${encodeURIComponent(await resolveVm(api, positionals))}`),
+  send: async (api, _values, positionals) => {
+    const uuid = await resolveVm(api, positionals);
+    return await api.call((client) => client.removeVm(uuid));
+  },
   show: (data) => `removed ${(data as { uuid: string }).uuid}`,
 });
 
@@ -262,10 +270,9 @@ export const vmRelease: Command = vmCommand({
 
 Moves a quarantined VM to paused; resuming it is then an ordinary, decided resume.`,
   positionals: true,
-  send: async (api, _values, positionals) =>
-    api.request(
-      "POST",
-      `/v1/vms/${encodeURIComponent(await resolveVm(api, positionals))}/release`,
-    ),
+  send: async (api, _values, positionals) => {
+    const uuid = await resolveVm(api, positionals);
+    return await api.call((client) => client.releaseVm(uuid));
+  },
   show: (data) => `released ${line(data as Vm)}`,
 });

@@ -1,59 +1,16 @@
 /**
- * What `/v1/decide` and `/v1/events` answer, and the names of the built-in reasons their audit
- * records carry.
+ * What `/v1/decide` and `/v1/events` answer (the types are src/wire's), and the names of the
+ * built-in reasons their audit records carry.
  *
  * @module
  */
 import type { Decision } from "../engine/mod.ts";
+import type { DecisionAnswer, EventAnswer, Reason } from "../wire/mod.ts";
+
+export type { DecisionAnswer, EventAnswer };
 
 /** A reason as answered: the engine's, with its effect. */
-export interface AnsweredReason {
-  /** Policy id. */
-  readonly policy: string;
-  /** Rule name. */
-  readonly rule: string;
-  /** Why, for a human. */
-  readonly message: string;
-  /** `deny` or `warn`. */
-  readonly effect: string;
-}
-
-/** The answer of `POST /v1/decide`. */
-export interface DecisionAnswer {
-  /** The decision's ID; the audit record carries it. */
-  readonly decision_id: string;
-  /** Whether the operation may go ahead. */
-  readonly allow: boolean;
-  /** Every violated rule, deny and warn. */
-  readonly reasons: readonly AnsweredReason[];
-  /** Actions asked for, in escalating order; the hook or gate enforces pause and kill. */
-  readonly actions: readonly string[];
-  /** The policy revision decided under. */
-  readonly policy_revision: string;
-  /** The VM's recorded state after the decision (`null`: unregistered). */
-  readonly state: string | null;
-  /** The state before, and the state an allowed operation leads to once done. */
-  readonly transition: { readonly from: string | null; readonly to: string | null };
-  /** What the vASP side did (instance ID, export counter …), when it did something. */
-  readonly vasp?: Readonly<Record<string, unknown>>;
-}
-
-/** The answer of `POST /v1/events`. */
-export interface EventAnswer {
-  /** The event's ID; the audit record carries it. */
-  readonly event_id: string;
-  /** The VM's recorded state after the event (`unknown`: still unregistered). */
-  readonly state: string;
-  /** The state before (`unknown`: unregistered). */
-  readonly from: string;
-  /** Whether the recorded state moved. */
-  readonly applied: boolean;
-  /**
-   * False when the life cycle has no such step from the state before (a resume of a
-   * quarantined VM: the gate was bypassed), worth an alert.
-   */
-  readonly expected: boolean;
-}
+export type AnsweredReason = Reason;
 
 /** Policy name of the reason every event record carries. */
 export const EVENT_POLICY = "vasp.event";
@@ -82,7 +39,7 @@ export function decisionAnswer(
       message: r.message,
       effect: r.effect,
     })),
-    actions: decision.actions,
+    actions: [...decision.actions],
     policy_revision: decision.policyRevision,
     state,
     transition: decision.transition,

@@ -78,6 +78,7 @@ const CAS_ATTEMPTS = 3;
  *
  * @example
  * ```ts ignore
+ * // Needs a store, a policy set and their files: createServer (src/server) builds one.
  * const decisions = new DecisionService({ store, policies, metrics, log });
  * const answer = await decisions.decide(ids.next(), { body, text });
  * ```

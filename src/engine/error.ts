@@ -98,6 +98,7 @@ export const ERROR_CODES = {
   upstream_unavailable: { status: 500, when: "the QMP gate cannot reach QEMU" },
   decision_unavailable: { status: 503, when: "a hook got no decision in time" },
   decision_malformed: { status: 502, when: "a hook got an answer that is not a decision" },
+  answer_malformed: { status: 502, when: "a client got an answer that does not fit its route" },
   // vASP instances
   vasp_import_unknown: { status: 500, when: "an import of an instance nobody exported" },
   // Native library (ffi/: NativeError), one per `vasp_rc` and binding misuse

@@ -1,9 +1,12 @@
 /**
- * Store records as the API shows them: snake_case fields, ISO times, no sealed state bytes.
+ * Store records as the API shows them (the answer types of src/wire): snake_case fields, ISO
+ * times, no sealed state bytes; and the API's introspection settings as the store keeps them.
  *
  * @module
  */
 import type { AuditRecord, IntrospectionSettings, Measurement, VmRecord } from "../store/mod.ts";
+import type * as wire from "../wire/mod.ts";
+import type { z } from "zod";
 
 /**
  * A VM as answered.
@@ -11,13 +14,14 @@ import type { AuditRecord, IntrospectionSettings, Measurement, VmRecord } from "
  * @param vm the stored record
  * @returns its JSON form
  */
-export function vmJson(vm: VmRecord): Record<string, unknown> {
+export function vmJson(vm: VmRecord): wire.Vm {
   return {
     uuid: vm.uuid,
     name: vm.name,
     tenant: vm.tenant,
-    labels: vm.labels,
-    state: vm.state,
+    labels: { ...vm.labels },
+    // The store takes only life-cycle states (checked on write); its type is wider.
+    state: vm.state as wire.Vm["state"],
     binding: vm.binding
       ? {
         instance_id: vm.binding.instanceId,
@@ -38,7 +42,7 @@ export function vmJson(vm: VmRecord): Record<string, unknown> {
  * @param s the stored settings
  * @returns their JSON form
  */
-export function introspectionJson(s: IntrospectionSettings): Record<string, unknown> {
+export function introspectionJson(s: IntrospectionSettings): wire.Introspection {
   return {
     memory: s.memory,
     symbols: s.symbols,
@@ -58,7 +62,7 @@ export function introspectionJson(s: IntrospectionSettings): Record<string, unkn
  * @param m the stored measurement
  * @returns its JSON form
  */
-export function measurementJson(m: Measurement): Record<string, unknown> {
+export function measurementJson(m: Measurement): wire.Measurement {
   return {
     region: m.region,
     digest: m.digest,
@@ -75,7 +79,7 @@ export function measurementJson(m: Measurement): Record<string, unknown> {
  * @param r the record
  * @returns its JSON form
  */
-export function auditJson(r: AuditRecord): Record<string, unknown> {
+export function auditJson(r: AuditRecord): wire.AuditRecord {
   return {
     seq: r.seq,
     decision_id: r.decisionId,
@@ -87,10 +91,32 @@ export function auditJson(r: AuditRecord): Record<string, unknown> {
     input_digest: r.inputDigest,
     policy_revision: r.policyRevision,
     result: r.result,
-    reasons: r.reasons,
-    actions: r.actions,
+    reasons: r.reasons.map((x) => ({ ...x })),
+    actions: [...r.actions],
     engine_latency_us: r.engineLatencyUs,
     prev_hash: r.prevHash,
     hash: r.hash,
+  };
+}
+
+/**
+ * Introspection settings as the store keeps them, from the API's checked form.
+ *
+ * @param s the checked settings (snake_case, defaults filled in)
+ * @returns the settings
+ */
+export function introspectionSettings(
+  s: z.output<typeof wire.IntrospectionRequest>,
+): IntrospectionSettings {
+  return {
+    memory: s.memory,
+    symbols: s.symbols,
+    ...(s.vmlinuz === undefined ? {} : { vmlinuz: s.vmlinuz }),
+    ...(s.qmp === undefined ? {} : { qmp: s.qmp }),
+    intervalMs: s.interval_ms,
+    ...(s.below_4g === undefined ? {} : { below4g: s.below_4g }),
+    ...(s.qemu_version === undefined ? {} : { qemuVersion: s.qemu_version }),
+    ...(s.cpu === undefined ? {} : { cpu: s.cpu }),
+    ...(s.smp === undefined ? {} : { smp: s.smp }),
   };
 }

@@ -5,7 +5,9 @@
  * @module
  */
 import type { Hono, MiddlewareHandler } from "hono";
+import { DecisionAnswer, EventAnswer, routes } from "../wire/mod.ts";
 import type { AppEnv } from "./_env.ts";
+import { mount, reply } from "./_mount.ts";
 import type { Services } from "./_services.ts";
 import { allow } from "./auth.ts";
 import { readJson } from "./_body.ts";
@@ -36,34 +38,37 @@ function recorded(deps: Services, options: { counted: boolean }): MiddlewareHand
 }
 
 /**
- * Registers the decision and event routes.
+ * Registers the decision and event routes. Their bodies are checked by the engine's
+ * `parseEvent` inside the decision service, not by the wire schema: the engine may not import
+ * zod (it imports nothing but CEL), the monitor and the gate reach the service without HTTP and
+ * need the same check, and a failed check must be recorded under the decision's ID as
+ * `event_invalid`. src/wire/decision_test.ts holds the schema and `parseEvent` to the same
+ * verdicts.
  *
  * @param app the app
  * @param deps its dependencies
  */
 export function decisionRoutes(app: Hono<AppEnv>, deps: Services): void {
-  app.post(
-    "/v1/decide",
-    allow("hook"),
-    recorded(deps, { counted: true }),
-    deps.limit,
-    async (c) => {
+  mount(app, routes.decideRoute, {
+    middleware: [allow("hook"), recorded(deps, { counted: true }), deps.limit],
+    handler: async (c) => {
       const body = await readJson(c);
-      return c.json(
-        await deps.decisions.decide(c.get("decisionId"), { body, text: c.get("bodyText") }),
-      );
+      const answer = await deps.decisions.decide(c.get("decisionId"), {
+        body,
+        text: c.get("bodyText"),
+      });
+      return reply(c, DecisionAnswer, answer);
     },
-  );
-  app.post(
-    "/v1/events",
-    allow("hook"),
-    recorded(deps, { counted: false }),
-    deps.limit,
-    async (c) => {
+  });
+  mount(app, routes.eventRoute, {
+    middleware: [allow("hook"), recorded(deps, { counted: false }), deps.limit],
+    handler: async (c) => {
       const body = await readJson(c);
-      return c.json(
-        await deps.decisions.observe(c.get("decisionId"), { body, text: c.get("bodyText") }),
-      );
+      const answer = await deps.decisions.observe(c.get("decisionId"), {
+        body,
+        text: c.get("bodyText"),
+      });
+      return reply(c, EventAnswer, answer);
     },
-  );
+  });
 }

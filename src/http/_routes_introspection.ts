@@ -5,12 +5,12 @@
  * @module
  */
 import type { Hono } from "hono";
-import { readJson } from "./_body.ts";
+import { routes, Vm } from "../wire/mod.ts";
 import type { AppEnv } from "./_env.ts";
-import { vmJson } from "./_present.ts";
+import { mount, readBody, reply } from "./_mount.ts";
+import { introspectionSettings, vmJson } from "./_present.ts";
 import { visibleVm } from "./_routes_vms.ts";
 import type { Services } from "./_services.ts";
-import { parseIntrospection } from "./_vasp_request.ts";
 import { allow } from "./auth.ts";
 
 /**
@@ -20,17 +20,20 @@ import { allow } from "./auth.ts";
  * @param deps its dependencies
  */
 export function introspectionRoutes(app: Hono<AppEnv>, deps: Services): void {
-  app.put("/v1/vms/:uuid/introspection", allow(), deps.limit, async (c) => {
-    const vm = await visibleVm(deps, c);
-    const body = await readJson(c);
-    const introspection = body === null ? null : parseIntrospection(body);
-    const updated = await deps.store.updateVm(vm.uuid, { introspection });
-    await deps.decisions.recordOperatorAction(deps.ids.next(), "introspection", updated, {
-      message: introspection
-        ? `VM "${vm.name}" is measured every ${introspection.intervalMs} ms from ` +
-          `${introspection.memory}`
-        : `VM "${vm.name}" is no longer measured`,
-    });
-    return c.json(vmJson(updated));
+  mount(app, routes.introspectionRoute, {
+    middleware: [allow(), deps.limit],
+    handler: async (c, { params }) => {
+      const vm = await visibleVm(deps, c, params.uuid);
+      const body = await readBody(c, routes.introspectionRoute);
+      const introspection = body === null ? null : introspectionSettings(body);
+      const updated = await deps.store.updateVm(vm.uuid, { introspection });
+      await deps.decisions.recordOperatorAction(deps.ids.next(), "introspection", updated, {
+        message: introspection
+          ? `VM "${vm.name}" is measured every ${introspection.intervalMs} ms from ` +
+            `${introspection.memory}`
+          : `VM "${vm.name}" is no longer measured`,
+      });
+      return reply(c, Vm, vmJson(updated));
+    },
   });
 }

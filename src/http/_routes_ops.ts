@@ -5,10 +5,11 @@
  * @module
  */
 import type { Hono } from "hono";
+import { Health, openApiDocument, Readiness, routes, Status } from "../wire/mod.ts";
 import type { AppEnv } from "./_env.ts";
+import { mount, reply } from "./_mount.ts";
 import type { Services } from "./_services.ts";
 import { allow } from "./auth.ts";
-import { openApiDocument } from "./openapi.ts";
 
 /** A probe UUID no VM has: reading it exercises the store without touching a record. */
 const PROBE = "00000000-0000-0000-0000-000000000000";
@@ -19,7 +20,7 @@ const PROBE = "00000000-0000-0000-0000-000000000000";
  * @param app the app
  */
 export function healthRoute(app: Hono<AppEnv>): void {
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  mount(app, routes.healthRoute, { handler: (c) => reply(c, Health, { status: "ok" }) });
 }
 
 /** VMs by life-cycle state. */
@@ -36,65 +37,76 @@ async function vmsByState(deps: Services): Promise<Record<string, number>> {
  * @param deps its dependencies
  */
 export function opsRoutes(app: Hono<AppEnv>, deps: Services): void {
-  app.get("/readyz", allow("hook", "tenant", "metrics"), async (c) => {
-    let store = deps.decisions.lastWriteOk;
-    try {
-      await deps.store.getVm(PROBE);
-    } catch {
-      store = false;
-    }
-    const set = deps.policies.current();
-    const checks = {
-      store,
-      policies: set !== null,
-      asp: deps.asp !== null && !deps.asp.closed,
-    };
-    const ready = checks.store && checks.policies && checks.asp;
-    return c.json({
-      ready,
-      checks,
-      policy_revision: set?.revision ?? null,
-      asp_id: deps.asp?.id ?? null,
-      ...(ready ? {} : {
-        code: "not_ready",
-        message: `Not ready: ${
-          Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name).join(", ")
-        } failing`,
-      }),
-    }, ready ? 200 : 503);
+  mount(app, routes.readyRoute, {
+    middleware: [allow("hook", "tenant", "metrics")],
+    handler: async (c) => {
+      let store = deps.decisions.lastWriteOk;
+      try {
+        await deps.store.getVm(PROBE);
+      } catch {
+        store = false;
+      }
+      const set = deps.policies.current();
+      const checks = {
+        store,
+        policies: set !== null,
+        asp: deps.asp !== null && !deps.asp.closed,
+      };
+      const ready = checks.store && checks.policies && checks.asp;
+      const failing = Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
+      return reply(c, Readiness, {
+        ready,
+        checks,
+        policy_revision: set?.revision ?? null,
+        asp_id: deps.asp?.id ?? null,
+        ...(ready ? {} : {
+          code: "not_ready" as const,
+          message: `Not ready: ${failing.join(", ")} failing`,
+        }),
+      }, ready ? 200 : 503);
+    },
   });
 
-  app.get("/v1/status", allow("metrics"), async (c) => {
-    const set = deps.policies.current();
-    const host = deps.decisions.host;
-    const files = Object.entries(host?.files ?? {}).map(([name, f]) => ({
-      name,
-      digest: f.digest,
-      expected: f.expected === "" ? null : f.expected,
-      ok: f.expected !== "" && f.digest === f.expected,
-    }));
-    const recorded = files.some((f) => f.expected !== null);
-    return c.json({
-      asp_id: deps.asp?.id ?? null,
-      policy_revision: set?.revision ?? null,
-      host: host === null ? null : {
-        asp: host.asp,
-        measured_at: host.measuredAt.toISOString(),
-        expected_recorded: recorded,
-        all_match: recorded && files.every((f) => f.ok),
-        files,
-      },
-      vms: await vmsByState(deps),
-    });
+  mount(app, routes.statusRoute, {
+    middleware: [allow("metrics")],
+    handler: async (c) => {
+      const set = deps.policies.current();
+      const host = deps.decisions.host;
+      const files = Object.entries(host?.files ?? {}).map(([name, f]) => ({
+        name,
+        digest: f.digest,
+        expected: f.expected === "" ? null : f.expected,
+        ok: f.expected !== "" && f.digest === f.expected,
+      }));
+      const recorded = files.some((f) => f.expected !== null);
+      return reply(c, Status, {
+        asp_id: deps.asp?.id ?? null,
+        policy_revision: set?.revision ?? null,
+        host: host === null ? null : {
+          asp: host.asp,
+          measured_at: host.measuredAt.toISOString(),
+          expected_recorded: recorded,
+          all_match: recorded && files.every((f) => f.ok),
+          files,
+        },
+        vms: await vmsByState(deps),
+      });
+    },
   });
 
-  app.get("/metrics", allow("metrics"), async (c) => {
-    const text = deps.metrics.render({
-      policyRevision: deps.policies.current()?.revision ?? null,
-      vmsByState: await vmsByState(deps),
-    });
-    return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+  mount(app, routes.metricsRoute, {
+    middleware: [allow("metrics")],
+    handler: async (c) => {
+      const text = deps.metrics.render({
+        policyRevision: deps.policies.current()?.revision ?? null,
+        vmsByState: await vmsByState(deps),
+      });
+      return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    },
   });
 
-  app.get("/openapi.json", allow("hook", "tenant"), (c) => c.json(openApiDocument()));
+  mount(app, routes.openApiRoute, {
+    middleware: [allow("hook", "tenant")],
+    handler: async (c) => c.json(await openApiDocument()),
+  });
 }

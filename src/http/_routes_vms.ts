@@ -5,31 +5,36 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { Context, Hono } from "hono";
+import { configDigestHex } from "../attest/config_digest.ts";
 import { VaspError } from "../engine/mod.ts";
 import type { NewVm, VmRecord } from "../store/mod.ts";
+import { Measurements, routes, Vm, VmList, VmRemoved } from "../wire/mod.ts";
 import type { AppEnv } from "./_env.ts";
-import { measurementJson, vmJson } from "./_present.ts";
+import { mount, readBody, reply } from "./_mount.ts";
+import { introspectionSettings, measurementJson, vmJson } from "./_present.ts";
 import type { Services } from "./_services.ts";
-import { parseNewVm, vmUuid } from "./_validate.ts";
 import { allow, tenantScope } from "./auth.ts";
-import { readJson } from "./_body.ts";
-import { splitRegistration } from "./_vasp_request.ts";
 
 function notFound(uuid: string): VaspError {
   return new VaspError("vm_not_found", `No VM with UUID ${uuid}`, { details: { uuid } });
 }
 
 /**
- * The VM named in the path, if the caller may see it.
+ * The VM with this UUID, if the caller may see it.
  *
  * @param deps the app's dependencies
  * @param c the request
+ * @param uuid the checked UUID from the path
  * @returns the VM
- * @throws {VaspError} `request_invalid` for a bad UUID, `vm_not_found` (also another tenant's)
+ * @throws {VaspError} `vm_not_found` (also another tenant's)
  */
-export async function visibleVm(deps: Services, c: Context<AppEnv>): Promise<VmRecord> {
-  const uuid = vmUuid(c.req.param("uuid"));
+export async function visibleVm(
+  deps: Services,
+  c: Context<AppEnv>,
+  uuid: string,
+): Promise<VmRecord> {
   const vm = await deps.store.getVm(uuid);
   const tenant = tenantScope(c.get("principal"));
   if (!vm || (tenant !== undefined && vm.tenant !== tenant)) throw notFound(uuid);
@@ -52,47 +57,79 @@ function registerVm(deps: Services, vm: NewVm, configDigest: string | undefined)
  * @param deps its dependencies
  */
 export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
-  app.post("/v1/vms", allow(), deps.limit, async (c) => {
-    const { vm: body, configDigest, introspection } = splitRegistration(await readJson(c));
-    const newVm = { ...parseNewVm(body), ...(introspection ? { introspection } : {}) };
-    const vm = await registerVm(deps, newVm, configDigest);
-    await deps.decisions.recordOperatorAction(deps.ids.next(), "register", vm, {
-      message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
-        (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : ""),
-    });
-    return c.json(vmJson(vm), 201);
+  mount(app, routes.registerVmRoute, {
+    middleware: [allow(), deps.limit],
+    handler: async (c) => {
+      const body = await readBody(c, routes.registerVmRoute);
+      // The XML's SHA-256 over its UTF-8 bytes is the configuration digest.
+      const configDigest = body.domain_xml !== undefined
+        ? createHash("sha256").update(body.domain_xml, "utf8").digest("hex")
+        : body.config_digest === undefined
+        ? undefined
+        : configDigestHex(body.config_digest);
+      const newVm: NewVm = {
+        uuid: body.uuid,
+        name: body.name,
+        tenant: body.tenant,
+        labels: body.labels,
+        state: body.state,
+        ...(body.introspection ? { introspection: introspectionSettings(body.introspection) } : {}),
+      };
+      const vm = await registerVm(deps, newVm, configDigest);
+      await deps.decisions.recordOperatorAction(deps.ids.next(), "register", vm, {
+        message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
+          (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : ""),
+      });
+      return reply(c, Vm, vmJson(vm), 201);
+    },
   });
 
-  app.get("/v1/vms", allow("tenant"), async (c) => {
-    const state = c.req.query("state");
-    const vms = await deps.store.listVms({
-      ...(state === undefined ? {} : { state }),
-      ...(tenantScope(c.get("principal")) === undefined
-        ? (c.req.query("tenant") === undefined ? {} : { tenant: c.req.query("tenant") })
-        : { tenant: tenantScope(c.get("principal")) }),
-    });
-    return c.json({ vms: vms.map(vmJson) });
+  mount(app, routes.listVmsRoute, {
+    middleware: [allow("tenant")],
+    handler: async (c, { query }) => {
+      const tenant = tenantScope(c.get("principal")) ?? query.tenant;
+      const vms = await deps.store.listVms({
+        ...(query.state === undefined ? {} : { state: query.state }),
+        ...(tenant === undefined ? {} : { tenant }),
+      });
+      return reply(c, VmList, { vms: vms.map(vmJson) });
+    },
   });
 
-  app.get("/v1/vms/:uuid", allow("tenant"), async (c) => c.json(vmJson(await visibleVm(deps, c))));
-
-  app.get("/v1/vms/:uuid/measurements", allow("tenant"), async (c) => {
-    const vm = await visibleVm(deps, c);
-    const measurements = await deps.store.latestMeasurements(vm.uuid);
-    return c.json({ vm_uuid: vm.uuid, measurements: measurements.map(measurementJson) });
+  mount(app, routes.showVmRoute, {
+    middleware: [allow("tenant")],
+    handler: async (c, { params }) => reply(c, Vm, vmJson(await visibleVm(deps, c, params.uuid))),
   });
 
-  app.delete("/v1/vms/:uuid", allow(), async (c) => {
-    const vm = await visibleVm(deps, c);
-    await deps.decisions.removeVm(deps.ids.next(), vm, {
-      operation: "remove",
-      message: `VM "${vm.name}" removed by an operator (it was ${vm.state})`,
-    });
-    return c.json({ uuid: vm.uuid, removed: true });
+  mount(app, routes.measurementsRoute, {
+    middleware: [allow("tenant")],
+    handler: async (c, { params }) => {
+      const vm = await visibleVm(deps, c, params.uuid);
+      const measurements = await deps.store.latestMeasurements(vm.uuid);
+      return reply(c, Measurements, {
+        vm_uuid: vm.uuid,
+        measurements: measurements.map(measurementJson),
+      });
+    },
   });
 
-  app.post("/v1/vms/:uuid/release", allow(), async (c) => {
-    const vm = await visibleVm(deps, c);
-    return c.json(vmJson(await deps.decisions.release(deps.ids.next(), vm.uuid)));
+  mount(app, routes.removeVmRoute, {
+    middleware: [allow()],
+    handler: async (c, { params }) => {
+      const vm = await visibleVm(deps, c, params.uuid);
+      await deps.decisions.removeVm(deps.ids.next(), vm, {
+        operation: "remove",
+        message: `VM "${vm.name}" removed by an operator (it was ${vm.state})`,
+      });
+      return reply(c, VmRemoved, { uuid: vm.uuid, removed: true });
+    },
+  });
+
+  mount(app, routes.releaseRoute, {
+    middleware: [allow()],
+    handler: async (c, { params }) => {
+      const vm = await visibleVm(deps, c, params.uuid);
+      return reply(c, Vm, vmJson(await deps.decisions.release(deps.ids.next(), vm.uuid)));
+    },
   });
 }

@@ -66,6 +66,7 @@ export type App = Hono<AppEnv>;
  * @throws {RangeError} for a body limit that is not a positive integer
  * @example
  * ```ts ignore
+ * // Needs the whole composition (store, policies, decision service …): createServer builds it.
  * const app = createApp({ store, policies, decisions, tokens, metrics, log });
  * Deno.serve({ path: "vasp.sock" }, (req) => app.fetch(req, { transport: "unix" }));
  * ```

@@ -1,7 +1,7 @@
 /**
  * The decision API: `createApp(deps)` builds the Hono app over the decision service; tokens
- * and roles; the one error writer; the OpenAPI document; and the client the `vasp` command
- * uses.
+ * and roles; the one error writer; the OpenAPI document (generated from src/wire's route
+ * definitions, which the routes are mounted from). The client is src/wire's `VaspClient`.
  *
  * Routes (see `openApiDocument()` and docs/api.md): `POST /v1/decide`, `POST /v1/events`, the
  * VM, policy and audit routes under `/v1/`, `GET /metrics`, `/healthz`, `/readyz`,
@@ -21,7 +21,7 @@ export {
   type MappedError,
   requestError,
 } from "./errors.ts";
-export { openApiDocument } from "./openapi.ts";
+export { openApiDocument } from "../wire/mod.ts";
 export {
   bootstrapOperatorToken,
   OPERATOR_TOKEN_FILE,
@@ -32,4 +32,3 @@ export {
   TOKENS_FILE,
 } from "./tokens.ts";
 export { DEFAULT_BODY_LIMIT } from "./_body.ts";
-export { ApiClient, type ApiClientOptions } from "./client.ts";

@@ -111,6 +111,7 @@ function voteSlide(
  *   a quorum of whose entries land on functions in the slid text; `symbol_missing`
  * @example
  * ```ts ignore
+ * // Needs a guest's RAM and its kernel's System.map (tests/guest_measure_test.ts).
  * const layout = discoverKaslr(ram, symbols);
  * ```
  */

@@ -83,8 +83,24 @@ function carve(
  * @throws {VaspError} `symbol_missing` or `symbols_invalid` when a bound is missing or out of
  *   order
  * @example
- * ```ts ignore
- * planRegions(symbols).map((r) => r.name); // ["kernel_text", "rodata.1", …, "idt_table"]
+ * ```ts
+ * import { planRegions } from "./regions.ts";
+ * import { parseSymbolMap } from "./symbols.ts";
+ * const symbols = parseSymbolMap([
+ *   "ffffffff81000000 T _stext",
+ *   "ffffffff81600000 T _etext",
+ *   "ffffffff81800000 D __start_rodata",
+ *   "ffffffff81800100 D sys_call_table",
+ *   "ffffffff81800148 d after_table",
+ *   "ffffffff81a00000 D __start_ro_after_init",
+ *   "ffffffff81a10000 D __end_ro_after_init",
+ *   "ffffffff81c00000 D __end_rodata",
+ *   "ffffffff82000000 b idt_table",
+ *   "ffffffff82001000 b after_idt",
+ * ].join("\n"), "System.map");
+ * const names = planRegions(symbols).map((r) => r.name);
+ * // ["kernel_text", "rodata.1", "rodata.2", "rodata.3", "sys_call_table", "idt_table"]
+ * if (names.at(-1) !== "idt_table") throw new Error(names.join());
  * ```
  */
 export function planRegions(symbols: KernelSymbols): RegionSpec[] {

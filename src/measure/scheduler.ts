@@ -84,6 +84,7 @@ const STATUS_ORDER = ["ok", "missing", "error", "differs"] as const;
  *
  * @example
  * ```ts ignore
+ * // Needs its ports: guests to open, references, the decision service (scheduler_test.ts).
  * const monitor = new MeasurementMonitor(ports, { pollMs: 250 });
  * monitor.start();
  * await monitor.stop();

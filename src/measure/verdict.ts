@@ -37,6 +37,7 @@ export interface RegionVerdict {
  * @returns one verdict per measured or referenced region, by region name
  * @example
  * ```ts ignore
+ * // Needs a guest kernel's measurement and its learned reference set (verdict_test.ts).
  * const verdicts = judge(await loadReferenceSet(dir, id), measurement, { profileId: id });
  * ```
  */

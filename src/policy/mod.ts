@@ -4,11 +4,13 @@
  * by the cases kept beside each policy. The file format is documented in docs/policy.md.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openPolicyStore } from "./mod.ts";
- * const store = await openPolicyStore({ dir: "policies" }, { watch: true });
- * store.current().revision; // "sha256:…"
+ * const dir = new URL("../../policies", import.meta.url).pathname; // the default set
+ * const store = await openPolicyStore({ dir }); // `{ watch: true }` reloads on change
+ * if (!store.current().revision.startsWith("sha256:")) throw new Error("no revision");
  * const result = await store.reload(); // { ok: false, error, revision } keeps the old set
+ * if (!result.ok) throw new Error("the default set reloads");
  * store.close();
  * ```
  *

@@ -1,7 +1,10 @@
 /**
  * Canonical JSON: one byte string per value, so a digest of it identifies the value. Object
  * keys are sorted by UTF-16 code units and nothing is indented, as in RFC 8785 (JCS), whose
- * number and string forms are those of `JSON.stringify`.
+ * number and string forms are those of `JSON.stringify`; the RFC's examples and Appendix B
+ * number vectors are in the test. Written by hand, not taken from a package: the audit chain's
+ * hashes depend on every byte, and a lone surrogate (outside JCS's I-JSON input) must still get
+ * one stable form (`\udXXX`, as `JSON.stringify` writes it) rather than fail a record.
  *
  * @module
  */

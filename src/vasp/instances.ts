@@ -77,9 +77,18 @@ function noInstance(uuid: string, why: string): VaspError {
  * calls); callers serialise the operations on one VM together with keeping their results.
  *
  * @example
- * ```ts ignore
- * const instances = new InstanceManager(asp);
- * const sealed = instances.create(uuid, digestHex); // keep sealed in the store
+ * ```ts
+ * import { Asp } from "../../ffi/mod.ts";
+ * import { InstanceManager } from "./instances.ts";
+ * const dir = Deno.makeTempDirSync();
+ * {
+ *   using asp = Asp.open(dir);
+ *   const instances = new InstanceManager(asp);
+ *   const sealed = instances.create(crypto.randomUUID(), "ab".repeat(32)); // keep it in the store
+ *   if (!/^[0-9a-f]{32}$/.test(sealed.instanceId)) throw new Error(sealed.instanceId);
+ *   instances.close();
+ * }
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class InstanceManager {
