@@ -16,7 +16,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
+import { QmpGate } from "../src/hypervisor/mod.ts";
+import { VaspClient } from "../src/wire/mod.ts";
 import { closeFd, UnixSocket } from "../ffi/mod.ts";
 import { RawQmp, startBareQemu } from "../tests/fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "../tests/fixtures/decision_server.ts";
@@ -116,7 +117,7 @@ const passFd = (s: FdSession) => async () => {
  */
 export async function benchGate(dir: string, n: number): Promise<HookBenchRow[]> {
   const server = new TestDecisionServer(`${dir}/vasp.sock`);
-  const client = new DecisionClient(server.path);
+  const client = new VaspClient(server.path);
   await using qemu = await startBareQemu(`${dir}/qemu.sock`);
   const gate = new QmpGate({ upstream: qemu.qmpPath, vm: VM, decisions: client, log: () => {} })
     .listen(`${dir}/gate.sock`);

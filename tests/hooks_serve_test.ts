@@ -3,7 +3,8 @@
  * libvirt hook run as libvirt runs it, and the QMP gate in front of a real QEMU.
  */
 import assert from "node:assert/strict";
-import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
+import { QmpGate } from "../src/hypervisor/mod.ts";
+import { VaspClient } from "../src/wire/mod.ts";
 import { RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
 import { requireTools } from "./fixtures/tools.ts";
 
@@ -101,7 +102,7 @@ Deno.test({
 
     await t.step("the gate asks the engine before stop and does what it answers", async () => {
       const dir = await Deno.makeTempDir({ prefix: "vasp-gate-serve-" });
-      const client = new DecisionClient(server.socket);
+      const client = new VaspClient(server.socket);
       await using qemu = await startBareQemu(`${dir}/qemu.sock`, { args: ["-uuid", VM.uuid] });
       const gate = new QmpGate({ upstream: qemu.qmpPath, vm: VM, decisions: client, log: () => {} })
         .listen(`${dir}/gate.sock`);

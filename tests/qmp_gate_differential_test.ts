@@ -5,7 +5,8 @@
  * gate each of them must have been decided.
  */
 import assert from "node:assert/strict";
-import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
+import { QmpGate } from "../src/hypervisor/mod.ts";
+import { VaspClient } from "../src/wire/mod.ts";
 import { RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
 import { requireTools } from "./fixtures/tools.ts";
@@ -113,7 +114,7 @@ Deno.test({
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "vasp-diff-" });
     const server = new TestDecisionServer(`${dir}/vasp.sock`);
-    const client = new DecisionClient(server.path);
+    const client = new VaspClient(server.path);
     const direct = await startBareQemu(`${dir}/direct.sock`);
     const behind = await startBareQemu(`${dir}/behind.sock`, { args: ["-uuid", VM.uuid] });
     const gate = new QmpGate({ upstream: behind.qmpPath, vm: VM, decisions: client, log: () => {} })

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { closeFd, UnixSocket } from "../ffi/mod.ts";
-import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
+import { QmpGate } from "../src/hypervisor/mod.ts";
+import { VaspClient } from "../src/wire/mod.ts";
 import { startBareQemu } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
 import { requireTools } from "./fixtures/tools.ts";
@@ -67,7 +68,7 @@ Deno.test({
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "vasp-gatefd-" });
     const server = new TestDecisionServer(`${dir}/vasp.sock`);
-    const client = new DecisionClient(server.path);
+    const client = new VaspClient(server.path);
     const qemu = await startBareQemu(`${dir}/qemu.sock`, { args: ["-uuid", VM.uuid] });
     const gate = new QmpGate({ upstream: qemu.qmpPath, vm: VM, decisions: client, log: () => {} })
       .listen(`${dir}/gate.sock`);

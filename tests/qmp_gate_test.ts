@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { DecisionClient, QmpGate } from "../src/hypervisor/mod.ts";
+import { QmpGate } from "../src/hypervisor/mod.ts";
+import { VaspClient } from "../src/wire/mod.ts";
 import { RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
 import { requireTools } from "./fixtures/tools.ts";
@@ -13,7 +14,7 @@ async function setUp(options: { timeoutMs?: number } = {}) {
   const dir = await Deno.makeTempDir({ prefix: "vasp-gate-" });
   const logs: string[] = [];
   const server = new TestDecisionServer(`${dir}/vasp.sock`);
-  const client = new DecisionClient(server.path, { timeoutMs: options.timeoutMs ?? 2000 });
+  const client = new VaspClient(server.path, { timeoutMs: options.timeoutMs ?? 2000 });
   const qemu = await startBareQemu(`${dir}/qemu.sock`, { args: ["-uuid", VM.uuid] });
   const gate = new QmpGate({
     upstream: qemu.qmpPath,
@@ -236,12 +237,12 @@ Deno.test({
     const desc = async () =>
       ((await qmp.execute({ execute: "stop" })).error as { desc: string }).desc;
     env.server.rule = () => Response.json({ allow: true });
-    assert.match(await desc(), /decision_malformed/);
+    assert.match(await desc(), /answer_malformed/);
     env.server.rule = () =>
-      Response.json({ code: "store_unavailable", message: "disk full", decision_id: "d-x" }, {
+      Response.json({ code: "audit_write_failed", message: "disk full", decision_id: "d-x" }, {
         status: 503,
       });
-    assert.match(await desc(), /status 503: disk full \[store_unavailable\]\) \(decision d-x\)$/);
+    assert.match(await desc(), /no decision \(audit_write_failed: disk full\) \(decision d-x\)$/);
     assert.equal(await env.status(qmp), "running");
   },
 });
@@ -260,6 +261,8 @@ Deno.test({
         ],
         actions: [],
         policy_revision: "r",
+        state: "running",
+        transition: { from: "running", to: null },
       });
     const qmp = await env.connect();
     const reply = await qmp.execute({ execute: "stop" });
@@ -300,7 +303,7 @@ Deno.test({
     }).output();
     assert.ok(made.success);
     const server = new TestDecisionServer(`${dir}/vasp.sock`);
-    const client = new DecisionClient(server.path);
+    const client = new VaspClient(server.path);
     const qemu = await startBareQemu(`${dir}/qemu.sock`, {
       args: ["-uuid", VM.uuid, "-drive", `file=${disk},if=virtio`],
     });

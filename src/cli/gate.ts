@@ -4,7 +4,8 @@
  * @module
  */
 import { VaspError } from "../engine/error.ts";
-import { DecisionClient, QmpGate } from "../hypervisor/mod.ts";
+import { QmpGate } from "../hypervisor/mod.ts";
+import { VaspClient } from "../wire/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
 import { createLogger, LOG_FORMATS, type LogFormat } from "../server/mod.ts";
 import { type Command, parseOptions, readFlagText } from "./_command.ts";
@@ -87,7 +88,7 @@ export const gate: Command = {
       throw new VaspError("usage_invalid", `--watch-pid "${values["watch-pid"]}" is not a PID`);
     }
     const server = values.server ?? `${resolveStateDir()}/vasp.sock`;
-    using decisions = new DecisionClient(server, {
+    using decisions = new VaspClient(server, {
       token: values["token-file"] === undefined
         ? Deno.env.get("VASP_TOKEN")
         : readFlagText("--token-file", values["token-file"]).trim(),

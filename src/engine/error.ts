@@ -97,7 +97,6 @@ export const ERROR_CODES = {
   gate_listen_failed: { status: 500, when: "the QMP gate cannot listen" },
   upstream_unavailable: { status: 500, when: "the QMP gate cannot reach QEMU" },
   decision_unavailable: { status: 503, when: "a hook got no decision in time" },
-  decision_malformed: { status: 502, when: "a hook got an answer that is not a decision" },
   answer_malformed: { status: 502, when: "a client got an answer that does not fit its route" },
   // vASP instances
   vasp_import_unknown: { status: 500, when: "an import of an instance nobody exported" },

@@ -4,13 +4,13 @@
  *
  * @module
  */
-import type { EventAck, EventReport } from "./decision_client.ts";
+import type { EventAnswer, EventReport } from "../wire/mod.ts";
 import { errorMessage } from "../engine/error.ts";
 
 /** What the reporter needs of the decision server. */
 export interface EventSink {
   /** Sends one report. */
-  report(event: EventReport): Promise<EventAck>;
+  report(event: EventReport): Promise<EventAnswer>;
 }
 
 /** Reports kept when the server lags; older ones are dropped (and logged) past this. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Decision, DecisionRequest, VmRef } from "./decision_client.ts";
+import type { DecideRequest, DecisionAnswer, VmRef } from "../wire/mod.ts";
 import type { EventReporter } from "./_event_reporter.ts";
 import { classifyCommand, classifyEvent, type FdKind, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
@@ -16,7 +16,7 @@ import { errorMessage } from "../engine/error.ts";
 /** What a connection shares with the rest of the gate. */
 export interface GateContext {
   readonly vm: VmRef;
-  readonly decide: (request: DecisionRequest) => Promise<Decision>;
+  readonly decide: (request: DecideRequest) => Promise<DecisionAnswer>;
   readonly reporter: EventReporter;
   readonly log: (line: string) => void;
   /**

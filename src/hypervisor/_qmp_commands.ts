@@ -6,11 +6,12 @@
  * @module
  */
 import { hmpWords, passes } from "./_qmp_allow.ts";
+import type { Operation } from "../engine/mod.ts";
 
 /** What the gate asks the decision server about one command. */
 export interface GatedCommand {
   /** Life-cycle operation (`pause`, `resume`, …). */
-  readonly operation: string;
+  readonly operation: Operation;
   /** Sub-step, when the operation has several (`reset`, `continue`, …). */
   readonly phase?: string;
   /** The command as it was sent (name, arguments) plus what it means. */
@@ -25,7 +26,7 @@ export interface GatedCommand {
 }
 
 interface Rule {
-  readonly operation: string;
+  readonly operation: Operation;
   readonly phase?: string;
   readonly action?: string;
   readonly exposesMemory?: true;
@@ -267,7 +268,7 @@ function gated(rule: Rule, details: Record<string, unknown>, label: string): Gat
 /** A QMP event turned into a report for `POST /v1/events`. */
 export interface EventMapping {
   /** Life-cycle operation the event completes (or fails). */
-  readonly operation: string;
+  readonly operation: Operation;
   /** Sub-step, when there is one. */
   readonly phase?: string;
   /** Whether the operation completed or failed. */

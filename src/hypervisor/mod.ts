@@ -1,19 +1,10 @@
 /**
- * Adapters to the hypervisor: the QMP gate in front of QEMU's monitor, the decision server
- * client the gate uses, and libvirt domain XML parsing.
+ * Adapters to the hypervisor: the QMP gate in front of QEMU's monitor (it asks the decision
+ * server through any `DecisionPort`, e.g. src/wire's `VaspClient`), QMP queries, libvirt
+ * domain XML and libvirt's domain events.
  *
  * @module
  */
-export {
-  type Decision,
-  DecisionClient,
-  type DecisionClientOptions,
-  type DecisionReason,
-  type DecisionRequest,
-  type EventAck,
-  type EventReport,
-  type VmRef,
-} from "./decision_client.ts";
 export { type DecisionPort, QmpGate, type QmpGateOptions } from "./qmp_gate.ts";
 export {
   type Disk,

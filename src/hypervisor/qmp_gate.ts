@@ -11,17 +11,23 @@
  * @module
  */
 import { errorMessage, isVaspError, VaspError } from "../engine/error.ts";
-import type { Decision, DecisionRequest, EventAck, EventReport, VmRef } from "./decision_client.ts";
+import type {
+  DecideRequest,
+  DecisionAnswer,
+  EventAnswer,
+  EventReport,
+  VmRef,
+} from "../wire/mod.ts";
 import { EventReporter } from "./_event_reporter.ts";
 import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
 import { UnixSocket } from "../../ffi/mod.ts";
 
-/** What the gate needs of the decision server; {@linkcode DecisionClient} provides it. */
+/** What the gate needs of the decision server; `VaspClient` (src/wire) provides it. */
 export interface DecisionPort {
   /** Asks for a decision; a rejection counts as a denial. */
-  decide(request: DecisionRequest): Promise<Decision>;
+  decide(request: DecideRequest): Promise<DecisionAnswer>;
   /** Reports an event. */
-  report(event: EventReport): Promise<EventAck>;
+  report(event: EventReport): Promise<EventAnswer>;
 }
 
 /** How to build a gate. */
