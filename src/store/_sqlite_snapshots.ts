@@ -59,8 +59,8 @@ export class SqliteSnapshots {
     return row ? this.#decode(uuid, row) : undefined;
   }
 
-  /** Inserts or replaces a snapshot; returns the one replaced. */
-  keep(uuid: string, snapshot: NewSnapshot): SnapshotState | undefined {
+  /** Inserts or replaces a snapshot; returns it as stored, and the one replaced. */
+  keep(uuid: string, snapshot: NewSnapshot): { kept: SnapshotState; replaced?: SnapshotState } {
     const s = checkSnapshot(snapshot);
     const db = this.#db();
     db.exec("BEGIN IMMEDIATE");
@@ -75,8 +75,9 @@ export class SqliteSnapshots {
           "instance_id = excluded.instance_id, sealed_state = excluded.sealed_state, " +
           "sealed_counter = excluded.sealed_counter, created_ms = excluded.created_ms",
       ).run(uuid, s.name, s.instanceId, s.sealedState, s.sealedCounter, this.#now().getTime());
+      const kept = this.#read(uuid, s.name)!;
       db.exec("COMMIT");
-      return replaced;
+      return replaced ? { kept, replaced } : { kept };
     } catch (error) {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw error;

@@ -19,16 +19,18 @@ Deno.test("a snapshot's sealed state is kept by name, replaced under the same na
   await using store = SqliteStore.openIn(dir.path, { now: () => new Date(ms) });
   await store.registerVm({ uuid: UUID, name: "web-1", tenant: "t", state: "running" });
   await store.registerVm({ uuid: OTHER, name: "web-2", tenant: "t", state: "running" });
-  assert.equal(await store.keepSnapshot(UUID, snap("b", 3)), undefined);
-  assert.equal(await store.keepSnapshot(UUID, snap("a", 2)), undefined);
+  assert.deepEqual(await store.keepSnapshot(UUID, snap("b", 3)), {
+    kept: { ...snap("b", 3), createdAt: new Date(ms) },
+  });
+  assert.equal((await store.keepSnapshot(UUID, snap("a", 2))).replaced, undefined);
   await store.keepSnapshot(OTHER, snap("a", 9));
   assert.deepEqual(await store.listSnapshots(UUID), [
     { ...snap("a", 2), createdAt: new Date(ms) },
     { ...snap("b", 3), createdAt: new Date(ms) },
   ]);
   ms += 1000;
-  const replaced = await store.keepSnapshot(UUID, snap("a", 5));
-  assert.equal(replaced?.sealedCounter, 2);
+  const { replaced } = await store.keepSnapshot(UUID, snap("a", 5));
+  assert.deepEqual(replaced, { ...snap("a", 2), createdAt: new Date(ms - 1000) });
   const [a] = await store.listSnapshots(UUID);
   assert.deepEqual(a, { ...snap("a", 5), createdAt: new Date(ms) });
   assert.equal((await store.dropSnapshot(UUID, "a"))?.sealedCounter, 5);

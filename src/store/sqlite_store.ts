@@ -217,7 +217,10 @@ export class SqliteStore implements Store {
   }
 
   /** {@inheritDoc Store.keepSnapshot} */
-  keepSnapshot(uuid: string, snapshot: NewSnapshot): Promise<SnapshotState | undefined> {
+  keepSnapshot(
+    uuid: string,
+    snapshot: NewSnapshot,
+  ): Promise<{ kept: SnapshotState; replaced?: SnapshotState }> {
     return this.#write(() => this.#snapshots.keep(uuid, snapshot));
   }
 

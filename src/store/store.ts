@@ -220,10 +220,13 @@ export interface Store extends AsyncDisposable, Disposable {
   /**
    * Keeps a snapshot's sealed state under its name, replacing one of the same name.
    *
-   * @returns the one it replaced, or `undefined`
+   * @returns what is kept now, and the one it replaced
    * @throws {VaspError} `vm_not_found`; {@link TypeError} for a malformed snapshot
    */
-  keepSnapshot(uuid: string, snapshot: NewSnapshot): Promise<SnapshotState | undefined>;
+  keepSnapshot(
+    uuid: string,
+    snapshot: NewSnapshot,
+  ): Promise<{ kept: SnapshotState; replaced?: SnapshotState }>;
   /** The sealed states of a VM's snapshots, by name (none for an unknown VM). */
   listSnapshots(uuid: string): Promise<SnapshotState[]>;
   /**

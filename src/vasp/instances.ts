@@ -197,6 +197,25 @@ export class InstanceManager {
   }
 
   /**
+   * Unregisters a snapshot of a VM with the ASP, so that its blob no longer imports once newer
+   * ones exist (a deleted or replaced snapshot).
+   *
+   * @param uuid the VM
+   * @param counter the snapshot's export counter
+   * @returns whether it was registered
+   * @throws {NativeError} `io_error` when the ASP could not persist the change
+   */
+  forgetSnapshot(uuid: string, counter: number): boolean {
+    try {
+      this.#asp.forgetSnapshot(uuid, BigInt(counter));
+      return true;
+    } catch (error) {
+      if (error instanceof NativeError && error.code === "not_found") return false;
+      throw error;
+    }
+  }
+
+  /**
    * Imports a VM's instance from a blob, without making it the live one yet: the import
    * checks the seal, the binding and the counter, and changes nothing in the ASP.
    *

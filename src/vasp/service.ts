@@ -30,6 +30,7 @@ import {
 import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
+import { SnapshotStates } from "./_snapshots.ts";
 import {
   answer,
   base64,
@@ -42,6 +43,7 @@ import {
   newVm,
   OUTBOUND,
   refusal,
+  snapshotStep,
   stored,
 } from "./_events.ts";
 
@@ -51,6 +53,7 @@ export class VaspService implements VaspPort {
   readonly #store: Store;
   readonly #log: Logger;
   readonly #queue = new KeyedQueue();
+  readonly #snapshots: SnapshotStates;
 
   /**
    * @param asp the open ASP
@@ -61,6 +64,7 @@ export class VaspService implements VaspPort {
     this.#instances = new InstanceManager(asp);
     this.#store = store;
     this.#log = options.log;
+    this.#snapshots = new SnapshotStates(this.#instances, store, options);
   }
 
   /** The live instances (for tests and the monitor's reads). */
@@ -69,9 +73,10 @@ export class VaspService implements VaspPort {
   }
 
   /**
-   * Brings back the instance of every VM with a binding, from its stored sealed state. A
-   * refusal is logged loudly; that VM has no live instance and decisions about it fail
-   * closed with the refusal in their context (`vasp.error`).
+   * Brings back the instance of every VM with a binding, from its stored sealed state, and
+   * reads its snapshots' sealed states. A refusal is logged loudly; that VM has no live
+   * instance and decisions about it fail closed with the refusal in their context
+   * (`vasp.error`).
    *
    * @returns the VMs whose instance was refused, with why
    * @throws {VaspError} the store's failures
@@ -79,6 +84,7 @@ export class VaspService implements VaspPort {
   async bringBackAll(): Promise<{ uuid: string; name: string; error: string }[]> {
     const refused = [];
     for (const vm of await this.#store.listVms()) {
+      await this.#snapshots.load(vm);
       if (!vm.binding) continue;
       const error = this.#instances.bringBack(vm.uuid, vm.binding.sealedState);
       if (error === undefined) continue;
@@ -129,6 +135,7 @@ export class VaspService implements VaspPort {
   /** {@inheritDoc VaspPort.forget} */
   forget(vm: VmRecord): Promise<void> {
     return this.#queue.run(vm.uuid, () => {
+      this.#snapshots.forget(vm.uuid);
       const id = this.#instances.destroy(vm.uuid);
       if (id) {
         this.#log.log("info", `vASP instance of VM "${vm.name}" destroyed (VM removed)`, {
@@ -156,13 +163,18 @@ export class VaspService implements VaspPort {
   /** {@inheritDoc VaspPort.prepare} */
   prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
     const op = event.operation;
+    const snapshot = snapshotStep(event);
+    if (snapshot?.action === "load") return this.#revert(event, vm, snapshot.name);
     if (INBOUND.has(op) && movesState(event)) return this.#inbound(event, vm);
     const binding = this.#view(vm, OUTBOUND.has(op));
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow) return {};
       if (op === "define") return await this.#define(event, vm);
       if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
-      if (OUTBOUND.has(op) && movesState(event)) return await this.#outbound(event, vm);
+      if (snapshot?.action === "delete") return await this.#dropSnapshot(event, snapshot.name);
+      if (OUTBOUND.has(op) && movesState(event)) {
+        return await this.#outbound(event, vm, snapshot?.name);
+      }
       if (op === "destroy") return await this.#destroy(event, vm);
       return {};
     };
@@ -186,7 +198,6 @@ export class VaspService implements VaspPort {
 
   /** Restore and incoming migration: import the sealed state before the engine decides. */
   #inbound(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
-    const uuid = event.vm.uuid;
     const supplied = event.operation === "migrate-in"
       ? base64(event.details.vasp_state_b64, "vasp_state_b64")
       : undefined;
@@ -195,13 +206,48 @@ export class VaspService implements VaspPort {
       // Nothing to import: the policies decide (sealed-state denies by default).
       return { binding: this.#view(vm, false), settle: () => Promise.resolve({}), discard() {} };
     }
-    const snapshot = event.details.action === "load";
+    return this.#importing(event, vm, blob);
+  }
+
+  /**
+   * A revert to an internal snapshot: import that snapshot's own sealed state before the
+   * engine decides, or refuse (always, so the record names the snapshot) when there is none.
+   */
+  #revert(event: LifecycleEvent, vm: VmRecord | undefined, name: string | undefined): VaspStep {
+    const kept = name === undefined ? undefined : this.#snapshots.get(event.vm.uuid, name);
+    if (kept) return this.#importing(event, vm, kept.sealedState, name);
+    const why = name === undefined
+      ? `Cannot revert VM "${event.vm.name}" to a snapshot: the event names none ` +
+        "(details.snapshot), so its sealed vASP state cannot be found"
+      : `no sealed vASP state for snapshot "${name}" of VM "${event.vm.name}"`;
+    return {
+      binding: engineBinding(vm?.binding ?? { instanceId: "", configDigest: "" }, {
+        sealedExport: false,
+        error: why,
+      }),
+      settle: () => Promise.resolve(refusal("import", why)),
+      discard() {},
+    };
+  }
+
+  /**
+   * Imports `blob` (a snapshot's, presented as a registered snapshot, when `snapshot` names
+   * it) before the engine decides; an allowed decision makes it the live instance.
+   */
+  #importing(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    blob: Uint8Array,
+    snapshot?: string,
+  ): VaspStep {
+    const uuid = event.vm.uuid;
+    const of = snapshot === undefined ? "" : ` of snapshot "${snapshot}"`;
     let pending: PendingImport | undefined;
     let refused: string | undefined;
     try {
-      pending = this.#instances.importPending(uuid, blob, { snapshot });
+      pending = this.#instances.importPending(uuid, blob, { snapshot: snapshot !== undefined });
     } catch (error) {
-      refused = `the sealed vASP state was refused: ${errorText(error)}`;
+      refused = `the sealed vASP state${of} was refused: ${errorText(error)}`;
     }
     const binding = pending
       ? engineBinding(pending, { sealedExport: true, error: "" })
@@ -215,7 +261,9 @@ export class VaspService implements VaspPort {
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow || !pending) {
         discard();
-        return decision.allow ? refusal("import", refused!) : {};
+        // A refused snapshot is named in the record even when the policies denied already.
+        const named = decision.allow || (snapshot !== undefined && !pending);
+        return named ? refusal("import", refused!) : {};
       }
       const adopted = pending;
       return await this.#queue.run(uuid, async () => {
@@ -223,7 +271,15 @@ export class VaspService implements VaspPort {
         const current = await this.#store.getVm(uuid);
         if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
         else await this.#store.registerVm(newVm(event, stored(sealed)));
-        return answer(sealed, { imported: true, snapshot });
+        if (snapshot === undefined) return answer(sealed, { imported: true });
+        return {
+          ...answer(sealed, { imported: true, snapshot }),
+          note: {
+            rule: "snapshot-imported",
+            message: `VM "${event.vm.name}" reverted to snapshot "${snapshot}": its sealed vASP ` +
+              `state was imported (now export counter ${sealed.sealedCounter})`,
+          },
+        };
       });
     };
     return { binding, settle, discard };
@@ -288,20 +344,42 @@ export class VaspService implements VaspPort {
     });
   }
 
-  /** Save, snapshot, outgoing migration: seal the instance beside the guest state. */
-  #outbound(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+  /**
+   * Save, snapshot, outgoing migration: seal the instance beside the guest state; a snapshot's
+   * sealed state is kept under its name.
+   */
+  #outbound(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    name: string | undefined,
+  ): Promise<VaspOutcome> {
     if (!vm?.binding) return Promise.resolve({});
+    if (event.operation === "snapshot") {
+      if (name === undefined) {
+        return Promise.resolve(refusal(
+          "seal",
+          `Cannot seal the vASP state of VM "${event.vm.name}" for a snapshot: the event names ` +
+            "none (details.snapshot), so a revert could not find it",
+        ));
+      }
+      return this.#queue.run(event.vm.uuid, () => this.#snapshots.seal(event, name));
+    }
     return this.#queue.run(event.vm.uuid, async () => {
       const status = this.#instances.status(event.vm.uuid);
       if (!status?.live) {
         const why = status?.error ?? "it has no live instance";
         return refusal("seal", `Cannot seal the vASP state of VM "${event.vm.name}": ${why}`);
       }
-      const snapshot = event.operation === "snapshot";
-      const sealed = this.#instances.seal(event.vm.uuid, { snapshot });
+      const sealed = this.#instances.seal(event.vm.uuid);
       await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
-      return answer(sealed, { snapshot });
+      return answer(sealed);
     });
+  }
+
+  /** An allowed snapshot deletion: its sealed state is dropped and unregistered. */
+  #dropSnapshot(event: LifecycleEvent, name: string | undefined): Promise<VaspOutcome> {
+    if (name === undefined) return Promise.resolve({});
+    return this.#queue.run(event.vm.uuid, () => this.#snapshots.drop(event, name));
   }
 
   /** An allowed destroy: the instance is destroyed for good and the binding dropped. */
@@ -309,6 +387,7 @@ export class VaspService implements VaspPort {
     return this.#queue.run(event.vm.uuid, async () => {
       const id = this.#instances.destroy(event.vm.uuid);
       if (vm?.binding) await this.#store.updateVm(event.vm.uuid, { binding: null });
+      await this.#snapshots.dropAll(event.vm.uuid);
       return id ? { details: { instance_id: id, destroyed: true } } : {};
     });
   }
