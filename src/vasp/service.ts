@@ -6,12 +6,7 @@
  *
  * @module
  */
-import {
-  type Extension,
-  InstanceManager,
-  type PendingImport,
-  type SealedBinding,
-} from "./instances.ts";
+import { type Extension, InstanceManager, type SealedBinding } from "./instances.ts";
 import type { Asp } from "../../ffi/mod.ts";
 import {
   type Decision,
@@ -31,12 +26,12 @@ import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
 import { SnapshotStates } from "./_snapshots.ts";
+import { importStep, revertStep } from "./_import_step.ts";
 import {
   answer,
   base64,
   BOOT_PHASES,
   bootDomain,
-  errorText,
   eventConfig,
   INBOUND,
   movesState,
@@ -46,6 +41,8 @@ import {
   snapshotStep,
   stored,
 } from "./_events.ts";
+
+const nothing = (): Promise<VaspOutcome> => Promise.resolve({});
 
 /** The vASP side of the server: {@link VaspPort} on the live instances and the store. */
 export class VaspService implements VaspPort {
@@ -164,8 +161,22 @@ export class VaspService implements VaspPort {
   prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
     const op = event.operation;
     const snapshot = snapshotStep(event);
-    if (snapshot?.action === "load") return this.#revert(event, vm, snapshot.name);
-    if (INBOUND.has(op) && movesState(event)) return this.#inbound(event, vm);
+    const imports = { instances: this.#instances, store: this.#store, queue: this.#queue };
+    if (snapshot?.action === "load") {
+      const kept = snapshot.name === undefined
+        ? undefined
+        : this.#snapshots.get(event.vm.uuid, snapshot.name);
+      return revertStep(imports, { event, vm, name: snapshot.name, kept });
+    }
+    if (INBOUND.has(op) && movesState(event)) {
+      const supplied = op === "migrate-in"
+        ? base64(event.details.vasp_state_b64, "vasp_state_b64")
+        : undefined;
+      const blob = supplied ?? vm?.binding?.sealedState ?? null;
+      // Nothing to import: the policies decide (sealed-state denies by default).
+      if (blob === null) return { binding: this.#view(vm, false), settle: nothing, discard() {} };
+      return importStep(imports, { event, vm, blob });
+    }
     const binding = this.#view(vm, OUTBOUND.has(op));
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow) return {};
@@ -194,95 +205,6 @@ export class VaspService implements VaspPort {
       sealedExport: false,
       error: status?.error ?? "the server holds no instance for it",
     });
-  }
-
-  /** Restore and incoming migration: import the sealed state before the engine decides. */
-  #inbound(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
-    const supplied = event.operation === "migrate-in"
-      ? base64(event.details.vasp_state_b64, "vasp_state_b64")
-      : undefined;
-    const blob = supplied ?? vm?.binding?.sealedState ?? null;
-    if (blob === null) {
-      // Nothing to import: the policies decide (sealed-state denies by default).
-      return { binding: this.#view(vm, false), settle: () => Promise.resolve({}), discard() {} };
-    }
-    return this.#importing(event, vm, blob);
-  }
-
-  /**
-   * A revert to an internal snapshot: import that snapshot's own sealed state before the
-   * engine decides, or refuse (always, so the record names the snapshot) when there is none.
-   */
-  #revert(event: LifecycleEvent, vm: VmRecord | undefined, name: string | undefined): VaspStep {
-    const kept = name === undefined ? undefined : this.#snapshots.get(event.vm.uuid, name);
-    if (kept) return this.#importing(event, vm, kept.sealedState, name);
-    const why = name === undefined
-      ? `Cannot revert VM "${event.vm.name}" to a snapshot: the event names none ` +
-        "(details.snapshot), so its sealed vASP state cannot be found"
-      : `no sealed vASP state for snapshot "${name}" of VM "${event.vm.name}"`;
-    return {
-      binding: engineBinding(vm?.binding ?? { instanceId: "", configDigest: "" }, {
-        sealedExport: false,
-        error: why,
-      }),
-      settle: () => Promise.resolve(refusal("import", why)),
-      discard() {},
-    };
-  }
-
-  /**
-   * Imports `blob` (a snapshot's, presented as a registered snapshot, when `snapshot` names
-   * it) before the engine decides; an allowed decision makes it the live instance.
-   */
-  #importing(
-    event: LifecycleEvent,
-    vm: VmRecord | undefined,
-    blob: Uint8Array,
-    snapshot?: string,
-  ): VaspStep {
-    const uuid = event.vm.uuid;
-    const of = snapshot === undefined ? "" : ` of snapshot "${snapshot}"`;
-    let pending: PendingImport | undefined;
-    let refused: string | undefined;
-    try {
-      pending = this.#instances.importPending(uuid, blob, { snapshot: snapshot !== undefined });
-    } catch (error) {
-      refused = `the sealed vASP state${of} was refused: ${errorText(error)}`;
-    }
-    const binding = pending
-      ? engineBinding(pending, { sealedExport: true, error: "" })
-      : engineBinding(vm?.binding ?? { instanceId: "", configDigest: "" }, {
-        sealedExport: false,
-        error: refused!,
-      });
-    const discard = () => {
-      if (pending) this.#instances.drop(pending);
-    };
-    const settle = async (decision: Decision): Promise<VaspOutcome> => {
-      if (!decision.allow || !pending) {
-        discard();
-        // A refused snapshot is named in the record even when the policies denied already.
-        const named = decision.allow || (snapshot !== undefined && !pending);
-        return named ? refusal("import", refused!) : {};
-      }
-      const adopted = pending;
-      return await this.#queue.run(uuid, async () => {
-        const sealed = this.#instances.adopt(adopted);
-        const current = await this.#store.getVm(uuid);
-        if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
-        else await this.#store.registerVm(newVm(event, stored(sealed)));
-        if (snapshot === undefined) return answer(sealed, { imported: true });
-        return {
-          ...answer(sealed, { imported: true, snapshot }),
-          note: {
-            rule: "snapshot-imported",
-            message: `VM "${event.vm.name}" reverted to snapshot "${snapshot}": its sealed vASP ` +
-              `state was imported (now export counter ${sealed.sealedCounter})`,
-          },
-        };
-      });
-    };
-    return { binding, settle, discard };
   }
 
   /** Creates an instance and keeps it with `keep`; destroys it when it cannot be kept. */
