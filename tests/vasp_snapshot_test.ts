@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { type SnapshotState, SqliteStore } from "../src/store/mod.ts";
+import { type SnapshotState, SqliteStore, type VaspBinding } from "../src/store/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 import { type Answer, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
 import {
@@ -211,13 +211,15 @@ Deno.test("each internal snapshot keeps its own sealed vASP state: a revert impo
   });
 });
 
-Deno.test("snapshots' sealed states survive a restart, and a deleted snapshot's state put back into the store is refused as a rollback", async () => {
+Deno.test("snapshots' sealed states survive a restart, a deleted snapshot's state put back into the store is refused as a rollback, and a VM whose binding was rolled back reverts to a kept snapshot", async () => {
   await using dir = await tempStateDir();
   let deleted: SnapshotState | undefined;
+  let first: VaspBinding | undefined;
   let atB;
   {
     await using s = await startVaspServer(dir.path);
     await registeredAndStarted(s, dir.path);
+    first = (await s.server.store.getVm(VM.uuid))!.binding!;
     await measuredClean(s, VM);
     await measured(s, "kernel before A");
     allowed(await snapshot(s, "save", "A"));
@@ -237,18 +239,24 @@ Deno.test("snapshots' sealed states survive a restart, and a deleted snapshot's 
     allowed(await snapshot(s, "delete", "A"));
   }
   {
-    // While the server is down, the deleted snapshot's row is put back.
+    // While the server is down, the deleted snapshot's row is put back, and the binding is
+    // rolled back to an old sealed state.
     await using store = SqliteStore.openIn(dir.path);
     await store.keepSnapshot(VM.uuid, deleted!);
+    await store.updateVm(VM.uuid, { binding: first! });
   }
   await using s = await startVaspServer(dir.path);
   await measuredClean(s, VM);
+  assert.ok(s.logged.some((l) => /VM "web-1" has no vASP instance: .*rollback_refused/.test(l)));
+  const quote = await s.call("GET", `/v1/vms/${VM.uuid}/quote?nonce=${"ab".repeat(16)}`);
+  assert.equal(quote.json.code, "vasp_instance_unavailable");
   const reasons = denied(await snapshot(s, "load", "A"));
   assert.match(
     vaspReason(reasons, "import")?.message ?? JSON.stringify(reasons),
     /^the sealed vASP state of snapshot "A" was refused: .*\[rollback_refused\]$/,
   );
   assert.ok(reasons.some((r) => r.policy === "sealed-state" && r.rule === "sealed"));
+  // A registered snapshot imports: the VM has a live instance again, B's.
   assert.equal(allowed(await snapshot(s, "load", "B")).snapshot, "B");
   assert.deepEqual((await attested(s, VM, dir.path)).registers, atB!.registers);
 });
