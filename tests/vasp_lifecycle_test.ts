@@ -13,7 +13,15 @@ import { parseEventLog } from "../ffi/mod.ts";
 import { readCertificates, verifyQuote } from "../src/attest/mod.ts";
 import { SqliteStore, type VaspBinding } from "../src/store/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
-import { type Answer, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
+import { startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
+import {
+  allowed,
+  bootFiles,
+  completed as completedOf,
+  decide as decideAbout,
+  domainXml as xmlOf,
+  measuredClean as measuredCleanOf,
+} from "./fixtures/vasp_vm.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const VM = "6f1c2a9e-3b4d-4c5e-8f70-1a2b3c4d5e6f";
@@ -21,85 +29,18 @@ const VM2 = "0e4a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b";
 const NONCE = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
 
-/** A domain XML that boots `kernel` with `initrd` and one disk. */
-function domainXml(uuid: string, name: string, boot: string): string {
-  return `<domain type='kvm'>
-  <name>${name}</name>
-  <uuid>${uuid}</uuid>
-  <memory unit='KiB'>262144</memory>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <loader readonly='yes' type='pflash'>${boot}/OVMF.fd</loader>
-    <kernel>${boot}/vmlinuz</kernel>
-    <initrd>${boot}/initrd.img</initrd>
-    <cmdline>console=ttyS0 root=/dev/vda1</cmdline>
-  </os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/var/lib/libvirt/images/${name}.qcow2'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-  </devices>
-</domain>
-`;
-}
-
-/** Writes the boot files the domain XML names; returns the kernel's bytes. */
-async function bootFiles(dir: string): Promise<Uint8Array> {
-  await Deno.mkdir(dir, { recursive: true });
-  const kernel = crypto.getRandomValues(new Uint8Array(4096));
-  await Deno.writeFile(join(dir, "vmlinuz"), kernel);
-  await Deno.writeFile(join(dir, "initrd.img"), crypto.getRandomValues(new Uint8Array(2048)));
-  await Deno.writeFile(join(dir, "OVMF.fd"), crypto.getRandomValues(new Uint8Array(1024)));
-  return kernel;
-}
-
-function decide(s: VaspServer, operation: string, extra: Record<string, unknown> = {}) {
-  return s.call("POST", "/v1/decide", {
-    body: { operation, vm: { uuid: VM, name: "web-1" }, source: "api", details: {}, ...extra },
-  });
-}
-
-async function completed(s: VaspServer, operation: string, extra: Record<string, unknown> = {}) {
-  const answer = await s.call("POST", "/v1/events", {
-    body: {
-      operation,
-      vm: { uuid: VM, name: "web-1" },
-      source: "api",
-      details: {},
-      outcome: "completed",
-      ...extra,
-    },
-  });
-  assert.equal(answer.status, 200, JSON.stringify(answer.json));
-}
-
-/** The decision allowed, and what the vASP side did. */
-function allowed(answer: Answer): Record<string, unknown> {
-  assert.equal(answer.status, 200, JSON.stringify(answer.json));
-  assert.equal(answer.json.allow, true, JSON.stringify(answer.json.reasons));
-  return answer.json.vasp ?? {};
-}
+const WEB1 = { uuid: VM, name: "web-1" };
+const domainXml = (uuid: string, name: string, boot: string) => xmlOf({ uuid, name }, boot);
+const decide = (s: VaspServer, operation: string, extra: Record<string, unknown> = {}) =>
+  decideAbout(s, WEB1, operation, extra);
+const completed = (s: VaspServer, operation: string, extra: Record<string, unknown> = {}) =>
+  completedOf(s, WEB1, operation, extra);
+const measuredClean = (s: VaspServer) => measuredCleanOf(s, WEB1);
 
 async function binding(s: VaspServer, uuid = VM): Promise<VaspBinding> {
   const vm = await s.server.store.getVm(uuid);
   assert.ok(vm?.binding, `VM ${uuid} has a binding`);
   return vm.binding;
-}
-
-/** Fresh, clean measurements, as the monitor records them, so that saves are allowed. */
-async function measuredClean(s: VaspServer): Promise<void> {
-  await s.server.store.recordMeasurements(
-    VM,
-    ["kernel_text", "sys_call_table"].map((region) => ({
-      region,
-      digest: "11".repeat(32),
-      reference: "11".repeat(32),
-      status: "ok",
-      time: new Date(),
-    })),
-  );
 }
 
 Deno.test("a VM's vASP instance is created at registration, extended at boot, quoted, sealed at save, imported at restore, refused when rolled back and destroyed with the VM", async (t) => {

@@ -30,7 +30,7 @@ import { eventEntry, failureEntry, inputDigest, operatorEntry } from "./_records
 import { type DecisionAnswer, decisionAnswer, type EventAnswer } from "./answers.ts";
 import type { PolicyProvider } from "./policy_provider.ts";
 import type { Metrics } from "./metrics.ts";
-import { refuseDecision, type VaspPort, type VaspStep } from "../vasp/mod.ts";
+import { refuseDecision, VASP_POLICY, type VaspPort, type VaspStep } from "../vasp/mod.ts";
 
 /** What the decision service needs. */
 export interface DecisionServiceDeps {
@@ -219,7 +219,10 @@ export class DecisionService {
       inputDigest: inputDigest(input),
       policyRevision: decision.policyRevision,
       result: decision.allow ? "allow" : "deny",
-      reasons: decision.reasons,
+      // What the vASP side did that the record must name (a snapshot) is an `info` reason.
+      reasons: vasp.note
+        ? [...decision.reasons, { policy: VASP_POLICY, ...vasp.note, effect: "info" }]
+        : decision.reasons,
       actions: decision.actions,
       engineLatencyUs: engineUs,
     });

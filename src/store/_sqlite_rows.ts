@@ -6,7 +6,7 @@
  */
 import type { AuditRecord, AuditResult } from "./audit.ts";
 import { decodeIntrospection } from "./_introspection.ts";
-import type { Measurement, VmRecord } from "./store.ts";
+import type { Measurement, SnapshotState, VmRecord } from "./store.ts";
 import type { MalformedRow } from "./verify.ts";
 import { errorMessage } from "../engine/error.ts";
 
@@ -140,6 +140,23 @@ export function decodeMeasurement(row: Row): Measurement {
     status: text(row, "status"),
     time: time(row, "time_ms"),
     ...(row.detail === null || row.detail === undefined ? {} : { detail: text(row, "detail") }),
+  };
+}
+
+/**
+ * Decodes a snapshot row.
+ *
+ * @throws {Error} naming the column that is malformed
+ */
+export function decodeSnapshot(row: Row): SnapshotState {
+  const sealed = row.sealed_state;
+  if (!(sealed instanceof Uint8Array)) throw new ColumnError("sealed_state is not a blob");
+  return {
+    name: text(row, "name"),
+    instanceId: text(row, "instance_id"),
+    sealedState: sealed,
+    sealedCounter: int(row, "sealed_counter"),
+    createdAt: time(row, "created_ms"),
   };
 }
 

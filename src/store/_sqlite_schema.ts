@@ -74,6 +74,16 @@ const MIGRATIONS: readonly string[] = [
   // How the monitor measures a VM, and why a region's measurement failed or differs.
   `ALTER TABLE vms ADD COLUMN introspection TEXT;
    ALTER TABLE measurements ADD COLUMN detail TEXT;`,
+  // One sealed vASP state per internal snapshot of a VM, by the snapshot's name.
+  `CREATE TABLE snapshots (
+     vm_uuid TEXT NOT NULL REFERENCES vms (uuid) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     instance_id TEXT NOT NULL,
+     sealed_state BLOB NOT NULL,
+     sealed_counter INTEGER NOT NULL,
+     created_ms INTEGER NOT NULL,
+     PRIMARY KEY (vm_uuid, name)
+   );`,
 ];
 
 /** The schema version this code writes. */

@@ -13,6 +13,7 @@ import type { Checkpoint, Signer } from "./checkpoint.ts";
 import type { GroupCommitOptions } from "./group_commit.ts";
 import { openDatabase } from "./_sqlite_schema.ts";
 import { SqliteAuditLog } from "./_sqlite_audit.ts";
+import { SqliteSnapshots } from "./_sqlite_snapshots.ts";
 import { SqliteVms } from "./_sqlite_vms.ts";
 import { WalCheckpointer } from "./_wal_checkpointer.ts";
 import { WalSync } from "./_wal_sync.ts";
@@ -20,7 +21,9 @@ import type {
   AuditPage,
   AuditQuery,
   Measurement,
+  NewSnapshot,
   NewVm,
+  SnapshotState,
   Store,
   VerifyOptions,
   VmFilter,
@@ -56,6 +59,7 @@ export class SqliteStore implements Store {
   #db: DatabaseSync | null;
   readonly #path: string;
   readonly #vms: SqliteVms;
+  readonly #snapshots: SqliteSnapshots;
   readonly #audit: SqliteAuditLog;
   readonly #wal: WalSync;
   readonly #checkpointer: WalCheckpointer | null;
@@ -75,6 +79,7 @@ export class SqliteStore implements Store {
       throw new RangeError(`checkpointEvery must be a positive integer, got ${checkpointEvery}`);
     }
     this.#vms = new SqliteVms(open, now);
+    this.#snapshots = new SqliteSnapshots(open, now);
     this.#onCheckpointError = options.onCheckpointError ??
       ((error) => console.error(`vasp: audit checkpoint failed: ${errorMessage(error)}`));
     this.#audit = new SqliteAuditLog(open, {
@@ -209,6 +214,24 @@ export class SqliteStore implements Store {
   /** {@inheritDoc Store.latestMeasurements} */
   latestMeasurements(uuid: string): Promise<Measurement[]> {
     return this.#async(() => this.#vms.latestMeasurements(uuid));
+  }
+
+  /** {@inheritDoc Store.keepSnapshot} */
+  keepSnapshot(
+    uuid: string,
+    snapshot: NewSnapshot,
+  ): Promise<{ kept: SnapshotState; replaced?: SnapshotState }> {
+    return this.#write(() => this.#snapshots.keep(uuid, snapshot));
+  }
+
+  /** {@inheritDoc Store.listSnapshots} */
+  listSnapshots(uuid: string): Promise<SnapshotState[]> {
+    return this.#async(() => this.#snapshots.list(uuid));
+  }
+
+  /** {@inheritDoc Store.dropSnapshot} */
+  dropSnapshot(uuid: string, name: string): Promise<SnapshotState | undefined> {
+    return this.#write(() => this.#snapshots.drop(uuid, name));
   }
 
   /** {@inheritDoc Store.appendAudit} */

@@ -22,6 +22,27 @@ export interface VaspBinding {
 }
 
 /**
+ * The sealed vASP state of one internal snapshot of a VM (QEMU `savevm`/`snapshot-save`),
+ * kept under the snapshot's name so that a revert imports that snapshot's own state
+ * (docs/lifecycle.md, "Snapshots").
+ */
+export interface SnapshotState {
+  /** The snapshot's name (QEMU's tag, libvirt's snapshot name); unique per VM. */
+  readonly name: string;
+  /** The vASP instance that was sealed. */
+  readonly instanceId: string;
+  /** The instance state sealed by the ASP and registered with it as a snapshot of the VM. */
+  readonly sealedState: Uint8Array;
+  /** The ASP export counter inside `sealedState`: the snapshot's registration. */
+  readonly sealedCounter: number;
+  /** When it was kept. */
+  readonly createdAt: Date;
+}
+
+/** What keeping a snapshot's sealed state needs (the store stamps the time). */
+export type NewSnapshot = Omit<SnapshotState, "createdAt">;
+
+/**
  * How the measurement monitor measures a VM's kernel from outside (docs/introspection.md,
  * docs/lifecycle.md): where its RAM and kernel symbols are, and how often.
  */
@@ -183,7 +204,7 @@ export interface Store extends AsyncDisposable, Disposable {
    */
   updateVm(uuid: string, patch: VmPatch, options?: { ifState?: string }): Promise<VmRecord>;
   /**
-   * Removes a VM and its measurements; its audit records stay.
+   * Removes a VM, its measurements and its snapshots' sealed states; its audit records stay.
    *
    * @throws {VaspError} `vm_not_found`
    */
@@ -196,6 +217,24 @@ export interface Store extends AsyncDisposable, Disposable {
   recordMeasurements(uuid: string, measurements: readonly Measurement[]): Promise<void>;
   /** The latest measurement of each region of a VM, by region name. */
   latestMeasurements(uuid: string): Promise<Measurement[]>;
+  /**
+   * Keeps a snapshot's sealed state under its name, replacing one of the same name.
+   *
+   * @returns what is kept now, and the one it replaced
+   * @throws {VaspError} `vm_not_found`; {@link TypeError} for a malformed snapshot
+   */
+  keepSnapshot(
+    uuid: string,
+    snapshot: NewSnapshot,
+  ): Promise<{ kept: SnapshotState; replaced?: SnapshotState }>;
+  /** The sealed states of a VM's snapshots, by name (none for an unknown VM). */
+  listSnapshots(uuid: string): Promise<SnapshotState[]>;
+  /**
+   * Drops a snapshot's sealed state.
+   *
+   * @returns the one dropped, or `undefined` when there was none of that name
+   */
+  dropSnapshot(uuid: string, name: string): Promise<SnapshotState | undefined>;
   /**
    * Appends a decision to the audit log. Resolves only once the record is durable; appends
    * made meanwhile are committed together.

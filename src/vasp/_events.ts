@@ -22,6 +22,18 @@ export const INBOUND: ReadonlySet<string> = new Set(["restore", "migrate-in"]);
 export const BOOT_PHASES: ReadonlySet<string> = new Set(["", "prepare"]);
 /** Later steps of an operation already decided: they move no vASP state. */
 const LATER_PHASES = new Set(["continue", "recover", "failover"]);
+/** What a `snapshot` event does (`details.action`; `save` when absent). */
+const SNAPSHOT_ACTIONS: ReadonlySet<string> = new Set(["save", "load", "delete"]);
+/** The longest snapshot name taken, in UTF-16 code units (libvirt's and QEMU's are short). */
+const SNAPSHOT_NAME_MAX = 256;
+
+/** What an event does to an internal snapshot: take it, revert to it, or delete it. */
+export interface SnapshotStep {
+  /** `save` (snapshot-save, savevm), `load` (a revert), `delete`. */
+  readonly action: "save" | "load" | "delete";
+  /** The snapshot's name (`details.snapshot`), when the event gives it. */
+  readonly name?: string;
+}
 
 /**
  * A sealed state as the store keeps it.
@@ -68,6 +80,66 @@ export function movesState(event: LifecycleEvent): boolean {
   const d = event.details;
   return d.exposes_memory !== true && d.action !== "delete" && d.disk_only !== true &&
     !LATER_PHASES.has(event.phase ?? "");
+}
+
+/**
+ * The snapshot name of an event (`details.snapshot`).
+ *
+ * @param event the event
+ * @returns the name, `undefined` when absent
+ * @throws {VaspError} `event_invalid` when it is not 1 to 256 characters without control
+ *   characters
+ */
+export function snapshotName(event: LifecycleEvent): string | undefined {
+  const value = event.details.snapshot;
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== "string" || value === "" || value.length > SNAPSHOT_NAME_MAX ||
+    // deno-lint-ignore no-control-regex -- control characters are what is refused
+    /[\u0000-\u001f\u007f]/.test(value)
+  ) {
+    throw new VaspError(
+      "event_invalid",
+      `details.snapshot must be a snapshot name of 1 to ${SNAPSHOT_NAME_MAX} characters ` +
+        `without control characters, got ${JSON.stringify(value)?.slice(0, 80)}`,
+      { details: { field: "snapshot" } },
+    );
+  }
+  return value;
+}
+
+/**
+ * What an event does to an internal snapshot (docs/lifecycle.md, "Snapshots"): a `snapshot`
+ * saves, loads or deletes one (`details.action`); a `restore` with `details.action: load`
+ * (QMP `snapshot-load`, HMP `loadvm`) or with `details.snapshot`, and a `start` with
+ * `details.snapshot` (QEMU started with `-loadvm NAME`), revert to one.
+ *
+ * @param event the event
+ * @returns the step, `undefined` for an event that concerns no snapshot
+ * @throws {VaspError} `event_invalid` for a malformed name or an unknown action
+ */
+export function snapshotStep(event: LifecycleEvent): SnapshotStep | undefined {
+  const { operation: op, details } = event;
+  if (op === "snapshot") {
+    const action = details.action ?? "save";
+    if (typeof action !== "string" || !SNAPSHOT_ACTIONS.has(action)) {
+      throw new VaspError(
+        "event_invalid",
+        `details.action of a snapshot must be save, load or delete, got ${
+          JSON.stringify(action)?.slice(0, 80)
+        }`,
+        { details: { field: "action" } },
+      );
+    }
+    return withName(action as SnapshotStep["action"], snapshotName(event));
+  }
+  const reverts = (op === "restore" && (details.action === "load" || "snapshot" in details)) ||
+    (op === "start" && "snapshot" in details);
+  return reverts ? withName("load", snapshotName(event)) : undefined;
+}
+
+function withName(action: SnapshotStep["action"], name: string | undefined): SnapshotStep {
+  return name === undefined ? { action } : { action, name };
 }
 
 /**

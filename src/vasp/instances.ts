@@ -8,7 +8,7 @@
  * @module
  */
 import { type Asp, type EventLogEntry, NativeError, type VaspInstance } from "../../ffi/mod.ts";
-import { describeError, VaspError } from "../engine/error.ts";
+import { describeError, isVaspError, VaspError } from "../engine/error.ts";
 import { BINDING_OID, parseBinding } from "../attest/binding.ts";
 import { extensionsOf, parseCertificate } from "../attest/certificate.ts";
 import { fromHex, toHex } from "../codec/mod.ts";
@@ -198,6 +198,25 @@ export class InstanceManager {
    */
   seal(uuid: string, options: { snapshot?: boolean } = {}): SealedBinding {
     return this.#seal(this.#require(uuid), options.snapshot ?? false);
+  }
+
+  /**
+   * Unregisters a snapshot of a VM with the ASP, so that its blob no longer imports once newer
+   * ones exist (a deleted or replaced snapshot).
+   *
+   * @param uuid the VM
+   * @param counter the snapshot's export counter
+   * @returns whether it was registered
+   * @throws {NativeError} `io_failed` when the ASP could not persist the change
+   */
+  forgetSnapshot(uuid: string, counter: number): boolean {
+    try {
+      this.#asp.forgetSnapshot(uuid, BigInt(counter));
+      return true;
+    } catch (error) {
+      if (isVaspError(error, "item_not_found")) return false;
+      throw error;
+    }
   }
 
   /**

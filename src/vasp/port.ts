@@ -47,6 +47,11 @@ export interface VaspOutcome {
   readonly refusal?: { readonly rule: string; readonly message: string };
   /** What it did (instance ID, export counter …), answered as `vasp`. */
   readonly details?: Readonly<Record<string, unknown>>;
+  /**
+   * What the audit record must say it did (which snapshot was sealed, imported or dropped):
+   * recorded as an `info` reason of policy {@link VASP_POLICY}, not answered as a reason.
+   */
+  readonly note?: { readonly rule: string; readonly message: string };
 }
 
 /** The vASP side of one decision, prepared before the engine decides. */

@@ -6,16 +6,10 @@
  *
  * @module
  */
-import {
-  type Extension,
-  InstanceManager,
-  type PendingImport,
-  type SealedBinding,
-} from "./instances.ts";
+import { type Extension, InstanceManager, type SealedBinding } from "./instances.ts";
 import type { Asp } from "../../ffi/mod.ts";
 import {
   type Decision,
-  describeError,
   type LifecycleEvent,
   type Logger,
   type VaspBinding as EngineBinding,
@@ -31,6 +25,8 @@ import {
 import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
+import { SnapshotStates } from "./_snapshots.ts";
+import { importStep, revertStep } from "./_import_step.ts";
 import {
   answer,
   base64,
@@ -42,8 +38,11 @@ import {
   newVm,
   OUTBOUND,
   refusal,
+  snapshotStep,
   stored,
 } from "./_events.ts";
+
+const nothing = (): Promise<VaspOutcome> => Promise.resolve({});
 
 /** The vASP side of the server: {@link VaspPort} on the live instances and the store. */
 export class VaspService implements VaspPort {
@@ -51,6 +50,7 @@ export class VaspService implements VaspPort {
   readonly #store: Store;
   readonly #log: Logger;
   readonly #queue = new KeyedQueue();
+  readonly #snapshots: SnapshotStates;
 
   /**
    * @param asp the open ASP
@@ -61,6 +61,7 @@ export class VaspService implements VaspPort {
     this.#instances = new InstanceManager(asp);
     this.#store = store;
     this.#log = options.log;
+    this.#snapshots = new SnapshotStates(this.#instances, store, options);
   }
 
   /** The live instances (for tests and the monitor's reads). */
@@ -69,9 +70,10 @@ export class VaspService implements VaspPort {
   }
 
   /**
-   * Brings back the instance of every VM with a binding, from its stored sealed state. A
-   * refusal is logged loudly; that VM has no live instance and decisions about it fail
-   * closed with the refusal in their context (`vasp.error`).
+   * Brings back the instance of every VM with a binding, from its stored sealed state, and
+   * reads its snapshots' sealed states. A refusal is logged loudly; that VM has no live
+   * instance and decisions about it fail closed with the refusal in their context
+   * (`vasp.error`).
    *
    * @returns the VMs whose instance was refused, with why
    * @throws {VaspError} the store's failures
@@ -79,6 +81,7 @@ export class VaspService implements VaspPort {
   async bringBackAll(): Promise<{ uuid: string; name: string; error: string }[]> {
     const refused = [];
     for (const vm of await this.#store.listVms()) {
+      await this.#snapshots.load(vm);
       if (!vm.binding) continue;
       const error = this.#instances.bringBack(vm.uuid, vm.binding.sealedState);
       if (error === undefined) continue;
@@ -129,6 +132,7 @@ export class VaspService implements VaspPort {
   /** {@inheritDoc VaspPort.forget} */
   forget(vm: VmRecord): Promise<void> {
     return this.#queue.run(vm.uuid, () => {
+      this.#snapshots.forget(vm.uuid);
       const id = this.#instances.destroy(vm.uuid);
       if (id) {
         this.#log.log("info", `vASP instance of VM "${vm.name}" destroyed (VM removed)`, {
@@ -156,13 +160,32 @@ export class VaspService implements VaspPort {
   /** {@inheritDoc VaspPort.prepare} */
   prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
     const op = event.operation;
-    if (INBOUND.has(op) && movesState(event)) return this.#inbound(event, vm);
+    const snapshot = snapshotStep(event);
+    const imports = { instances: this.#instances, store: this.#store, queue: this.#queue };
+    if (snapshot?.action === "load") {
+      const kept = snapshot.name === undefined
+        ? undefined
+        : this.#snapshots.get(event.vm.uuid, snapshot.name);
+      return revertStep(imports, { event, vm, name: snapshot.name, kept });
+    }
+    if (INBOUND.has(op) && movesState(event)) {
+      const supplied = op === "migrate-in"
+        ? base64(event.details.vasp_state_b64, "vasp_state_b64")
+        : undefined;
+      const blob = supplied ?? vm?.binding?.sealedState ?? null;
+      // Nothing to import: the policies decide (sealed-state denies by default).
+      if (blob === null) return { binding: this.#view(vm, false), settle: nothing, discard() {} };
+      return importStep(imports, { event, vm, blob });
+    }
     const binding = this.#view(vm, OUTBOUND.has(op));
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow) return {};
       if (op === "define") return await this.#define(event, vm);
       if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
-      if (OUTBOUND.has(op) && movesState(event)) return await this.#outbound(event, vm);
+      if (snapshot?.action === "delete") return await this.#dropSnapshot(event, snapshot.name);
+      if (OUTBOUND.has(op) && movesState(event)) {
+        return await this.#outbound(event, vm, snapshot?.name);
+      }
       if (op === "destroy") return await this.#destroy(event, vm);
       return {};
     };
@@ -182,51 +205,6 @@ export class VaspService implements VaspPort {
       sealedExport: false,
       error: status?.error ?? "the server holds no instance for it",
     });
-  }
-
-  /** Restore and incoming migration: import the sealed state before the engine decides. */
-  #inbound(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
-    const uuid = event.vm.uuid;
-    const supplied = event.operation === "migrate-in"
-      ? base64(event.details.vasp_state_b64, "vasp_state_b64")
-      : undefined;
-    const blob = supplied ?? vm?.binding?.sealedState ?? null;
-    if (blob === null) {
-      // Nothing to import: the policies decide (sealed-state denies by default).
-      return { binding: this.#view(vm, false), settle: () => Promise.resolve({}), discard() {} };
-    }
-    const snapshot = event.details.action === "load";
-    let pending: PendingImport | undefined;
-    let refused: string | undefined;
-    try {
-      pending = this.#instances.importPending(uuid, blob, { snapshot });
-    } catch (error) {
-      refused = `the sealed vASP state was refused: ${describeError(error)}`;
-    }
-    const binding = pending
-      ? engineBinding(pending, { sealedExport: true, error: "" })
-      : engineBinding(vm?.binding ?? { instanceId: "", configDigest: "" }, {
-        sealedExport: false,
-        error: refused!,
-      });
-    const discard = () => {
-      if (pending) this.#instances.drop(pending);
-    };
-    const settle = async (decision: Decision): Promise<VaspOutcome> => {
-      if (!decision.allow || !pending) {
-        discard();
-        return decision.allow ? refusal("import", refused!) : {};
-      }
-      const adopted = pending;
-      return await this.#queue.run(uuid, async () => {
-        const sealed = this.#instances.adopt(adopted);
-        const current = await this.#store.getVm(uuid);
-        if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
-        else await this.#store.registerVm(newVm(event, stored(sealed)));
-        return answer(sealed, { imported: true, snapshot });
-      });
-    };
-    return { binding, settle, discard };
   }
 
   /** Creates an instance and keeps it with `keep`; destroys it when it cannot be kept. */
@@ -288,20 +266,42 @@ export class VaspService implements VaspPort {
     });
   }
 
-  /** Save, snapshot, outgoing migration: seal the instance beside the guest state. */
-  #outbound(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+  /**
+   * Save, snapshot, outgoing migration: seal the instance beside the guest state; a snapshot's
+   * sealed state is kept under its name.
+   */
+  #outbound(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    name: string | undefined,
+  ): Promise<VaspOutcome> {
     if (!vm?.binding) return Promise.resolve({});
+    if (event.operation === "snapshot") {
+      if (name === undefined) {
+        return Promise.resolve(refusal(
+          "seal",
+          `Cannot seal the vASP state of VM "${event.vm.name}" for a snapshot: the event names ` +
+            "none (details.snapshot), so a revert could not find it",
+        ));
+      }
+      return this.#queue.run(event.vm.uuid, () => this.#snapshots.seal(event, name));
+    }
     return this.#queue.run(event.vm.uuid, async () => {
       const status = this.#instances.status(event.vm.uuid);
       if (!status?.live) {
         const why = status?.error ?? "it has no live instance";
         return refusal("seal", `Cannot seal the vASP state of VM "${event.vm.name}": ${why}`);
       }
-      const snapshot = event.operation === "snapshot";
-      const sealed = this.#instances.seal(event.vm.uuid, { snapshot });
+      const sealed = this.#instances.seal(event.vm.uuid);
       await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
-      return answer(sealed, { snapshot });
+      return answer(sealed);
     });
+  }
+
+  /** An allowed snapshot deletion: its sealed state is dropped and unregistered. */
+  #dropSnapshot(event: LifecycleEvent, name: string | undefined): Promise<VaspOutcome> {
+    if (name === undefined) return Promise.resolve({});
+    return this.#queue.run(event.vm.uuid, () => this.#snapshots.drop(event, name));
   }
 
   /** An allowed destroy: the instance is destroyed for good and the binding dropped. */
@@ -309,6 +309,7 @@ export class VaspService implements VaspPort {
     return this.#queue.run(event.vm.uuid, async () => {
       const id = this.#instances.destroy(event.vm.uuid);
       if (vm?.binding) await this.#store.updateVm(event.vm.uuid, { binding: null });
+      await this.#snapshots.dropAll(event.vm.uuid);
       return id ? { details: { instance_id: id, destroyed: true } } : {};
     });
   }

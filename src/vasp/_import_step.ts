@@ -1,0 +1,119 @@
+/**
+ * The vASP side of a decision that brings a sealed state back — a restore, an incoming
+ * migration, a revert to an internal snapshot: the blob is imported before the engine
+ * decides (so the policies see whether the ASP took it), and an allowed decision makes the
+ * imported instance the VM's live one.
+ *
+ * @module
+ */
+import type { Decision, LifecycleEvent } from "../engine/mod.ts";
+import type { SnapshotState, Store, VmRecord } from "../store/mod.ts";
+import type { InstanceManager, PendingImport } from "./instances.ts";
+import { engineBinding, type VaspOutcome, type VaspStep } from "./port.ts";
+import type { KeyedQueue } from "./_keyed_queue.ts";
+import { answer, newVm, refusal, stored } from "./_events.ts";
+import { describeError } from "../engine/error.ts";
+
+/** What an import needs of the service. */
+export interface ImportDeps {
+  /** The live instances. */
+  readonly instances: InstanceManager;
+  /** Where the binding is kept. */
+  readonly store: Store;
+  /** Serialises the steps of one VM. */
+  readonly queue: KeyedQueue;
+}
+
+/** The binding the engine sees when nothing can be imported, and why. */
+function unusable(vm: VmRecord | undefined, error: string) {
+  return engineBinding(vm?.binding ?? { instanceId: "", configDigest: "" }, {
+    sealedExport: false,
+    error,
+  });
+}
+
+/**
+ * A revert to an internal snapshot: imports that snapshot's own sealed state, or refuses —
+ * always, so that the record names the snapshot — when none is kept.
+ *
+ * @param deps instances, store, queue
+ * @param what the event, the VM's record, the snapshot's name and its kept state
+ * @returns the step
+ */
+export function revertStep(
+  deps: ImportDeps,
+  what: {
+    event: LifecycleEvent;
+    vm: VmRecord | undefined;
+    name: string | undefined;
+    kept: SnapshotState | undefined;
+  },
+): VaspStep {
+  const { event, vm, name, kept } = what;
+  if (kept) return importStep(deps, { event, vm, blob: kept.sealedState, snapshot: name });
+  const why = name === undefined
+    ? `Cannot revert VM "${event.vm.name}" to a snapshot: the event names none ` +
+      "(details.snapshot), so its sealed vASP state cannot be found"
+    : `no sealed vASP state for snapshot "${name}" of VM "${event.vm.name}"`;
+  return {
+    binding: unusable(vm, why),
+    settle: () => Promise.resolve(refusal("import", why)),
+    discard() {},
+  };
+}
+
+/**
+ * Imports `blob` before the engine decides — presented as a registered snapshot when
+ * `snapshot` names one — and, once allowed, makes it the live instance and seals it again,
+ * so that the blob it came from is no longer the newest.
+ *
+ * @param deps instances, store, queue
+ * @param what the event, the VM's record, the blob, and the snapshot it is of
+ * @returns the step
+ */
+export function importStep(
+  deps: ImportDeps,
+  what: { event: LifecycleEvent; vm: VmRecord | undefined; blob: Uint8Array; snapshot?: string },
+): VaspStep {
+  const { event, vm, blob, snapshot } = what;
+  const uuid = event.vm.uuid;
+  const of = snapshot === undefined ? "" : ` of snapshot "${snapshot}"`;
+  let pending: PendingImport | undefined;
+  let refused: string | undefined;
+  try {
+    pending = deps.instances.importPending(uuid, blob, { snapshot: snapshot !== undefined });
+  } catch (error) {
+    refused = `the sealed vASP state${of} was refused: ${describeError(error)}`;
+  }
+  const binding = pending
+    ? engineBinding(pending, { sealedExport: true, error: "" })
+    : unusable(vm, refused!);
+  const discard = () => {
+    if (pending) deps.instances.drop(pending);
+  };
+  const settle = async (decision: Decision): Promise<VaspOutcome> => {
+    if (!decision.allow || !pending) {
+      discard();
+      // A refused snapshot is named in the record even when the policies denied already.
+      const named = decision.allow || (snapshot !== undefined && !pending);
+      return named ? refusal("import", refused!) : {};
+    }
+    const adopted = pending;
+    return await deps.queue.run(uuid, async () => {
+      const sealed = deps.instances.adopt(adopted);
+      const current = await deps.store.getVm(uuid);
+      if (current) await deps.store.updateVm(uuid, { binding: stored(sealed) });
+      else await deps.store.registerVm(newVm(event, stored(sealed)));
+      if (snapshot === undefined) return answer(sealed, { imported: true });
+      return {
+        ...answer(sealed, { imported: true, snapshot }),
+        note: {
+          rule: "snapshot-imported",
+          message: `VM "${event.vm.name}" reverted to snapshot "${snapshot}": its sealed vASP ` +
+            `state was imported (now export counter ${sealed.sealedCounter})`,
+        },
+      };
+    });
+  };
+  return { binding, settle, discard };
+}
