@@ -188,3 +188,36 @@ Deno.test({
     assert.equal(s.server.decisions.length, 0);
   },
 });
+
+Deno.test({
+  name: "the QEMU wrapper asks before a snapshot revert (-loadvm) and starts no QEMU when denied",
+  async fn() {
+    await using s = await setUp();
+    s.server.rule = (b) =>
+      b.phase === "loadvm" && (b.details as { snapshot?: string }).snapshot === "before-upgrade"
+        ? ["snapshot before-upgrade is quarantined"]
+        : [];
+    const path = `${s.dir}/monitor.sock`;
+    const run = async (snapshot: string) => {
+      const args = [...libvirtArgs(`socket,id=charmonitor,path=${path},server=on,wait=off`)];
+      const out = await s.spawn("sh", [WRAPPER, ...args, "-loadvm", snapshot]).output();
+      return { code: out.code, text: new TextDecoder().decode(out.stderr) };
+    };
+    const denied = await run("before-upgrade");
+    assert.equal(denied.code, 1);
+    assert.match(denied.text, /vASP denied the start from snapshot "before-upgrade"/);
+    assert.match(denied.text, /snapshot before-upgrade is quarantined/);
+    assert.match(denied.text, /refusing to start: the start from snapshot "before-upgrade"/);
+    // Allowed: QEMU itself runs, and fails here only because this VM has no disk to hold
+    // snapshots — its own error, after vASP's yes.
+    const allowed = await run("nightly");
+    assert.notEqual(allowed.code, 0);
+    assert.doesNotMatch(allowed.text, /refusing to start/);
+    assert.match(allowed.text, /qemu-system-x86_64: .*(snapshot|Snapshot|block device)/);
+    const asked = s.server.decisions.filter((d) => d.phase === "loadvm");
+    assert.deepEqual(
+      asked.map((d) => [d.operation, (d.details as { snapshot: string }).snapshot]),
+      [["start", "before-upgrade"], ["start", "nightly"]],
+    );
+  },
+});

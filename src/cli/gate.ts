@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 import { QmpGate } from "../hypervisor/mod.ts";
 import { VaspClient } from "../wire/mod.ts";
 import { resolveStateDir } from "../store/mod.ts";
@@ -12,7 +12,7 @@ import { type Command, parseOptions, readFlagText } from "./_command.ts";
 
 const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid UUID --vm-name NAME
                  [--server SOCKET|URL] [--token-file F] [--timeout MS] [--incoming]
-                 [--watch-pid PID] [--log-format text|json]
+                 [--watch-pid PID] [--loadvm NAME] [--log-format text|json]
 
 Listens on SOCKET and proxies each client to QEMU's QMP socket UPSTREAM_SOCKET, passing
 descriptors (getfd/add-fd) through. Queries and libvirt's routine commands pass; before any
@@ -31,6 +31,9 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
                     never on the command line, where every user's ps sees it)
   --timeout MS      time allowed for one decision (default 2000); none in time is a denial
   --incoming        this QEMU was started with -incoming (migration events are migrate-in)
+  --loadvm NAME     this QEMU starts from internal snapshot NAME (-loadvm: libvirt's snapshot
+                    revert): first ask for that start (its vASP state is the snapshot's) and
+                    exit 1, never gating, when it is denied
   --watch-pid PID   exit when process PID has ended (the wrapper passes QEMU's own PID)
   --ready FILE      create FILE once the gate accepts clients
   --log-format F    how lines on stderr are written: text (default: time LEVEL message
@@ -55,6 +58,7 @@ export const gate: Command = {
       "watch-pid": { type: "string" },
       ready: { type: "string" },
       "log-format": { type: "string" },
+      loadvm: { type: "string" },
     });
     const format = values["log-format"] ?? "text";
     if (!LOG_FORMATS.includes(format as LogFormat)) {
@@ -96,6 +100,33 @@ export const gate: Command = {
     });
     const logger = createLogger({ format: format as LogFormat });
     const vm = { vm: values["vm-name"], vm_uuid: values["vm-uuid"] };
+    if (values.loadvm !== undefined) {
+      // A revert restarts QEMU with -loadvm: the guest comes back from the snapshot, never
+      // through a QMP command the gate would see, so its start is asked for here.
+      const answer = await decisions.decide({
+        operation: "start",
+        phase: "loadvm",
+        vm: { uuid: values["vm-uuid"]!, name: values["vm-name"]! },
+        source: "qmp-gate",
+        details: { snapshot: values.loadvm, action: "load" },
+      }).catch((error) => ({
+        allow: false,
+        decision_id: "",
+        reasons: [{ message: describeError(error) }],
+      }));
+      if (!answer.allow) {
+        logger.log("error", `vASP denied the start from snapshot "${values.loadvm}"`, {
+          ...vm,
+          decision_id: answer.decision_id,
+          reasons: answer.reasons.map((r) => r.message),
+        });
+        return 1;
+      }
+      logger.log("info", `start from snapshot "${values.loadvm}" allowed`, {
+        ...vm,
+        decision_id: answer.decision_id,
+      });
+    }
     const qmpGate = new QmpGate({
       log: (line) =>
         logger.log(

@@ -32,6 +32,8 @@ interface Rule {
   readonly exposesMemory?: true;
   readonly diskOnly?: true;
   readonly reportReply?: true;
+  /** An internal VM snapshot, named by the command (`details.snapshot`). */
+  readonly vmSnapshot?: true;
 }
 
 // The decision is the record: a dump does not move the VM to "saved".
@@ -62,9 +64,14 @@ const QMP_RULES: Readonly<Record<string, Rule>> = {
   "migrate-incoming": { operation: "migrate-in" },
   "migrate-recover": { operation: "migrate-in", phase: "recover" },
   "x-colo-lost-heartbeat": { operation: "migrate-in", phase: "failover" },
-  "snapshot-save": { operation: "snapshot", action: "save", reportReply: true },
-  "snapshot-load": { operation: "restore", action: "load", reportReply: true },
-  "snapshot-delete": { operation: "snapshot", action: "delete", reportReply: true },
+  "snapshot-save": { operation: "snapshot", action: "save", reportReply: true, vmSnapshot: true },
+  "snapshot-load": { operation: "restore", action: "load", reportReply: true, vmSnapshot: true },
+  "snapshot-delete": {
+    operation: "snapshot",
+    action: "delete",
+    reportReply: true,
+    vmSnapshot: true,
+  },
   "blockdev-snapshot": DISK_SNAPSHOT,
   "blockdev-snapshot-sync": DISK_SNAPSHOT,
   "blockdev-snapshot-internal-sync": DISK_SNAPSHOT,
@@ -116,9 +123,9 @@ const HMP_RULES: Readonly<Record<string, Rule>> = {
   "migrate_incoming": QMP_RULES["migrate-incoming"]!,
   "migrate_recover": QMP_RULES["migrate-recover"]!,
   "x_colo_lost_heartbeat": QMP_RULES["x-colo-lost-heartbeat"]!,
-  "savevm": { operation: "snapshot", action: "save", reportReply: true },
-  "loadvm": { operation: "restore", action: "load", reportReply: true },
-  "delvm": { operation: "snapshot", action: "delete", reportReply: true },
+  "savevm": { operation: "snapshot", action: "save", reportReply: true, vmSnapshot: true },
+  "loadvm": { operation: "restore", action: "load", reportReply: true, vmSnapshot: true },
+  "delvm": { operation: "snapshot", action: "delete", reportReply: true, vmSnapshot: true },
   "sendkey": GUEST_INPUT,
   "mouse_move": GUEST_INPUT,
   "mouse_button": GUEST_INPUT,
@@ -242,13 +249,20 @@ export function classifyCommand(
     details.migrate_to = target;
     if (target === "file" || target === "pipe") return gated(SAVE_TO_FILE, details, command);
   }
-  if (command !== "human-monitor-command") return gated(ruleFor(command, a)!, details, command);
+  if (command !== "human-monitor-command") {
+    const rule = ruleFor(command, a)!;
+    // QMP's snapshot jobs name the snapshot by its tag.
+    if (rule.vmSnapshot && typeof a.tag === "string") details.snapshot = a.tag;
+    return gated(rule, details, command);
+  }
   const line = a["command-line"] as string;
   const [name = "", topic] = hmpWords(line);
   details.hmp = line;
   details.hmp_command = name;
   const rule = HMP_RULES[name] ??
     (name === "info" && HMP_INFO_MEMORY.has(topic ?? "") ? SAVE_MEMORY : UNKNOWN);
+  // `savevm NAME`, `loadvm NAME`, `delvm NAME`: HMP's one-word name argument.
+  if (rule.vmSnapshot && topic) details.snapshot = topic;
   return gated(rule, details, `${command} ${name}`);
 }
 

@@ -71,6 +71,20 @@ Deno.test("classifyCommand() passes only the allow-list and asks about the rest 
   assert.equal(tx("x-frobnicate"), "unknown");
 });
 
+Deno.test("classifyCommand() names the internal snapshot a QMP snapshot job works on", () => {
+  const job = (command: string) =>
+    classifyCommand(command, { "job-id": "j", tag: "snap-1", "vmstate": "d0", devices: ["d0"] });
+  assert.deepEqual(
+    ["snapshot-save", "snapshot-load", "snapshot-delete"].map((c) => job(c)?.details.snapshot),
+    ["snap-1", "snap-1", "snap-1"],
+  );
+  assert.equal(job("snapshot-load")?.operation, "restore");
+  assert.equal(
+    classifyCommand("blockdev-snapshot-sync", { tag: "t" })?.details.snapshot,
+    undefined,
+  );
+});
+
 Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases included", () => {
   assert.equal(hmp("info status"), undefined);
   assert.equal(hmp("info"), undefined);
@@ -81,6 +95,9 @@ Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases inclu
   assert.equal(hmp("\tc")?.operation, "resume");
   assert.equal(hmp("q")?.operation, "destroy");
   assert.equal(hmp("savevm before-upgrade")?.details.action, "save");
+  assert.equal(hmp("savevm before-upgrade")?.details.snapshot, "before-upgrade");
+  assert.equal(hmp("loadvm x")?.details.snapshot, "x");
+  assert.equal(hmp("savevm")?.details.snapshot, undefined, "QEMU names it: refused later");
   assert.equal(hmp("loadvm x")?.operation, "restore");
   assert.equal(hmp("delvm x")?.details.action, "delete");
   assert.equal(hmp("xp /16x 0")?.details.exposes_memory, true);
