@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseDomainEvent } from "../src/hypervisor/mod.ts";
 import { createLogger, createServer } from "../src/server/mod.ts";
+import { startVaspServer } from "./fixtures/vasp_server.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const UUID = "5b0c3e2a-9d41-4f6e-8a1b-2c3d4e5f6a7b";
@@ -16,7 +17,7 @@ const XML = `<domain type='qemu'>
 /**
  * A `virsh` that answers as libvirt would for one domain whose presence a file says: `event
  * --loop` prints the first line of `events` (one per run) and then waits, its PID in
- * `event.pid`; `domuuid` and `dumpxml` answer while `present` exists.
+ * `event.pid`; `domuuid`, `dumpxml`, `list` and `domstate` answer while `present` exists.
  */
 async function scriptedVirsh(dir: string): Promise<string> {
   const path = join(dir, "virsh");
@@ -33,6 +34,8 @@ case " $* " in
     exec sleep 3600 ;;
   *" domuuid "*) [ -e "$dir/present" ] && echo ${UUID} && exit 0; exit 1 ;;
   *" dumpxml "*) [ -e "$dir/present" ] && cat "$dir/domain.xml" && exit 0; exit 1 ;;
+  *" list "*) [ -e "$dir/present" ] && echo web-9; echo; exit 0 ;;
+  *" domstate "*) [ -e "$dir/present" ] && echo running && exit 0; exit 1 ;;
 esac
 exit 2
 `,
@@ -106,6 +109,57 @@ Deno.test("serve decides a domain libvirt defines, and forgets one it undefines 
     assert.equal(server.vasp.instances.status(UUID)?.live ?? false, false);
     const undefine = await newest();
     assert.match(undefine.reasons[0].message, /undefined in libvirt.*vASP instance destroyed/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("vasp vm import registers the domains libvirt has, each with a vASP instance, once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vasp-libvirt-import-" });
+  try {
+    const virsh = await scriptedVirsh(dir);
+    await Deno.writeTextFile(join(dir, "present"), "");
+    const state = join(dir, "state");
+    await Deno.mkdir(state);
+    await using s = await startVaspServer(state, { libvirt: null, monitor: null });
+    const vasp = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          join(ROOT, "src/cli/main.ts"),
+          "vm",
+          "import",
+          "--state-dir",
+          state,
+          ...args,
+        ],
+        env: { PATH: `${dir}:${Deno.env.get("PATH")}` },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (b: Uint8Array) => new TextDecoder().decode(b);
+      return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+    };
+    assert.ok(virsh.endsWith("/virsh"));
+    const dry = await vasp("--dry-run", "--json");
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual(JSON.parse(dry.stdout).imported.map((d: { name: string }) => d.name), [
+      "web-9",
+    ]);
+    assert.equal(await s.server.store.getVm(UUID), undefined, "a dry run registers nothing");
+    const first = await vasp();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(
+      first.stdout,
+      /^NAME +UUID +STATE +VASP INSTANCE\nweb-9 +5b0c3e2a-\S+ +running +[0-9a-f]{32}\n/,
+    );
+    const vm = await s.server.store.getVm(UUID);
+    assert.equal(vm?.state, "running");
+    assert.ok(vm?.binding, "bound to a new vASP instance");
+    const again = await vasp();
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /every libvirt domain is registered already/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -10,6 +10,7 @@ import {
   type Command,
   parseDigest,
   parseOptions,
+  printJson,
   readFlagText,
   table,
   usageError,
@@ -23,6 +24,7 @@ import {
   resolveVm,
 } from "./_connect.ts";
 import type { NewVmRequest, VmListQuery } from "../wire/mod.ts";
+import { libvirtDomains, virsh } from "../hypervisor/mod.ts";
 
 type Vm = Record<string, unknown>;
 
@@ -246,6 +248,83 @@ export const vmRegister: Command = vmCommand({
   },
   show: (data) => `registered ${line(data as Vm)}`,
 });
+
+/** libvirt's `domstate` words, as the life-cycle states vASP records. */
+const LIBVIRT_STATES: Readonly<Record<string, string>> = {
+  "running": "running",
+  "paused": "paused",
+  "shut off": "shut-off",
+  "pmsuspended": "paused",
+};
+
+/** `vasp vm import`. */
+export const vmImport: Command = {
+  name: "vm import",
+  summary: "register the domains libvirt already has",
+  usage: `usage: vasp vm import [--uri URI] [--tenant T] [--dry-run] [connection options]
+
+Registers with the server every domain libvirt has that the server does not know yet, each
+with a new vASP instance bound to its domain XML (the XML's SHA-256) and its current state
+(running, paused, shut-off; anything else: defined). VMs the server knows are left as they are.
+Run it once after installing vASP on a host whose domains were defined before.
+
+  --uri URI         the libvirt connection (default qemu:///system)
+  --tenant T        the tenant the imported VMs belong to (default: the operator's, "")
+  --dry-run         list what would be registered, register nothing
+
+${CONNECT_USAGE}`,
+  async run(args: string[]): Promise<number> {
+    const { values } = parseOptions(args, {
+      ...CONNECT_OPTIONS,
+      uri: { type: "string" },
+      tenant: { type: "string" },
+      "dry-run": { type: "boolean" },
+    });
+    using api = connect(values as ConnectValues);
+    const where = { uri: values.uri };
+    const known = new Set((await api.call((client) => client.listVms())).vms.map((v) => v.uuid));
+    const imported: { name: string; uuid: string; state: string; instance_id: string | null }[] =
+      [];
+    for (const domain of await libvirtDomains(where)) {
+      if (known.has(domain.uuid)) continue;
+      const word = (await virsh(where, ["domstate", domain.name]))?.trim() ?? "";
+      const state = LIBVIRT_STATES[word] ?? "defined";
+      if (values["dry-run"]) {
+        imported.push({ name: domain.name, uuid: domain.uuid, state, instance_id: null });
+        continue;
+      }
+      const vm = await api.call((client) =>
+        client.registerVm({
+          uuid: domain.uuid,
+          name: domain.name,
+          ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
+          state,
+          domain_xml: domain.xml,
+        } as NewVmRequest)
+      );
+      imported.push({ ...domain, state, instance_id: vm.binding?.instance_id ?? null });
+    }
+    if (values.json) {
+      printJson({
+        imported: imported.map(({ name, uuid, state, instance_id }) => ({
+          name,
+          uuid,
+          state,
+          instance_id,
+        })),
+        dry_run: values["dry-run"] ?? false,
+      });
+    } else if (imported.length === 0) {
+      console.log("every libvirt domain is registered already");
+    } else {
+      console.log(table(
+        ["NAME", "UUID", "STATE", "VASP INSTANCE"],
+        imported.map((d) => [d.name, d.uuid, d.state, d.instance_id ?? "(dry run)"]),
+      ));
+    }
+    return 0;
+  },
+};
 
 /** `vasp vm remove`. */
 export const vmRemove: Command = vmCommand({

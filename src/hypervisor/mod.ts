@@ -21,6 +21,13 @@ export {
 } from "./vboot.ts";
 export { queryGuestFacts } from "./guest_facts.ts";
 export {
+  type LibvirtDomain,
+  libvirtDomain,
+  libvirtDomains,
+  virsh,
+  type VirshOptions,
+} from "./virsh.ts";
+export {
   type DomainEvent,
   type DomainEventFollower,
   type DomainEventOptions,

@@ -13,16 +13,11 @@ import {
   type DomainEvent,
   type DomainEventFollower,
   followDomainEvents,
+  libvirtDomain,
+  virsh,
+  type VirshOptions,
 } from "../hypervisor/mod.ts";
 import type { Store } from "../store/mod.ts";
-
-/** Where libvirt is, for {@link followLibvirt}. */
-export interface LibvirtOptions {
-  /** The connection URI (default `qemu:///system`). */
-  readonly uri?: string;
-  /** The `virsh` program (default: `virsh` on PATH). */
-  readonly virsh?: string;
-}
 
 /** What the follower is wired to. */
 export interface LibvirtDeps {
@@ -32,17 +27,6 @@ export interface LibvirtDeps {
   readonly log: Logger;
 }
 
-/** Runs virsh; its standard output, or `null` when it fails (no such domain). */
-async function virsh(options: LibvirtOptions, args: string[]): Promise<string | null> {
-  const out = await new Deno.Command(options.virsh ?? "virsh", {
-    args: ["-q", "-c", options.uri ?? "qemu:///system", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return out.success ? new TextDecoder().decode(out.stdout) : null;
-}
-
 /**
  * Follows libvirt's domain events for the server.
  *
@@ -50,17 +34,16 @@ async function virsh(options: LibvirtOptions, args: string[]): Promise<string | 
  * @param options where libvirt is
  * @returns the follower; `stop()` it at shutdown
  */
-export function followLibvirt(deps: LibvirtDeps, options: LibvirtOptions): DomainEventFollower {
+export function followLibvirt(deps: LibvirtDeps, options: VirshOptions): DomainEventFollower {
   const defined = async (name: string) => {
-    const uuid = (await virsh(options, ["domuuid", name]))?.trim();
-    const xml = await virsh(options, ["dumpxml", "--inactive", name]);
-    if (!uuid || xml === null) return; // gone again already
+    const domain = await libvirtDomain(options, name);
+    if (!domain) return; // gone again already
     await deps.decisions.decide(deps.ids.next(), {
       body: {
         operation: "define",
-        vm: { uuid, name },
+        vm: { uuid: domain.uuid, name },
         source: "libvirt-events",
-        details: { domain_xml_b64: Buffer.from(xml).toString("base64") },
+        details: { domain_xml_b64: Buffer.from(domain.xml).toString("base64") },
       },
     });
   };

@@ -18,7 +18,7 @@ export {
   parseListen,
   type TcpAddress,
 } from "./listen.ts";
-export { followLibvirt, type LibvirtDeps, type LibvirtOptions } from "./libvirt.ts";
+export { followLibvirt, type LibvirtDeps } from "./libvirt.ts";
 export { createLogger, LOG_FORMATS, type LogFormat, type LoggerOptions } from "./log.ts";
 export {
   createServer,

@@ -21,13 +21,14 @@ import {
   uuidV7Source,
 } from "../decision/mod.ts";
 import { type HostMeasureOptions, HostMonitor } from "../host/mod.ts";
+import type { VirshOptions } from "../hypervisor/mod.ts";
 import { type App, bootstrapOperatorToken, createApp, TokenRegistry } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
 import type { MeasurementMonitor } from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
 import { VaspService } from "../vasp/mod.ts";
 import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
-import { followLibvirt, type LibvirtOptions } from "./libvirt.ts";
+import { followLibvirt } from "./libvirt.ts";
 import { listen, type Listeners, type TcpAddress } from "./listen.ts";
 import { createLogger } from "./log.ts";
 
@@ -57,7 +58,7 @@ export interface ServerOptions {
    * libvirt, whose domain events (define, undefine) the server follows (default: `virsh` on
    * PATH, `qemu:///system`; a host without libvirt only retries now and then); `null`: none.
    */
-  readonly libvirt?: LibvirtOptions | null;
+  readonly libvirt?: VirshOptions | null;
 }
 
 /** Where a started server listens. */
