@@ -8,7 +8,7 @@ import {
   writeAkChain,
 } from "../src/server/checkpoint_key.ts";
 import { SqliteStore } from "../src/store/mod.ts";
-import { keyPair, resignCheckpoints, storeWith } from "../src/store/_testing.ts";
+import { keyPair, resignCheckpoints, storeWith } from "../src/store/testing.ts";
 import { event } from "./fixtures/http_app.ts";
 import { startServe } from "./fixtures/serve_process.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { checkAkChain } from "./ak_chain.ts";
-import { fakeAsp, issue, T0 } from "./_testing.ts";
+import { fakeAsp, issue, T0 } from "./testing.ts";
 
 const ECDSA = { name: "ECDSA", hash: "SHA-256" } as const;
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type VerifyOptions, verifyQuote, type VerifyResult } from "./verify.ts";
 import { Extension, KeyUsageFlags } from "./_x509.ts";
-import { type FakeAsp, fakeAsp, issue, makeQuote, T0 } from "./_testing.ts";
+import { type FakeAsp, fakeAsp, issue, makeQuote, T0 } from "./testing.ts";
 import { toHex } from "../codec/mod.ts";
 
 const NONCE = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);

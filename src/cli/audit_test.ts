@@ -3,16 +3,9 @@ import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
 import { auditVerify } from "./audit.ts";
 import { toPem } from "../attest/mod.ts";
-import { issue, type Issued } from "../attest/_testing.ts";
+import { issue, type Issued } from "../attest/testing.ts";
 import { ecdsaP256Signer } from "../store/mod.ts";
-import {
-  entry,
-  keyPair,
-  resignCheckpoints,
-  storeWith,
-  tamper,
-  tempDir,
-} from "../store/_testing.ts";
+import { entry, keyPair, resignCheckpoints, storeWith, tamper, tempDir } from "../store/testing.ts";
 
 /** Runs the command with console.log captured. */
 async function run(args: string[]): Promise<{ code: number; out: string }> {

@@ -6,7 +6,7 @@
  */
 import { type Command, EXIT, exitCodeOf, printJson, wantsHelp } from "./_command.ts";
 import { status } from "./status.ts";
-import { versionInfo } from "./version.ts";
+import { versionInfo } from "../server/mod.ts";
 import { attestVerify } from "./attest.ts";
 import { auditVerify } from "./audit.ts";
 import { demo } from "./demo.ts";

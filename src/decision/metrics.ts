@@ -9,7 +9,6 @@
  * @module
  */
 import { cpuUsage } from "node:process";
-import config from "../../deno.json" with { type: "json" };
 import { LIFECYCLE_STATES } from "../engine/mod.ts";
 
 /** Latency bucket bounds in seconds: 50 µs to 5 s, dense where decisions fall. */
@@ -180,16 +179,11 @@ export class Metrics {
   #lastReload: { ok: boolean; at: number } | null = null;
 
   /**
-   * @param options `build`: what `vasp_build_info` labels (default: deno.json's version, this
-   *   Deno, ABI unknown)
+   * @param options `build`: what `vasp_build_info` labels (default: unknown version and ABI,
+   *   this Deno); the server gives its own
    */
   constructor(options: { build?: Partial<BuildInfo> } = {}) {
-    this.#build = {
-      version: config.version,
-      deno: Deno.version.deno,
-      abi: "",
-      ...options.build,
-    };
+    this.#build = { version: "", deno: Deno.version.deno, abi: "", ...options.build };
   }
 
   readonly #decisions = new Counter(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { discoverKaslr, tableSlots } from "./kaslr.ts";
-import { FAKE, fakeRam, fakeSymbols, readerOf } from "./_testing.ts";
+import { FAKE, fakeRam, fakeSymbols, readerOf } from "./testing.ts";
 
 const MiB = 1n << 20n;
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadReferenceSet, referencePath, saveReferenceSet } from "./reference_store.ts";
-import { testReferenceSet } from "./_testing.ts";
+import { testReferenceSet } from "./testing.ts";
 
 const set = testReferenceSet([{
   name: "kernel_text",

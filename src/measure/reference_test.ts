@@ -4,7 +4,7 @@ import {
   type RegionMeasurement,
   unslidMeasurement,
 } from "./measurement.ts";
-import { TEST_PROFILE } from "./_testing.ts";
+import { TEST_PROFILE } from "./testing.ts";
 import { compareToReference, parseReferenceSet, referenceFromMeasurement } from "./reference.ts";
 
 const profile = TEST_PROFILE;

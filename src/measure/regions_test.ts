@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { planRegions } from "./regions.ts";
 import { parseSymbolMap } from "./symbols.ts";
-import { FAKE, fakeSymbols, fakeSystemMap } from "./_testing.ts";
+import { FAKE, fakeSymbols, fakeSystemMap } from "./testing.ts";
 
 Deno.test("planRegions() cuts rodata around the syscall table and the ro_after_init window", () => {
   const plan = planRegions(fakeSymbols());

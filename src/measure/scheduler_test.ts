@@ -6,7 +6,7 @@ import {
   type MonitorPorts,
   type MonitorTarget,
 } from "./scheduler.ts";
-import { testReferenceSet } from "./_testing.ts";
+import { testReferenceSet } from "./testing.ts";
 
 const DIGEST = "a".repeat(64);
 const TARGET: MonitorTarget = { uuid: "u-1", name: "web-1", intervalMs: 1000, key: "k1" };

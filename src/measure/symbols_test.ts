@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseSymbolMap } from "./symbols.ts";
-import { FAKE, fakeSymbols } from "./_testing.ts";
+import { FAKE, fakeSymbols } from "./testing.ts";
 
 Deno.test("parseSymbolMap() reads System.map and kallsyms lines, module names included", () => {
   const syms = parseSymbolMap(

@@ -7,7 +7,7 @@ import {
   normaliseSyscallTable,
   type TextBounds,
 } from "./tables.ts";
-import { encodeGate, FAKE } from "./_testing.ts";
+import { encodeGate, FAKE } from "./testing.ts";
 
 const slide = 0x1e00000n;
 const bounds: TextBounds = {

@@ -6,7 +6,7 @@ import {
 } from "./measurement.ts";
 import type { ReferenceSet } from "./reference.ts";
 import { failedVerdicts, judge, verdictDigest } from "./verdict.ts";
-import { testReferenceSet } from "./_testing.ts";
+import { testReferenceSet } from "./testing.ts";
 
 const D = (c: string) => c.repeat(64);
 

@@ -19,6 +19,7 @@ export {
   type TcpAddress,
 } from "./listen.ts";
 export { followLibvirt, type LibvirtDeps } from "./libvirt.ts";
+export { type VersionInfo, versionInfo } from "./version.ts";
 export { createLogger, LOG_FORMATS, type LogFormat, type LoggerOptions } from "./log.ts";
 export {
   createServer,

@@ -9,7 +9,7 @@
  */
 import { setImmediate } from "node:timers";
 import { join, resolve } from "node:path";
-import { ABI_VERSION, Asp } from "../../ffi/mod.ts";
+import { Asp } from "../../ffi/mod.ts";
 import { type Logger, VaspError } from "../engine/mod.ts";
 import {
   createMonitor,
@@ -31,6 +31,7 @@ import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
 import { followLibvirt } from "./libvirt.ts";
 import { listen, type Listeners, type TcpAddress } from "./listen.ts";
 import { createLogger } from "./log.ts";
+import { versionInfo } from "./version.ts";
 
 /** What a server is made of. */
 export interface ServerOptions {
@@ -178,7 +179,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     Deno.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const asp = Asp.open(stateDir);
     closer.push(() => asp.close());
-    const metrics = new Metrics({ build: { abi: String(ABI_VERSION) } });
+    const build = versionInfo();
+    const metrics = new Metrics({ build: { ...build, abi: String(build.abi) } });
     // Set once built; the policy store's reloads and the host monitor's changes reach them.
     const late: { host?: HostMonitor; decisions?: DecisionService } = {};
     const ids = uuidV7Source();

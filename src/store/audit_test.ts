@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { chainRecord, checkEntry, GENESIS_HASH, recordBody } from "./audit.ts";
 import { canonicalJson } from "./canonical_json.ts";
-import { entry } from "./_testing.ts";
+import { entry } from "./testing.ts";
 import { fromHex, toHex } from "../codec/mod.ts";
 
 async function webCryptoHash(prevHex: string, body: string): Promise<string> {

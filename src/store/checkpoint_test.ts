@@ -6,7 +6,7 @@ import {
   keyId,
   SIGNED_DATA_PREFIX,
 } from "./checkpoint.ts";
-import { keyPair } from "./_testing.ts";
+import { keyPair } from "./testing.ts";
 
 const checkpoint = { seq: 1000, headHash: "ab".repeat(32), time: new Date(Date.UTC(2025, 1, 3)) };
 

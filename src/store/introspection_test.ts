@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { SCHEMA_VERSION } from "./_sqlite_schema.ts";
-import { tempDir } from "./_testing.ts";
+import { tempDir } from "./testing.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { IntrospectionSettings } from "./store.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { SqliteStore } from "./sqlite_store.ts";
-import { entry, keyPair, storeWith, tamper, tempDir } from "./_testing.ts";
+import { entry, keyPair, storeWith, tamper, tempDir } from "./testing.ts";
 
 Deno.test("appended decisions get seqs 1, 2, 3 … and read back whole", async () => {
   using dir = tempDir();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { SqliteStore } from "./sqlite_store.ts";
 import { SCHEMA_VERSION } from "./_sqlite_schema.ts";
-import { tamper, tempDir } from "./_testing.ts";
+import { tamper, tempDir } from "./testing.ts";
 
 const UUID = "4f1c2a9e-8d5b-4c3e-9f7a-1b2c3d4e5f60";
 const OTHER = "0e4a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b";

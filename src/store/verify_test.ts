@@ -3,7 +3,7 @@ import { chainRecord, checkEntry } from "./audit.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { ecdsaP256Verifier } from "./checkpoint.ts";
 import { SqliteStore } from "./sqlite_store.ts";
-import { entry, keyPair, resignCheckpoints, storeWith, tamper, tempDir } from "./_testing.ts";
+import { entry, keyPair, resignCheckpoints, storeWith, tamper, tempDir } from "./testing.ts";
 import type { AuditRecord } from "./audit.ts";
 
 /** Writes a log of `n` records (checkpoints every 4 with a signer), closes it, runs `sql`. */

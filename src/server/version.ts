@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { ABI_VERSION } from "../../ffi/mod.ts";
 import config from "../../deno.json" with { type: "json" };
+import { ABI_VERSION } from "../../ffi/mod.ts";
 
 /** The version facts. */
 export interface VersionInfo {
