@@ -26,7 +26,11 @@ import {
 import { fetchAndVerify, type TenantQuote, verifyTampered } from "./_demo_tenant.ts";
 import { HOST_EXPECTED_FILE, type RunningServer, startServer } from "./_server.ts";
 
-const POLICIES = new URL("../../policies", import.meta.url).pathname;
+/** <root>/policies, from the bundle (<root>/dist/vasp.js) or from src/cli/. */
+const POLICIES = new URL(
+  import.meta.url.endsWith(".js") ? "../policies" : "../../policies",
+  import.meta.url,
+).pathname;
 
 /** What one step reports: its line and the facts behind it. */
 export interface StepResult {

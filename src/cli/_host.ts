@@ -47,9 +47,13 @@ export interface HostMeasureOptions {
   readonly kernel?: string | null;
 }
 
-/** The files that make up the engine's code, relative to its root. */
-const ENGINE_PARTS = ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
-const DEFAULT_ROOT = new URL("../../", import.meta.url).pathname;
+/** In the bundle (tools/bundle.ts) every module's URL is the bundle's, `<root>/dist/vasp.js`. */
+const BUNDLED = import.meta.url.endsWith(".js");
+/** The files that make up the engine's code, relative to its root: the bundle, or the sources. */
+const ENGINE_PARTS = BUNDLED
+  ? ["dist/vasp.js", "dist/wal_checkpointer_worker.js"]
+  : ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
+const DEFAULT_ROOT = new URL(BUNDLED ? "../" : "../../", import.meta.url).pathname;
 
 /**
  * Measures the host into the ASP's host registers ({@link HOST_REGISTERS}). A tree (the

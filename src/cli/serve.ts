@@ -144,7 +144,11 @@ function policySource(values: {
 }) {
   const repo = values["policies-repo"];
   if (repo === undefined) {
-    return { dir: resolve(values.policies ?? new URL("../../policies", import.meta.url).pathname) };
+    // From the bundle (<root>/dist/vasp.js) or from src/cli/: <root>/policies.
+    const root = import.meta.url.endsWith(".js") ? "../" : "../../";
+    return {
+      dir: resolve(values.policies ?? new URL(`${root}policies`, import.meta.url).pathname),
+    };
   }
   if (values.policies !== undefined || values["policies-ref"] === undefined) {
     throw new VaspError(
