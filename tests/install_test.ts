@@ -106,6 +106,8 @@ Deno.test("install places vASP on this host, QEMU's user reaches the socket and 
   const other = `${HOOK_DIR}/00-other`;
   await Deno.mkdir(HOOK_DIR, { recursive: true });
   let server: Deno.ChildProcess | undefined;
+  let output = Promise.resolve("");
+  let errors = Promise.resolve("");
   try {
     await t.step(
       "a file named vasp in qemu.d that is not vASP's hook stops the install",
@@ -157,10 +159,12 @@ Deno.test("install places vASP on this host, QEMU's user reaches the socket and 
       async () => {
         server = new Deno.Command("/usr/local/bin/vasp", {
           args: ["serve", "--no-tcp"],
-          stdout: "null",
+          stdout: "piped",
           stderr: "piped",
         }).spawn();
+        output = new Response(server.stdout).text();
         const log = new Response(server.stderr).text();
+        errors = log;
         for (let i = 0;; i++) {
           // 400: the server read the (empty) event and answered; 000: not listening yet.
           if ((await decideStatus((a) => run(a[0]!, a.slice(1)))).stdout === "400") break;
@@ -218,6 +222,13 @@ Deno.test("install places vASP on this host, QEMU's user reaches the socket and 
       server?.kill("SIGTERM");
       await server?.status;
       server = undefined;
+      // It ran the bundle: the engine's code is the installed dist/, its worker started.
+      assert.match(
+        await output,
+        /engine code: manifest of 2 files under \/usr\/local\/lib\/vasp\n/,
+      );
+      assert.match(await output, /^stopped$/m);
+      assert.doesNotMatch(await errors, /WAL checkpoint in the worker failed/);
       const r = await install("uninstall");
       assert.equal(r.code, 0, r.stderr);
       for (const path of [...Object.keys(PLACED), LIB, "/usr/local/libexec/vasp-qemu"]) {

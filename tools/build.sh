@@ -1,14 +1,14 @@
 #!/bin/sh
 # Builds what is missing or stale, and costs one `find` when nothing is: the native library
 # (native/build/libvasp.so, after the Debian packages it needs) and the engine bundle
-# (dist/vasp.js, tools/bundle.ts). dist/.stamp records the start of the last good build; any
+# (dist/, tools/bundle.ts). .build-stamp records the start of the last good build; any
 # input newer than it (a file changed, or a directory whose entries changed) means a rebuild.
 #   sh tools/build.sh          build when needed
 #   sh tools/build.sh --force  build now
 set -eu
 cd "$(dirname "$0")/.."
 
-stamp=dist/.stamp
+stamp=.build-stamp
 inputs="src ffi mod.ts deno.json deno.lock native/src native/include native/Makefile tools/bundle.ts
   tools/build.sh"
 if [ "${1:-}" != --force ] && [ -f "$stamp" ] && [ -f dist/vasp.js ] &&
@@ -20,7 +20,6 @@ fi
 
 sh tools/deps.sh build
 make -s -C native
-mkdir -p dist
 # Taken before bundling: a file changed while the bundle is made is newer than the stamp.
 : >"$stamp.new"
 deno run --allow-all tools/bundle.ts

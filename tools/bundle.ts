@@ -1,8 +1,9 @@
 /**
  * Bundles the engine with esbuild into `dist/`: `vasp.js` (the `vasp` command, entry
- * `src/cli/main.ts`) and `wal_checkpointer_worker.js` (the SQLite checkpoint worker, which the
+ * `src/cli/main.ts`), `wal_checkpointer_worker.js` (the SQLite checkpoint worker, which the
  * bundle starts from beside itself). One file per entry starts in a fraction of the time of
- * the module graph of the sources. `sh tools/build.sh` runs this when an input changed.
+ * the module graph of the sources.
+ * `sh tools/build.sh` runs this when an input changed.
  *
  *   deno run --allow-all tools/bundle.ts [OUTDIR]
  *
@@ -17,6 +18,10 @@ import * as esbuild from "esbuild";
 
 const root = new URL("../", import.meta.url).pathname;
 const outdir = Deno.args[0] ?? `${root}dist`;
+// Built beside, then swapped in whole: the directory holds exactly one build, and the
+// engine's measurement (all of dist/) covers it and nothing else.
+const staging = `${outdir}.new`;
+await Deno.remove(staging, { recursive: true }).catch(() => {});
 
 // node_modules/ is where esbuild resolves the npm packages deno.json names.
 const install = await new Deno.Command(Deno.execPath(), {
@@ -37,7 +42,7 @@ try {
       vasp: "src/cli/main.ts",
       wal_checkpointer_worker: "src/store/_wal_checkpointer_worker.ts",
     },
-    outdir,
+    outdir: staging,
     bundle: true,
     format: "esm",
     platform: "node",
@@ -58,3 +63,5 @@ try {
 } finally {
   await esbuild.stop();
 }
+await Deno.remove(outdir, { recursive: true }).catch(() => {});
+await Deno.rename(staging, outdir);

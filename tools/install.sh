@@ -6,7 +6,7 @@
 # install builds what is stale (sh tools/build.sh), then places:
 #   /usr/local/lib/vasp/deno             the Deno binary running this script (a copy, not a path
 #                                        into an npm cache)
-#   /usr/local/lib/vasp/dist/*.js        the engine bundle; policies/ beside it, the default set
+#   /usr/local/lib/vasp/dist/            the engine bundle; policies/ beside it, the default set
 #   /usr/local/lib/vasp/libvasp.so       the native library
 #   /usr/local/bin/vasp                  the `vasp` command (sh: the pinned Deno on the bundle)
 #   /usr/local/libexec/vasp-qemu         the QEMU wrapper for libvirt's <emulator>
@@ -65,6 +65,16 @@ place() {
   record file "$2"
 }
 
+# place_tree SRC DEST: replaces the directory DEST by a copy of SRC (files 0644).
+place_tree() {
+  rm -rf "$2.new"
+  cp -R "$1" "$2.new"
+  chmod -R u=rwX,go=rX "$2.new"
+  rm -rf "$2"
+  mv "$2.new" "$2"
+  record tree "$2"
+}
+
 # place_conf DEST CONTENT: writes a configuration file unless one is there.
 place_conf() {
   if [ -e "$1" ]; then
@@ -101,16 +111,9 @@ install_all() {
   if [ -f "$kept" ]; then cat "$kept" >>"$manifest.new"; fi
 
   place "$deno" "$libdir/deno" 0755
-  make_dir "$libdir/dist" 0755
-  place dist/vasp.js "$libdir/dist/vasp.js" 0644
-  place dist/wal_checkpointer_worker.js "$libdir/dist/wal_checkpointer_worker.js" 0644
+  place_tree dist "$libdir/dist"
   place native/build/libvasp.so "$libdir/libvasp.so" 0644
-  rm -rf "$libdir/policies.new"
-  cp -R policies "$libdir/policies.new"
-  chmod -R u=rwX,go=rX "$libdir/policies.new"
-  rm -rf "$libdir/policies"
-  mv "$libdir/policies.new" "$libdir/policies"
-  record tree "$libdir/policies"
+  place_tree policies "$libdir/policies"
 
   make_dir "$bindir" 0755
   cat >"$libdir/vasp.sh" <<LAUNCHER

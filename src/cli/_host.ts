@@ -50,9 +50,7 @@ export interface HostMeasureOptions {
 /** In the bundle (tools/bundle.ts) every module's URL is the bundle's, `<root>/dist/vasp.js`. */
 const BUNDLED = import.meta.url.endsWith(".js");
 /** The files that make up the engine's code, relative to its root: the bundle, or the sources. */
-const ENGINE_PARTS = BUNDLED
-  ? ["dist/vasp.js", "dist/wal_checkpointer_worker.js"]
-  : ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
+const ENGINE_PARTS = BUNDLED ? ["dist"] : ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
 const DEFAULT_ROOT = new URL(BUNDLED ? "../" : "../../", import.meta.url).pathname;
 
 /**
