@@ -10,7 +10,11 @@ import { errorMessage } from "../src/engine/error.ts";
 /** The ABI version these bindings were written for (`VASP_ABI_VERSION`). */
 export const ABI_VERSION = 1;
 
-/** Where `make -C native` puts the library, relative to this file. */
+/**
+ * Where `make -C native` puts the library, relative to this file; the same relative path holds
+ * from the bundle (`<root>/dist/vasp.js`, tools/bundle.ts), which sits as deep as `ffi/`. An
+ * installed engine names its library in `$VASP_NATIVE_LIB`.
+ */
 const DEFAULT_PATH = new URL("../native/build/libvasp.so", import.meta.url);
 
 let opened: Deno.DynamicLibrary<typeof symbols> | undefined;

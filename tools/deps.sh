@@ -7,7 +7,10 @@
 set -eu
 
 build="gcc make libc6-dev libssl-dev openssl"
-test="$build qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd lz4 curl git"
+# systemd: systemd-analyze (the unit's check); libvirt-daemon-driver-qemu: QEMU's user
+# libvirt-qemu, whom the install test lets reach the socket.
+test="$build qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd lz4 curl git systemd
+  libvirt-daemon-driver-qemu"
 bench="$test wrk"
 
 case "${1:-build}" in

@@ -49,10 +49,10 @@ if ! sh tools/deps.sh test; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-stage "native build" '' run make -s -C native
+stage "build (native library, engine bundle)" '' run sh tools/build.sh
 stage "deno fmt --check" '' run deno fmt --check
 stage "deno lint" '' run deno lint
-stage "deno check" '' run deno check mod.ts src ffi tests bench
+stage "deno check" '' run deno check mod.ts src ffi tests bench tools
 stage "C tests" "$c_counts" run make -s -C native test
 stage "C tests under ASan/UBSan" "$c_counts" run make -s -C native test-sanitize
 stage "deno test" "$deno_counts" run deno test --allow-all "$@"

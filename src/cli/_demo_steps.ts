@@ -26,8 +26,9 @@ import {
 import { fetchAndVerify, type TenantQuote, verifyTampered } from "./_demo_tenant.ts";
 import { HOST_EXPECTED_FILE } from "../host/mod.ts";
 import { type RunningServer, startServer } from "../server/mod.ts";
+import { projectPath } from "../paths.ts";
 
-const POLICIES = new URL("../../policies", import.meta.url).pathname;
+const POLICIES = projectPath("policies");
 
 /** What one step reports: its line and the facts behind it. */
 export interface StepResult {

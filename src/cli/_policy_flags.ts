@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import type { PolicySetSource } from "../policy/mod.ts";
 import { errorMessage, VaspError } from "../engine/error.ts";
 import { usageError } from "./_command.ts";
+import { projectPath } from "../paths.ts";
 
 /** Fails with an error naming the flag and the path unless `path` is a directory. */
 function mustBeDirectory(flag: string, path: string): void {
@@ -68,7 +69,7 @@ export function policySource(values: PolicyValues): PolicySetSource {
       throw usageError("--policies-ref and --policies-path need --policies-repo");
     }
     if (values.policies !== undefined) mustBeDirectory("--policies", values.policies);
-    return { dir: resolve(values.policies ?? new URL("../../policies", import.meta.url).pathname) };
+    return { dir: resolve(values.policies ?? projectPath("policies")) };
   }
   if (values.policies !== undefined) {
     throw usageError("give either --policies or --policies-repo, not both");

@@ -9,6 +9,7 @@
  * @module
  */
 import { relative, resolve } from "node:path";
+import { BUNDLED, PROJECT_ROOT } from "../paths.ts";
 import { type Asp, hash, libraryPath, NativeError } from "../../ffi/mod.ts";
 import { toHex } from "../codec/mod.ts";
 import { errorMessage } from "../engine/error.ts";
@@ -69,9 +70,8 @@ export interface HostDigest {
   readonly skipped?: string;
 }
 
-/** The files that make up the engine's code, relative to its root. */
-const ENGINE_PARTS = ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
-const DEFAULT_ROOT = new URL("../../", import.meta.url).pathname;
+/** The files that make up the engine's code, relative to its root: the bundle, or the sources. */
+const ENGINE_PARTS = BUNDLED ? ["dist"] : ["src", "ffi", "mod.ts", "deno.json", "deno.lock"];
 
 /**
  * Reads what each host part is now, in register order, extending nothing. A tree (the
@@ -84,7 +84,7 @@ const DEFAULT_ROOT = new URL("../../", import.meta.url).pathname;
  * @throws {NativeError} `io_failed` when a required part (engine, library) cannot be read
  */
 export async function digestHost(options: HostMeasureOptions = {}): Promise<HostDigest[]> {
-  const root = resolve(options.engineRoot ?? DEFAULT_ROOT);
+  const root = resolve(options.engineRoot ?? PROJECT_ROOT);
   const engineParts = ENGINE_PARTS.map((p) => `${root}/${p}`);
   const engine = await manifest(root, engineParts);
   const library = options.library ?? libraryPath();

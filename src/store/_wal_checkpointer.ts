@@ -13,9 +13,14 @@
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
+import { BUNDLED, PROJECT_ROOT } from "../paths.ts";
 
 /** How often the worker checkpoints, by default. */
 const INTERVAL_MS = 100;
+/** The worker's module: beside the bundle (tools/bundle.ts) when bundled, else the source. */
+const WORKER = BUNDLED
+  ? new URL("dist/wal_checkpointer_worker.js", `file://${PROJECT_ROOT}`)
+  : new URL("./_wal_checkpointer_worker.ts", import.meta.url);
 /** How long close waits for the worker to close its connection. */
 const CLOSE_TIMEOUT_MS = 5000;
 
@@ -38,9 +43,7 @@ export class WalCheckpointer {
   ) {
     this.#db = db;
     this.#log = options.log;
-    this.#worker = new Worker(new URL("./_wal_checkpointer_worker.ts", import.meta.url), {
-      type: "module",
-    });
+    this.#worker = new Worker(WORKER, { type: "module" });
     this.#worker.onmessage = (event: MessageEvent) => {
       if (event.data?.error) this.#fallBack(`${event.data.error}`);
     };
