@@ -21,6 +21,7 @@ import { checkListen, parseListen } from "../server/mod.ts";
 const USAGE =
   `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO --policies-ref REF
                   [--policies-path PATH]] [--listen HOST:PORT | --no-tcp] [--socket PATH | --no-socket]
+                  [--hook-socket PATH | --no-hook-socket]
                   [--allow-remote] [--learn-host] [--qemu FILE] [--host-kernel FILE]
 
 Opens the software ASP in DIR (created on first use), measures the host into its host
@@ -33,11 +34,16 @@ On the first start it writes an operator token to DIR/operator.token (mode 0600)
   --policies-repo REPO  load the policy set from a local git repository instead …
   --policies-ref REF    … at this ref (branch, tag or commit; the revision is the commit)
   --policies-path PATH  … from this folder of the repository (default: its root)
-  --socket PATH         the Unix socket for local hooks, no token (default: DIR/vasp.sock)
+  --socket PATH         the operator socket, mode 0600: whoever opens it is operator, no
+                        token (default: DIR/vasp.sock)
+  --hook-socket PATH    the hook socket, mode 0660: whoever opens it may decide and report
+                        events, nothing else (default: DIR/hook.sock; QEMU's user must reach
+                        it: see deploy/libvirt/README.md)
   --listen HOST:PORT    the TCP listener, bearer token required (default: 127.0.0.1:8787)
   --allow-remote        allow a non-loopback --listen address: the API is plain HTTP, so
                         tokens would cross the network in clear; put a TLS proxy in front
-  --no-tcp, --no-socket run without that listener
+  --no-tcp, --no-socket, --no-hook-socket
+                        run without that listener
   --learn-host          record the host as measured now as the expected host
                         (DIR/host-expected.json), which host-integrity policies compare with
   --qemu FILE           the QEMU binary to measure (default: qemu-system-x86_64 on PATH)
@@ -95,6 +101,8 @@ export const serve: Command = {
       "policies-path": { type: "string" },
       socket: { type: "string" },
       "no-socket": { type: "boolean" },
+      "hook-socket": { type: "string" },
+      "no-hook-socket": { type: "boolean" },
       listen: { type: "string" },
       "no-tcp": { type: "boolean" },
       "allow-remote": { type: "boolean" },
@@ -111,6 +119,7 @@ export const serve: Command = {
         stateDir,
         policies: policySource(values),
         socket: values["no-socket"] ? null : values.socket,
+        hookSocket: values["no-hook-socket"] ? null : values["hook-socket"],
         tcp,
         host: { qemu: values.qemu, kernel: values["host-kernel"] },
         learnHost: values["learn-host"],
@@ -118,11 +127,14 @@ export const serve: Command = {
       try {
         const registers = server.measured.map((m) => toHex(server.asp.read(m.reg)));
         console.log(report(await identify(server.asp), server.measured, registers));
-        const { socket, tcp: bound } = server.listeners;
+        const { socket, hookSocket, tcp: bound } = server.listeners;
         console.log(hostReport(server.host, server.measured, stateDir));
         console.log(`policy revision  ${server.policyStore.current().revision}`);
         console.log(`audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`);
-        if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
+        if (socket) console.log(`listening on unix:${socket} (operator, no token; mode 0600)`);
+        if (hookSocket) {
+          console.log(`listening on unix:${hookSocket} (hook role, no token; mode 0660)`);
+        }
         if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);
         if (server.tokenFile) console.log(`operator token written to ${server.tokenFile}`);
         console.log("ready; stop with Ctrl-C or SIGTERM");
