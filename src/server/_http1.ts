@@ -264,6 +264,9 @@ export function serveHttp1(
   async function serveConnection(conn: Deno.Conn): Promise<void> {
     const reader = new Reader(conn);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // Closing with a request's body unread loses the answer (the peer's kernel resets on the
+    // unread bytes); after such an answer, stop writing and read a bounded amount first.
+    let linger = false;
     const arm = (ms: number) => {
       clearTimeout(timer);
       timer = setTimeout(() => closeQuietly(conn), Math.max(ms, 0));
@@ -295,14 +298,16 @@ export function serveHttp1(
           latin1.decode(reader.take(end).subarray(0, end - 4)).replace(/^(\r\n)+/, ""),
         );
         arm(limits.bodyTimeoutMs);
-        let body: Uint8Array<ArrayBuffer> | null = null;
+        let body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null = null;
         let drained = true;
         if (head.chunked) {
           body = await readChunked(reader, limits);
           if (body === null) return;
         } else if (head.length !== null && head.length > 0) {
           if (head.length > limits.maxBodyBytes) {
-            drained = false; // the app refuses it by its Content-Length; never read it
+            // The app's body limit refuses it by its Content-Length, unread, and records that.
+            drained = false;
+            body = unreadBody(head.length);
           } else {
             if (head.headers.get("expect")?.toLowerCase() === "100-continue") {
               await writeAll(conn, CONTINUE);
@@ -336,6 +341,7 @@ export function serveHttp1(
           ? EMPTY
           : new Uint8Array(await response.arrayBuffer());
         const close = !keepAlive || stopping;
+        linger = !drained;
         await writeAll(conn, serialize(response, payload, head.method === "HEAD", close));
         if (close) return;
       }
@@ -345,9 +351,14 @@ export function serveHttp1(
         const res = refusalResponse(error);
         const payload = new Uint8Array(await res.arrayBuffer());
         await writeAll(conn, serialize(res, payload, false, true)).catch(() => {});
+        linger = true;
       }
       // Anything else is the peer going away or a timer closing the connection.
     } finally {
+      if (linger) {
+        arm(limits.bodyTimeoutMs);
+        await discard(conn, 4 * limits.maxBodyBytes).catch(() => {});
+      }
       clearTimeout(timer);
       idle.delete(conn);
       closeQuietly(conn);
@@ -410,6 +421,26 @@ export function serveHttp1(
       await Promise.all(active);
     },
   };
+}
+
+/** A body over the limit, left unread: reading it fails. */
+function unreadBody(length: number): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    pull(controller) {
+      controller.error(new RangeError(`A body of ${length} bytes is over the limit; not read`));
+    },
+  });
+}
+
+/** Ends writing, then reads and drops up to `max` bytes until the peer closes. */
+async function discard(conn: Deno.Conn, max: number): Promise<void> {
+  await conn.closeWrite();
+  const buf = new Uint8Array(64 * 1024);
+  for (let total = 0; total < max;) {
+    const n = await conn.read(buf);
+    if (n === null) return;
+    total += n;
+  }
 }
 
 /** Reads a chunked body within the limit; `null` if the stream ends first. */
