@@ -43,6 +43,8 @@ export interface HttpListener {
   shutdown(): Promise<void>;
 }
 
+/** How often deadlines are checked: a timeout fires up to this much late. */
+const SWEEP_MS = 250;
 const CRLF2 = new Uint8Array([13, 10, 13, 10]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Origin form (`/path?query`), or absolute form (`http://host/path`), which clients that reach a
@@ -74,7 +76,7 @@ class Refusal extends Error {
   }
 }
 
-/** Buffered reading from one connection; every read is bounded by the caller's timer. */
+/** Buffered reading from one connection; every read is bounded by the connection's deadline. */
 class Reader {
   #buf = new Uint8Array(16 * 1024);
   #start = 0;
@@ -250,6 +252,13 @@ export function serveHttp1(
 ): HttpListener {
   const { limits, log, name } = options;
   const idle = new Set<Deno.Conn>();
+  // Each connection's deadline (ms since the epoch; Infinity while the handler runs), checked
+  // by one sweep per listener: a timer per request phase cost more than the check.
+  const deadlines = new Map<Deno.Conn, number>();
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const [conn, deadline] of deadlines) if (deadline <= now) closeQuietly(conn);
+  }, SWEEP_MS);
   const active = new Set<Promise<void>>();
   let open = 0;
   let refused = 0;
@@ -258,18 +267,16 @@ export function serveHttp1(
   function closeQuietly(conn: Deno.Conn): void {
     try {
       conn.close();
-    } catch { /* already closed by a timer or the peer */ }
+    } catch { /* already closed by the sweep or the peer */ }
   }
 
   async function serveConnection(conn: Deno.Conn): Promise<void> {
     const reader = new Reader(conn);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     // Closing with a request's body unread loses the answer (the peer's kernel resets on the
     // unread bytes); after such an answer, stop writing and read a bounded amount first.
     let linger = false;
     const arm = (ms: number) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => closeQuietly(conn), Math.max(ms, 0));
+      deadlines.set(conn, Date.now() + ms);
     };
     try {
       for (;;) {
@@ -300,7 +307,9 @@ export function serveHttp1(
         arm(limits.bodyTimeoutMs);
         let body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null = null;
         let drained = true;
+        const proceed = head.headers.get("expect")?.toLowerCase() === "100-continue";
         if (head.chunked) {
+          if (proceed) await writeAll(conn, CONTINUE);
           body = await readChunked(reader, limits);
           if (body === null) return;
         } else if (head.length !== null && head.length > 0) {
@@ -309,14 +318,12 @@ export function serveHttp1(
             drained = false;
             body = unreadBody(head.length);
           } else {
-            if (head.headers.get("expect")?.toLowerCase() === "100-continue") {
-              await writeAll(conn, CONTINUE);
-            }
+            if (proceed) await writeAll(conn, CONTINUE);
             body = await reader.exactly(head.length);
             if (body === null) return;
           }
         }
-        clearTimeout(timer);
+        deadlines.set(conn, Infinity);
         const keepAlive = drained && head.minor === 1 &&
           !/(^|,)\s*close\s*(,|$)/i.test(head.headers.get("connection") ?? "");
         const request = new Request(`http://localhost${head.target}`, {
@@ -353,13 +360,13 @@ export function serveHttp1(
         await writeAll(conn, serialize(res, payload, false, true)).catch(() => {});
         linger = true;
       }
-      // Anything else is the peer going away or a timer closing the connection.
+      // Anything else is the peer going away or the sweep closing the connection.
     } finally {
       if (linger) {
         arm(limits.bodyTimeoutMs);
         await discard(conn, 4 * limits.maxBodyBytes).catch(() => {});
       }
-      clearTimeout(timer);
+      deadlines.delete(conn);
       idle.delete(conn);
       closeQuietly(conn);
     }
@@ -419,6 +426,7 @@ export function serveHttp1(
       for (const conn of idle) closeQuietly(conn);
       await accepting;
       await Promise.all(active);
+      clearInterval(sweeper);
     },
   };
 }
