@@ -9,8 +9,8 @@
  * - loopback TCP: a bearer token decides the role.
  *
  * A flood on one listener fills that listener's connection cap, never the process's file
- * descriptors: the caps together stay under half of `RLIMIT_NOFILE`, so the sockets keep
- * answering hooks while TCP is flooded.
+ * descriptors: the caps together take about 40% of `RLIMIT_NOFILE` at most, so the sockets
+ * keep answering hooks while TCP is flooded.
  *
  * @module
  */
@@ -167,7 +167,7 @@ export function openFileLimit(): number | null {
 /**
  * Each listener's default limits. The connection caps are 256 (TCP), 128 (hook socket) and 32
  * (operator socket) at 1024 open files or more, scaled down below that, so that the three
- * together never hold more than 40% of the process's descriptors.
+ * together hold about 40% of the process's descriptors at most.
  *
  * @param fileLimit the process's open-file limit (`null`: assume 1024)
  * @returns the limits per listener
@@ -203,7 +203,8 @@ async function listenUnix(path: string, mode: number): Promise<Deno.Listener> {
   await claimSocket(path);
   const listener = Deno.listen({ transport: "unix", path });
   try {
-    // The umask leaves others without write (needed to connect) until the chmod; be exact now.
+    // Until the chmod the umask decides (022: nobody else may write, which connecting needs);
+    // the socket's directory guards that moment, as it must anyway.
     await Deno.chmod(path, mode);
   } catch (error) {
     listener.close();
