@@ -70,7 +70,7 @@ Deno.test("serve --log-format json logs its start, each decision and its stop as
     assert.match(status.stdout, /^VMs +none; register one with "vasp vm register"$/m);
     assert.match(
       status.stdout,
-      /^listeners +unix:.*vasp\.sock \(no token\); no TCP; pid \d+, log json$/m,
+      /^listeners +unix:.*vasp\.sock \(operator\); unix:.*hook\.sock \(hooks\); no TCP; pid \d+, log json$/m,
     );
     assert.match(status.stdout, /^tokens +1 operator; operator token .*operator\.token$/m);
     const json = JSON.parse((await vasp(["status", "--state-dir", dir.path, "--json"])).stdout);

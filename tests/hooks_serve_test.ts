@@ -31,12 +31,13 @@ async function serve() {
     if (done) throw new Error(`vasp serve ended before it was ready: ${out}`);
     out += value;
   }
-  const socket = `${dir}/vasp.sock`;
-  const http = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+  // The hooks use the hook socket, as deployed; the test reads the audit on the operator's.
+  const socket = `${dir}/hook.sock`;
+  const http = Deno.createHttpClient({ proxy: { transport: "unix", path: `${dir}/vasp.sock` } });
   return {
     dir,
     socket,
-    /** The audit records of the test VM (the socket's principal is the operator). */
+    /** The audit records of the test VM (read over the operator socket). */
     async audit(): Promise<Record<string, unknown>[]> {
       const res = await fetch(`http://localhost/v1/audit?vm=${VM.uuid}`, { client: http });
       return (await res.json()).records;

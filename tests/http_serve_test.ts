@@ -19,7 +19,8 @@ Deno.test("vasp serve answers on its Unix socket without a token and on loopback
     const tokenFile = /operator token written to (\S+)/.exec(serve.output)?.[1];
     assert.equal(tokenFile, join(dir.path, "operator.token"));
     assert.equal((await Deno.stat(tokenFile!)).mode! & 0o777, 0o600);
-    assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
+    assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o600, "the operator socket");
+    assert.equal((await Deno.stat(join(dir.path, "hook.sock"))).mode! & 0o777, 0o660);
     const token = (await Deno.readTextFile(tokenFile!)).trim();
     assert.ok(!serve.output.includes(token), "the token itself is never printed");
     // A first start has learned no host: it says that every start will be denied.

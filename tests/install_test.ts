@@ -71,7 +71,10 @@ async function groupsOf(user: string): Promise<string[]> {
   return (await run("id", ["-nG", user])).stdout.trim().split(/\s+/);
 }
 
-async function decideStatus(asUser: (args: string[]) => Promise<Result>): Promise<Result> {
+async function decideStatus(
+  asUser: (args: string[]) => Promise<Result>,
+  socket = "hook.sock",
+): Promise<Result> {
   return await asUser([
     "curl",
     "-s",
@@ -80,7 +83,7 @@ async function decideStatus(asUser: (args: string[]) => Promise<Result>): Promis
     "-w",
     "%{http_code}",
     "--unix-socket",
-    `${STATE}/vasp.sock`,
+    `${STATE}/${socket}`,
     "-d",
     "{}",
     "http://localhost/v1/decide",
@@ -174,10 +177,13 @@ Deno.test("install places vASP on this host, QEMU's user reaches the socket and 
           }
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        const sock = await Deno.stat(`${STATE}/vasp.sock`);
+        const sock = await Deno.stat(`${STATE}/hook.sock`);
         assert.equal((sock.mode ?? 0) & 0o777, 0o660);
         assert.equal(sock.gid, (await Deno.stat(STATE)).gid);
         assert.equal((await decideStatus(asQemuUser)).stdout, "400");
+        // The operator socket is root's alone: QEMU's user never reaches it.
+        assert.equal(((await Deno.stat(`${STATE}/vasp.sock`)).mode ?? 0) & 0o777, 0o600);
+        assert.notEqual((await decideStatus(asQemuUser, "vasp.sock")).stdout, "400");
         for (const file of ["operator.token", "vasp.db", "asp.state", "host.secret"]) {
           const info = await Deno.stat(`${STATE}/${file}`);
           assert.equal((info.mode ?? 0) & 0o077, 0, `${file} is the server's alone`);
@@ -193,7 +199,7 @@ Deno.test("install places vASP on this host, QEMU's user reaches the socket and 
           "curl",
           "-s",
           "--unix-socket",
-          `${STATE}/vasp.sock`,
+          `${STATE}/hook.sock`,
           "http://localhost/v1/decide",
         ]);
         assert.notEqual(nobody.code, 0, "others cannot reach the socket");

@@ -135,8 +135,8 @@ LAUNCHER
   make_dir "$confdir" 0755
   place_conf "$confdir/qemu-wrapper.conf" "qemu=/usr/bin/qemu-system-x86_64
 gate=$bindir/vasp gate
-server=$statedir/vasp.sock"
-  place_conf "$confdir/hook.conf" "socket=$statedir/vasp.sock
+server=$statedir/hook.sock"
+  place_conf "$confdir/hook.conf" "socket=$statedir/hook.sock
 timeout=5"
   make_dir "$hookdir" 0755
   place deploy/libvirt/hooks/qemu "$hookdir/vasp" 0755

@@ -15,8 +15,10 @@ export interface ServeFile {
   readonly pid: number;
   /** When it started listening. */
   readonly started_at: string;
-  /** The Unix socket (`null`: none). */
+  /** The operator socket (`null`: none). */
   readonly socket: string | null;
+  /** The hook socket (`null`: none). */
+  readonly hook_socket: string | null;
   /** The TCP address `HOST:PORT` (`null`: none). */
   readonly tcp: string | null;
   /** `text` or `json`. */

@@ -26,7 +26,8 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
   --vm-uuid UUID    the VM's UUID (QEMU -uuid)
   --vm-name NAME    the VM's name (QEMU -name guest=NAME)
   --server S        decision server: a Unix socket path or an http:// URL
-                    (default: $VASP_STATE_DIR/vasp.sock, else ./.vasp/vasp.sock)
+                    (default: the hook socket, $VASP_STATE_DIR/hook.sock, else
+                    ./.vasp/hook.sock)
   --token-file F    the bearer token for a TCP server, from this file (default: $VASP_TOKEN;
                     never on the command line, where every user's ps sees it)
   --timeout MS      time allowed for one decision (default 2000); none in time is a denial
@@ -91,7 +92,7 @@ export const gate: Command = {
     if (watchPid !== undefined && !(Number.isInteger(watchPid) && watchPid > 0)) {
       throw new VaspError("usage_invalid", `--watch-pid "${values["watch-pid"]}" is not a PID`);
     }
-    const server = values.server ?? `${resolveStateDir()}/vasp.sock`;
+    const server = values.server ?? `${resolveStateDir()}/hook.sock`;
     using decisions = new VaspClient(server, {
       token: values["token-file"] === undefined
         ? Deno.env.get("VASP_TOKEN")

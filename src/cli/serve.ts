@@ -29,6 +29,7 @@ import {
 const USAGE =
   `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO [--policies-ref REF]
                   [--policies-path PATH]] [--listen HOST:PORT | --no-tcp] [--socket PATH | --no-socket]
+                  [--hook-socket PATH | --no-hook-socket]
                   [--allow-remote] [--learn-host] [--qemu FILE] [--host-kernel FILE]
                   [--log-format text|json]
 
@@ -41,11 +42,16 @@ line each (docs/api.md, "Logs"). "vasp status" shows a running server.
 
   --state-dir DIR       the state directory (default: $VASP_STATE_DIR, else ./.vasp)
 ${POLICY_USAGE}
-  --socket PATH         the Unix socket for local hooks, no token (default: DIR/vasp.sock)
+  --socket PATH         the operator socket, mode 0600: whoever opens it is operator, no
+                        token (default: DIR/vasp.sock)
+  --hook-socket PATH    the hook socket, mode 0660: whoever opens it may decide and report
+                        events, nothing else (default: DIR/hook.sock; QEMU's user must reach
+                        it: see deploy/libvirt/README.md)
   --listen HOST:PORT    the TCP listener, bearer token required (default: 127.0.0.1:8787)
   --allow-remote        allow a non-loopback --listen address: the API is plain HTTP, so
                         tokens would cross the network in clear; put a TLS proxy in front
-  --no-tcp, --no-socket run without that listener (not both: a server needs one)
+  --no-tcp, --no-socket, --no-hook-socket
+                        run without that listener (not all: a server needs one)
   --learn-host          record the host as measured now as the expected host
                         (DIR/host-expected.json), which host-integrity policies compare with
   --qemu FILE           the QEMU binary to measure (default: qemu-system-x86_64 on PATH)
@@ -106,6 +112,8 @@ export const serve: Command = {
       ...POLICY_OPTIONS,
       socket: { type: "string" },
       "no-socket": { type: "boolean" },
+      "hook-socket": { type: "string" },
+      "no-hook-socket": { type: "boolean" },
       listen: { type: "string" },
       "no-tcp": { type: "boolean" },
       "allow-remote": { type: "boolean" },
@@ -141,17 +149,19 @@ export const serve: Command = {
         stateDir,
         policies,
         socket: values["no-socket"] ? null : values.socket,
+        hookSocket: values["no-hook-socket"] ? null : values["hook-socket"],
         tcp,
         host: { qemu: values.qemu, kernel: values["host-kernel"] },
         learnHost: values["learn-host"],
         log,
       });
       try {
-        const { socket, tcp: bound } = server.listeners;
+        const { socket, hookSocket, tcp: bound } = server.listeners;
         writeServeFile(stateDir, {
           pid: Deno.pid,
           started_at: new Date().toISOString(),
           socket: socket ?? null,
+          hook_socket: hookSocket ?? null,
           tcp: bound ? hostPort(bound) : null,
           log_format: format,
           host_unmeasured: server.host.measured.filter((m) => !m.sha256).map((m) => ({
@@ -170,7 +180,10 @@ export const serve: Command = {
           console.log(
             `audit checkpoints signed by the ASP attestation key, chain ${server.akChain}`,
           );
-          if (socket) console.log(`listening on unix:${socket} (no token; mode 0660)`);
+          if (socket) console.log(`listening on unix:${socket} (operator, no token; mode 0600)`);
+          if (hookSocket) {
+            console.log(`listening on unix:${hookSocket} (hook role, no token; mode 0660)`);
+          }
           if (bound) console.log(`listening on http://${hostPort(bound)} (bearer token)`);
           if (server.tokenFile) console.log(`operator token written to ${server.tokenFile}`);
           console.log(

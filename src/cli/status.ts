@@ -83,9 +83,9 @@ function text(s: Report): string {
   if (s.listeners) {
     const l = s.listeners;
     lines.push(
-      `listeners    ${l.socket ? `unix:${l.socket} (no token)` : "no Unix socket"}; ${
-        l.tcp ? `http://${l.tcp} (bearer token)` : "no TCP"
-      }; pid ${l.pid}, log ${l.log_format}`,
+      `listeners    ${l.socket ? `unix:${l.socket} (operator)` : "no operator socket"}; ${
+        l.hook_socket ? `unix:${l.hook_socket} (hooks)` : "no hook socket"
+      }; ${l.tcp ? `http://${l.tcp} (bearer token)` : "no TCP"}; pid ${l.pid}, log ${l.log_format}`,
     );
   }
   const roles = Object.entries(s.tokens.by_role).map(([r, n]) => `${n} ${r}`).join(", ");

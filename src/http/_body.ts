@@ -10,8 +10,16 @@ import type { AppEnv } from "./_env.ts";
 import { requestError } from "./errors.ts";
 import { errorMessage } from "../engine/error.ts";
 
-/** The default body limit: 64 KiB, far above any event a hook sends. */
-export const DEFAULT_BODY_LIMIT = 64 * 1024;
+/**
+ * The default body limit: 1 MiB. The libvirt hook sends the domain XML in base64 (4/3 of its
+ * size), so this takes a domain XML of up to about 780 KB: a real domain is 5–20 KB, one with
+ * a 60 KB `<description>` about 80 KB. libvirt itself caps a string in its RPC at 4 MiB
+ * (`VIR_NET_MESSAGE_STRING_MAX`); a domain between 780 KB and 4 MiB is answered 413 and
+ * recorded, a deny the hook must not read as "engine unavailable". Each connection buffers at
+ * most this much, so memory stays under the listeners' connection caps times 1 MiB. Every other
+ * route with a body is the operator's.
+ */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 /**
  * Refuses a body over `maxSize` bytes, by its `Content-Length` or, for a chunked body, as

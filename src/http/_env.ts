@@ -12,7 +12,7 @@ export interface Principal {
   readonly role: Role;
   /** The tenant a tenant token speaks for. */
   readonly tenant?: string;
-  /** How it was identified: the Unix socket's file permissions, or a bearer token. */
+  /** How it was identified: the Unix socket it came through (its file mode), or a bearer token. */
   readonly via: "unix" | "token";
   /** The token's id, when by token. */
   readonly tokenId?: string;
@@ -23,6 +23,11 @@ export interface AppEnv {
   Bindings: {
     /** Which listener the request came through; anything but `unix` needs a token. */
     readonly transport?: "unix" | "tcp";
+    /**
+     * Over a Unix socket, the role of whoever can open that socket (its mode and group decide
+     * who can): `hook` for the hook socket, `operator` (the default) for the operator socket.
+     */
+    readonly role?: Role;
   };
   Variables: {
     /** Set by the auth middleware on every route but `/healthz`. */

@@ -47,7 +47,7 @@ export interface AppDeps {
   readonly asp?: AspStatus | null;
   /** Checks audit checkpoint signatures against a trusted key (the ASP's AK). */
   readonly auditVerifier?: CheckpointVerifier;
-  /** Largest accepted request body in bytes (default 64 KiB). */
+  /** Largest accepted request body in bytes (default 1 MiB, {@link DEFAULT_BODY_LIMIT}). */
   readonly bodyLimit?: number;
   /** Where internal errors are logged. */
   readonly log: Logger;

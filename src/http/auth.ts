@@ -1,7 +1,8 @@
 /**
- * Who may call what. Over the Unix socket the caller is trusted as an operator: the socket's
- * mode (0660) and its directory's decide who can connect. Over TCP every route but
- * `/healthz` needs a bearer token, whose role decides the rest.
+ * Who may call what. Over a Unix socket the caller has the socket's role, set by the listener:
+ * `operator` on the operator socket (mode 0600: the server's own user), `hook` on the hook
+ * socket (mode 0660: its group, which QEMU's user joins). Over TCP every route but `/healthz`
+ * needs a bearer token, whose role decides the rest.
  *
  * @module
  */
@@ -32,7 +33,7 @@ export function authenticate(tokens: TokenAuthenticator): MiddlewareHandler<AppE
   return async (c, next) => {
     let principal: Principal;
     if (c.env?.transport === "unix") {
-      principal = { role: "operator", via: "unix" };
+      principal = { role: c.env.role ?? "operator", via: "unix" };
     } else {
       const header = c.req.header("authorization");
       const match = header ? BEARER.exec(header) : null;
@@ -62,7 +63,10 @@ export function allow(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const { role } = c.get("principal");
     if (role !== "operator" && !roles.includes(role)) {
-      throw requestError("role_forbidden", `A ${role} token may not ${c.req.method} ${c.req.path}`);
+      const who = c.get("principal").via === "unix"
+        ? `caller on the ${role} socket`
+        : `${role} token`;
+      throw requestError("role_forbidden", `A ${who} may not ${c.req.method} ${c.req.path}`);
     }
     await next();
   };

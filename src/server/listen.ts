@@ -1,11 +1,26 @@
 /**
- * The decision server's listeners: a Unix socket for local hooks (no token; the socket's mode
- * and directory guard it) and loopback TCP (bearer tokens).
+ * The decision server's listeners, each with its own limits (`_http1.ts`):
+ *
+ * - the operator socket (`vasp.sock`, mode 0600): whoever can open it is `operator`, so only
+ *   the server's own user (root in a deployment) can;
+ * - the hook socket (`hook.sock`, mode 0660): whoever can open it is `hook` (decide, report
+ *   events, readiness) and nothing more; its group is the one QEMU's user and the libvirt hook
+ *   are in;
+ * - loopback TCP: a bearer token decides the role.
+ *
+ * A flood on one listener fills that listener's connection cap, never the process's file
+ * descriptors: the caps together take about 40% of `RLIMIT_NOFILE` at most, so the sockets
+ * keep answering hooks while TCP is flooded.
  *
  * @module
  */
 import { VaspError } from "../engine/error.ts";
+import type { Logger } from "../engine/mod.ts";
 import type { App } from "../http/mod.ts";
+import type { Role } from "../http/mod.ts";
+import { type HttpLimits, type HttpListener, serveHttp1 } from "./_http1.ts";
+
+export type { HttpLimits } from "./_http1.ts";
 
 /** A TCP address to listen on. */
 export interface TcpAddress {
@@ -95,74 +110,192 @@ export async function claimSocket(path: string): Promise<void> {
 
 /** The running listeners. */
 export interface Listeners {
-  /** The Unix socket path, or `null`. */
+  /** The operator socket's path, or `null`. */
   readonly socket: string | null;
+  /** The hook socket's path, or `null`. */
+  readonly hookSocket: string | null;
   /** The TCP address bound (the real port when 0 was asked), or `null`. */
   readonly tcp: TcpAddress | null;
+  /** Each listener's limits, as in force. */
+  readonly limits: Readonly<Record<ListenerName, HttpLimits>>;
+  /** Connections open now and refused at the cap so far, per listener. */
+  connections(): Record<ListenerName, { open: number; refused: number }>;
   /**
-   * Stops accepting, lets requests under way finish, and removes the socket file.
+   * Stops accepting, closes idle connections, lets requests under way finish, and removes the
+   * socket files.
    *
    * @returns once drained
    */
   shutdown(): Promise<void>;
 }
 
+/** The listeners by name. */
+export type ListenerName = "operator" | "hook" | "tcp";
+
+/** Where to listen, and optional limits per listener. */
+export interface ListenAt {
+  /** The operator socket (mode 0600), or `null`. */
+  readonly socket: string | null;
+  /** The hook socket (mode 0660), or `null`. */
+  readonly hookSocket?: string | null;
+  /** Loopback TCP, or `null`. */
+  readonly tcp: TcpAddress | null;
+  /** Limits that replace the defaults ({@link defaultLimits}), per listener. */
+  readonly limits?: Partial<Record<ListenerName, Partial<HttpLimits>>>;
+  /** Where accept errors and handler crashes are logged. */
+  readonly log?: Logger;
+}
+
+/** The body limit of the transport: the largest any route takes (`/v1/decide`, `/v1/events`). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The soft limit on open files of this process, from `/proc/self/limits`.
+ *
+ * @returns the limit, or `null` when unknown or unlimited
+ */
+export function openFileLimit(): number | null {
+  try {
+    const text = Deno.readTextFileSync("/proc/self/limits");
+    const match = /^Max open files\s+(\d+)/m.exec(text);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Each listener's default limits. The connection caps are 256 (TCP), 128 (hook socket) and 32
+ * (operator socket) at 1024 open files or more, scaled down below that, so that the three
+ * together hold about 40% of the process's descriptors at most.
+ *
+ * @param fileLimit the process's open-file limit (`null`: assume 1024)
+ * @returns the limits per listener
+ */
+export function defaultLimits(fileLimit: number | null): Record<ListenerName, HttpLimits> {
+  const scale = Math.min(1, (fileLimit ?? 1024) / 1024);
+  const cap = (n: number) => Math.max(2, Math.floor(n * scale));
+  const base = {
+    idleTimeoutMs: 15_000,
+    headerTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    maxHeaderBytes: 16 * 1024,
+    maxBodyBytes: MAX_BODY_BYTES,
+  };
+  return {
+    tcp: { ...base, maxConnections: cap(256) },
+    hook: { ...base, maxConnections: cap(128) },
+    operator: { ...base, maxConnections: cap(32) },
+  };
+}
+
+function checkLimits(name: string, limits: HttpLimits): void {
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(
+        `The ${name} listener's ${key} must be a positive integer, got ${value}`,
+      );
+    }
+  }
+}
+
+async function listenUnix(path: string, mode: number): Promise<Deno.Listener> {
+  await claimSocket(path);
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    // Until the chmod the umask decides (022: nobody else may write, which connecting needs);
+    // the socket's directory guards that moment, as it must anyway.
+    await Deno.chmod(path, mode);
+  } catch (error) {
+    listener.close();
+    await Deno.remove(path).catch(() => {});
+    throw error;
+  }
+  return listener;
+}
+
+function listenTcp({ hostname, port }: TcpAddress): Deno.Listener {
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new VaspError(
+      "address_in_use",
+      `Cannot listen on ${hostname}:${port}: the address is in use (is another vasp serve ` +
+        `running?); stop it, or choose another address with --listen HOST:PORT`,
+      { cause: error },
+    );
+  }
+}
+
 /**
  * Starts the listeners.
  *
  * @param app the app
- * @param options `socket` path and `tcp` address (either may be `null`)
+ * @param at the operator socket, the hook socket and the TCP address (each may be `null`),
+ *   limits, logger
  * @returns the listeners
  * @throws {VaspError} `socket_in_use`, `address_in_use`
+ * @throws {RangeError} for a limit that is not a positive integer
  */
-export async function listen(
-  app: App,
-  options: { socket: string | null; tcp: TcpAddress | null },
-): Promise<Listeners> {
-  const servers: Deno.HttpServer[] = [];
-  const quiet = () => {};
-  let socket: string | null = null;
+export async function listen(app: App, at: ListenAt): Promise<Listeners> {
+  const defaults = defaultLimits(openFileLimit());
+  const limits = {} as Record<ListenerName, HttpLimits>;
+  for (const name of ["operator", "hook", "tcp"] as const) {
+    limits[name] = { ...defaults[name], ...at.limits?.[name] };
+    checkLimits(name, limits[name]);
+  }
+  const log = at.log ?? { log() {} };
+  const running: Partial<Record<ListenerName, HttpListener>> = {};
+  const files: string[] = [];
+  const start = (name: ListenerName, listener: Deno.Listener, role: Role | null) => {
+    const env = role === null
+      ? { transport: "tcp" as const }
+      : { transport: "unix" as const, role };
+    running[name] = serveHttp1(listener, (req) => app.fetch(req, env), {
+      limits: limits[name],
+      log,
+      name,
+    });
+  };
+  const stop = async () => {
+    await Promise.all(Object.values(running).map((l) => l.shutdown()));
+    await Promise.all(files.map((f) => Deno.remove(f).catch(() => {})));
+  };
   let tcp: TcpAddress | null = null;
   try {
-    if (options.socket !== null) {
-      await claimSocket(options.socket);
-      const env = { transport: "unix" } as const;
-      servers.push(
-        Deno.serve({ path: options.socket, onListen: quiet }, (req) => app.fetch(req, env)),
-      );
-      socket = options.socket;
-      // Hooks run as root or in the libvirt group; nobody else may connect.
-      await Deno.chmod(socket, 0o660);
+    if (at.socket !== null) {
+      const listener = await listenUnix(at.socket, 0o600);
+      files.push(at.socket);
+      start("operator", listener, "operator");
     }
-    if (options.tcp !== null) {
-      const env = { transport: "tcp" } as const;
-      const { hostname, port } = options.tcp;
-      let server: Deno.HttpServer;
-      try {
-        server = Deno.serve({ hostname, port, onListen: quiet }, (req) => app.fetch(req, env));
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-        throw new VaspError(
-          "address_in_use",
-          `Cannot listen on ${hostname}:${port}: the address is in use (is another vasp serve ` +
-            `running?); stop it, or choose another address with --listen HOST:PORT`,
-          { cause: error },
-        );
-      }
-      servers.push(server);
-      tcp = { hostname: options.tcp.hostname, port: (server.addr as Deno.NetAddr).port };
+    if (at.hookSocket != null) {
+      const listener = await listenUnix(at.hookSocket, 0o660);
+      files.push(at.hookSocket);
+      start("hook", listener, "hook");
+    }
+    if (at.tcp !== null) {
+      const listener = listenTcp(at.tcp);
+      start("tcp", listener, null);
+      tcp = { hostname: at.tcp.hostname, port: (listener.addr as Deno.NetAddr).port };
     }
   } catch (error) {
-    await Promise.all(servers.map((s) => s.shutdown()));
-    if (socket !== null) await Deno.remove(socket).catch(() => {});
+    await stop();
     throw error;
   }
   return {
-    socket,
+    socket: at.socket,
+    hookSocket: at.hookSocket ?? null,
     tcp,
-    async shutdown() {
-      await Promise.all(servers.map((s) => s.shutdown()));
-      if (socket !== null) await Deno.remove(socket).catch(() => {});
+    limits,
+    connections() {
+      const out = {} as Record<ListenerName, { open: number; refused: number }>;
+      for (const name of ["operator", "hook", "tcp"] as const) {
+        const l = running[name];
+        out[name] = { open: l?.open ?? 0, refused: l?.refused ?? 0 };
+      }
+      return out;
     },
+    shutdown: stop,
   };
 }

@@ -13,8 +13,14 @@ export {
 export {
   checkListen,
   claimSocket,
+  defaultLimits,
+  type HttpLimits,
   isLoopback,
+  type ListenAt,
+  type ListenerName,
   type Listeners,
+  MAX_BODY_BYTES,
+  openFileLimit,
   parseListen,
   type TcpAddress,
 } from "./listen.ts";

@@ -29,7 +29,7 @@ import { SqliteStore, type Store } from "../store/mod.ts";
 import { VaspService } from "../vasp/mod.ts";
 import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
 import { followLibvirt } from "./libvirt.ts";
-import { listen, type Listeners, type TcpAddress } from "./listen.ts";
+import { listen, type ListenAt, type Listeners, type TcpAddress } from "./listen.ts";
 import { createLogger } from "./log.ts";
 import { versionInfo } from "./version.ts";
 
@@ -64,10 +64,18 @@ export interface ServerOptions {
 
 /** Where a started server listens. */
 export interface ListenOptions {
-  /** Unix socket path (`null`: none); default `<stateDir>/vasp.sock`. */
+  /** The operator socket (mode 0600; `null`: none); default `<stateDir>/vasp.sock`. */
   readonly socket?: string | null;
+  /**
+   * The hook socket (mode 0660, role `hook`; `null`: none); default `<stateDir>/hook.sock`.
+   * QEMU's user must reach it: in a deployment put it in a directory of the `vasp` group
+   * (deploy/libvirt/README.md), not in the state directory (mode 0700).
+   */
+  readonly hookSocket?: string | null;
   /** TCP address (`null`: none); checked for loopback by the caller. */
   readonly tcp: TcpAddress | null;
+  /** Limits that replace the defaults, per listener (`defaultLimits`). */
+  readonly limits?: ListenAt["limits"];
 }
 
 /** A server, built and not listening. */
@@ -320,17 +328,26 @@ export async function startServer(
   const socket = options.socket === undefined
     ? join(resolve(options.stateDir), "vasp.sock")
     : options.socket;
-  if (socket === null && options.tcp === null) {
+  const hookSocket = options.hookSocket === undefined
+    ? join(resolve(options.stateDir), "hook.sock")
+    : options.hookSocket;
+  if (socket === null && hookSocket === null && options.tcp === null) {
     throw new VaspError(
       "usage_invalid",
-      "Cannot serve with no listener: keep the Unix socket or the TCP listener",
+      "Cannot serve with no listener: keep a Unix socket or the TCP listener",
     );
   }
   const fresh = !exists(resolve(options.stateDir));
   const server = await createServer(options);
   let listeners: Listeners;
   try {
-    listeners = await listen(server.app, { socket, tcp: options.tcp });
+    listeners = await listen(server.app, {
+      socket,
+      hookSocket,
+      tcp: options.tcp,
+      limits: options.limits,
+      log: server.log,
+    });
   } catch (error) {
     await server.close();
     if (fresh) await Deno.remove(server.stateDir, { recursive: true }).catch(() => {});
