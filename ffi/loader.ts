@@ -7,7 +7,7 @@ import { symbols, type VaspSymbols } from "./symbols.ts";
 import { NativeError } from "./error.ts";
 
 /** The ABI version these bindings were written for (`VASP_ABI_VERSION`). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Where `make -C native` puts the library, relative to this file. */
 const DEFAULT_PATH = new URL("../native/build/libvasp.so", import.meta.url);
