@@ -74,6 +74,8 @@ const MIGRATIONS: readonly string[] = [
   // How the monitor measures a VM, and why a region's measurement failed or differs.
   `ALTER TABLE vms ADD COLUMN introspection TEXT;
    ALTER TABLE measurements ADD COLUMN detail TEXT;`,
+  // The ASP counter value each checkpoint took (docs/audit.md, "The anchor").
+  `ALTER TABLE audit_checkpoints ADD COLUMN counter INTEGER;`,
 ];
 
 /** The schema version this code writes. */
