@@ -18,6 +18,7 @@ export {
   refuseDecision,
   VASP_POLICY,
   type VaspOutcome,
+  type VaspPlan,
   type VaspPort,
   type VaspQuote,
   type VaspStep,

@@ -1,8 +1,10 @@
 /**
  * The vASP side of `vasp serve`: the live instances (src/attest) tied to the store's
- * bindings and to the decisions of the life cycle (docs/lifecycle.md). Every change to an
- * instance is sealed and its blob and counter written to the VM's binding before the change
- * counts as made; the steps of one VM run one at a time.
+ * bindings and to the decisions of the life cycle (docs/lifecycle.md). A decision's vASP side
+ * is planned (checked, refused or not) before the decision is recorded and carried out only
+ * after: no instance changes without its record. Every change to an instance is sealed and its
+ * blob and counter written to the VM's binding before the change counts as made; the steps of
+ * one VM run one at a time.
  *
  * @module
  */
@@ -20,7 +22,7 @@ import {
   type VaspBinding as EngineBinding,
   VaspError,
 } from "../engine/mod.ts";
-import type { VaspOutcome, VaspPort, VaspQuote, VaspStep } from "./port.ts";
+import type { VaspPlan, VaspPort, VaspQuote, VaspStep } from "./port.ts";
 import { vbootExtensions } from "../hypervisor/vboot.ts";
 import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
@@ -152,15 +154,15 @@ export class VaspService implements VaspPort {
     const op = event.operation;
     if (INBOUND.has(op) && movesState(event)) return this.#inbound(event, vm);
     const binding = this.#view(vm, OUTBOUND.has(op));
-    const settle = async (decision: Decision): Promise<VaspOutcome> => {
+    const plan = async (decision: Decision): Promise<VaspPlan> => {
       if (!decision.allow) return {};
-      if (op === "define") return await this.#define(event, vm);
+      if (op === "define") return this.#define(event, vm);
       if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
-      if (OUTBOUND.has(op) && movesState(event)) return await this.#outbound(event, vm);
-      if (op === "destroy") return await this.#destroy(event, vm);
+      if (OUTBOUND.has(op) && movesState(event)) return this.#outbound(event, vm);
+      if (op === "destroy") return this.#destroy(event, vm);
       return {};
     };
-    return { binding, settle, discard() {} };
+    return { binding, plan, discard() {} };
   }
 
   /** The binding the engine sees: the stored one, with whether its instance is live. */
@@ -192,7 +194,7 @@ export class VaspService implements VaspPort {
     const blob = supplied ?? vm?.binding?.sealedState ?? null;
     if (blob === null) {
       // Nothing to import: the policies decide (sealed-state denies by default).
-      return { binding: this.#view(vm, false), settle: () => Promise.resolve({}), discard() {} };
+      return { binding: this.#view(vm, false), plan: () => Promise.resolve({}), discard() {} };
     }
     const snapshot = event.details.action === "load";
     let pending: PendingImport | undefined;
@@ -220,21 +222,26 @@ export class VaspService implements VaspPort {
     const discard = () => {
       if (pending) this.#instances.drop(pending);
     };
-    const settle = async (decision: Decision): Promise<VaspOutcome> => {
+    const plan = (decision: Decision): Promise<VaspPlan> => {
       if (!decision.allow || !pending) {
         discard();
-        return decision.allow ? refusal("import", refused!) : {};
+        return Promise.resolve(decision.allow ? refusal("import", refused!) : {});
       }
       const adopted = pending;
-      return await this.#queue.run(uuid, async () => {
-        const sealed = this.#instances.adopt(adopted);
-        const current = await this.#store.getVm(uuid);
-        if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
-        else await this.#store.registerVm(newVm(event, stored(sealed)));
-        return answer(sealed, { imported: true, snapshot });
+      return Promise.resolve({
+        // Until adopted, the imported instance is only prepared: dropping it undoes the import.
+        abandon: discard,
+        apply: () =>
+          this.#queue.run(uuid, async () => {
+            const sealed = this.#instances.adopt(adopted);
+            const current = await this.#store.getVm(uuid);
+            if (current) await this.#store.updateVm(uuid, { binding: stored(sealed) });
+            else await this.#store.registerVm(newVm(event, stored(sealed)));
+            return answer(sealed, { imported: true, snapshot });
+          }),
       });
     };
-    return { binding, settle, discard };
+    return { binding, plan, discard };
   }
 
   /** Creates an instance and keeps it with `keep`; destroys it when it cannot be kept. */
@@ -261,64 +268,90 @@ export class VaspService implements VaspPort {
   }
 
   /** An allowed define with a configuration: the VM's instance, unless it has one. */
-  #define(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    return this.#queue.run(event.vm.uuid, async () => {
-      const { digest } = eventConfig(event);
-      const current = await this.#store.getVm(event.vm.uuid) ?? vm;
-      if (digest === undefined || current?.binding) return {};
-      const record = await this.#ensureInstance(event, current, digest);
-      return { details: { instance_id: record.binding!.instanceId, created: true } };
-    });
+  #define(event: LifecycleEvent, vm: VmRecord | undefined): VaspPlan {
+    const { digest } = eventConfig(event);
+    if (digest === undefined || vm?.binding) return {};
+    const uuid = event.vm.uuid;
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          const current = await this.#store.getVm(uuid) ?? vm;
+          if (current?.binding) return {};
+          const record = await this.#ensureInstance(event, current, digest);
+          return { details: { instance_id: record.binding!.instanceId, created: true } };
+        }),
+    };
   }
 
-  /** vBoot: an allowed start with its domain XML extends what will boot. */
-  #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    return this.#queue.run(event.vm.uuid, async () => {
-      const { xml, digest } = eventConfig(event);
-      if (!xml) return {};
-      const domain = bootDomain(event, xml);
-      if ("refusal" in domain) return domain;
-      const current = await this.#store.getVm(event.vm.uuid) ?? vm;
-      let created = false;
-      if (!current?.binding) {
-        await this.#ensureInstance(event, current, digest!);
-        created = true;
-      }
-      const status = this.#instances.status(event.vm.uuid);
-      if (!status?.live) {
-        const why = status?.error ?? "it has no vASP instance";
-        return refusal("vboot", `Cannot measure what VM "${event.vm.name}" boots: ${why}`);
-      }
-      const extensions = await vbootExtensions(domain.domain, xml);
-      const sealed = this.#instances.extend(event.vm.uuid, extensions);
-      await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
-      return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
-    });
+  /**
+   * vBoot: an allowed start with its domain XML extends what will boot. What it boots is read
+   * and hashed while planning (a refusal then denies); the instance is created and extended
+   * once the decision is recorded.
+   */
+  async #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspPlan> {
+    const { xml, digest } = eventConfig(event);
+    if (!xml) return {};
+    const domain = bootDomain(event, xml);
+    if ("refusal" in domain) return domain;
+    const uuid = event.vm.uuid;
+    const unmeasurable = (current: VmRecord | undefined) => {
+      const status = this.#instances.status(uuid);
+      if (!current?.binding || status?.live) return undefined;
+      const why = status?.error ?? "it has no vASP instance";
+      return `Cannot measure what VM "${event.vm.name}" boots: ${why}`;
+    };
+    const why = unmeasurable(await this.#store.getVm(uuid) ?? vm);
+    if (why) return refusal("vboot", why);
+    const extensions = await vbootExtensions(domain.domain, xml);
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          let current = await this.#store.getVm(uuid) ?? vm;
+          let created = false;
+          if (!current?.binding) {
+            current = await this.#ensureInstance(event, current, digest!);
+            created = true;
+          }
+          const changed = unmeasurable(current);
+          if (changed) throw new VaspError("vasp_instance_unavailable", changed);
+          const sealed = this.#instances.extend(uuid, extensions);
+          await this.#store.updateVm(uuid, { binding: stored(sealed) });
+          return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
+        }),
+    };
   }
 
   /** Save, snapshot, outgoing migration: seal the instance beside the guest state. */
-  #outbound(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    if (!vm?.binding) return Promise.resolve({});
-    return this.#queue.run(event.vm.uuid, async () => {
-      const status = this.#instances.status(event.vm.uuid);
-      if (!status?.live) {
-        const why = status?.error ?? "it has no live instance";
-        return refusal("seal", `Cannot seal the vASP state of VM "${event.vm.name}": ${why}`);
-      }
-      const snapshot = event.operation === "snapshot";
-      const sealed = this.#instances.seal(event.vm.uuid, { snapshot });
-      await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
-      return answer(sealed, { snapshot });
-    });
+  #outbound(event: LifecycleEvent, vm: VmRecord | undefined): VaspPlan {
+    if (!vm?.binding) return {};
+    const uuid = event.vm.uuid;
+    const status = this.#instances.status(uuid);
+    if (!status?.live) {
+      const why = status?.error ?? "it has no live instance";
+      return refusal("seal", `Cannot seal the vASP state of VM "${event.vm.name}": ${why}`);
+    }
+    const snapshot = event.operation === "snapshot";
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          const sealed = this.#instances.seal(uuid, { snapshot });
+          await this.#store.updateVm(uuid, { binding: stored(sealed) });
+          return answer(sealed, { snapshot });
+        }),
+    };
   }
 
   /** An allowed destroy: the instance is destroyed for good and the binding dropped. */
-  #destroy(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    return this.#queue.run(event.vm.uuid, async () => {
-      const id = this.#instances.destroy(event.vm.uuid);
-      if (vm?.binding) await this.#store.updateVm(event.vm.uuid, { binding: null });
-      return id ? { details: { instance_id: id, destroyed: true } } : {};
-    });
+  #destroy(event: LifecycleEvent, vm: VmRecord | undefined): VaspPlan {
+    const uuid = event.vm.uuid;
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          const id = this.#instances.destroy(uuid);
+          if (vm?.binding) await this.#store.updateVm(uuid, { binding: null });
+          return id ? { details: { instance_id: id, destroyed: true } } : {};
+        }),
+    };
   }
 
   /** Closes every instance handle (they live on in their sealed states). */
