@@ -52,12 +52,12 @@ Deno.test("with the state directory's disk full, decisions fail closed with 503,
   const verified = await store.verifyAudit();
   assert.equal(verified.ok, true, verified.problem?.message);
   const logged = new Map<string, string>();
-  for (let cursor: number | undefined;;) {
-    const page = await store.queryAudit({ limit: 1000, cursor });
+  let cursor: number | null = null;
+  do {
+    const page = await store.queryAudit({ limit: 1000, cursor: cursor ?? undefined });
     for (const r of page.records) logged.set(r.decisionId, r.result);
-    if (page.nextCursor === null) break;
     cursor = page.nextCursor;
-  }
+  } while (cursor !== null);
   assert.deepEqual(answered.filter((id) => !logged.has(id)), [], "every answered decision kept");
   assert.deepEqual(refused.filter((id) => logged.get(id) === "allow"), [], "no refused one kept");
 });
