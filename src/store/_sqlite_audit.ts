@@ -290,7 +290,17 @@ export class SqliteAuditLog {
           "checkpoint is signed over it (run vasp audit verify)",
       );
     }
-    while (value < newest) value = await anchor.advance();
+    // Checkpoints are made one at a time and each settles the one before: a crash or a failed
+    // advance leaves at most one ahead. More is a counter column someone wrote (unsigned until
+    // verified), which must not run the ASP's counter up.
+    if (newest > value + 1) {
+      throw new Error(
+        `the newest checkpoint carries counter ${newest}, but the anchor is at ${value}: ` +
+          "more than the one checkpoint a crash can leave unanchored; not advancing the anchor " +
+          "(run vasp audit verify)",
+      );
+    }
+    if (value < newest) value = await anchor.advance();
     return value;
   }
 

@@ -172,3 +172,21 @@ Deno.test("a store with an anchor reads it itself when verifying (the API's chec
   assert.equal((await store.verifyAudit()).problem?.kind, "anchor_behind");
   anchor.value = 1;
 });
+
+Deno.test("a counter column raised by hand does not run the anchor up", async () => {
+  using dir = tempDir();
+  const { signer } = await keyPair();
+  const anchor = memoryAnchor();
+  await (await storeWith(dir.path, 4, { signer, anchor, checkpointEvery: 4 })).close();
+  assert.equal(anchor.value, 1);
+  tamper(dir.db, "UPDATE audit_checkpoints SET counter = 1000000 WHERE seq = 4");
+  const store = SqliteStore.openIn(dir.path, { signer, anchor, onCheckpointError: () => {} });
+  await store.appendAudit(entry(5));
+  await assert.rejects(store.checkpoint(), {
+    code: "audit_checkpoint_failed",
+    message: /counter 1000000, but the anchor is at 1: more than the one checkpoint/,
+  });
+  await store.close();
+  assert.equal(anchor.value, 1);
+  assert.equal((await verifyWith(dir, anchor.value)).problem?.kind, "checkpoint_signature");
+});
