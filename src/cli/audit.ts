@@ -133,7 +133,8 @@ function report(result: VerifyResult, key: KeySource): string {
     lines.push(
       `  newest checkpoint carries counter ${anchor.checkpointCounter}, the ASP's is ` +
         `${anchor.counter}: a checkpoint whose counter is not advanced yet (one being made, ` +
-        "or a crash between the two; the server's next checkpoint settles it)",
+        "or a crash between the two; the server's next checkpoint settles it; more than " +
+        "one ahead with the server stopped: the ASP state is older than the log)",
     );
   } else if (anchor.checkpointSeq === null) {
     lines.push("  no checkpoint yet, and the ASP's counter has not been advanced");
