@@ -39,6 +39,10 @@ Deno.test("a corrupt database is refused at start and by audit verify, and left 
   const before = await Deno.readFile(db);
 
   const serve = await startServe(["--state-dir", dir.path, "--no-tcp"]);
+  if (serve.output.includes("ready;")) {
+    await serve.stop();
+    assert.fail("vasp serve started on a corrupt database");
+  }
   const exit = await serve.failed();
   assert.notEqual(exit.status.code, 0);
   assert.match(exit.stderr + exit.output, /store_corrupt|is not a sound|not a database/);
