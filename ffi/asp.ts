@@ -101,6 +101,34 @@ export class Asp extends RegisterBank {
     return new Asp(slotPointer(out)!, stateDir);
   }
 
+  /**
+   * Reads a monotonic counter from the state file of `stateDir` without opening the ASP: no
+   * lock is taken (a running server holds it) and nothing is created. The file is replaced
+   * atomically by the ASP, so the value is one it persisted. Needs read access to the host
+   * secret and the state file.
+   *
+   * @param stateDir the state directory
+   * @param name 1..64 characters of `[A-Za-z0-9._:-]`
+   * @param options the host secret file
+   * @returns its value
+   * @throws {TypeError} for a bad path or name
+   * @throws {NativeError} `not_found` when there is no state file or no such counter,
+   *   `state_invalid` for a corrupt or foreign state file, `io_failed` when a file cannot be read
+   */
+  static peekCounter(stateDir: string, name: string, options: AspOpenOptions = {}): bigint {
+    if (typeof stateDir !== "string" || stateDir === "") {
+      throw new TypeError(`State directory ${JSON.stringify(stateDir)} is not a path`);
+    }
+    const dir = cstr(stateDir);
+    const secret = options.secretPath === undefined ? null : cstr(options.secretPath);
+    const opts = new BigUint64Array([address(dir), secret ? address(secret) : 0n]);
+    const value = outSlot();
+    const rc = native().vasp_asp_counter_peek(opts, cstr(counterName(name)), value);
+    keepAlive(dir, secret);
+    check(rc, null, `Cannot read counter "${name}" of the ASP state in "${stateDir}"`);
+    return value[0]!;
+  }
+
   /** The ASP ID: SHA-256 of the EK's SubjectPublicKeyInfo, hex. */
   get id(): string {
     if (this.#id === undefined) {

@@ -66,6 +66,8 @@ export const symbols = {
   vasp_asp_counter_increment: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   // int vasp_asp_counter_read(vasp_asp *asp, const char *name, uint64_t *value)
   vasp_asp_counter_read: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int vasp_asp_counter_peek(const vasp_asp_opts *opts, const char *name, uint64_t *value)
+  vasp_asp_counter_peek: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   // int vasp_asp_snapshot_forget(vasp_asp *asp, const char *vm_uuid, uint64_t counter)
   vasp_asp_snapshot_forget: { parameters: ["pointer", "buffer", "u64"], result: "i32" },
 

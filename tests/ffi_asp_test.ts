@@ -43,6 +43,25 @@ Deno.test("Asp counters only go up, also across a restart", async () => {
   assert.equal(asp.incrementCounter("other"), 1n);
 });
 
+Deno.test("Asp.peekCounter() reads a persisted counter beside the open ASP, and creates nothing", async () => {
+  await using dir = await tempStateDir();
+  using asp = Asp.open(dir.path);
+  asp.incrementCounter("audit.checkpoints");
+  asp.incrementCounter("audit.checkpoints");
+  assert.equal(Asp.peekCounter(dir.path, "audit.checkpoints"), 2n);
+  assert.throws(() => Asp.peekCounter(dir.path, "never"), {
+    name: "NativeError",
+    code: "item_not_found",
+  });
+  assert.throws(() => Asp.peekCounter(dir.path, "bad name"), TypeError);
+  await using empty = await tempStateDir();
+  assert.throws(() => Asp.peekCounter(empty.path, "audit.checkpoints"), {
+    name: "NativeError",
+    code: "item_not_found",
+  });
+  assert.deepEqual([...Deno.readDirSync(empty.path)], []);
+});
+
 Deno.test("Asp.extend() sets each bank to H(old || H(data)) and logs the extend", async () => {
   await using dir = await tempStateDir();
   using asp = Asp.open(dir.path);

@@ -194,11 +194,11 @@ Deno.test("each internal snapshot keeps its own sealed vASP state: a revert impo
       );
       for (
         const expected of [
-          /^allow the vASP state of VM "web-1" was sealed as snapshot "A"/,
-          /^allow the vASP state of VM "web-1" was sealed as snapshot "B"/,
-          /^allow VM "web-1" reverted to snapshot "A": its sealed vASP state was imported/,
-          /^allow VM "web-1" reverted to snapshot "B"/,
-          /^allow the sealed vASP state of snapshot "A" of VM "web-1" was dropped/,
+          /^allow the vASP state of VM "web-1" is sealed as snapshot "A"/,
+          /^allow the vASP state of VM "web-1" is sealed as snapshot "B"/,
+          /^allow VM "web-1" is reverted to snapshot "A": its sealed vASP state is imported/,
+          /^allow VM "web-1" is reverted to snapshot "B"/,
+          /^allow the sealed vASP state of snapshot "A" of VM "web-1" is dropped/,
           /^deny no sealed vASP state for snapshot "A" of VM "web-1"$/,
         ]
       ) assert.ok(notes.some((n) => expected.test(n)), `${expected} in\n${notes.join("\n")}`);

@@ -31,7 +31,7 @@ extern "C" {
 #define VASP_API __attribute__((visibility("default")))
 
 /* Bumped on every incompatible change; the bindings refuse another value. */
-#define VASP_ABI_VERSION 1u
+#define VASP_ABI_VERSION 2u
 
 typedef enum vasp_rc {
   VASP_OK = 0,
@@ -180,6 +180,15 @@ VASP_API int vasp_asp_counter_increment(vasp_asp *asp, const char *name,
                                uint64_t *value);
 /* VASP_E_NOT_FOUND when the counter does not exist. */
 VASP_API int vasp_asp_counter_read(vasp_asp *asp, const char *name, uint64_t *value);
+/* Reads a counter from the state file of opts->state_dir without opening the
+ * ASP: no lock is taken (a running server may hold it) and nothing is
+ * created or written. The file is replaced atomically by its writer, so the
+ * value is one the ASP persisted. Needs read access to the host secret and
+ * the state file. VASP_E_NOT_FOUND when there is no state file or no such
+ * counter; VASP_E_STATE/VASP_E_IO as vasp_asp_open. The message is
+ * vasp_errmsg(NULL). */
+VASP_API int vasp_asp_counter_peek(const vasp_asp_opts *opts, const char *name,
+                                   uint64_t *value);
 
 /* ------------------------------------------------------------------------ */
 /* vASP instances                                                            */

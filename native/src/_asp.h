@@ -150,9 +150,15 @@ int vasp_quote_make(vasp_err *err, EVP_PKEY *key, const vasp_regs *regs, uint32_
 /* state.c */
 /* Loads the state, or provisions and writes it when there is none. */
 int vasp_state_open(vasp_asp *asp);
-/* Writes the state atomically; the file is unchanged on failure. Callers
- * change the ledger first and undo the change when this fails. */
-int vasp_state_save(vasp_asp *asp, vasp_err *err);
+/* Writes the state atomically. Callers change the ledger first and undo the
+ * change when this fails with *written false (the file is unchanged). When
+ * it fails with *written true, the new file is in place but its directory
+ * could not be synced: the change must be kept, since undoing it in memory
+ * would hand out again a value the file already holds. written may be NULL. */
+int vasp_state_save(vasp_asp *asp, vasp_err *err, bool *written);
+/* Reads and decrypts the state file without locking the directory or
+ * creating anything (a reader beside a running server); asp has its paths. */
+int vasp_state_peek(vasp_asp *asp);
 
 /* ledger.c. The add functions append (so undo drops the last element) and
  * return NULL/false when out of memory or at the limit. */
@@ -182,9 +188,12 @@ int vasp_read_fd(vasp_err *err, int fd, const char *path, size_t max, vasp_bytes
  * file does not exist. */
 int vasp_read_file(vasp_err *err, const char *path, size_t max, vasp_bytes *out,
                    bool *missing);
-/* Temp file in the same directory, write, fsync, rename, fsync directory. */
+/* Temp file in the same directory, write, fsync, rename, fsync directory.
+ * *replaced (may be NULL) tells whether the rename happened, so a failure
+ * after it (the directory sync) can be told from one that left path as it
+ * was. */
 int vasp_write_atomic(vasp_err *err, const char *path, const uint8_t *data, size_t len,
-                      unsigned mode);
+                      unsigned mode, bool *replaced);
 /* Creates path (O_EXCL, mode), writes, fsyncs it and its directory; removes
  * it again when the write fails. */
 int vasp_write_new_file(vasp_err *err, const char *path, const uint8_t *data, size_t len,

@@ -1,4 +1,4 @@
-/* The ASP handle: open, close, certificates. */
+/* The ASP handle: open, close, certificates; a counter read beside it. */
 #include "_asp.h"
 
 #include <stdlib.h>
@@ -24,6 +24,18 @@ void vasp_asp_close(vasp_asp *asp) {
   free(asp);
 }
 
+/* The directory, state and secret paths of an ASP handle. */
+static int paths(vasp_asp *asp, const vasp_asp_opts *opts) {
+  asp->dir = strdup(opts->state_dir);
+  asp->state_path = asp->dir ? vasp_path_join(asp->dir, "asp.state") : NULL;
+  asp->secret_path = opts->secret_path ? strdup(opts->secret_path)
+                     : asp->dir            ? vasp_path_join(asp->dir, "host.secret")
+                                           : NULL;
+  return !asp->dir || !asp->state_path || !asp->secret_path
+             ? vasp_fail(&asp->err, VASP_E_NOMEM, "cannot allocate the ASP paths")
+             : VASP_OK;
+}
+
 int vasp_asp_open(const vasp_asp_opts *opts, vasp_asp **out) {
   vasp_clear(NULL);
   if (!out) return vasp_fail(NULL, VASP_E_ARG, "out is NULL");
@@ -35,14 +47,7 @@ int vasp_asp_open(const vasp_asp_opts *opts, vasp_asp **out) {
   vasp_asp *asp = calloc(1, sizeof *asp);
   if (!asp) return vasp_fail(NULL, VASP_E_NOMEM, "cannot allocate the ASP");
   asp->lock_fd = -1;
-  asp->dir = strdup(opts->state_dir);
-  asp->state_path = asp->dir ? vasp_path_join(asp->dir, "asp.state") : NULL;
-  asp->secret_path = opts->secret_path ? strdup(opts->secret_path)
-                     : asp->dir            ? vasp_path_join(asp->dir, "host.secret")
-                                           : NULL;
-  int rc = !asp->dir || !asp->state_path || !asp->secret_path
-               ? vasp_fail(&asp->err, VASP_E_NOMEM, "cannot allocate the ASP paths")
-               : VASP_OK;
+  int rc = paths(asp, opts);
   if (rc == VASP_OK) rc = vasp_mkdirs(&asp->err, asp->dir);
   if (rc == VASP_OK) rc = vasp_lock_dir(&asp->err, asp->dir, &asp->lock_fd);
   if (rc == VASP_OK) rc = vasp_state_open(asp);
@@ -54,6 +59,32 @@ int vasp_asp_open(const vasp_asp_opts *opts, vasp_asp **out) {
   vasp_clear(&asp->err);
   *out = asp;
   return VASP_OK;
+}
+
+int vasp_asp_counter_peek(const vasp_asp_opts *opts, const char *name, uint64_t *value) {
+  vasp_clear(NULL);
+  if (!opts || !opts->state_dir || !opts->state_dir[0])
+    return vasp_fail(NULL, VASP_E_ARG, "state_dir is missing");
+  if (opts->secret_path && !opts->secret_path[0])
+    return vasp_fail(NULL, VASP_E_ARG, "secret_path is empty");
+  if (!vasp_counter_name_ok(name))
+    return vasp_fail(NULL, VASP_E_ARG,
+                     "counter name \"%.64s\" is not 1..64 characters of [A-Za-z0-9._:-]",
+                     name ? name : "(NULL)");
+  if (!value) return vasp_fail(NULL, VASP_E_ARG, "value is NULL");
+  vasp_asp *asp = calloc(1, sizeof *asp);
+  if (!asp) return vasp_fail(NULL, VASP_E_NOMEM, "cannot allocate the ASP");
+  asp->lock_fd = -1;
+  int rc = paths(asp, opts);
+  if (rc == VASP_OK) rc = vasp_state_peek(asp);
+  const vasp_counter *c = rc == VASP_OK ? vasp_ledger_counter(&asp->ledger, name) : NULL;
+  if (rc == VASP_OK && !c)
+    rc = vasp_fail(&asp->err, VASP_E_NOT_FOUND, "counter \"%s\" does not exist in %s", name,
+                   asp->state_path);
+  if (rc == VASP_OK) *value = c->value;
+  else vasp_fail(NULL, rc, "%s", asp->err.msg);
+  vasp_asp_close(asp);
+  return rc;
 }
 
 int vasp_asp_cert(vasp_asp *asp, uint32_t kind, uint8_t **out, size_t *out_len) {

@@ -1,6 +1,6 @@
 /* Named monotonic counters and snapshot registration: ledger changes that
  * are persisted before the call returns, and undone in memory when the
- * write fails. */
+ * write failed before the new file took the old one's place. */
 #include "_asp.h"
 
 #include <stdio.h>
@@ -28,12 +28,15 @@ int vasp_asp_counter_increment(vasp_asp *asp, const char *name, uint64_t *value)
   if (c->value == UINT64_MAX)
     return vasp_fail(&asp->err, VASP_E_ARG, "counter \"%s\" is at its maximum", name);
   c->value++;
-  rc = vasp_state_save(asp, &asp->err);
-  if (rc) {
+  bool written = false;
+  rc = vasp_state_save(asp, &asp->err, &written);
+  /* Once the file holds the new value, memory keeps it too: the value is
+   * used up (never returned), and the next increment goes past it. */
+  if (rc && !written) {
     if (created) asp->ledger.n_counters--;
     else c->value--;
-    return rc;
   }
+  if (rc) return rc;
   *value = c->value;
   return VASP_OK;
 }
@@ -67,8 +70,9 @@ int vasp_asp_snapshot_forget(vasp_asp *asp, const char *vm_uuid, uint64_t counte
   vm->snapshots[i] = vm->snapshots[last];
   vm->snapshots[last] = counter;
   vm->n_snapshots--;
-  int rc = vasp_state_save(asp, &asp->err);
-  if (rc) {
+  bool written = false;
+  int rc = vasp_state_save(asp, &asp->err, &written);
+  if (rc && !written) {
     vm->n_snapshots++;
     vm->snapshots[last] = vm->snapshots[i];
     vm->snapshots[i] = counter;

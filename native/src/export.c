@@ -60,12 +60,16 @@ static int record_export(vasp_instance *inst, uint64_t counter, bool snapshot) {
   uint64_t old = vm->newest;
   vm->newest = counter;
   int rc = VASP_OK;
+  bool written = false;
   if (snapshot && !vasp_vm_add_snapshot(vm, counter))
     rc = vasp_fail(&inst->err, VASP_E_ARG, "cannot register a snapshot of VM %s: %u at most",
                    inst->vm_uuid, VASP_MAX_SNAPSHOTS);
-  else if ((rc = vasp_state_save(inst->asp, &inst->err)) != VASP_OK && snapshot)
+  else if ((rc = vasp_state_save(inst->asp, &inst->err, &written)) != VASP_OK && snapshot &&
+           !written)
     vm->n_snapshots--;
-  if (rc) {
+  /* A file already holding the counter keeps it in memory too (used up, the
+   * next export goes past it); the blob is dropped by the caller either way. */
+  if (rc && !written) {
     vm->newest = old;
     if (created) vasp_ledger_drop_last_vm(l);
   }

@@ -1,6 +1,7 @@
 /* Files of the ASP state directory: creation, locking, bounded reads and
  * atomic replacement. */
 #include "_asp.h"
+#include "_fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,18 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifdef VASP_TESTING
+int (*vasp_test_fsync)(int fd, bool is_dir);
+static int sync_fd(int fd, bool is_dir) {
+  return vasp_test_fsync ? vasp_test_fsync(fd, is_dir) : fsync(fd);
+}
+#else
+static int sync_fd(int fd, bool is_dir) {
+  (void)is_dir;
+  return fsync(fd);
+}
+#endif
 
 char *vasp_path_join(const char *dir, const char *name) {
   size_t n = strlen(dir) + 1 + strlen(name) + 1;
@@ -117,7 +130,7 @@ int vasp_sync_parent(vasp_err *err, const char *path) {
   const char *dir = dirname(copy);
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int rc = VASP_OK;
-  if (fd < 0 || fsync(fd) != 0)
+  if (fd < 0 || sync_fd(fd, true) != 0)
     rc = vasp_fail(err, VASP_E_IO, "cannot sync directory %s: %s", dir, strerror(errno));
   if (fd >= 0) close(fd);
   free(copy);
@@ -136,7 +149,8 @@ static bool write_all(int fd, const uint8_t *data, size_t len) {
 }
 
 int vasp_write_atomic(vasp_err *err, const char *path, const uint8_t *data, size_t len,
-                      unsigned mode) {
+                      unsigned mode, bool *replaced) {
+  if (replaced) *replaced = false;
   size_t n = strlen(path) + sizeof ".tmp-XXXXXX";
   char *tmp = malloc(n);
   if (!tmp) return vasp_fail(err, VASP_E_NOMEM, "cannot build a temp path for %s", path);
@@ -148,7 +162,7 @@ int vasp_write_atomic(vasp_err *err, const char *path, const uint8_t *data, size
     free(tmp);
     return rc;
   }
-  bool ok = fchmod(fd, (mode_t)mode) == 0 && write_all(fd, data, len) && fsync(fd) == 0;
+  bool ok = fchmod(fd, (mode_t)mode) == 0 && write_all(fd, data, len) && sync_fd(fd, false) == 0;
   int saved = errno;
   if (close(fd) != 0 && ok) ok = false, saved = errno;
   if (ok && rename(tmp, path) != 0) {
@@ -160,6 +174,9 @@ int vasp_write_atomic(vasp_err *err, const char *path, const uint8_t *data, size
     rc = vasp_fail(err, VASP_E_IO, "cannot write %s: %s", path, strerror(saved));
     unlink(tmp);
   } else {
+    /* The rename is done: path holds the new content whether or not the
+     * directory sync below succeeds, so the caller must not undo its change. */
+    if (replaced) *replaced = true;
     rc = vasp_sync_parent(err, path);
   }
   free(tmp);
@@ -171,7 +188,7 @@ int vasp_write_new_file(vasp_err *err, const char *path, const uint8_t *data, si
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
   if (fd < 0)
     return vasp_fail(err, VASP_E_IO, "cannot create %s: %s", path, strerror(errno));
-  bool ok = write_all(fd, data, len) && fsync(fd) == 0;
+  bool ok = write_all(fd, data, len) && sync_fd(fd, false) == 0;
   int saved = errno;
   if (close(fd) != 0 && ok) ok = false, saved = errno;
   if (!ok) {

@@ -103,7 +103,7 @@ int vasp_instance_destroy(vasp_instance *inst) {
                                          "cannot record instance %s as destroyed", id));
   /* A failed write keeps the record in memory: this ASP handle still
    * refuses the instance's blobs, and the next write persists it. */
-  int rc = vasp_state_save(asp, &asp->err);
+  int rc = vasp_state_save(asp, &asp->err, NULL);
   return rc ? vasp_fail_ctor(asp, rc) : VASP_OK;
 }
 

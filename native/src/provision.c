@@ -21,7 +21,7 @@ static int write_ca_pem(vasp_asp *asp, X509 *ca) {
   if (!path || !bio || PEM_write_bio_X509(bio, ca) != 1 || (len = BIO_get_mem_data(bio, &pem)) <= 0)
     rc = vasp_fail_ssl(&asp->err, VASP_E_CRYPTO, "cannot encode the manufacturer CA as PEM");
   else
-    rc = vasp_write_atomic(&asp->err, path, (const uint8_t *)pem, (size_t)len, 0644);
+    rc = vasp_write_atomic(&asp->err, path, (const uint8_t *)pem, (size_t)len, 0644, NULL);
   BIO_free(bio);
   free(path);
   return rc;

@@ -95,7 +95,8 @@ static int load_secret(vasp_asp *asp, bool may_create) {
   return rc;
 }
 
-int vasp_state_save(vasp_asp *asp, vasp_err *err) {
+int vasp_state_save(vasp_asp *asp, vasp_err *err, bool *written) {
+  if (written) *written = false;
   vasp_wbuf plain = {0}, file = {0};
   vasp_wb_u16(&plain, CONTENT_VERSION);
   if (!vasp_key_write(asp->ek, &plain) || !vasp_key_write(asp->ak, &plain)) {
@@ -128,7 +129,7 @@ int vasp_state_save(vasp_asp *asp, vasp_err *err) {
       rc = vasp_fail_ssl(err, VASP_E_CRYPTO, "cannot encrypt the state for %s",
                          asp->state_path);
     else
-      rc = vasp_write_atomic(err, asp->state_path, file.p, file.len, 0600);
+      rc = vasp_write_atomic(err, asp->state_path, file.p, file.len, 0600, written);
   }
   vasp_wb_free(&plain);
   vasp_wb_free(&file);
@@ -245,7 +246,26 @@ int vasp_state_open(vasp_asp *asp) {
   if (missing) {
     rc = load_secret(asp, true);
     if (rc == VASP_OK) rc = vasp_asp_provision(asp);
-    if (rc == VASP_OK) rc = vasp_state_save(asp, &asp->err);
+    if (rc == VASP_OK) rc = vasp_state_save(asp, &asp->err, NULL);
+    return rc;
+  }
+  rc = load_secret(asp, false);
+  if (rc == VASP_OK) rc = load(asp, &file);
+  vasp_bytes_free(&file);
+  return rc;
+}
+
+int vasp_state_peek(vasp_asp *asp) {
+  vasp_bytes file = {0};
+  bool missing = false;
+  int rc = vasp_read_file(&asp->err, asp->state_path, STATE_MAX, &file, &missing);
+  if (rc) {
+    if (missing)
+      return vasp_fail(&asp->err, VASP_E_NOT_FOUND, "there is no ASP state file %s",
+                       asp->state_path);
+    if (rc == VASP_E_STATE)
+      vasp_fail(&asp->err, rc, "state file %s is corrupt: larger than %zu bytes",
+                asp->state_path, STATE_MAX);
     return rc;
   }
   rc = load_secret(asp, false);

@@ -14,19 +14,28 @@ import {
   SqliteStore,
   type VerifyResult,
 } from "../store/mod.ts";
-import { type AspCheckpointKey, aspCheckpointVerifier } from "../server/checkpoint_key.ts";
+import {
+  type AspCheckpointKey,
+  aspCheckpointVerifier,
+  AUDIT_ANCHOR_COUNTER,
+  readAnchorCounter,
+} from "../server/checkpoint_key.ts";
 import { type Command, parseOptions, printJson } from "./_command.ts";
 
-const USAGE =
-  `usage: vasp audit verify [--state-dir DIR] [--ca FILE | --key FILE | --recorded-keys] [--json]
+const USAGE = `usage: vasp audit verify [--state-dir DIR] [--ca FILE | --key FILE | --recorded-keys]
+                         [--no-anchor] [--json]
 
 Walks the audit log in DIR/vasp.db record by record: recomputes every hash, follows every
-link, checks every checkpoint's signature and head. Exits 0 when the log is sound, 1 at the
-first problem (named with its record) or when no trusted key can be had, 2 on a usage error.
+link, checks every checkpoint's signature and head, and compares the newest checkpoint with
+the ASP's counter ${AUDIT_ANCHOR_COUNTER}, which every checkpoint advances: a log whose
+newest checkpoint carries less lost its tail or is an older copy. Exits 0 when the log is
+sound, 1 at the first problem (named with its record) or when no trusted key or anchor can be
+had, 2 on a usage error.
 
 Checkpoint signatures are checked against the attestation key (AK) of the ASP in DIR: its
 chain DIR/ak-chain.pem (written by vasp serve) must lead to the manufacturer CA, so a
-checkpoint signed by any other key fails.
+checkpoint signed by any other key fails. The anchor is read from the ASP state in DIR
+(asp.state, with its host secret: run as the user vasp serve runs as).
 
   --state-dir DIR  the state directory (default: $VASP_STATE_DIR, else ./.vasp)
   --ca FILE        the trusted manufacturer CA, PEM or DER (default: DIR/manufacturer-ca.pem);
@@ -34,6 +43,8 @@ checkpoint signed by any other key fails.
   --key FILE       check against this key instead: SubjectPublicKeyInfo, PEM or DER
   --recorded-keys  check against the keys recorded in the log itself: finds corruption, not
                    a log re-signed by whoever rewrote it
+  --no-anchor      do not compare with the ASP's counter (a copy of the log checked
+                   elsewhere): a cut tail or an older copy of the file then goes unnoticed
   --json           print the result as JSON`;
 
 /** Whose key checked the checkpoint signatures, as reported. */
@@ -53,6 +64,7 @@ export const auditVerify: Command = {
       ca: { type: "string" },
       key: { type: "string" },
       "recorded-keys": { type: "boolean" },
+      "no-anchor": { type: "boolean" },
       json: { type: "boolean" },
     });
     const chosen = [values.ca, values.key, values["recorded-keys"]].filter((v) => v !== undefined)
@@ -63,8 +75,11 @@ export const auditVerify: Command = {
     const stateDir = resolveStateDir(values["state-dir"]);
     await using store = openStore(stateDir, values["state-dir"] !== undefined);
     const { verifier, key } = await trustedKey(stateDir, values);
-    const result = await store.verifyAudit({ verifier });
-    if (values.json) printJson({ store: store.path, checkpointKey: key, ...result });
+    // The counter is read before the log is walked: a checkpoint a running server makes
+    // meanwhile can only put the log ahead of it.
+    const anchorCounter = values["no-anchor"] ? undefined : readAnchorCounter(stateDir);
+    const result = await store.verifyAudit({ verifier, anchorCounter });
+    if (values.json) printJson({ store: store.path, checkpoint_key: key, ...result });
     else console.log(report(result, key));
     return result.ok ? 0 : 1;
   },
@@ -121,10 +136,32 @@ function report(result: VerifyResult, key: KeySource): string {
         "the log can replace; without --recorded-keys they are checked against the ASP's key",
     );
   }
+  const anchor = result.anchor;
+  if (!anchor) {
+    lines.push(
+      "  not compared with the ASP's counter (--no-anchor): a cut tail with its checkpoints, " +
+        "or an older copy of the file, would not show",
+    );
+  } else if (anchor.status === "ahead") {
+    lines.push(
+      `  newest checkpoint carries counter ${anchor.checkpointCounter}, the ASP's is ` +
+        `${anchor.counter}: a checkpoint whose counter is not advanced yet (one being made, ` +
+        "or a crash between the two; the server's next checkpoint settles it; more than " +
+        "one ahead with the server stopped: the ASP state is older than the log)",
+    );
+  } else if (anchor.checkpointSeq === null) {
+    lines.push("  no checkpoint yet, and the ASP's counter has not been advanced");
+  } else {
+    lines.push(
+      `  newest checkpoint (record ${anchor.checkpointSeq}) carries the ASP's counter ` +
+        `${anchor.counter}: no checkpoint after it was removed`,
+    );
+  }
   if (result.recordsAfterLastCheckpoint > 0) {
     lines.push(
       `  ${plural(result.recordsAfterLastCheckpoint, "record")} after the last ` +
-        "checkpoint: a deletion at the tail among them would not show",
+        "checkpoint, protected by the chain alone: a deletion at the tail among them would " +
+        "not show",
     );
   }
   return lines.join("\n");

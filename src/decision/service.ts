@@ -1,8 +1,8 @@
 /**
- * The decision service: load the context, decide with the policy set in force, apply what the
- * server can (quarantine, the vASP side), append one audit record per ID before anything is
- * answered, count it and log it. HTTP, the monitor and the gate all go through it; it knows
- * nothing of HTTP.
+ * The decision service: load the context, decide with the policy set in force, append one audit
+ * record per ID, then apply what the server can (quarantine, the vASP side) — never an effect
+ * before its record — and answer; count it and log it. HTTP, the monitor and the gate all go
+ * through it; it knows nothing of HTTP.
  *
  * @module
  */
@@ -30,7 +30,14 @@ import { eventEntry, failureEntry, inputDigest, operatorEntry } from "./_records
 import { type DecisionAnswer, decisionAnswer, type EventAnswer } from "./answers.ts";
 import type { PolicyProvider } from "./policy_provider.ts";
 import type { Metrics } from "./metrics.ts";
-import { refuseDecision, VASP_POLICY, type VaspPort, type VaspStep } from "../vasp/mod.ts";
+import {
+  refuseDecision,
+  VASP_POLICY,
+  type VaspOutcome,
+  type VaspPlan,
+  type VaspPort,
+  type VaspStep,
+} from "../vasp/mod.ts";
 
 /** What the decision service needs. */
 export interface DecisionServiceDeps {
@@ -198,36 +205,104 @@ export class DecisionService {
     return answer;
   }
 
+  /**
+   * Record before effect: the decision (with any refusal the vASP side foresaw) is appended and
+   * durable before anything it asks for is done — the vASP side (an instance created, extended,
+   * sealed, adopted or destroyed) and a quarantine. If the record cannot be written, nothing
+   * was done (what was prepared is released) and the failure is answered. If an effect fails
+   * after its record, a second record (`<id>.effect`, result `error`) says so, and the failure
+   * is answered: never an effect without a record, never a record of an effect silently lost.
+   */
   async #decideAndRecord(id: string, input: DecisionInput): Promise<DecisionAnswer> {
     const body = input.body;
     const event = parseEvent(body);
     const now = this.#now();
     const { decision: decided, stored, engineUs, step } = await this.#decide(event, now);
     // An allowed decision whose vASP side cannot be carried out is a deny (fail closed).
-    const vasp = step ? await step.settle(decided) : {};
-    const decision = vasp.refusal ? refuseDecision(decided, vasp.refusal) : decided;
-    let state = stored?.state ?? null;
-    if (decision.actions.includes("quarantine") && stored) {
-      state = (await this.#quarantine(stored)).state;
+    let plan: VaspPlan = {};
+    if (step) {
+      try {
+        plan = await step.plan(decided);
+      } catch (error) {
+        step.discard();
+        throw error;
+      }
     }
-    await this.#append({
-      decisionId: id,
-      time: now,
-      vm: event.vm,
-      operation: event.operation,
-      source: event.source,
-      inputDigest: inputDigest(input),
-      policyRevision: decision.policyRevision,
-      result: decision.allow ? "allow" : "deny",
-      // What the vASP side did that the record must name (a snapshot) is an `info` reason.
-      reasons: vasp.note
-        ? [...decision.reasons, { policy: VASP_POLICY, ...vasp.note, effect: "info" }]
-        : decision.reasons,
-      actions: decision.actions,
-      engineLatencyUs: engineUs,
-    });
+    const decision = plan.refusal ? refuseDecision(decided, plan.refusal) : decided;
+    try {
+      await this.#append({
+        decisionId: id,
+        time: now,
+        vm: event.vm,
+        operation: event.operation,
+        source: event.source,
+        inputDigest: inputDigest(input),
+        policyRevision: decision.policyRevision,
+        result: decision.allow ? "allow" : "deny",
+        // What the vASP side will do that the record must name (a snapshot) is an `info` reason.
+        reasons: plan.note && decision.allow
+          ? [...decision.reasons, { policy: VASP_POLICY, ...plan.note, effect: "info" }]
+          : decision.reasons,
+        actions: decision.actions,
+        engineLatencyUs: engineUs,
+      });
+    } catch (error) {
+      plan.abandon?.();
+      throw error;
+    }
+    let state = stored?.state ?? null;
+    let vasp: VaspOutcome = {};
+    try {
+      if (decision.allow && plan.apply) vasp = await plan.apply();
+      if (decision.actions.includes("quarantine") && stored) {
+        state = (await this.#quarantine(stored)).state;
+      }
+    } catch (error) {
+      await this.#recordEffectFailure(id, input, error);
+      throw error;
+    }
     const answer = decisionAnswer(id, decision, state);
     return vasp.details ? { ...answer, vasp: vasp.details } : answer;
+  }
+
+  /**
+   * The record of an effect that failed after its decision was recorded, under `<id>.effect`
+   * (the decision's own ID is taken). Whatever is thrown next is marked recorded, so the
+   * caller's catch-all does not record it again under the decision's ID.
+   */
+  async #recordEffectFailure(id: string, input: DecisionInput, error: unknown): Promise<void> {
+    const mark = (e: unknown) => {
+      if (typeof e === "object" && e !== null) this.#recorded.add(e);
+    };
+    mark(error);
+    this.#log.log("error", "decision recorded, carrying it out failed", {
+      decision_id: id,
+      ...named(input.body),
+      code: error instanceof VaspError ? error.code : "internal_error",
+      error: error instanceof Error ? error.message : String(error),
+    });
+    const entry = failureEntry(`${id}.effect`, input, error, {
+      time: this.#now(),
+      revision: this.#revision(),
+    });
+    try {
+      await this.#append({
+        ...entry,
+        reasons: entry.reasons.map((r) => ({
+          ...r,
+          message: `decision ${id} was recorded, but carrying it out failed: ${r.message}`,
+          decision_id: id,
+        })),
+      });
+    } catch (failed) {
+      mark(failed);
+      this.#metrics?.error(failed instanceof VaspError ? failed.code : "internal_error");
+      this.#log.log("error", "cannot record the failure of an effect", {
+        decision_id: id,
+        error: failed instanceof Error ? failed.message : String(failed),
+      });
+      throw failed;
+    }
   }
 
   /**

@@ -56,6 +56,10 @@ export const ERROR_CODES = {
   token_store_failed: { status: 500, when: "the token file cannot be read or written" },
   key_unreadable: { status: 500, when: "a checkpoint key or certificate cannot be read" },
   ak_untrusted: { status: 500, when: "the ASP's AK chain does not lead to the trusted CA" },
+  anchor_unreadable: {
+    status: 500,
+    when: "the ASP counter anchoring the audit log cannot be read",
+  },
   // Command line and configuration
   usage_invalid: { status: 400, when: "a command-line flag or argument is missing or malformed" },
   policy_invalid: { status: 400, when: "a policy file does not parse, type-check or compile" },

@@ -6,11 +6,16 @@
  * @module
  */
 import { join } from "node:path";
-import type { Asp } from "../../ffi/mod.ts";
+import { Asp } from "../../ffi/mod.ts";
 import { checkAkChain, readCertificates, toPem } from "../attest/mod.ts";
 import { subjectPublicKeyInfo } from "../codec/mod.ts";
-import { errorMessage, VaspError } from "../engine/error.ts";
-import { type CheckpointVerifier, ecdsaP256Verifier, type Signer } from "../store/mod.ts";
+import { errorMessage, isVaspError, VaspError } from "../engine/error.ts";
+import {
+  type CheckpointAnchor,
+  type CheckpointVerifier,
+  ecdsaP256Verifier,
+  type Signer,
+} from "../store/mod.ts";
 
 /** The AK certificate then the EK certificate, PEM (public): written by `vasp serve`. */
 export const AK_CHAIN_FILE = "ak-chain.pem";
@@ -38,6 +43,62 @@ export async function aspCheckpointSigner(
     },
     verifier: await ecdsaP256Verifier(publicKeyInfo),
   };
+}
+
+/** The ASP counter every audit checkpoint advances and carries (docs/audit.md, "The anchor"). */
+export const AUDIT_ANCHOR_COUNTER = "audit.checkpoints";
+
+/**
+ * The ASP's {@link AUDIT_ANCHOR_COUNTER} counter as the store's checkpoint anchor: outside the
+ * database, only ever going up, persisted before each advance returns.
+ *
+ * @param asp the open ASP
+ * @returns the anchor
+ */
+export function aspCheckpointAnchor(asp: Asp): CheckpointAnchor {
+  return {
+    read: () => {
+      try {
+        return Number(asp.counter(AUDIT_ANCHOR_COUNTER));
+      } catch (error) {
+        if (isVaspError(error, "item_not_found")) return 0;
+        throw error;
+      }
+    },
+    advance: () => Number(asp.incrementCounter(AUDIT_ANCHOR_COUNTER)),
+  };
+}
+
+/**
+ * The anchor's counter as the ASP in `stateDir` last persisted it, read beside a running server
+ * (`Asp.peekCounter`, no lock): what `vasp audit verify` compares the newest checkpoint with.
+ *
+ * @param stateDir the state directory
+ * @returns the counter, 0 when the ASP never advanced it
+ * @throws {VaspError} `anchor_unreadable` when the ASP state is missing or cannot be read (the
+ *   message names the file and why)
+ */
+export function readAnchorCounter(stateDir: string): number {
+  try {
+    return Number(Asp.peekCounter(stateDir, AUDIT_ANCHOR_COUNTER));
+  } catch (error) {
+    if (isVaspError(error, "item_not_found") && exists(stateDir)) return 0;
+    throw new VaspError(
+      "anchor_unreadable",
+      `Cannot read the audit anchor (ASP counter "${AUDIT_ANCHOR_COUNTER}") in "${stateDir}": ` +
+        errorMessage(error),
+      { cause: error, details: { stateDir } },
+    );
+  }
+}
+
+/** Whether the ASP state file of `stateDir` exists (a missing counter is then 0). */
+function exists(stateDir: string): boolean {
+  try {
+    return Deno.statSync(join(stateDir, "asp.state")).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /**

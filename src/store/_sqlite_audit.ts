@@ -13,7 +13,13 @@ import {
   checkEntry,
   GENESIS_HASH,
 } from "./audit.ts";
-import { type Checkpoint, checkpointMessage, keyId, type Signer } from "./checkpoint.ts";
+import {
+  type Checkpoint,
+  type CheckpointAnchor,
+  checkpointMessage,
+  keyId,
+  type Signer,
+} from "./checkpoint.ts";
 import { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
 import { decodeAudit, decodeCheckpoint } from "./_sqlite_rows.ts";
 import type { AuditPage, AuditQuery, VerifyOptions } from "./store.ts";
@@ -22,6 +28,8 @@ import { type MalformedRow, verifyChain, type VerifyResult } from "./verify.ts";
 /** What the audit log needs from its store. */
 export interface AuditLogOptions {
   readonly signer?: Signer;
+  /** Advanced by every checkpoint, whose value the checkpoint carries (the ASP's counter). */
+  readonly anchor?: CheckpointAnchor;
   readonly checkpointEvery: number;
   readonly now: () => Date;
   readonly groupCommit?: GroupCommitOptions;
@@ -199,39 +207,108 @@ export class SqliteAuditLog {
     return next;
   }
 
+  /**
+   * Order of an anchored checkpoint: sign with the counter's next value, write and sync the
+   * checkpoint, then advance the counter. So the database is never behind the counter unless
+   * checkpoints were removed; a crash between the two leaves it one ahead, which the next
+   * checkpoint (or the shutdown one) settles before it takes a value of its own.
+   */
   async #writeCheckpoint(
     { seq, hash }: { seq: number; hash: string },
   ): Promise<Checkpoint | undefined> {
-    const signer = this.#options.signer;
-    if (!signer || seq === 0 || seq <= this.#lastCheckpointSeq()) return undefined;
+    const { signer, anchor } = this.#options;
+    if (!signer) return undefined;
+    let counter: number | undefined;
+    try {
+      if (anchor) counter = await this.#settleAnchor(anchor) + 1;
+    } catch (cause) {
+      throw checkpointFailed(seq, cause);
+    }
+    this.#lastCheckpoint = undefined;
+    if (seq === 0 || seq <= this.#lastCheckpointSeq()) return undefined;
     const time = this.#options.now();
-    const signature = await signer.sign(checkpointMessage({ seq, headHash: hash, time }));
+    const signature = await signer.sign(checkpointMessage({ seq, headHash: hash, time, counter }));
     if (!(signature instanceof Uint8Array)) {
       throw new TypeError(`The checkpoint signer returned ${typeof signature}, not bytes`);
     }
-    const checkpoint = { seq, headHash: hash, time, keyId: keyId(signer.publicKeyInfo), signature };
+    const checkpoint: Checkpoint = {
+      seq,
+      headHash: hash,
+      time,
+      keyId: keyId(signer.publicKeyInfo),
+      signature,
+      ...(counter === undefined ? {} : { counter }),
+    };
     const db = this.#db();
     db.exec("BEGIN IMMEDIATE");
     try {
+      if (counter !== undefined && this.#readNewestCounter() !== counter - 1) {
+        throw new Error("the newest checkpoint changed while this one was signed");
+      }
       const chain = (signer.certificateChain ?? []).map((c) => Buffer.from(c).toString("base64"));
       db.prepare("INSERT OR IGNORE INTO audit_signers (key_id, spki, chain) VALUES (?, ?, ?)")
         .run(checkpoint.keyId, signer.publicKeyInfo, JSON.stringify(chain));
       db.prepare(
-        "INSERT INTO audit_checkpoints (seq, head_hash, time_ms, key_id, signature) " +
-          "VALUES (?, ?, ?, ?, ?)",
-      ).run(seq, hash, time.getTime(), checkpoint.keyId, signature);
+        "INSERT INTO audit_checkpoints (seq, head_hash, time_ms, key_id, signature, counter) " +
+          "VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(seq, hash, time.getTime(), checkpoint.keyId, signature, counter ?? null);
       db.exec("COMMIT");
       await this.#options.sync();
     } catch (cause) {
       if (db.isTransaction) db.exec("ROLLBACK");
-      throw new VaspError(
-        "audit_checkpoint_failed",
-        `Cannot write the audit checkpoint at record ${seq}: ${errorMessage(cause)}`,
-        { cause },
-      );
+      throw checkpointFailed(seq, cause);
     }
     this.#lastCheckpoint = seq;
+    if (counter !== undefined) {
+      try {
+        await this.#settleAnchor(anchor!);
+      } catch (cause) {
+        // The checkpoint is durable and signed; its counter is advanced by the next one.
+        throw checkpointFailed(seq, cause, "its anchor counter could not be advanced");
+      }
+    }
     return checkpoint;
+  }
+
+  /**
+   * Advances the anchor up to the newest checkpoint's counter (one written whose advance did
+   * not happen: a crash or a failed write between the two). Refuses a log whose newest
+   * checkpoint is behind the anchor: signing a new checkpoint over it would hide the cut.
+   * The database is read afresh each time, since someone with the file can change it under a
+   * running server.
+   *
+   * @returns the anchor's value, now equal to the newest checkpoint's
+   * @throws {Error} when the log is behind its anchor
+   */
+  async #settleAnchor(anchor: CheckpointAnchor): Promise<number> {
+    let value = await anchor.read();
+    const newest = this.#readNewestCounter();
+    if (newest < value) {
+      throw new Error(
+        `the newest checkpoint carries counter ${newest}, but the anchor is at ${value}: ` +
+          "checkpoints were removed or the database was replaced by an older copy; no " +
+          "checkpoint is signed over it (run vasp audit verify)",
+      );
+    }
+    // Checkpoints are made one at a time and each settles the one before: a crash or a failed
+    // advance leaves at most one ahead. More is a counter column someone wrote (unsigned until
+    // verified), which must not run the ASP's counter up.
+    if (newest > value + 1) {
+      throw new Error(
+        `the newest checkpoint carries counter ${newest}, but the anchor is at ${value}: ` +
+          "more than the one checkpoint a crash can leave unanchored; not advancing the anchor " +
+          "(run vasp audit verify)",
+      );
+    }
+    if (value < newest) value = await anchor.advance();
+    return value;
+  }
+
+  #readNewestCounter(): number {
+    const row = this.#db().prepare(
+      "SELECT counter FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+    ).get() as { counter: number | bigint | null } | undefined;
+    return Number(row?.counter ?? 0);
   }
 
   /** Every checkpoint by seq, or what is malformed about one. */
@@ -278,8 +355,11 @@ export class SqliteAuditLog {
     return { records, nextCursor: rows.length > limit ? records.at(-1)!.seq : null };
   }
 
-  /** Verifies the whole log. */
-  verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+  /** Verifies the whole log, against the anchor's counter when there is one. */
+  async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+    // The counter is read before the log: a checkpoint made meanwhile can only put the log
+    // ahead of it, never behind.
+    const anchorCounter = options.anchorCounter ?? await this.#options.anchor?.read();
     const db = this.#db();
     const keys = new Map(
       db.prepare("SELECT key_id, spki FROM audit_signers").all().map((row) => [
@@ -296,8 +376,18 @@ export class SqliteAuditLog {
       checkpoints: this.#checkpointRows(),
       verifier: options.verifier,
       recordedKeys: keys,
+      anchorCounter,
     });
   }
+}
+
+function checkpointFailed(seq: number, cause: unknown, what = ""): VaspError {
+  return new VaspError(
+    "audit_checkpoint_failed",
+    `Cannot write the audit checkpoint at record ${seq}${what ? ` (${what})` : ""}: ` +
+      errorMessage(cause),
+    { cause },
+  );
 }
 
 function malformed(what: string, error: unknown): VaspError {

@@ -167,14 +167,24 @@ export function decodeSnapshot(row: Row): SnapshotState {
  */
 export function decodeCheckpoint(
   row: Row,
-): { seq: number; headHash: string; time: Date; keyId: string; signature: Uint8Array } {
+): {
+  seq: number;
+  headHash: string;
+  time: Date;
+  keyId: string;
+  signature: Uint8Array;
+  counter?: number;
+} {
   const signature = row.signature;
   if (!(signature instanceof Uint8Array)) throw new ColumnError("signature is not a blob");
-  return {
+  const checkpoint = {
     seq: int(row, "seq"),
     headHash: text(row, "head_hash"),
     time: time(row, "time_ms"),
     keyId: text(row, "key_id"),
     signature,
   };
+  return row.counter === null || row.counter === undefined
+    ? checkpoint
+    : { ...checkpoint, counter: int(row, "counter") };
 }

@@ -84,6 +84,8 @@ const MIGRATIONS: readonly string[] = [
      created_ms INTEGER NOT NULL,
      PRIMARY KEY (vm_uuid, name)
    );`,
+  // The ASP counter value each checkpoint took (docs/audit.md, "The anchor").
+  `ALTER TABLE audit_checkpoints ADD COLUMN counter INTEGER;`,
 ];
 
 /** The schema version this code writes. */

@@ -58,25 +58,54 @@ export interface Checkpoint {
   readonly keyId: string;
   /** The signature over {@link SIGNED_DATA_PREFIX} ‖ {@link checkpointMessage}. */
   readonly signature: Uint8Array;
+  /**
+   * The anchor's counter value this checkpoint took ({@link CheckpointAnchor}), under the
+   * signature; absent in checkpoints made without an anchor (`vasp.audit.checkpoint.v1`).
+   */
+  readonly counter?: number;
+}
+
+/**
+ * A monotonic counter outside the database that every checkpoint advances: the ASP's
+ * `audit.checkpoints` counter. Checkpoint n carries the value the counter reaches when it is
+ * made, so the newest checkpoint must carry the counter's current value (or more, while a
+ * checkpoint is being made): a log whose newest checkpoint carries less lost checkpoints, or is
+ * an older copy.
+ */
+export interface CheckpointAnchor {
+  /** The counter's value; 0 before its first advance. */
+  read(): number | Promise<number>;
+  /**
+   * Adds one, durably, before it returns.
+   *
+   * @returns the new value
+   */
+  advance(): number | Promise<number>;
 }
 
 /**
  * The checkpoint message: UTF-8 canonical JSON
- * `{"head":…,"seq":…,"time":…,"type":"vasp.audit.checkpoint.v1"}`. A signature covers it
- * after {@link SIGNED_DATA_PREFIX}; the type string tells it from other data the ASP signs.
+ * `{"counter":…,"head":…,"seq":…,"time":…,"type":"vasp.audit.checkpoint.v2"}` for an anchored
+ * checkpoint, `{"head":…,"seq":…,"time":…,"type":"vasp.audit.checkpoint.v1"}` for one without a
+ * counter. A signature covers it after {@link SIGNED_DATA_PREFIX}; the type string tells it from
+ * other data the ASP signs.
  *
- * @param checkpoint the checkpoint's seq, head hash and time
+ * @param checkpoint the checkpoint's seq, head hash, time and anchor counter
  * @returns the message to sign or verify
  */
 export function checkpointMessage(
-  checkpoint: Pick<Checkpoint, "seq" | "headHash" | "time">,
+  checkpoint: Pick<Checkpoint, "seq" | "headHash" | "time" | "counter">,
 ): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(canonicalJson({
-    type: "vasp.audit.checkpoint.v1",
+  const base = {
     seq: checkpoint.seq,
     head: checkpoint.headHash,
     time: checkpoint.time.toISOString(),
-  }));
+  };
+  return new TextEncoder().encode(canonicalJson(
+    checkpoint.counter === undefined
+      ? { type: "vasp.audit.checkpoint.v1", ...base }
+      : { type: "vasp.audit.checkpoint.v2", counter: checkpoint.counter, ...base },
+  ));
 }
 
 /**

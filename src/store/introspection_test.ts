@@ -89,6 +89,7 @@ Deno.test("a store of the first schema version is migrated: its VMs have no sett
   db.exec(
     "DROP TABLE snapshots; " +
       "ALTER TABLE vms DROP COLUMN introspection; ALTER TABLE measurements DROP COLUMN detail; " +
+      "ALTER TABLE audit_checkpoints DROP COLUMN counter; " +
       "DELETE FROM schema_version WHERE version > 1",
   );
   db.close();

@@ -34,6 +34,7 @@ export {
 export { canonicalJson, digestInput, sha256Hex } from "./canonical_json.ts";
 export {
   type Checkpoint,
+  type CheckpointAnchor,
   checkpointMessage,
   type CheckpointVerifier,
   ecdsaP256Signer,
@@ -44,6 +45,7 @@ export {
 } from "./checkpoint.ts";
 export { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
 export {
+  type AnchorResult,
   type AuditProblem,
   type AuditProblemKind,
   type ChainInput,

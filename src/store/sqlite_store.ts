@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { errorMessage, VaspError } from "../engine/error.ts";
 import type { AuditEntry, AuditRecord } from "./audit.ts";
-import type { Checkpoint, Signer } from "./checkpoint.ts";
+import type { Checkpoint, CheckpointAnchor, Signer } from "./checkpoint.ts";
 import type { GroupCommitOptions } from "./group_commit.ts";
 import { openDatabase } from "./_sqlite_schema.ts";
 import { SqliteAuditLog } from "./_sqlite_audit.ts";
@@ -41,6 +41,11 @@ export interface SqliteStoreOptions {
   readonly readOnly?: boolean;
   /** Signs checkpoints (the ASP's attestation key); without one, none are made. */
   readonly signer?: Signer;
+  /**
+   * A counter outside the database that every checkpoint advances and carries (the ASP's
+   * `audit.checkpoints`); verification then detects a cut tail and an older copy of the file.
+   */
+  readonly anchor?: CheckpointAnchor;
   /** Records between checkpoints (default 1000). */
   readonly checkpointEvery?: number;
   /** The clock (default: the system's). */
@@ -84,6 +89,7 @@ export class SqliteStore implements Store {
       ((error) => console.error(`vasp: audit checkpoint failed: ${errorMessage(error)}`));
     this.#audit = new SqliteAuditLog(open, {
       signer: options.signer,
+      anchor: options.anchor,
       checkpointEvery,
       now,
       groupCommit: options.groupCommit,

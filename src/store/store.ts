@@ -182,6 +182,11 @@ export interface VerifyOptions {
    * which catches corruption and careless edits but not someone who re-signs.
    */
   readonly verifier?: CheckpointVerifier;
+  /**
+   * The anchor's counter (the ASP's `audit.checkpoints`), read before the call; the newest
+   * checkpoint must carry at least this value. A store opened with an anchor reads it itself.
+   */
+  readonly anchorCounter?: number;
 }
 
 /** What the decision server keeps, wherever it keeps it. */

@@ -81,12 +81,14 @@ export async function resignCheckpoints(path: string, signer: Signer): Promise<v
     const id = keyId(signer.publicKeyInfo);
     db.prepare("INSERT OR IGNORE INTO audit_signers VALUES (?, ?, '[]')")
       .run(id, signer.publicKeyInfo);
-    const rows = db.prepare("SELECT seq, head_hash, time_ms FROM audit_checkpoints").all();
+    const rows = db.prepare("SELECT seq, head_hash, time_ms, counter FROM audit_checkpoints")
+      .all();
     for (const row of rows) {
       const message = checkpointMessage({
         seq: Number(row.seq),
         headHash: String(row.head_hash),
         time: new Date(Number(row.time_ms)),
+        counter: row.counter === null ? undefined : Number(row.counter),
       });
       db.prepare("UPDATE audit_checkpoints SET signature = ?, key_id = ? WHERE seq = ?")
         .run(await signer.sign(message), id, Number(row.seq));

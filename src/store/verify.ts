@@ -25,7 +25,8 @@ export type AuditProblemKind =
   | "malformed"
   | "checkpoint_signature"
   | "checkpoint_head"
-  | "checkpoint_beyond_end";
+  | "checkpoint_beyond_end"
+  | "anchor_behind";
 
 /** The first problem found, at the lowest seq. */
 export interface AuditProblem {
@@ -54,8 +55,27 @@ export interface VerifyResult {
   readonly recordsAfterLastCheckpoint: number;
   /** Whose key checked the signatures: a `given` one, the `recorded` ones, or `none`. */
   readonly signatureKey: "given" | "recorded" | "none";
+  /** The newest checkpoint against the anchor's counter; `null` when no anchor was given. */
+  readonly anchor: AnchorResult | null;
   /** The first problem, `null` when `ok`. */
   readonly problem: AuditProblem | null;
+}
+
+/** How the newest checkpoint compares with the anchor's counter (`CheckpointAnchor`). */
+export interface AnchorResult {
+  /** The anchor's counter, read before the log was (0: never advanced). */
+  readonly counter: number;
+  /** The counter the newest checkpoint carries; `null` when it carries none, or there is none. */
+  readonly checkpointCounter: number | null;
+  /** Seq of the newest checkpoint, `null` when there is none. */
+  readonly checkpointSeq: number | null;
+  /**
+   * `matches`: the newest checkpoint is the anchor's newest; `ahead`: it carries more (a
+   * checkpoint written whose counter was not advanced yet: one under way, or a crash between
+   * the two, which the server completes at its next checkpoint); `behind`: checkpoints the
+   * anchor counted are gone (a problem, `anchor_behind`).
+   */
+  readonly status: "matches" | "ahead" | "behind";
 }
 
 /** A record the store could not decode (malformed JSON column, wrong type …). */
@@ -74,6 +94,11 @@ export interface ChainInput {
   readonly verifier?: CheckpointVerifier;
   /** SPKI DER of each key ID recorded with the checkpoints, used when no verifier is given. */
   readonly recordedKeys?: ReadonlyMap<string, Uint8Array<ArrayBuffer>>;
+  /**
+   * The anchor's counter, read before the rows and checkpoints were (so a checkpoint made
+   * meanwhile can only put the log ahead of it). Without it the anchor is not checked.
+   */
+  readonly anchorCounter?: number;
 }
 
 /**
@@ -118,6 +143,22 @@ export async function verifyChain(
         `(records ${seq + 1}–${beyond.seq} deleted)`,
     };
   }
+  const anchor = input.anchorCounter === undefined
+    ? null
+    : compareAnchor(checkpoints.at(-1), input.anchorCounter);
+  if (!problem && anchor?.status === "behind") {
+    const newest = anchor.checkpointSeq === null
+      ? "there is no checkpoint"
+      : `the newest checkpoint (record ${anchor.checkpointSeq}) carries ` +
+        (anchor.checkpointCounter === null ? "no counter" : `counter ${anchor.checkpointCounter}`);
+    problem = {
+      seq: anchor.checkpointSeq ?? 0,
+      kind: "anchor_behind",
+      message: `${newest}, but the ASP's audit counter is ${anchor.counter}: ` +
+        `${anchor.counter - (anchor.checkpointCounter ?? 0)} newer checkpoint(s) and the ` +
+        "records they covered are gone (the tail was cut), or the database is an older copy",
+    };
+  }
   const last = checkpoints.at(-1)?.seq ?? null;
   return {
     ok: problem === null,
@@ -126,7 +167,22 @@ export async function verifyChain(
     lastCheckpointSeq: last,
     recordsAfterLastCheckpoint: Math.max(0, seq - (last ?? 0)),
     signatureKey: checkpoints.length === 0 ? "none" : input.verifier ? "given" : "recorded",
+    anchor,
     problem,
+  };
+}
+
+function compareAnchor(
+  newest: Checkpoint | MalformedRow | undefined,
+  counter: number,
+): AnchorResult {
+  const carried = newest && !("malformed" in newest) ? newest.counter ?? null : null;
+  const have = carried ?? 0;
+  return {
+    counter,
+    checkpointCounter: carried,
+    checkpointSeq: newest?.seq ?? null,
+    status: have === counter ? "matches" : have > counter ? "ahead" : "behind",
   };
 }
 

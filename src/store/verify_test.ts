@@ -44,6 +44,7 @@ Deno.test("a clean log verifies, with and without a trusted key", async () => {
     lastCheckpointSeq: 10,
     recordsAfterLastCheckpoint: 0,
     signatureKey: "recorded",
+    anchor: null,
     problem: null,
   });
   const given = await store.verifyAudit({ verifier: await ecdsaP256Verifier(pair.publicKey) });

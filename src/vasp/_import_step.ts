@@ -9,7 +9,7 @@
 import type { Decision, LifecycleEvent } from "../engine/mod.ts";
 import type { SnapshotState, Store, VmRecord } from "../store/mod.ts";
 import type { InstanceManager, PendingImport } from "./instances.ts";
-import { engineBinding, type VaspOutcome, type VaspStep } from "./port.ts";
+import { engineBinding, type VaspPlan, type VaspStep } from "./port.ts";
 import type { KeyedQueue } from "./_keyed_queue.ts";
 import { answer, newVm, refusal, stored } from "./_events.ts";
 import { describeError } from "../engine/error.ts";
@@ -57,7 +57,7 @@ export function revertStep(
     : `no sealed vASP state for snapshot "${name}" of VM "${event.vm.name}"`;
   return {
     binding: unusable(vm, why),
-    settle: () => Promise.resolve(refusal("import", why)),
+    plan: () => Promise.resolve(refusal("import", why)),
     discard() {},
   };
 }
@@ -91,29 +91,36 @@ export function importStep(
   const discard = () => {
     if (pending) deps.instances.drop(pending);
   };
-  const settle = async (decision: Decision): Promise<VaspOutcome> => {
+  const plan = (decision: Decision): Promise<VaspPlan> => {
     if (!decision.allow || !pending) {
       discard();
       // A refused snapshot is named in the record even when the policies denied already.
       const named = decision.allow || (snapshot !== undefined && !pending);
-      return named ? refusal("import", refused!) : {};
+      return Promise.resolve(named ? refusal("import", refused!) : {});
     }
     const adopted = pending;
-    return await deps.queue.run(uuid, async () => {
-      const sealed = deps.instances.adopt(adopted);
-      const current = await deps.store.getVm(uuid);
-      if (current) await deps.store.updateVm(uuid, { binding: stored(sealed) });
-      else await deps.store.registerVm(newVm(event, stored(sealed)));
-      if (snapshot === undefined) return answer(sealed, { imported: true });
-      return {
-        ...answer(sealed, { imported: true, snapshot }),
+    return Promise.resolve({
+      ...(snapshot === undefined ? {} : {
         note: {
           rule: "snapshot-imported",
-          message: `VM "${event.vm.name}" reverted to snapshot "${snapshot}": its sealed vASP ` +
-            `state was imported (now export counter ${sealed.sealedCounter})`,
+          message: `VM "${event.vm.name}" is reverted to snapshot "${snapshot}": its sealed ` +
+            "vASP state is imported",
         },
-      };
+      }),
+      // Until adopted, the imported instance is only prepared: dropping it undoes the import.
+      abandon: discard,
+      apply: () =>
+        deps.queue.run(uuid, async () => {
+          const sealed = deps.instances.adopt(adopted);
+          const current = await deps.store.getVm(uuid);
+          if (current) await deps.store.updateVm(uuid, { binding: stored(sealed) });
+          else await deps.store.registerVm(newVm(event, stored(sealed)));
+          return answer(sealed, {
+            imported: true,
+            ...(snapshot === undefined ? {} : { snapshot }),
+          });
+        }),
     });
   };
-  return { binding, settle, discard };
+  return { binding, plan, discard };
 }

@@ -12,7 +12,7 @@ import type { LifecycleEvent, Logger } from "../engine/mod.ts";
 import type { SnapshotState, Store } from "../store/mod.ts";
 import type { InstanceManager } from "./instances.ts";
 import type { VaspOutcome } from "./port.ts";
-import { answer, refusal, stored } from "./_events.ts";
+import { answer, stored } from "./_events.ts";
 import { describeError } from "../engine/error.ts";
 
 /** The snapshots' sealed states of every VM, in the store and at hand. */
@@ -75,19 +75,13 @@ export class SnapshotStates {
    *
    * @param event the allowed snapshot
    * @param name the snapshot's name
-   * @returns what was done, or a `seal` refusal when the VM has no live instance
-   * @throws {VaspError} the store's failures; {@link NativeError} the ASP's
+   * @returns what was done
+   * @throws {VaspError} `vasp_instance_unavailable` when the instance is not live (checked when
+   *   the decision was planned; it ended since), the store's failures; {@link NativeError} the
+   *   ASP's
    */
   async seal(event: LifecycleEvent, name: string): Promise<VaspOutcome> {
-    const { uuid, name: vmName } = event.vm;
-    const status = this.#instances.status(uuid);
-    if (!status?.live) {
-      const why = status?.error ?? "it has no live instance";
-      return refusal(
-        "seal",
-        `Cannot seal the vASP state of VM "${vmName}" for snapshot "${name}": ${why}`,
-      );
-    }
+    const { uuid } = event.vm;
     const sealed = this.#instances.seal(uuid, { snapshot: true });
     await this.#store.updateVm(uuid, { binding: stored(sealed) });
     const kept = {
@@ -99,16 +93,7 @@ export class SnapshotStates {
     const { kept: now, replaced } = await this.#store.keepSnapshot(uuid, kept);
     this.#vm(uuid).set(name, now);
     if (replaced) this.#unregister(event, replaced);
-    return {
-      ...answer(sealed, { snapshot: name }),
-      note: {
-        rule: "snapshot-sealed",
-        message: `the vASP state of VM "${vmName}" was sealed as snapshot "${name}" ` +
-          `(export counter ${sealed.sealedCounter})${
-            replaced ? `, replacing the earlier one` : ""
-          }`,
-      },
-    };
+    return answer(sealed, { snapshot: name, ...(replaced ? { replaced: true } : {}) });
   }
 
   /**
@@ -121,17 +106,9 @@ export class SnapshotStates {
    * @throws {VaspError} the store's failures; {@link NativeError} `io_failed` from the ASP
    */
   async drop(event: LifecycleEvent, name: string): Promise<VaspOutcome> {
-    const { uuid, name: vmName } = event.vm;
+    const { uuid } = event.vm;
     const kept = this.get(uuid, name);
-    if (!kept) {
-      return {
-        details: { snapshot: name, dropped: false },
-        note: {
-          rule: "snapshot-dropped",
-          message: `VM "${vmName}" has no sealed vASP state for snapshot "${name}": none dropped`,
-        },
-      };
-    }
+    if (!kept) return { details: { snapshot: name, dropped: false } };
     // Unregistered first: should the store fail, the kept blob no longer imports anyway.
     this.#instances.forgetSnapshot(uuid, kept.sealedCounter);
     let details: Record<string, unknown> = { instance_id: kept.instanceId };
@@ -144,14 +121,7 @@ export class SnapshotStates {
     }
     await this.#store.dropSnapshot(uuid, name);
     this.#byVm.get(uuid)?.delete(name);
-    return {
-      details: { ...details, snapshot: name, dropped: true },
-      note: {
-        rule: "snapshot-dropped",
-        message: `the sealed vASP state of snapshot "${name}" of VM "${vmName}" was dropped ` +
-          `(export counter ${kept.sealedCounter})`,
-      },
-    };
+    return { details: { ...details, snapshot: name, dropped: true } };
   }
 
   /**

@@ -19,6 +19,7 @@ export {
   refuseDecision,
   VASP_POLICY,
   type VaspOutcome,
+  type VaspPlan,
   type VaspPort,
   type VaspQuote,
   type VaspStep,

@@ -47,11 +47,31 @@ export interface VaspOutcome {
   readonly refusal?: { readonly rule: string; readonly message: string };
   /** What it did (instance ID, export counter …), answered as `vasp`. */
   readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What the vASP side will do for a decision, planned before the decision is recorded: either a
+ * refusal, or an effect carried out only once the record is durable. So no effect (an instance
+ * created, extended, sealed, adopted or destroyed, a binding stored) is ever left without the
+ * record of the decision that asked for it (docs/audit.md, "Record before effect").
+ */
+export interface VaspPlan {
+  /** Why the vASP side could not do its part; the decision becomes a deny (fail closed). */
+  readonly refusal?: { readonly rule: string; readonly message: string };
   /**
-   * What the audit record must say it did (which snapshot was sealed, imported or dropped):
-   * recorded as an `info` reason of policy {@link VASP_POLICY}, not answered as a reason.
+   * What the audit record must say will be done (which snapshot is sealed, imported or
+   * dropped): recorded as an `info` reason of policy {@link VASP_POLICY}, not answered.
    */
   readonly note?: { readonly rule: string; readonly message: string };
+  /**
+   * Carries the effect out. Called at most once, and only after the decision's record is
+   * durable; a failure is then recorded apart and answered as an error.
+   *
+   * @returns what was done (answered as `vasp`)
+   */
+  apply?(): Promise<VaspOutcome>;
+  /** Releases what was prepared when the decision could not be recorded (no effect). */
+  abandon?(): void;
 }
 
 /** The vASP side of one decision, prepared before the engine decides. */
@@ -62,14 +82,15 @@ export interface VaspStep {
    */
   readonly binding?: VaspBinding | null;
   /**
-   * After the engine decided: carries out an allowed decision's vASP side (create the
-   * instance, extend what boots, seal, import, destroy), or releases what was prepared for a
-   * denied one. Called at most once.
+   * After the engine decided, before the decision is recorded: checks whether an allowed
+   * decision's vASP side (create the instance, extend what boots, seal, import, destroy) can be
+   * carried out, without doing any of it, and releases what was prepared for a denied one.
+   * Called at most once.
    *
    * @param decision the engine's decision
-   * @returns what was done, or a refusal
+   * @returns a refusal, or the effect to apply once the decision is recorded
    */
-  settle(decision: Decision): Promise<VaspOutcome>;
+  plan(decision: Decision): Promise<VaspPlan>;
   /** Releases what was prepared without doing anything (a dry run). */
   discard(): void;
 }

@@ -17,7 +17,7 @@ import {
 } from "../engine/mod.ts";
 import {
   engineBinding,
-  type VaspOutcome,
+  type VaspPlan,
   type VaspPort,
   type VaspQuote,
   type VaspStep,
@@ -42,7 +42,7 @@ import {
   stored,
 } from "./_events.ts";
 
-const nothing = (): Promise<VaspOutcome> => Promise.resolve({});
+const nothing = (): Promise<VaspPlan> => Promise.resolve({});
 
 /** The vASP side of the server: {@link VaspPort} on the live instances and the store. */
 export class VaspService implements VaspPort {
@@ -174,22 +174,21 @@ export class VaspService implements VaspPort {
         : undefined;
       const blob = supplied ?? vm?.binding?.sealedState ?? null;
       // Nothing to import: the policies decide (sealed-state denies by default).
-      if (blob === null) return { binding: this.#view(vm, false), settle: nothing, discard() {} };
+      if (blob === null) return { binding: this.#view(vm, false), plan: nothing, discard() {} };
       return importStep(imports, { event, vm, blob });
     }
     const binding = this.#view(vm, OUTBOUND.has(op));
-    const settle = async (decision: Decision): Promise<VaspOutcome> => {
+    // Planned before the decision is recorded (checks only, which may refuse); applied after.
+    const plan = async (decision: Decision): Promise<VaspPlan> => {
       if (!decision.allow) return {};
-      if (op === "define") return await this.#define(event, vm);
+      if (op === "define") return this.#define(event, vm);
       if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
-      if (snapshot?.action === "delete") return await this.#dropSnapshot(event, snapshot.name);
-      if (OUTBOUND.has(op) && movesState(event)) {
-        return await this.#outbound(event, vm, snapshot?.name);
-      }
-      if (op === "destroy") return await this.#destroy(event, vm);
+      if (snapshot?.action === "delete") return this.#dropSnapshot(event, snapshot.name);
+      if (OUTBOUND.has(op) && movesState(event)) return this.#outbound(event, vm, snapshot?.name);
+      if (op === "destroy") return this.#destroy(event, vm);
       return {};
     };
-    return { binding, settle, discard() {} };
+    return { binding, plan, discard() {} };
   }
 
   /** The binding the engine sees: the stored one, with whether its instance is live. */
@@ -231,87 +230,128 @@ export class VaspService implements VaspPort {
   }
 
   /** An allowed define with a configuration: the VM's instance, unless it has one. */
-  #define(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    return this.#queue.run(event.vm.uuid, async () => {
-      const { digest } = eventConfig(event);
-      const current = await this.#store.getVm(event.vm.uuid) ?? vm;
-      if (digest === undefined || current?.binding) return {};
-      const record = await this.#ensureInstance(event, current, digest);
-      return { details: { instance_id: record.binding!.instanceId, created: true } };
-    });
+  #define(event: LifecycleEvent, vm: VmRecord | undefined): VaspPlan {
+    const { digest } = eventConfig(event);
+    if (digest === undefined || vm?.binding) return {};
+    const uuid = event.vm.uuid;
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          const current = await this.#store.getVm(uuid) ?? vm;
+          if (current?.binding) return {};
+          const record = await this.#ensureInstance(event, current, digest);
+          return { details: { instance_id: record.binding!.instanceId, created: true } };
+        }),
+    };
   }
 
-  /** vBoot: an allowed start with its domain XML extends what will boot. */
-  #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    return this.#queue.run(event.vm.uuid, async () => {
-      const { xml, digest } = eventConfig(event);
-      if (!xml) return {};
-      const domain = bootDomain(event, xml);
-      if ("refusal" in domain) return domain;
-      const current = await this.#store.getVm(event.vm.uuid) ?? vm;
-      let created = false;
-      if (!current?.binding) {
-        await this.#ensureInstance(event, current, digest!);
-        created = true;
-      }
-      const status = this.#instances.status(event.vm.uuid);
-      if (!status?.live) {
-        const why = status?.error ?? "it has no vASP instance";
-        return refusal("vboot", `Cannot measure what VM "${event.vm.name}" boots: ${why}`);
-      }
-      const extensions = await vbootExtensions(domain.domain, xml);
-      const sealed = this.#instances.extend(event.vm.uuid, extensions);
-      await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
-      return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
-    });
+  /**
+   * vBoot: an allowed start with its domain XML extends what will boot. What it boots is read
+   * and hashed while planning (a refusal then denies); the instance is created and extended
+   * once the decision is recorded.
+   */
+  async #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspPlan> {
+    const { xml, digest } = eventConfig(event);
+    if (!xml) return {};
+    const domain = bootDomain(event, xml);
+    if ("refusal" in domain) return domain;
+    const uuid = event.vm.uuid;
+    const unmeasurable = (current: VmRecord | undefined) => {
+      const status = this.#instances.status(uuid);
+      if (!current?.binding || status?.live) return undefined;
+      const why = status?.error ?? "it has no vASP instance";
+      return `Cannot measure what VM "${event.vm.name}" boots: ${why}`;
+    };
+    const why = unmeasurable(await this.#store.getVm(uuid) ?? vm);
+    if (why) return refusal("vboot", why);
+    const extensions = await vbootExtensions(domain.domain, xml);
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          let current = await this.#store.getVm(uuid) ?? vm;
+          let created = false;
+          if (!current?.binding) {
+            current = await this.#ensureInstance(event, current, digest!);
+            created = true;
+          }
+          const changed = unmeasurable(current);
+          if (changed) throw new VaspError("vasp_instance_unavailable", changed);
+          const sealed = this.#instances.extend(uuid, extensions);
+          await this.#store.updateVm(uuid, { binding: stored(sealed) });
+          return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
+        }),
+    };
   }
 
   /**
    * Save, snapshot, outgoing migration: seal the instance beside the guest state; a snapshot's
-   * sealed state is kept under its name.
+   * sealed state is kept under its name, which the record names.
    */
-  #outbound(
-    event: LifecycleEvent,
-    vm: VmRecord | undefined,
-    name: string | undefined,
-  ): Promise<VaspOutcome> {
-    if (!vm?.binding) return Promise.resolve({});
-    if (event.operation === "snapshot") {
-      if (name === undefined) {
-        return Promise.resolve(refusal(
-          "seal",
-          `Cannot seal the vASP state of VM "${event.vm.name}" for a snapshot: the event names ` +
-            "none (details.snapshot), so a revert could not find it",
-        ));
-      }
-      return this.#queue.run(event.vm.uuid, () => this.#snapshots.seal(event, name));
+  #outbound(event: LifecycleEvent, vm: VmRecord | undefined, name: string | undefined): VaspPlan {
+    if (!vm?.binding) return {};
+    const { uuid, name: vmName } = event.vm;
+    const status = this.#instances.status(uuid);
+    if (!status?.live) {
+      const why = status?.error ?? "it has no live instance";
+      const what = name === undefined ? "" : ` for snapshot "${name}"`;
+      return refusal("seal", `Cannot seal the vASP state of VM "${vmName}"${what}: ${why}`);
     }
-    return this.#queue.run(event.vm.uuid, async () => {
-      const status = this.#instances.status(event.vm.uuid);
-      if (!status?.live) {
-        const why = status?.error ?? "it has no live instance";
-        return refusal("seal", `Cannot seal the vASP state of VM "${event.vm.name}": ${why}`);
-      }
-      const sealed = this.#instances.seal(event.vm.uuid);
-      await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
-      return answer(sealed);
-    });
+    if (event.operation !== "snapshot") {
+      return {
+        apply: () =>
+          this.#queue.run(uuid, async () => {
+            const sealed = this.#instances.seal(uuid);
+            await this.#store.updateVm(uuid, { binding: stored(sealed) });
+            return answer(sealed);
+          }),
+      };
+    }
+    if (name === undefined) {
+      return refusal(
+        "seal",
+        `Cannot seal the vASP state of VM "${vmName}" for a snapshot: the event names none ` +
+          "(details.snapshot), so a revert could not find it",
+      );
+    }
+    const replacing = this.#snapshots.get(uuid, name) !== undefined;
+    return {
+      note: {
+        rule: "snapshot-sealed",
+        message: `the vASP state of VM "${vmName}" is sealed as snapshot "${name}"` +
+          (replacing ? ", replacing the earlier one" : ""),
+      },
+      apply: () => this.#queue.run(uuid, () => this.#snapshots.seal(event, name)),
+    };
   }
 
   /** An allowed snapshot deletion: its sealed state is dropped and unregistered. */
-  #dropSnapshot(event: LifecycleEvent, name: string | undefined): Promise<VaspOutcome> {
-    if (name === undefined) return Promise.resolve({});
-    return this.#queue.run(event.vm.uuid, () => this.#snapshots.drop(event, name));
+  #dropSnapshot(event: LifecycleEvent, name: string | undefined): VaspPlan {
+    if (name === undefined) return {};
+    const { uuid, name: vmName } = event.vm;
+    const kept = this.#snapshots.get(uuid, name) !== undefined;
+    return {
+      note: {
+        rule: "snapshot-dropped",
+        message: kept
+          ? `the sealed vASP state of snapshot "${name}" of VM "${vmName}" is dropped`
+          : `VM "${vmName}" has no sealed vASP state for snapshot "${name}": none dropped`,
+      },
+      apply: () => this.#queue.run(uuid, () => this.#snapshots.drop(event, name)),
+    };
   }
 
-  /** An allowed destroy: the instance is destroyed for good and the binding dropped. */
-  #destroy(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
-    return this.#queue.run(event.vm.uuid, async () => {
-      const id = this.#instances.destroy(event.vm.uuid);
-      if (vm?.binding) await this.#store.updateVm(event.vm.uuid, { binding: null });
-      await this.#snapshots.dropAll(event.vm.uuid);
-      return id ? { details: { instance_id: id, destroyed: true } } : {};
-    });
+  /** An allowed destroy: the instance is destroyed for good, the binding and snapshots dropped. */
+  #destroy(event: LifecycleEvent, vm: VmRecord | undefined): VaspPlan {
+    const uuid = event.vm.uuid;
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          const id = this.#instances.destroy(uuid);
+          if (vm?.binding) await this.#store.updateVm(uuid, { binding: null });
+          await this.#snapshots.dropAll(uuid);
+          return id ? { details: { instance_id: id, destroyed: true } } : {};
+        }),
+    };
   }
 
   /** Closes every instance handle (they live on in their sealed states). */

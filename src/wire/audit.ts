@@ -79,6 +79,15 @@ export const AuditVerification = z.object({
   recordsAfterLastCheckpoint: z.number().int(),
   signatureKey: z.enum(["given", "recorded", "none"]),
   problem: z.object({ seq: z.number().int(), kind: z.string(), message: z.string() }).nullable(),
+  anchor: z.object({
+    counter: z.number().int().meta({ description: "the ASP's audit counter, read first" }),
+    checkpointCounter: z.number().int().nullable(),
+    checkpointSeq: z.number().int().nullable(),
+    status: z.enum(["matches", "ahead", "behind"]),
+  }).nullable().meta({
+    description: "the newest checkpoint against the ASP counter that anchors the log " +
+      "(docs/audit.md); behind: its tail was cut or it is an older copy",
+  }),
 }).meta({ id: "AuditVerification", description: "the first problem of the chain, if any" });
 /** The answer of `GET /v1/audit/verify`. */
 export type AuditVerification = z.infer<typeof AuditVerification>;
