@@ -7,7 +7,7 @@
 set -eu
 
 build="gcc make libc6-dev libssl-dev openssl"
-test="$build qemu-system-x86 busybox-static cpio xz-utils zstd lz4 curl git"
+test="$build qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients busybox-static cpio xz-utils zstd lz4 curl git"
 bench="$test wrk"
 
 case "${1:-build}" in
