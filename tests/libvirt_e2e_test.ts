@@ -309,6 +309,9 @@ Deno.test({
         assert.deepEqual(await callsSince(h, vm.name, mark), []);
         await h.virshOk("snapshot-revert", vm.name, "s1");
         await expectCalls(h, vm.name, mark, [...ended, ...started]);
+        // Not through QMP: libvirt starts QEMU with the snapshot on its command line.
+        const qemuLog = await Deno.readTextFile(`${h.dir}/log/qemu/${vm.name}.log`);
+        assert.match(qemuLog.slice(qemuLog.lastIndexOf(`${QEMU} `)), /-loadvm s1\b/);
         await waitVaspState(api, vm.uuid, "running");
         assert.equal((await h.virsh("domstate", vm.name)).stdout.trim(), "running");
         await h.virshOk("snapshot-delete", vm.name, "s1");
@@ -323,7 +326,13 @@ Deno.test({
 
       await t.step("the guest powering itself off ends the VM shut off", async () => {
         const b = await h.defineGuest("vm-b", { powerOffAfterSeconds: 2 });
-        await register(stateDir, b);
+        // Registered through the API this time (vm register is its client).
+        const r = await api.call("POST", "/v1/vms", {
+          uuid: b.uuid,
+          name: b.name,
+          domain_xml: b.xml,
+        });
+        assert.equal(r.status, 201, JSON.stringify(r.json));
         await since();
         await h.virshOk("start", b.name);
         await h.waitState(b.name, "shut off");
