@@ -13,7 +13,13 @@
  */
 import assert from "node:assert/strict";
 import { startServe } from "./fixtures/serve_process.ts";
-import { type GuestDomain, type LibvirtHost, poll, startLibvirt } from "./fixtures/libvirt.ts";
+import {
+  type GuestDomain,
+  installVasp,
+  type LibvirtHost,
+  poll,
+  startLibvirt,
+} from "./fixtures/libvirt.ts";
 import { prepareGuestAssets } from "./fixtures/guest.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -127,6 +133,7 @@ Deno.test({
     }
     const api = apiClient(`${stateDir}/vasp.sock`);
     let host: LibvirtHost | undefined;
+    let pids: number[] = [];
     try {
       assert.match(serve.output, /host expectations 5 of 5 match/);
       host = await startLibvirt({ vasp: { socket: `${stateDir}/vasp.sock` }, recordHooks: true });
@@ -137,6 +144,11 @@ Deno.test({
       let vm!: GuestDomain;
       let mark = 0;
       const since = async () => mark = (await h.hookCalls()).length;
+
+      await t.step("the vASP hook is in libvirt's qemu.d/ as the project has it", async () => {
+        const hook = await h.inNamespace("cat", ["/etc/libvirt/hooks/qemu.d/vasp"]);
+        assert.equal(hook.stdout, await Deno.readTextFile(`${ROOT}deploy/libvirt/hooks/qemu`));
+      });
 
       await t.step("define calls no hook: vASP does not learn of the domain", async () => {
         await since();
@@ -339,11 +351,45 @@ Deno.test({
         await expectCalls(h, b.name, mark, [...started, ...ended]);
         await waitVaspState(api, b.uuid, "shut-off");
       });
+
+      await t.step(
+        "with a VM running, the fixture's processes are known for the teardown",
+        async () => {
+          await h.virshOk("start", vm.name);
+          const read = async (f: string) => Number.parseInt(await Deno.readTextFile(f), 10);
+          pids = [
+            await read(`${h.dir}/libvirtd.pid`),
+            await read(`${h.dir}/virtlogd.pid`),
+            await qemuPid(h, vm.name),
+          ];
+        },
+      );
     } finally {
       await host?.close();
       api.close();
       await serve.stop();
       await Deno.remove(stateDir, { recursive: true });
     }
+    // The teardown left nothing: daemons and QEMU gone, folders and guest RAM removed.
+    for (const pid of pids) assert.throws(() => Deno.kill(pid, "SIGCONT"), `pid ${pid} is alive`);
+    await assert.rejects(Deno.stat(host.dir));
+    await assert.rejects(Deno.stat(host.ramDir));
   },
+});
+
+Deno.test("installVasp() never overwrites a hook that is there", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vasp-install-" });
+  try {
+    await Deno.mkdir(`${dir}/etc/hooks/qemu.d`, { recursive: true });
+    await Deno.mkdir(`${dir}/etc-vasp`);
+    await Deno.writeTextFile(`${dir}/etc/hooks/qemu.d/vasp`, "#!/bin/sh\nexit 0\n");
+    const options = { socket: `${dir}/vasp.sock`, stateDir: dir };
+    await assert.rejects(
+      installVasp(`${dir}/etc`, `${dir}/etc-vasp`, options),
+      /vasp exists already/,
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/etc/hooks/qemu.d/vasp`), "#!/bin/sh\nexit 0\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
