@@ -336,8 +336,36 @@ Deno.test({
         await waitVaspState(api, vm.uuid, "shut-off");
       });
 
+      let b!: GuestDomain;
+      await t.step("a registered VM denied its start stays as it was", async () => {
+        b = await h.defineGuest("vm-b", { powerOffAfterSeconds: 2 });
+        const id = { uuid: b.uuid, name: b.name };
+        const denied = async (reason: RegExp, state: string) => {
+          await since();
+          const r = await h.virsh("start", b.name);
+          assert.notEqual(r.code, 0);
+          assert.match(r.stderr, reason);
+          await expectCalls(h, b.name, mark, ["prepare begin", ...ended]);
+          assert.equal((await h.virsh("domstate", b.name)).stdout.trim(), "shut off");
+          // The stopped and release that follow the denial leave its state alone.
+          assert.equal(await api.state(b.uuid), state);
+          const events = (await api.audit(b.uuid)).slice(-2);
+          assert.deepEqual(events.map((e) => e.reasons[0]!.message), [
+            `shutdown completed: state ${state} kept`,
+            `shutdown completed: state ${state} kept`,
+          ]);
+        };
+        // Registered without its configuration: no vASP instance.
+        assert.equal((await api.call("POST", "/v1/vms", id)).status, 201);
+        await denied(/VM vm-b has no vASP instance bound to it/, "defined");
+        assert.equal((await api.call("DELETE", `/v1/vms/${b.uuid}`)).status, 200);
+        const q = { ...id, state: "quarantined", domain_xml: b.xml };
+        assert.equal((await api.call("POST", "/v1/vms", q)).status, 201);
+        await denied(/no start from state quarantined/, "quarantined");
+        assert.equal((await api.call("DELETE", `/v1/vms/${b.uuid}`)).status, 200);
+      });
+
       await t.step("the guest powering itself off ends the VM shut off", async () => {
-        const b = await h.defineGuest("vm-b", { powerOffAfterSeconds: 2 });
         // Registered through the API this time (vm register is its client).
         const r = await api.call("POST", "/v1/vms", {
           uuid: b.uuid,
