@@ -411,9 +411,14 @@ Deno.test("installVasp() never overwrites a hook that is there", async () => {
     await Deno.mkdir(`${dir}/etc/hooks/qemu.d`, { recursive: true });
     await Deno.mkdir(`${dir}/etc-vasp`);
     await Deno.writeTextFile(`${dir}/etc/hooks/qemu.d/vasp`, "#!/bin/sh\nexit 0\n");
-    const options = { socket: `${dir}/vasp.sock`, stateDir: dir };
+    const target = {
+      etcLibvirt: `${dir}/etc`,
+      etcVasp: `${dir}/etc-vasp`,
+      hookDir: dir,
+      inNamespace: () => Promise.reject(new Error("not reached")),
+    };
     await assert.rejects(
-      installVasp(`${dir}/etc`, `${dir}/etc-vasp`, options),
+      installVasp(target, { socket: `${dir}/vasp.sock` }),
       /vasp exists already/,
     );
     assert.equal(await Deno.readTextFile(`${dir}/etc/hooks/qemu.d/vasp`), "#!/bin/sh\nexit 0\n");
