@@ -198,7 +198,7 @@ Deno.test({
             ["start", "allow"],
           ]);
           assert.match(audit.at(-1)!.reasons[0]!.message, /^start completed: defined → running$/);
-          await h.waitGuestReady(vm);
+          await h.waitGuestInit(vm);
           // vBoot: the instance's event log holds what booted.
           const quote = await api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${"ab".repeat(16)}`);
           assert.equal(quote.status, 200, JSON.stringify(quote.json));
