@@ -96,6 +96,22 @@ async function waitVaspState(api: Api, uuid: string, state: string): Promise<voi
   );
 }
 
+/** The VM's last audit records, each as `operation result` (decisions) or its message (events). */
+async function trail(api: Api, uuid: string, n: number): Promise<string[]> {
+  return (await api.audit(uuid)).slice(-n).map((rec) =>
+    rec.result === "event" ? rec.reasons[0]!.message : `${rec.operation} ${rec.result}`
+  );
+}
+
+/** Waits until the VM's last audit records read `expected` (the hook's reports land after the
+ * call the recording hook saw). */
+async function expectTrail(api: Api, uuid: string, expected: string[]): Promise<void> {
+  const same = async () =>
+    JSON.stringify(await trail(api, uuid, expected.length)) === JSON.stringify(expected);
+  await poll("the audit trail", async () => (await same()) || undefined, 30_000).catch(() => {});
+  assert.deepEqual(await trail(api, uuid, expected.length), expected);
+}
+
 /** The hook calls for one domain since `from`, as `op sub` strings. */
 async function callsSince(host: LibvirtHost, name: string, from: number): Promise<string[]> {
   return (await host.hookCalls()).slice(from).filter((c) => c.domain === name)
@@ -311,7 +327,13 @@ Deno.test({
         await since();
         await h.virshOk("start", vm.name);
         await expectCalls(h, vm.name, mark, restored);
-        await waitVaspState(api, vm.uuid, "running");
+        await expectTrail(api, vm.uuid, [
+          "save completed: running → saved",
+          "shutdown completed: state saved kept",
+          "shutdown completed: state saved kept",
+          "restore allow",
+          "restore completed: saved → running",
+        ]);
         assert.equal((await h.virsh("domstate", vm.name)).stdout.trim(), "running");
       });
 
@@ -324,7 +346,13 @@ Deno.test({
         // Not through QMP: libvirt starts QEMU with the snapshot on its command line.
         const qemuLog = await Deno.readTextFile(`${h.dir}/log/qemu/${vm.name}.log`);
         assert.match(qemuLog.slice(qemuLog.lastIndexOf(`${QEMU} `)), /-loadvm s1\b/);
-        await waitVaspState(api, vm.uuid, "running");
+        await expectTrail(api, vm.uuid, [
+          "shutdown completed: running → shut-off",
+          "shutdown completed: state shut-off kept",
+          "start allow",
+          "start allow",
+          "start completed: shut-off → running",
+        ]);
         assert.equal((await h.virsh("domstate", vm.name)).stdout.trim(), "running");
         await h.virshOk("snapshot-delete", vm.name, "s1");
       });
@@ -333,7 +361,10 @@ Deno.test({
         await since();
         await h.virshOk("destroy", vm.name);
         await expectCalls(h, vm.name, mark, ended);
-        await waitVaspState(api, vm.uuid, "shut-off");
+        await expectTrail(api, vm.uuid, [
+          "shutdown completed: running → shut-off",
+          "shutdown completed: state shut-off kept",
+        ]);
       });
 
       let b!: GuestDomain;
@@ -377,7 +408,13 @@ Deno.test({
         await h.virshOk("start", b.name);
         await h.waitState(b.name, "shut off");
         await expectCalls(h, b.name, mark, [...started, ...ended]);
-        await waitVaspState(api, b.uuid, "shut-off");
+        await expectTrail(api, b.uuid, [
+          "start allow",
+          "start allow",
+          "start completed: defined → running",
+          "shutdown completed: running → shut-off",
+          "shutdown completed: state shut-off kept",
+        ]);
       });
 
       await t.step(
