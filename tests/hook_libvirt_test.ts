@@ -17,6 +17,7 @@ async function setUp() {
     VASP_HOOK_CONF: `${dir}/hook.conf`,
     VASP_BREAK_GLASS: `${dir}/break-glass`,
     VASP_HOOK_PENDING: `${dir}/pending.jsonl`,
+    VASP_HOOK_RUN_DIR: `${dir}/run`,
   };
   return {
     dir,
@@ -106,6 +107,8 @@ Deno.test({
       assert.equal(s.server.decisions.at(-1)!.operation, "migrate-in");
       s.server.rule = () => [];
       assert.equal((await hook(["web-1", "migrate", "begin", "-"], s)).code, 0);
+      // The incoming VM went away before it ran: its note goes with it.
+      assert.equal((await hook(["web-1", "release", "end", "-"], s)).code, 0);
     });
 
     await t.step("names with quotes, backslashes and markup reach the server intact", async () => {
@@ -139,6 +142,89 @@ Deno.test({
         }
       },
     );
+  },
+});
+
+Deno.test({
+  name:
+    "a restore or incoming migration is decided once: its prepare and start are not asked again",
+  async fn(t) {
+    await using s = await setUp();
+    const call = (op: string, sub = "begin") => hook(["web-1", op, sub, "-"], s);
+    for (const [op, operation] of [["restore", "restore"], ["migrate", "migrate-in"]]) {
+      await t.step(`${op} → prepare → start → started`, async () => {
+        const decisions = s.server.decisions.length;
+        assert.equal((await call(op)).code, 0);
+        assert.equal((await call("prepare")).code, 0);
+        assert.equal((await call("start")).code, 0);
+        assert.equal(s.server.decisions.length, decisions + 1);
+        assert.equal(s.server.decisions.at(-1)!.operation, operation);
+        assert.equal((await call("started")).code, 0);
+        const event = s.server.events.at(-1)!;
+        assert.deepEqual([event.operation, event.phase], [operation, "started"]);
+        // The note is used up: the next start is a start, asked for.
+        assert.equal((await call("prepare")).code, 0);
+        assert.equal(s.server.decisions.at(-1)!.operation, "start");
+      });
+    }
+
+    await t.step("a denied restore leaves no note: the next prepare is asked", async () => {
+      s.server.rule = (b) => b.operation === "restore" ? ["not from this image"] : [];
+      assert.equal((await call("restore")).code, 1);
+      const decisions = s.server.decisions.length;
+      assert.equal((await call("prepare")).code, 0);
+      assert.equal(s.server.decisions.length, decisions + 1);
+    });
+
+    await t.step("a note older than a minute is not honoured", async () => {
+      s.server.rule = () => [];
+      assert.equal((await call("restore")).code, 0);
+      const note = `${s.env.VASP_HOOK_RUN_DIR}/${UUID}.incoming`;
+      const old = Math.floor(Date.now() / 1000) - 61;
+      await Deno.writeTextFile(note, `${old} restore\n`);
+      s.server.rule = () => ["a fresh start of web-1 is denied"];
+      assert.equal((await call("prepare")).code, 1);
+    });
+  },
+});
+
+Deno.test({
+  name: "libvirt's reports never fail, whatever the server answers or when it is gone",
+  async fn(t) {
+    await using s = await setUp();
+    const reports = [["started", "begin"], ["reconnect", "begin"], ["attach", "begin"], [
+      "stopped",
+      "end",
+    ], ["release", "end"]];
+    const answers: [string, () => Response | Promise<Response>][] = [
+      ["a deny", () => Response.json({ decision_id: "d", allow: false, reasons: [] })],
+      ["an error status", () => Response.json({ code: "internal", message: "x" }, { status: 500 })],
+      ["a malformed answer", () => new Response("{")],
+    ];
+    for (const [what, answer] of answers) {
+      await t.step(`${what} to a report exits 0`, async () => {
+        s.server.rule = answer;
+        s.server.eventRule = answer;
+        for (const [op, sub] of reports) {
+          const r = await hook(["web-1", op!, sub!, "-"], s);
+          assert.equal(r.code, 0, `${op}: ${r.stderr}`);
+        }
+      });
+    }
+    await t.step("no server: reports exit 0 and are kept for later", async () => {
+      await s.server.close();
+      for (const [op, sub] of reports) {
+        const r = await hook(["web-1", op!, sub!, "-"], s);
+        assert.equal(r.code, 0, `${op}: ${r.stderr}`);
+      }
+      const kept = await Deno.readTextFile(s.env.VASP_HOOK_PENDING);
+      assert.equal(kept.trim().split("\n").length, reports.length);
+    });
+    await t.step("an XML without a uuid: reports exit 0, decisions are denied", async () => {
+      const xml = XML.replace(/<uuid>[^<]*<\/uuid>/, "");
+      assert.equal((await hook(["web-1", "reconnect", "begin", "-"], { ...s, xml })).code, 0);
+      assert.equal((await hook(["web-1", "prepare", "begin", "-"], { ...s, xml })).code, 1);
+    });
   },
 });
 

@@ -63,6 +63,7 @@ async function hook(socket: string, dir: string, op: string, sub: string) {
       VASP_HOOK_CONF: `${dir}/none.conf`,
       VASP_HOOK_PENDING: `${dir}/pending.jsonl`,
       VASP_BREAK_GLASS: `${dir}/none`,
+      VASP_HOOK_RUN_DIR: `${dir}/run`,
     },
     stdin: "piped",
     stdout: "piped",

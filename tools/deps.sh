@@ -7,10 +7,11 @@
 set -eu
 
 build="gcc make libc6-dev libssl-dev openssl"
-# systemd: systemd-analyze (the unit's check); libvirt-daemon-driver-qemu: QEMU's user
-# libvirt-qemu, whom the install test lets reach the socket.
-test="$build qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd lz4 curl git systemd
-  libvirt-daemon-driver-qemu"
+# libvirt-daemon, -driver-qemu, -clients: the real libvirtd the end-to-end tests drive (and
+# QEMU's user libvirt-qemu, whom the install test lets reach the hook socket); systemd:
+# systemd-analyze (the unit's check).
+test="$build qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  busybox-static cpio xz-utils zstd lz4 curl git systemd"
 bench="$test wrk"
 
 case "${1:-build}" in

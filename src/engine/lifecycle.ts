@@ -123,8 +123,22 @@ const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>
     recover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],
     failover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],
   },
-  // An ACPI power-button press: the guest decides whether to shut down.
-  shutdown: { request: [{ from: ALIVE, to: "same" }] },
+  // An ACPI power-button press: the guest decides whether to shut down. libvirt's `stopped`
+  // and `release` say that QEMU is gone: they end a VM that ran, and come too after a start,
+  // restore or migration that was denied or failed before it ran, and after a save.
+  shutdown: {
+    request: [{ from: ALIVE, to: "same" }],
+    stopped: [{ from: ALIVE, to: "shut-off" }],
+    release: [{ from: ALIVE, to: "shut-off" }],
+  },
+};
+
+/**
+ * Observed steps that only say a VM that ran has ended: from any other state (one that never
+ * ran after a denial, a saved one, one already shut off or unknown) the state stays.
+ */
+const ENDS_ONLY_ALIVE: Partial<Record<Operation, readonly string[]>> = {
+  shutdown: ["stopped", "release"],
 };
 
 const STOPPING: ReadonlySet<Operation> = new Set(["pause", "shutdown", "destroy", "measurement"]);
@@ -226,7 +240,9 @@ export interface ObservedTransition {
  * The state to record after an operation was observed to complete or fail (a QMP event, a
  * libvirt `started`/`stopped` report, a command's reply). The hypervisor is the truth: an
  * unexpected completion still moves the state, except out of quarantine, which only a
- * destroy (or an operator's release) leaves.
+ * destroy (or an operator's release) leaves. libvirt's `stopped` and `release` move only a
+ * VM that ran (`running`, `paused`): libvirt sends them too after a denied start or restore
+ * and after a save, when the VM never ran or its state is on disk.
  *
  * @param from the recorded state, or `null` for a VM vASP does not know
  * @param operation the operation observed
@@ -262,7 +278,8 @@ export function observeTransition(
       expected: true,
     };
   }
-  const landing = LANDING[operation];
+  const endsOnlyAlive = ENDS_ONLY_ALIVE[operation]?.includes(options.phase ?? "") ?? false;
+  const landing = endsOnlyAlive ? "same" : LANDING[operation];
   const to = check.exists ? check.to : landing === "same" ? from : landing;
   if (from === "quarantined" && to !== "destroyed") {
     // The enforcer stops a quarantined VM; anything that would run it again was not allowed.

@@ -133,6 +133,25 @@ Deno.test("observeTransition() follows the hypervisor and flags steps the life c
   assert.equal(seen("paused", "destroy"), "destroyed expected");
 });
 
+Deno.test("observeTransition() moves nothing on libvirt's stopped and release for a VM that did not run", () => {
+  for (const phase of ["stopped", "release"]) {
+    // After a denied first start, a denied restore, a save, or for a VM vASP does not know.
+    for (const from of ["defined", "saved", "shut-off", "destroyed", null] as const) {
+      assert.deepEqual(
+        observeTransition(from, "shutdown", { outcome: "completed", phase }),
+        { from, to: from, expected: true },
+        `${phase} from ${from}`,
+      );
+    }
+    assert.equal(
+      observeTransition("paused", "shutdown", { outcome: "completed", phase }).to,
+      "shut-off",
+    );
+  }
+  // Without libvirt's phase, a completed shutdown still lands shut off.
+  assert.equal(observeTransition("defined", "shutdown", { outcome: "completed" }).to, "shut-off");
+});
+
 Deno.test("observeTransition() keeps a quarantined VM quarantined until it is destroyed", () => {
   const q = (op: Operation) => observeTransition("quarantined", op, { outcome: "completed" });
   assert.deepEqual(q("pause"), { from: "quarantined", to: "quarantined", expected: true });
