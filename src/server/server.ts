@@ -27,6 +27,8 @@ import type { MeasurementMonitor } from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
 import { VaspService } from "../vasp/mod.ts";
 import { aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
+import { EarIssuer } from "../attest/mod.ts";
+import config from "../../deno.json" with { type: "json" };
 import { followLibvirt, type LibvirtOptions } from "./libvirt.ts";
 import { listen, type Listeners, type TcpAddress } from "./listen.ts";
 import { createLogger } from "./log.ts";
@@ -256,6 +258,12 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       const follower = followLibvirt({ store, decisions, ids, log }, options.libvirt ?? {});
       closer.push(() => follower.stop());
     }
+    // The EAR key lives in memory only; the AK endorses a new one at every start.
+    const ear = await EarIssuer.create({
+      sign: (data) => asp.sign(data),
+      root: asp.certificate("ca"),
+      build: `vasp ${config.version}`,
+    });
     const app = createApp({
       store,
       policies,
@@ -275,6 +283,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       bodyLimit: options.bodyLimit,
       log,
       vasp,
+      ear,
     });
     const close = () => closer.close();
     return {
