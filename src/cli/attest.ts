@@ -99,13 +99,7 @@ export const attestVerify: Command = {
       if (values[name] === undefined) throw usage(`--${name} is required`);
     }
     const answer = values.evidence === undefined ? undefined : await evidenceFile(values.evidence);
-    const evidence: Evidence = answer?.evidence ?? {
-      quote: await read(values.quote!, "quote"),
-      chain: readCertificates(await read(values.chain!, "chain")),
-      ...(values["event-log"] === undefined
-        ? {}
-        : { eventLog: eventLog(await read(values["event-log"], "event log")) }),
-    };
+    const evidence: Evidence = answer?.evidence ?? await rawEvidence(values);
     const expectText = values.expect === undefined
       ? undefined
       : new TextDecoder().decode(await readFlagFile("--expect", values.expect));
@@ -195,6 +189,17 @@ async function evidenceFile(path: string): Promise<{
     instanceId: q.instance_id,
     ...(q.ear ? { ear: q.ear } : {}),
   };
+}
+
+/** The evidence of `--chain`, `--event-log` and `--quote`, read in that order. */
+async function rawEvidence(
+  values: { quote?: string; chain?: string; "event-log"?: string },
+): Promise<Evidence> {
+  const chain = readCertificates(await read(values.chain!, "chain"));
+  const log = values["event-log"] === undefined
+    ? undefined
+    : eventLog(await read(values["event-log"], "event log"));
+  return { chain, ...(log ? { eventLog: log } : {}), quote: await read(values.quote!, "quote") };
 }
 
 /** The `--expect` references with the `--register` values added. */
