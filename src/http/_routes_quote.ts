@@ -47,7 +47,8 @@ export function quoteRoutes(app: Hono<AppEnv>, deps: Services): void {
         now: new Date(),
         vm: {
           vmUuid: vm.uuid,
-          instanceId: quoted.instanceId,
+          // The registered binding, not the quote's own word, says which instance it must be.
+          instanceId: vm.binding?.instanceId ?? quoted.instanceId,
           ...(HEX64.test(vm.binding?.configDigest ?? "")
             ? { configDigest: fromHex(vm.binding!.configDigest) }
             : {}),
