@@ -46,7 +46,7 @@ Deno.test("GET /metrics counts VMs by state and tells the build and the process;
   const text = scraped.text;
   assert.match(text, /^vasp_vms\{state="running"\} 2$/m);
   assert.match(text, /^vasp_vms\{state="quarantined"\} 0$/m);
-  assert.match(text, /^vasp_build_info\{version="\d+\.\d+\.\d+",deno="[^"]+",abi="1"\} 1$/m);
+  assert.match(text, /^vasp_build_info\{version="\d+\.\d+\.\d+",deno="[^"]+",abi="\d+"\} 1$/m);
   assert.match(text, /^process_resident_memory_bytes [1-9]\d*$/m);
   assert.match(text, /^process_open_fds [1-9]\d*$/m);
   assert.match(text, /^process_cpu_seconds_total \d/m);

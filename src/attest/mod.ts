@@ -27,3 +27,36 @@ export {
   verifyQuote,
   type VerifyResult,
 } from "./verify.ts";
+export {
+  type AnnotatedEvidence,
+  CLAIM,
+  EAR_PROFILE,
+  EAR_SUBMOD,
+  type EarCheck,
+  type EarClaims,
+  earClaims,
+  type EarStatus,
+  type EarSubmod,
+  statusOf,
+  type TrustVector,
+  worstStatus,
+} from "./ear.ts";
+export {
+  checkComponents,
+  type Component,
+  COMPONENT_REGISTERS,
+  type Expectations,
+  parseExpectations,
+} from "./expect.ts";
+export { type Appraisal, type AppraiseOptions, appraiseQuote, type Evidence } from "./appraise.ts";
+export {
+  EAR_KEY_ENDORSEMENT,
+  EarIssuer,
+  type EarIssuerOptions,
+  type EarKey,
+  type EarPublicJwk,
+  type EarVerification,
+  type IssuedEar,
+  SERVER_POLICY_ID,
+  verifyEar,
+} from "./ear_jwt.ts";

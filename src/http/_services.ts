@@ -10,6 +10,7 @@ import type { TokenAuthenticator } from "./auth.ts";
 import type { Logger } from "../engine/mod.ts";
 import type { DecisionService, IdSource, Metrics, PolicyProvider } from "../decision/mod.ts";
 import type { VaspPort } from "../vasp/mod.ts";
+import type { EarIssuer } from "../attest/mod.ts";
 
 /** What the ASP tells about itself, for readiness. */
 export interface AspStatus {
@@ -32,4 +33,5 @@ export interface Services {
   readonly limit: MiddlewareHandler<AppEnv>;
   readonly log: Logger;
   readonly vasp: VaspPort | null;
+  readonly ear: EarIssuer | null;
 }

@@ -25,6 +25,7 @@ import {
   uuidV7Source,
 } from "../decision/mod.ts";
 import type { VaspPort } from "../vasp/mod.ts";
+import type { EarIssuer } from "../attest/mod.ts";
 import type { AspStatus, Services } from "./_services.ts";
 import { authenticate, type TokenAuthenticator } from "./auth.ts";
 import { errorResponse, mapError, requestError } from "./errors.ts";
@@ -53,6 +54,8 @@ export interface AppDeps {
   readonly log: Logger;
   /** The vASP side: instances for registered VMs, quotes (absent: neither). */
   readonly vasp?: VaspPort;
+  /** Appraises each quote and signs an EAR beside it (absent: quotes carry no EAR). */
+  readonly ear?: EarIssuer;
 }
 
 /** The app's type. */
@@ -88,6 +91,7 @@ export function createApp(deps: AppDeps): App {
     limit: limitBody(bodyLimit),
     log: deps.log,
     vasp: deps.vasp ?? null,
+    ear: deps.ear ?? null,
   };
   const app = new Hono<AppEnv>();
 

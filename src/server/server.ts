@@ -28,6 +28,7 @@ import type { MeasurementMonitor } from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
 import { VaspService } from "../vasp/mod.ts";
 import { aspCheckpointAnchor, aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
+import { EarIssuer } from "../attest/mod.ts";
 import { followLibvirt } from "./libvirt.ts";
 import { listen, type ListenAt, type Listeners, type TcpAddress } from "./listen.ts";
 import { createLogger } from "./log.ts";
@@ -298,6 +299,12 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       const follower = followLibvirt({ store, decisions, ids, log }, options.libvirt ?? {});
       closer.push(() => follower.stop());
     }
+    // The EAR key lives in memory only; the AK endorses a new one at every start.
+    const ear = await EarIssuer.create({
+      sign: (data) => asp.sign(data),
+      root: asp.certificate("ca"),
+      build: `vasp ${build.version}`,
+    });
     const app = createApp({
       store,
       policies,
@@ -317,6 +324,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       bodyLimit: options.bodyLimit,
       log,
       vasp,
+      ear,
     });
     const close = () => closer.close();
     return {

@@ -22,12 +22,14 @@ export {
 } from "./decision.ts";
 export {
   DEFAULT_INTERVAL_MS,
+  EarJwk,
   Introspection,
   IntrospectionRequest,
   Measurement,
   Measurements,
   NewVmRequest,
   QuoteAnswer,
+  QuoteEar,
   QuoteQuery,
   Vm,
   VmList,

@@ -203,9 +203,10 @@ export const quoteRoute = createRoute({
   operationId: "quoteVm",
   tags: ["vms"],
   summary: "A quote of the VM's vASP instance, for offline verification (tenant)",
-  description: "Verify with `vasp attest verify --quote <quote, base64-decoded> --chain " +
-    "<certificates, concatenated> --ca <state dir>/manufacturer-ca.pem --nonce <nonce> " +
-    "--vm <uuid> --event-log <event_log>` (docs/lifecycle.md).",
+  description: "Save the answer and verify it offline with `vasp attest verify --evidence " +
+    "<answer.json> --ca <state dir>/manufacturer-ca.pem --nonce <nonce> [--expect <refs>]`; " +
+    "`ear` is the server's own EAT Attestation Result, a JWT signed by a key the ASP's AK " +
+    "endorses (docs/quote-format.md).",
   request: { params: VmPath, query: QuoteQuery },
   responses: { 200: json("the quote", QuoteAnswer), ...errors(400, ...AUTH, 404, 409, 503) },
 });

@@ -154,6 +154,36 @@ export const QuoteQuery = z.strictObject({
 /** The query of `GET /v1/vms/{uuid}/quote`. */
 export type QuoteQuery = z.input<typeof QuoteQuery>;
 
+/** A public JWK of the server's EAR key (EC P-256). */
+export const EarJwk = z.object({
+  kty: z.literal("EC"),
+  crv: z.literal("P-256"),
+  x: z.string(),
+  y: z.string(),
+  kid: z.string().meta({ description: "the key's SHA-256 JWK thumbprint (RFC 7638)" }),
+  alg: z.literal("ES256"),
+  use: z.literal("sig").optional(),
+}).meta({ id: "EarJwk" });
+
+/** The server's EAR beside a quote, and what verifies it. */
+export const QuoteEar = z.object({
+  token: z.string().meta({
+    description: "EAT Attestation Result (draft-ietf-rats-ear), a JWT signed ES256",
+  }),
+  status: z.enum(["none", "affirming", "warning", "contraindicated"]).meta({
+    description: "the EAR's ear.status, repeated for convenience (trust the signed one)",
+  }),
+  jwks: z.object({ keys: z.array(EarJwk).length(1) }).meta({
+    description: "the EAR key, as a JWK set",
+  }),
+  endorsement: z.string().meta({
+    description: "the AK's signature (base64url, r || s) over VASPSG01 || VASPEK01 || the " +
+      "key's 32-byte thumbprint; verify with the AK certificate (docs/quote-format.md)",
+  }),
+}).meta({ id: "QuoteEar", description: "the server's attestation result" });
+/** The server's EAR beside a quote. */
+export type QuoteEar = z.infer<typeof QuoteEar>;
+
 /** The answer of `GET /v1/vms/{uuid}/quote`. */
 export const QuoteAnswer = z.object({
   vm_uuid: Uuid,
@@ -170,6 +200,9 @@ export const QuoteAnswer = z.object({
     sm3: z.string(),
     description: z.string(),
   })),
+  ear: QuoteEar.optional().meta({
+    description: "the server's own appraisal of this evidence, absent when it issues none",
+  }),
 }).meta({ id: "Quote", description: "a quote for offline verification" });
 /** The answer of `GET /v1/vms/{uuid}/quote`. */
 export type QuoteAnswer = z.infer<typeof QuoteAnswer>;
