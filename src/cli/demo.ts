@@ -8,7 +8,7 @@
  */
 import { createLogger } from "../server/mod.ts";
 import { resolve } from "node:path";
-import { errorMessage, VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 import { type Command, parseOptions, snakeKeys } from "./_command.ts";
 import { DemoRun } from "./_demo_steps.ts";
 
@@ -75,8 +75,7 @@ export const demo: Command = {
           outcomes.push({ step: i + 1, title: step.title, ok: true, line, facts });
           say(`${i + 1}. ${line}`);
         } catch (error) {
-          const code = (error as { code?: unknown }).code;
-          const message = `${errorMessage(error)}${code ? ` [${code}]` : ""}`;
+          const message = describeError(error);
           outcomes.push({ step: i + 1, title: step.title, ok: false, error: message });
           say(`${i + 1}. FAILED (${step.title}): ${message}`);
           break; // each step builds on the one before

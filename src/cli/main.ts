@@ -17,7 +17,7 @@ import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
 import { tokenCreate, tokenList, tokenRevoke } from "./token.ts";
 import { vmImport, vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
-import { VaspError } from "../engine/error.ts";
+import { describeError, VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
 export const COMMANDS: readonly Command[] = [
@@ -123,12 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`vasp ${command.name}: ${error.message}\n\n${command.usage}`);
       return exit;
     }
-    const code = (error as { code?: unknown }).code;
-    console.error(
-      `vasp ${command.name}: ${error instanceof Error ? error.message : String(error)}${
-        typeof code === "string" ? ` [${code}]` : ""
-      }`,
-    );
+    console.error(`vasp ${command.name}: ${describeError(error)}`);
     return exit;
   }
 }
