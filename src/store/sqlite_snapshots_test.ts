@@ -92,7 +92,10 @@ Deno.test("a store of schema version 2 is migrated: its VMs have no snapshots", 
     await store.registerVm({ uuid: UUID, name: "web-1", tenant: "t", state: "running" });
   }
   // Back to version 2, as a store written before this migration.
-  tamper(dir.db, "DROP TABLE snapshots; DELETE FROM schema_version WHERE version > 2");
+  tamper(
+    dir.db,
+    "DROP TABLE boot_references; DROP TABLE snapshots; DELETE FROM schema_version WHERE version > 2",
+  );
   {
     await using store = SqliteStore.openIn(dir.path);
     assert.deepEqual(await store.listSnapshots(UUID), []);
@@ -103,5 +106,5 @@ Deno.test("a store of schema version 2 is migrated: its VMs have no snapshots", 
   const version = check.prepare("SELECT max(version) AS v FROM schema_version").get();
   check.close();
   assert.equal(Number(version?.v), SCHEMA_VERSION);
-  assert.equal(SCHEMA_VERSION, 3);
+  assert.ok(SCHEMA_VERSION >= 3);
 });

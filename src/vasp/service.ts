@@ -22,8 +22,10 @@ import {
   type VaspQuote,
   type VaspStep,
 } from "./port.ts";
-import { vbootExtensions } from "../hypervisor/vboot.ts";
-import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+import type { BootReference, NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+import { parseDomainXml } from "../hypervisor/libvirt.ts";
+import { DiskCache } from "./disk_cache.ts";
+import { bootState, measureBoot, type MeasuredBoot, referencesOf } from "./_boot.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
 import { SnapshotStates } from "./_snapshots.ts";
 import { importStep, revertStep } from "./_import_step.ts";
@@ -51,6 +53,7 @@ export class VaspService implements VaspPort {
   readonly #log: Logger;
   readonly #queue = new KeyedQueue();
   readonly #snapshots: SnapshotStates;
+  readonly #disks: DiskCache;
 
   /**
    * @param asp the open ASP
@@ -62,6 +65,31 @@ export class VaspService implements VaspPort {
     this.#store = store;
     this.#log = options.log;
     this.#snapshots = new SnapshotStates(this.#instances, store, options);
+    this.#disks = new DiskCache(asp, { log: options.log });
+  }
+
+  /** The disk digest cache (its counters, for the metrics and the tests). */
+  get disks(): DiskCache {
+    return this.#disks;
+  }
+
+  /** {@inheritDoc VaspPort.measureReferences} */
+  async measureReferences(
+    xml: Uint8Array,
+    options: { uuid: string },
+  ): Promise<{ references: BootReference[]; unmeasured: string[] }> {
+    const domain = parseDomainXml(new TextDecoder().decode(xml));
+    if (domain.uuid !== options.uuid) {
+      throw new VaspError(
+        "request_invalid",
+        `The domain XML is for VM ${domain.uuid}, not ${options.uuid}`,
+        { details: { uuid: domain.uuid } },
+      );
+    }
+    const boot = await measureBoot(domain, xml, this.#disks);
+    const unmeasured = boot.components.filter((c) => c.referenced && c.sha256 === "")
+      .map((c) => `${c.name} ${c.path}: ${c.detail}`);
+    return { references: referencesOf(boot), unmeasured };
   }
 
   /** The live instances (for tests and the monitor's reads). */
@@ -158,7 +186,7 @@ export class VaspService implements VaspPort {
   }
 
   /** {@inheritDoc VaspPort.prepare} */
-  prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
+  prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep | Promise<VaspStep> {
     const op = event.operation;
     const snapshot = snapshotStep(event);
     const imports = { instances: this.#instances, store: this.#store, queue: this.#queue };
@@ -178,10 +206,18 @@ export class VaspService implements VaspPort {
       return importStep(imports, { event, vm, blob });
     }
     const binding = this.#view(vm, OUTBOUND.has(op));
+    if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) {
+      return this.#prepareBoot(event, vm).then((measured) => ({
+        binding,
+        ...(measured?.state ? { boot: measured.state } : {}),
+        settle: (decision: Decision) =>
+          decision.allow ? this.#boot(event, vm, measured?.boot) : Promise.resolve({}),
+        discard() {},
+      }));
+    }
     const settle = async (decision: Decision): Promise<VaspOutcome> => {
       if (!decision.allow) return {};
       if (op === "define") return await this.#define(event, vm);
-      if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
       if (snapshot?.action === "delete") return await this.#dropSnapshot(event, snapshot.name);
       if (OUTBOUND.has(op) && movesState(event)) {
         return await this.#outbound(event, vm, snapshot?.name);
@@ -241,8 +277,30 @@ export class VaspService implements VaspPort {
     });
   }
 
-  /** vBoot: an allowed start with its domain XML extends what will boot. */
-  #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspOutcome> {
+  /**
+   * Measured launch: what a start with its domain XML will boot, measured before the engine
+   * decides, and compared with the VM's boot references. `undefined` when there is nothing to
+   * measure (no XML) or the XML cannot be used (settling refuses it then).
+   */
+  async #prepareBoot(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+  ): Promise<{ boot: MeasuredBoot; state: ReturnType<typeof bootState> } | undefined> {
+    const { xml, digest } = eventConfig(event);
+    if (!xml) return undefined;
+    const domain = bootDomain(event, xml);
+    if ("refusal" in domain) return undefined;
+    const boot = await measureBoot(domain.domain, xml, this.#disks);
+    const references = vm ? await this.#store.getBootReferences(vm.uuid) : [];
+    return { boot, state: bootState(boot, references, digest!) };
+  }
+
+  /** vBoot: an allowed start with its domain XML extends what will boot (measured before). */
+  #boot(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    measured: MeasuredBoot | undefined,
+  ): Promise<VaspOutcome> {
     return this.#queue.run(event.vm.uuid, async () => {
       const { xml, digest } = eventConfig(event);
       if (!xml) return {};
@@ -259,7 +317,8 @@ export class VaspService implements VaspPort {
         const why = status?.error ?? "it has no vASP instance";
         return refusal("vboot", `Cannot measure what VM "${event.vm.name}" boots: ${why}`);
       }
-      const extensions = await vbootExtensions(domain.domain, xml);
+      const extensions = (measured ?? await measureBoot(domain.domain, xml, this.#disks))
+        .extensions;
       const sealed = this.#instances.extend(event.vm.uuid, extensions);
       await this.#store.updateVm(event.vm.uuid, { binding: stored(sealed) });
       return answer(sealed, { vboot: extensions.length, ...(created ? { created } : {}) });
