@@ -11,9 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Large enough that a read costs little against the hash, small enough to stay
- * in the L2 cache between the copy and the hash. */
-#define STREAM_CHUNK ((size_t)1 << 18)
+/* One read: 1 MiB was the fastest of 64 KiB to 1 MiB here (bench/disk_bench.ts).
+ * Reading and hashing stay on one thread: a reader thread filling a ring of
+ * buffers made each byte cost more CPU (the hash then reads the copy from
+ * another core's cache), and mmap(2) windows, MAP_POPULATE or not, were slower
+ * than read(2) on this kind of machine (page-table work per 4 KiB page). */
+#define STREAM_CHUNK ((size_t)1 << 20)
 
 static void fill_id(const struct stat *st, vasp_file_id *id) {
   memset(id, 0, sizeof *id);
