@@ -83,17 +83,22 @@ async function bootFile(
 
 /**
  * Measures what a domain boots: the firmware, kernel, initrd, command line and NVRAM template,
- * and each file-backed disk's content (through `disks`).
+ * and the content of each file-backed disk that is read-only or referenced (through `disks`).
+ * A writable disk without a reference is named, not hashed: its guest changes it, so it would
+ * miss the cache and be read whole at every start (seconds for a large image, against the
+ * hook's timeout) for a digest nothing compares.
  *
  * @param domain the parsed domain XML
  * @param xml the domain XML as given (extended whole into the configuration register)
  * @param disks the disk digest cache
+ * @param options `referenced`: the names of the VM's boot references
  * @returns the components and the extensions
  */
 export async function measureBoot(
   domain: Domain,
   xml: Uint8Array,
   disks: DiskCache,
+  options: { referenced?: ReadonlySet<string> } = {},
 ): Promise<MeasuredBoot> {
   const components: Measured[] = [];
   const extensions: Extension[] = [{
@@ -135,8 +140,11 @@ export async function measureBoot(
       ...disk.backingChain.map((b) => `<${b}`),
     ];
     let content = "";
-    if (disk.type === "file" && disk.source !== undefined && disk.target !== undefined) {
-      const name = `disk:${disk.target}`;
+    const name = `disk:${disk.target}`;
+    const hashed = disk.readonly || (options.referenced?.has(name) ?? false);
+    if (disk.type === "file" && disk.source !== undefined && disk.target !== undefined && !hashed) {
+      content = "content=unhashed-writable";
+    } else if (disk.type === "file" && disk.source !== undefined && disk.target !== undefined) {
       try {
         const d = await disks.digest(disk.source);
         content = `content=sha256:${d.sha256}`;

@@ -44,7 +44,6 @@ Deno.test("measureBoot() measures each boot file streamed, the command line and 
         ["kernel", sha256(bytes["vmlinuz"]), true],
         ["initrd", 'Cannot measure "/tmp', true],
         ["cmdline", sha256("console=ttyS0"), true],
-        ["disk:vda", sha256(bytes["a.qcow2"]), false],
         ["disk:sda", sha256(bytes["seed.iso"]), true],
       ],
     );
@@ -65,10 +64,24 @@ Deno.test("measureBoot() measures each boot file streamed, the command line and 
     assert.match(boot.extensions[4]!.description, /\(not measured: Cannot measure/);
     assert.equal(
       boot.extensions[6]!.description,
-      `vboot disk disk file ${dir}/a.qcow2 qcow2 vda rw <${dir}/base.qcow2 content=sha256:${
-        sha256(bytes["a.qcow2"])
-      }`,
+      `vboot disk disk file ${dir}/a.qcow2 qcow2 vda rw <${dir}/base.qcow2 content=unhashed-writable`,
     );
+    // A writable disk is hashed once it has a reference.
+    const referenced = await measureBoot(
+      parseDomainXml(xml),
+      new TextEncoder().encode(xml),
+      new DiskCache(),
+      {
+        referenced: new Set(["disk:vda"]),
+      },
+    );
+    assert.deepEqual(
+      referenced.components.filter((c) => c.name === "disk:vda").map((
+        c,
+      ) => [c.sha256, c.referenced]),
+      [[sha256(bytes["a.qcow2"]), false]],
+    );
+    assert.match(referenced.extensions[6]!.description, /content=sha256:[0-9a-f]{64}$/);
     assert.equal(boot.extensions[8]!.description, "vboot disk disk block /dev/sdz - vdb rw");
     // Registration takes every measured boot file, the command line and read-only disks.
     assert.deepEqual(referencesOf(boot).map((r) => r.name), [

@@ -290,8 +290,10 @@ export class VaspService implements VaspPort {
     if (!xml) return undefined;
     const domain = bootDomain(event, xml);
     if ("refusal" in domain) return undefined;
-    const boot = await measureBoot(domain.domain, xml, this.#disks);
     const references = vm ? await this.#store.getBootReferences(vm.uuid) : [];
+    const boot = await measureBoot(domain.domain, xml, this.#disks, {
+      referenced: new Set(references.map((r) => r.name)),
+    });
     return { boot, state: bootState(boot, references, digest!) };
   }
 
