@@ -13,8 +13,12 @@ import { join } from "node:path";
 import { fileIdentity } from "../ffi/mod.ts";
 import { DISK_CACHE_FILE, DISK_CACHE_RACY_MS } from "../src/vasp/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
+import { requireTools } from "./fixtures/tools.ts";
 import { type Answer, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
 
+requireTools({ curl: "curl" });
+
+const HOOK = new URL("../deploy/libvirt/hooks/qemu", import.meta.url).pathname;
 const VM = { uuid: "0b8f3c2e-5d6a-4e7b-9c8d-1e2f3a4b5c6d", name: "boot-1" };
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
 
@@ -56,6 +60,29 @@ function hookStart(s: VaspServer, xml: string): Promise<Answer> {
       },
     },
   });
+}
+
+/** The libvirt hook script itself, as libvirtd runs it: `qemu NAME prepare begin -`, XML on stdin. */
+async function runHook(s: VaspServer, dir: string, xml: string) {
+  const child = new Deno.Command("sh", {
+    args: [HOOK, VM.name, "prepare", "begin", "-"],
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      VASP_SOCKET: s.server.listeners.socket!,
+      VASP_HOOK_CONF: `${dir}/none.conf`,
+      VASP_HOOK_PENDING: `${dir}/pending.jsonl`,
+      VASP_BREAK_GLASS: `${dir}/none`,
+    },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(xml));
+  await writer.close();
+  const out = await child.output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
 type Reason = { policy: string; rule: string; message: string };
@@ -147,6 +174,26 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
       );
       assert.match(disk.description, new RegExp(`content=sha256:${sha256(files.disk.bytes)}$`));
     });
+
+    await t.step(
+      "the libvirt hook script refuses a swapped kernel, naming it, and lets the restored one start",
+      async () => {
+        const f = files.kernel;
+        const swapped = random(f.bytes.length);
+        await Deno.writeFile(f.path, swapped);
+        const refused = await runHook(s, dir.path, xml);
+        assert.equal(refused.code, 1, refused.stderr);
+        assert.ok(
+          refused.stderr.includes(
+            `kernel ${f.path}: sha256:${sha256(swapped)} expected sha256:${sha256(f.bytes)}`,
+          ),
+          refused.stderr,
+        );
+        await Deno.writeFile(f.path, f.bytes);
+        const started = await runHook(s, dir.path, xml);
+        assert.equal(started.code, 0, started.stderr);
+      },
+    );
 
     for (const name of ["kernel", "initrd"] as const) {
       await t.step(
