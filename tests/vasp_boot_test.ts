@@ -305,6 +305,45 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
       );
       files.kernel.bytes = kernel;
     });
+
+    await t.step("the operator's command line shows and replaces the references", async () => {
+      const cli = async (...args: string[]) => {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "src/cli/main.ts", "vm", "boot-refs", ...args],
+          cwd: new URL("..", import.meta.url).pathname,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const text = (b: Uint8Array) => new TextDecoder().decode(b);
+        return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+      };
+      const shown = await cli(VM.name, "--state-dir", dir.path, "--json");
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.equal(JSON.parse(shown.stdout).references.length, 5);
+      const digest = `sha256:${sha256(files.kernel.bytes)}`;
+      const set = await cli(
+        VM.name,
+        "--state-dir",
+        dir.path,
+        "--set",
+        `kernel=${files.kernel.path}=${digest}`,
+      );
+      assert.equal(set.code, 0, set.stderr);
+      assert.match(set.stdout, /boot references of .*: 1\n  kernel/);
+      // Only the kernel is referenced now: a boot file without a reference is refused.
+      const reasons = deniedFor(await hookStart(s, xml));
+      assert.match(
+        JSON.stringify(reasons),
+        /initrd \S+initrd\.img: sha256:[0-9a-f]{64} expected no such component/,
+      );
+      const bad = await cli(VM.name, "--state-dir", dir.path, "--set", "kernel=/k=sha256:00");
+      assert.equal(bad.code, 2, bad.stderr);
+      const xmlFile = join(dir.path, "domain.xml");
+      await Deno.writeTextFile(xmlFile, xml);
+      const again = await cli(VM.name, "--state-dir", dir.path, "--domain-xml", xmlFile);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /boot references of .*: 5/);
+    });
   }
 
   await t.step("after a restart the sealed cache serves the unchanged disk", async () => {

@@ -16,7 +16,7 @@ import { policyCheck, policyTest } from "./policy.ts";
 import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
 import { tokenCreate, tokenList, tokenRevoke } from "./token.ts";
-import { vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
+import { vmBootRefs, vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
 import { VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
@@ -39,6 +39,7 @@ export const COMMANDS: readonly Command[] = [
   vmRegister,
   vmRemove,
   vmRelease,
+  vmBootRefs,
   demo,
 ];
 
