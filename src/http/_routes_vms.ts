@@ -96,7 +96,16 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
         })
         : undefined;
       const vm = await registerVm(deps, newVm, configDigest);
-      if (measured) await deps.store.setBootReferences(vm.uuid, measured.references);
+      if (measured) {
+        try {
+          await deps.store.setBootReferences(vm.uuid, measured.references);
+        } catch (error) {
+          // Without its references the VM would start uncompared: it is not registered at all.
+          await deps.vasp?.forget(vm);
+          await deps.store.removeVm(vm.uuid);
+          throw error;
+        }
+      }
       await deps.decisions.recordOperatorAction(deps.ids.next(), "register", vm, {
         message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
           (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : "") +
