@@ -368,3 +368,39 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
     assert.equal(s.server.vasp.disks.stats.hashed, 1);
   });
 });
+
+Deno.test("a VM that libvirt defines is registered with the boot references its domain XML gives", async () => {
+  await using dir = await tempStateDir();
+  const boot = join(dir.path, "boot");
+  await Deno.mkdir(boot);
+  for (const name of ["vmlinuz", "initrd.img", "OVMF.fd", "disk.img"]) {
+    await Deno.writeTextFile(join(boot, name), `${name} bytes`);
+  }
+  const xml = domainXml(boot);
+  await using s = await startVaspServer(dir.path);
+  const define = await s.call("POST", "/v1/decide", {
+    body: {
+      operation: "define",
+      vm: VM,
+      source: "libvirt-events",
+      details: { domain_xml_b64: Buffer.from(xml).toString("base64") },
+    },
+  });
+  allowed(define);
+  const refs = await s.call("GET", `/v1/vms/${VM.uuid}/boot-references`);
+  assert.deepEqual(
+    refs.json.references.map((r: { name: string }) => r.name),
+    ["cmdline", "disk:vda", "firmware", "initrd", "kernel"],
+  );
+  const [record] = (await s.server.store.queryAudit({ vmUuid: VM.uuid })).records;
+  assert.ok(
+    record.reasons.some((r) =>
+      r.rule === "boot-references" && r.message.includes(`kernel ${boot}/vmlinuz sha256:`)
+    ),
+    JSON.stringify(record.reasons),
+  );
+  // Swapped after the define, the kernel does not start.
+  await Deno.writeTextFile(join(boot, "vmlinuz"), "another kernel");
+  const reasons = deniedFor(await hookStart(s, xml));
+  assert.ok(reasons.some((r) => r.message.includes(`kernel ${boot}/vmlinuz: sha256:`)));
+});

@@ -273,7 +273,27 @@ export class VaspService implements VaspPort {
       const current = await this.#store.getVm(event.vm.uuid) ?? vm;
       if (digest === undefined || current?.binding) return {};
       const record = await this.#ensureInstance(event, current, digest);
-      return { details: { instance_id: record.binding!.instanceId, created: true } };
+      const details = { instance_id: record.binding!.instanceId, created: true };
+      // The VM is registered from its domain XML here: what it boots becomes its references.
+      const { xml } = eventConfig(event);
+      if (!xml || (await this.#store.getBootReferences(record.uuid)).length > 0) return { details };
+      const domain = bootDomain(event, xml);
+      if ("refusal" in domain) return { details };
+      const boot = await measureBoot(domain.domain, xml, this.#disks);
+      const references = referencesOf(boot);
+      await this.#store.setBootReferences(record.uuid, references);
+      const listed = references.map((r) =>
+        `${r.name}${r.path ? ` ${r.path}` : ""} sha256:${r.digest}`
+      );
+      return {
+        details,
+        note: {
+          rule: "boot-references",
+          message: `boot references of VM "${event.vm.name}" recorded from its domain XML: ${
+            listed.join(", ") || "none"
+          }`,
+        },
+      };
     });
   }
 
