@@ -12,8 +12,9 @@ import {
   takeInstance,
 } from "./_handles.ts";
 import { RegisterBank } from "./_registers.ts";
-import { SNAPSHOT_FLAG } from "./_args.ts";
-import { check, outSlot, takeBuffer } from "./_util.ts";
+import { description, registerIndex, SNAPSHOT_FLAG } from "./_args.ts";
+import { check, cstr, outSlot, takeBuffer } from "./_util.ts";
+import { DIGEST_LEN } from "./hash.ts";
 import type { Asp } from "./asp.ts";
 import { native } from "./loader.ts";
 
@@ -60,6 +61,42 @@ export class VaspInstance extends RegisterBank {
     this.id = id;
     this.#label = label;
     instanceFinalizer.register(this, init.cell, this);
+  }
+
+  /**
+   * Extends a register as {@link RegisterBank.extend} would with data whose digests are given
+   * (what {@link fileDigest} measured): a file is read once, streamed, whatever its size.
+   *
+   * @param reg register 0..23
+   * @param digests the data's SHA-256 and SM3, 32 bytes each
+   * @param text the event log's description
+   * @throws {RangeError} for a register outside 0..23, a description over 1024 bytes, or a
+   *   digest that is not 32 bytes
+   * @throws {NativeError} `handle_closed` after close or destroy, or the library's refusal
+   */
+  extendDigests(
+    reg: number,
+    digests: { sha256: Uint8Array<ArrayBuffer>; sm3: Uint8Array<ArrayBuffer> },
+    text: string,
+  ): void {
+    const handle = live(this.#handle, `extend register ${reg} of ${this.#label}`);
+    const index = registerIndex(reg);
+    for (const [name, d] of Object.entries(digests)) {
+      if (d.byteLength !== DIGEST_LEN) {
+        throw new RangeError(`The ${name} digest must be ${DIGEST_LEN} bytes, got ${d.byteLength}`);
+      }
+    }
+    check(
+      native().vasp_instance_extend_digests(
+        handle,
+        index,
+        digests.sha256,
+        digests.sm3,
+        cstr(description(text)),
+      ),
+      handle,
+      `Cannot extend register ${index} of ${this.#label}`,
+    );
   }
 
   /**

@@ -183,6 +183,23 @@ export const symbols = {
   vasp_sock_close: { parameters: ["pointer"], result: "void" },
   // int vasp_fd_close(int32_t fd)
   vasp_fd_close: { parameters: ["i32"], result: "i32" },
+
+  // int vasp_file_stat(const char *path, vasp_file_id *out)
+  vasp_file_stat: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int vasp_file_digest(const char *path, uint8_t *sha256_out, uint8_t *sm3_out,
+  //                      vasp_file_id *id_out, char *msg_out, size_t msg_len)
+  // — streams a whole image: off the event loop
+  vasp_file_digest: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // int vasp_instance_extend_digests(vasp_instance *inst, uint32_t reg, const uint8_t *sha256,
+  //                                  const uint8_t *sm3, const char *description)
+  vasp_instance_extend_digests: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's symbols. */

@@ -221,14 +221,19 @@ Deno.test("after a restart every instance comes back with its ID and registers, 
   {
     await using s = await startVaspServer(dir.path);
     const r = await s.call("POST", "/v1/vms", {
-      body: { uuid: VM, name: "web-1", config_digest: `sha256:${"ab".repeat(32)}` },
+      body: {
+        uuid: VM,
+        name: "web-1",
+        config_digest: `sha256:${sha256(domainXml(VM, "web-1", boot))}`,
+      },
     });
     assert.equal(r.status, 201, JSON.stringify(r.json));
     // The operator's command line: the same registration over the server's socket.
     const cli = await new Deno.Command(Deno.execPath(), {
       args: [
         ...["run", "-A", "src/cli/main.ts", "vm", "register", "--state-dir", dir.path],
-        ...["--uuid", VM2, "--name", "web-2", "--config-digest", `sha256:${"ab".repeat(32)}`],
+        ...["--uuid", VM2, "--name", "web-2"],
+        ...["--config-digest", `sha256:${sha256(domainXml(VM2, "web-2", boot))}`],
         "--json",
       ],
       cwd: ROOT,

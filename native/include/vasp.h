@@ -394,6 +394,46 @@ VASP_API void vasp_sock_close(vasp_sock *s);
 /* Closes a descriptor the caller owns (one vasp_sock_recv returned). */
 VASP_API int vasp_fd_close(int32_t fd);
 
+/* ------------------------------------------------------------------------ */
+/* Streamed file measurement (disk images, boot files)                       */
+
+/* A file's identity: what changes when its content can have changed. Times
+ * are to the nanosecond; ctime changes on every write and on every
+ * timestamp reset (touch -d), which a caller cannot set back. 56 bytes,
+ * little-endian, no padding. */
+typedef struct vasp_file_id {
+  uint64_t dev;
+  uint64_t ino;
+  uint64_t size;
+  int64_t mtime_sec;
+  int64_t mtime_nsec;
+  int64_t ctime_sec;
+  int64_t ctime_nsec;
+} vasp_file_id;
+
+/* Writes the identity of the regular file at path (symlinks followed) to
+ * *out. VASP_E_IO when it cannot be stat'ed or is not a regular file. */
+VASP_API int vasp_file_stat(const char *path, vasp_file_id *out);
+
+/* Streams the regular file at path (256 KiB at a time: constant memory,
+ * any size) and writes its SHA-256 to sha256_out, its SM3 to sm3_out when
+ * not NULL (each VASP_DIGEST_LEN bytes, caller's), and the identity it had
+ * while read to *id_out. VASP_E_IO when it cannot be read, is not a regular
+ * file, or changed while it was read (identity or length differs after).
+ * The failure's message is also written to msg_out (caller's, msg_len bytes,
+ * NUL-terminated; may be NULL): a caller that runs this on a worker thread
+ * cannot read that thread's vasp_errmsg(NULL). */
+VASP_API int vasp_file_digest(const char *path, uint8_t *sha256_out, uint8_t *sm3_out,
+                              vasp_file_id *id_out, char *msg_out, size_t msg_len);
+
+/* Extends reg of the instance as vasp_instance_extend would with data whose
+ * digests are sha256 and sm3 (VASP_DIGEST_LEN bytes each, borrowed): what
+ * vasp_file_digest measured, so a file is read once, streamed, whatever its
+ * size. The event log entry carries these digests. */
+VASP_API int vasp_instance_extend_digests(vasp_instance *inst, uint32_t reg,
+                                          const uint8_t *sha256, const uint8_t *sm3,
+                                          const char *description);
+
 #ifdef __cplusplus
 }
 #endif

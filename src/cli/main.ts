@@ -16,7 +16,7 @@ import { policyCheck, policyTest } from "./policy.ts";
 import { refsCheck, refsLearn } from "./refs.ts";
 import { serve } from "./serve.ts";
 import { tokenCreate, tokenList, tokenRevoke } from "./token.ts";
-import { vmImport, vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
+import { vmBootRefs, vmImport, vmList, vmRegister, vmRelease, vmRemove, vmShow } from "./vm.ts";
 import { describeError, VaspError } from "../engine/error.ts";
 
 /** Every sub-command; each lives in its own file. */
@@ -40,6 +40,7 @@ export const COMMANDS: readonly Command[] = [
   vmImport,
   vmRemove,
   vmRelease,
+  vmBootRefs,
   demo,
 ];
 

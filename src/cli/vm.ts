@@ -355,3 +355,54 @@ Moves a quarantined VM to paused; resuming it is then an ordinary, decided resum
   },
   show: (data) => `released ${line(data as Vm)}`,
 });
+
+/** `vasp vm boot-refs`. */
+export const vmBootRefs: Command = vmCommand({
+  name: "vm boot-refs",
+  summary: "show or replace a VM's boot references (measured launch)",
+  usage: `usage: vasp vm boot-refs NAME|UUID [--domain-xml FILE | --set NAME=PATH=sha256:HEX …]
+         [connection options]
+
+Without options, shows the digests the VM's boot must have. --domain-xml measures what that XML
+boots on the server's host (firmware, NVRAM template, kernel, initrd, command line, read-only
+disks) and makes it the VM's references; --set declares them (NAME is firmware, nvram, kernel,
+initrd, cmdline or disk:TARGET; PATH may be empty). Either replaces every reference of the VM,
+and is audited.`,
+  positionals: true,
+  options: { "domain-xml": { type: "string" }, set: { type: "string", multiple: true } },
+  send: async (api, values, positionals) => {
+    const sets = (values.set ?? []) as string[];
+    if (values["domain-xml"] !== undefined && sets.length > 0) {
+      throw usageError("give --domain-xml or --set, not both");
+    }
+    const references = sets.map((text) => {
+      const m = /^([^=]+)=(.*)=(sha256:[0-9a-f]{64})$/.exec(text);
+      if (!m) throw usageError(`--set "${text}" is not NAME=PATH=sha256:HEX`);
+      return { name: m[1]!, path: m[2]!, digest: m[3]! };
+    });
+    // Read the file before the request, so that a missing one changes nothing.
+    const xml = values["domain-xml"] === undefined
+      ? undefined
+      : readFlagText("--domain-xml", String(values["domain-xml"]));
+    const uuid = await resolveVm(api, positionals);
+    if (xml !== undefined) {
+      return await api.call((client) => client.setBootReferences(uuid, { domain_xml: xml }));
+    }
+    if (references.length > 0) {
+      return await api.call((client) => client.setBootReferences(uuid, { references }));
+    }
+    return await api.call((client) => client.bootReferences(uuid));
+  },
+  show: (data) => {
+    const refs = data as {
+      vm_uuid: string;
+      references: { name: string; path: string; digest: string }[];
+      unmeasured?: string[];
+    };
+    return [
+      `boot references of ${refs.vm_uuid}: ${refs.references.length || "none"}`,
+      ...refs.references.map((r) => `  ${r.name.padEnd(10)} ${r.digest}  ${r.path}`),
+      ...(refs.unmeasured ?? []).map((u) => `  not measured: ${u}`),
+    ].join("\n");
+  },
+});

@@ -151,8 +151,9 @@ export class DecisionService {
     });
     // The vASP side may see more than the store: whether the instance is live, whether the
     // sealed state to restore imports.
-    const step: VaspStep | undefined = this.#vasp?.prepare(event, stored);
-    const seen = step?.binding === undefined ? context : { ...context, vasp: step.binding };
+    const step: VaspStep | undefined = await this.#vasp?.prepare(event, stored);
+    let seen = step?.binding === undefined ? context : { ...context, vasp: step.binding };
+    if (step?.boot) seen = { ...seen, boot: step.boot };
     const start = performance.now();
     let decision: Decision;
     try {

@@ -102,6 +102,35 @@ function host(context: DecisionContext): CelMapValue {
   });
 }
 
+function boot(context: DecisionContext): CelMapValue {
+  const b = context.boot ?? null;
+  const components: unknown[] = [];
+  const failing: unknown[] = [];
+  const sorted = [...(b?.components ?? [])].sort((x, y) =>
+    x.name < y.name ? -1 : x.name > y.name ? 1 : 0
+  );
+  for (const c of sorted) {
+    const ok = c.expected !== "" && c.digest === c.expected;
+    const value = record({
+      name: c.name,
+      path: c.path,
+      digest: c.digest,
+      expected: c.expected,
+      ok,
+      detail: c.detail ?? "",
+    });
+    components.push(value);
+    if (!ok) failing.push(value);
+  }
+  return record({
+    measured: b !== null,
+    config_digest: b?.configDigest ?? "",
+    references: BigInt(b?.references ?? 0),
+    components: celList(components as never),
+    failing: celList(failing as never),
+  });
+}
+
 /**
  * The declared inputs of one decision, each built on its first read and kept: a decision
  * builds only what its policies read (a `pause` reads neither `host` nor `vasp`). CEL reads
@@ -113,7 +142,9 @@ class Bindings {
   readonly #event: LifecycleEvent;
   readonly #context: DecisionContext;
   readonly #next: LifecycleState;
-  #built: Partial<Record<"event" | "vm" | "vasp" | "measurements" | "host", CelMapValue>> = {};
+  #built: Partial<
+    Record<"event" | "vm" | "vasp" | "measurements" | "host" | "boot", CelMapValue>
+  > = {};
   #now: unknown;
 
   constructor(event: LifecycleEvent, context: DecisionContext, next: LifecycleState) {
@@ -164,6 +195,10 @@ class Bindings {
 
   get host(): CelMapValue {
     return this.#built.host ??= host(this.#context);
+  }
+
+  get boot(): CelMapValue {
+    return this.#built.boot ??= boot(this.#context);
   }
 
   get now(): unknown {

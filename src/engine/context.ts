@@ -99,6 +99,33 @@ export interface HostState {
   readonly measuredAt: Date;
 }
 
+/**
+ * One component of what a start boots (firmware, kernel, initrd, command line, NVRAM template,
+ * a disk), as vBoot measured it, beside the VM's boot reference for it.
+ */
+export interface BootComponent {
+  /** `firmware`, `kernel`, `initrd`, `cmdline`, `nvram` or `disk:<target>`. */
+  readonly name: string;
+  /** The file measured (the reference's path when the boot lacks the component). */
+  readonly path: string;
+  /** Measured digest (`sha256:<hex>`); empty when not measured (unreadable, absent). */
+  readonly digest: string;
+  /** The reference digest (`sha256:<hex>`); empty when the VM has none for it. */
+  readonly expected: string;
+  /** Why it was not measured, or that the boot lacks it; empty when none. */
+  readonly detail?: string;
+}
+
+/** What a start will boot, measured before the decision (vBoot, docs/lifecycle.md). */
+export interface BootState {
+  /** SHA-256 of the domain XML the hook sent (`sha256:<hex>`). */
+  readonly configDigest: string;
+  /** Every component of the boot, and every referenced one it lacks, by name. */
+  readonly components: readonly BootComponent[];
+  /** How many boot references the VM has recorded (0: none to compare with). */
+  readonly references: number;
+}
+
 /** Everything a decision reads besides the event and the policy set. */
 export interface DecisionContext {
   /** The current time: the engine reads no clock. */
@@ -111,4 +138,9 @@ export interface DecisionContext {
   readonly measurements: Readonly<Record<string, RegionMeasurement>>;
   /** The host's ASP state; `null` when the host has not been measured. */
   readonly host: HostState | null;
+  /**
+   * What a start will boot, measured against the VM's boot references; `null` or absent when
+   * the event boots nothing the server measured (no domain XML, not a boot phase).
+   */
+  readonly boot?: BootState | null;
 }

@@ -33,6 +33,15 @@ const HOST_FILE = recordOf("host.file", {
   ok: f(T.bool, "digest equals a non-empty expectation"),
 });
 
+const BOOT_COMPONENT = recordOf("boot.component", {
+  name: f(T.string, "firmware, kernel, initrd, cmdline, nvram or disk:<target>"),
+  path: f(T.string, 'the file measured; "" for the command line'),
+  digest: f(T.string, 'measured digest, "sha256:<hex>"; empty when not measured'),
+  expected: f(T.string, "the reference digest; empty when the VM has none for it"),
+  ok: f(T.bool, "digest equals a non-empty reference"),
+  detail: f(T.string, 'why it was not measured, or "not in this boot"; empty when none'),
+});
+
 /** The record types of the fixed inputs, by input name. */
 export const POLICY_INPUTS: Readonly<Record<string, InputField>> = {
   event: f(
@@ -102,6 +111,16 @@ export const POLICY_INPUTS: Readonly<Record<string, InputField>> = {
       age_seconds: f(T.int, "seconds since the host was measured"),
     }),
     "the host as the ASP measured it",
+  ),
+  boot: f(
+    recordOf("boot", {
+      measured: f(T.bool, "whether this event boots something the server measured (vBoot)"),
+      config_digest: f(T.string, 'SHA-256 of the domain XML sent, "sha256:<hex>"; "" when none'),
+      references: f(T.int, "how many boot references the VM has recorded"),
+      components: f(listOf(BOOT_COMPONENT), "every component measured or referenced, by name"),
+      failing: f(listOf(BOOT_COMPONENT), "the components that are not ok, by name"),
+    }),
+    "what a start will boot, measured against the VM's boot references",
   ),
   now: f(T.timestamp, "the time of the decision (passed in by the caller)"),
 };

@@ -94,6 +94,8 @@ export {
   type VmRef,
 } from "./event.ts";
 export type {
+  BootComponent,
+  BootState,
   DecisionContext,
   HostFile,
   HostState,

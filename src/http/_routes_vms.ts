@@ -9,8 +9,8 @@ import { createHash } from "node:crypto";
 import type { Context, Hono } from "hono";
 import { configDigestHex } from "../attest/config_digest.ts";
 import { VaspError } from "../engine/mod.ts";
-import type { NewVm, VmRecord } from "../store/mod.ts";
-import { Measurements, routes, Vm, VmList, VmRemoved } from "../wire/mod.ts";
+import type { BootReference, NewVm, VmRecord } from "../store/mod.ts";
+import { BootReferences, Measurements, routes, Vm, VmList, VmRemoved } from "../wire/mod.ts";
 import type { AppEnv } from "./_env.ts";
 import { mount, readBody, reply } from "./_mount.ts";
 import { introspectionSettings, measurementJson, vmJson } from "./_present.ts";
@@ -50,6 +50,20 @@ function registerVm(deps: Services, vm: NewVm, configDigest: string | undefined)
   return deps.vasp.register(vm, { configDigest });
 }
 
+/** The boot references as an audit record names them. */
+function describeReferences(refs: readonly BootReference[]): string {
+  if (refs.length === 0) return "none";
+  return refs.map((r) => `${r.name}${r.path ? ` ${r.path}` : ""} sha256:${r.digest}`).join(", ");
+}
+
+function referencesJson(uuid: string, refs: readonly BootReference[], unmeasured?: string[]) {
+  return {
+    vm_uuid: uuid,
+    references: refs.map((r) => ({ name: r.name, path: r.path, digest: `sha256:${r.digest}` })),
+    ...(unmeasured ? { unmeasured } : {}),
+  };
+}
+
 /**
  * Registers the VM routes.
  *
@@ -75,10 +89,27 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
         state: body.state,
         ...(body.introspection ? { introspection: introspectionSettings(body.introspection) } : {}),
       };
+      // Measured launch: what the XML boots becomes the VM's boot references.
+      const measured = body.domain_xml !== undefined && deps.vasp
+        ? await deps.vasp.measureReferences(new TextEncoder().encode(body.domain_xml), {
+          uuid: body.uuid,
+        })
+        : undefined;
       const vm = await registerVm(deps, newVm, configDigest);
+      if (measured) {
+        try {
+          await deps.store.setBootReferences(vm.uuid, measured.references);
+        } catch (error) {
+          // Without its references the VM would start uncompared: it is not registered at all.
+          await deps.vasp?.forget(vm);
+          await deps.store.removeVm(vm.uuid);
+          throw error;
+        }
+      }
       await deps.decisions.recordOperatorAction(deps.ids.next(), "register", vm, {
         message: `VM "${vm.name}" registered for tenant "${vm.tenant}" in state ${vm.state}` +
-          (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : ""),
+          (vm.binding ? `, bound to vASP instance ${vm.binding.instanceId}` : "") +
+          (measured ? `; boot references: ${describeReferences(measured.references)}` : ""),
       });
       return reply(c, Vm, vmJson(vm), 201);
     },
@@ -122,6 +153,55 @@ export function vmRoutes(app: Hono<AppEnv>, deps: Services): void {
         message: `VM "${vm.name}" removed by an operator (it was ${vm.state})`,
       });
       return reply(c, VmRemoved, { uuid: vm.uuid, removed: true });
+    },
+  });
+
+  mount(app, routes.bootReferencesRoute, {
+    middleware: [allow("tenant")],
+    handler: async (c, { params }) => {
+      const vm = await visibleVm(deps, c, params.uuid);
+      return reply(
+        c,
+        BootReferences,
+        referencesJson(vm.uuid, await deps.store.getBootReferences(vm.uuid)),
+      );
+    },
+  });
+
+  mount(app, routes.setBootReferencesRoute, {
+    middleware: [allow(), deps.limit],
+    handler: async (c, { params }) => {
+      const vm = await visibleVm(deps, c, params.uuid);
+      const body = await readBody(c, routes.setBootReferencesRoute);
+      let refs: BootReference[];
+      let unmeasured: string[] | undefined;
+      if (body.domain_xml !== undefined) {
+        if (!deps.vasp) {
+          throw new VaspError("vasp_unavailable", "This server cannot measure boot components");
+        }
+        ({ references: refs, unmeasured } = await deps.vasp.measureReferences(
+          new TextEncoder().encode(body.domain_xml),
+          { uuid: vm.uuid },
+        ));
+      } else {
+        refs = body.references!.map((r) => ({
+          name: r.name,
+          path: r.path ?? "",
+          digest: r.digest.slice("sha256:".length),
+        }));
+        if (new Set(refs.map((r) => r.name)).size !== refs.length) {
+          throw new VaspError("request_invalid", "Each boot reference name may appear once", {
+            details: { field: "references" },
+          });
+        }
+      }
+      const kept = await deps.store.setBootReferences(vm.uuid, refs);
+      await deps.decisions.recordOperatorAction(deps.ids.next(), "boot-references", vm, {
+        message: `Boot references of VM "${vm.name}" replaced by an operator ` +
+          `(${body.domain_xml !== undefined ? "measured from a domain XML" : "declared"}): ` +
+          describeReferences(kept),
+      });
+      return reply(c, BootReferences, referencesJson(vm.uuid, kept, unmeasured));
     },
   });
 

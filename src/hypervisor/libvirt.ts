@@ -37,6 +37,8 @@ export interface OsBoot {
   readonly initrd?: string;
   /** Direct kernel boot: the kernel command line. */
   readonly cmdline?: string;
+  /** `<nvram template>`: the UEFI variable store the VM's own NVRAM is copied from. */
+  readonly nvramTemplate?: string;
 }
 
 /** One `<disk>`. */
@@ -147,6 +149,7 @@ export function parseDomainXml(xml: string): Domain {
       ...optional("kernel", child(os, "kernel")?.text.trim()),
       ...optional("initrd", child(os, "initrd")?.text.trim()),
       ...optional("cmdline", child(os, "cmdline")?.text),
+      ...optional("nvramTemplate", child(os, "nvram")?.attrs.template),
     },
     disks: (devices?.children ?? []).filter((c) => c.name === "disk").map(disk),
   };

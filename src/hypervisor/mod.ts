@@ -13,12 +13,7 @@ export {
   type OsBoot,
   parseDomainXml,
 } from "./libvirt.ts";
-export {
-  type BootExtension,
-  VBOOT_REGISTERS,
-  vbootExtensions,
-  type VbootOptions,
-} from "./vboot.ts";
+export { VBOOT_REGISTERS } from "./vboot.ts";
 export { queryGuestFacts } from "./guest_facts.ts";
 export {
   type LibvirtDomain,

@@ -5,6 +5,8 @@
  * @module
  */
 import {
+  type BootComponent,
+  type BootState,
   type DecisionContext,
   type HostState,
   isLifecycleState,
@@ -141,6 +143,37 @@ function host(shape: Shape, value: unknown, path: Path): HostState | null {
   };
 }
 
+function bootComponent(shape: Shape, value: unknown, path: Path): BootComponent {
+  const m = shape.map(value, path, {
+    required: ["name", "path", "digest", "expected"],
+    optional: ["detail"],
+  }) ?? {};
+  return {
+    name: shape.string(m.name, [...path, "name"]) ?? "",
+    path: shape.string(m.path, [...path, "path"]) ?? "",
+    digest: shape.string(m.digest, [...path, "digest"]) ?? "",
+    expected: shape.string(m.expected, [...path, "expected"]) ?? "",
+    detail: m.detail === undefined ? "" : shape.string(m.detail, [...path, "detail"]) ?? "",
+  };
+}
+
+function boot(shape: Shape, value: unknown, path: Path): BootState | null {
+  if (value === null || value === undefined) return null;
+  const m = shape.map(value, path, { required: ["config_digest", "references", "components"] });
+  if (!m) return null;
+  const references = typeof m.references === "bigint" ? Number(m.references) : m.references;
+  if (typeof references !== "number" || !Number.isSafeInteger(references) || references < 0) {
+    shape.fail([...path, "references"], "expected a whole number ≥ 0");
+  }
+  return {
+    configDigest: shape.string(m.config_digest, [...path, "config_digest"]) ?? "",
+    references: typeof references === "number" ? references : 0,
+    components: (shape.list(m.components, [...path, "components"]) ?? []).map((c, i) =>
+      bootComponent(shape, c, [...path, "components", i])
+    ),
+  };
+}
+
 /**
  * Reads a decision context. Errors are recorded in `shape` at `path`; the result is only
  * meaningful when none were recorded.
@@ -151,7 +184,10 @@ function host(shape: Shape, value: unknown, path: Path): HostState | null {
  * @returns the context
  */
 export function readContext(shape: Shape, value: unknown, path: Path): DecisionContext {
-  const m = shape.map(value, path, { required: ["now", "vm", "vasp", "measurements", "host"] });
+  const m = shape.map(value, path, {
+    required: ["now", "vm", "vasp", "measurements", "host"],
+    optional: ["boot"],
+  });
   if (!m) return { now: new Date(NaN), vm: null, vasp: null, measurements: {}, host: null };
   return {
     now: time(shape, m.now, [...path, "now"]),
@@ -163,5 +199,6 @@ export function readContext(shape: Shape, value: unknown, path: Path): DecisionC
       ) => [name, region(shape, v, [...path, "measurements", name])]),
     ),
     host: host(shape, m.host, [...path, "host"]),
+    boot: boot(shape, m.boot, [...path, "boot"]),
   };
 }

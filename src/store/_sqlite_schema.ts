@@ -86,6 +86,15 @@ const MIGRATIONS: readonly string[] = [
    );`,
   // The ASP counter value each checkpoint took (docs/audit.md, "The anchor").
   `ALTER TABLE audit_checkpoints ADD COLUMN counter INTEGER;`,
+  // Boot references per VM: the digest each boot component (firmware, kernel, initrd, command
+  // line, NVRAM template, each disk) must have for a start to be allowed.
+  `CREATE TABLE boot_references (
+     vm_uuid TEXT NOT NULL REFERENCES vms (uuid) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     path TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     PRIMARY KEY (vm_uuid, name)
+   ) WITHOUT ROWID;`,
 ];
 
 /** The schema version this code writes. */

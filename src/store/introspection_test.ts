@@ -87,7 +87,7 @@ Deno.test("a store of the first schema version is migrated: its VMs have no sett
   // Back to version 1, as a store written before this migration.
   const db = new DatabaseSync(dir.db);
   db.exec(
-    "DROP TABLE snapshots; " +
+    "DROP TABLE boot_references; DROP TABLE snapshots; " +
       "ALTER TABLE vms DROP COLUMN introspection; ALTER TABLE measurements DROP COLUMN detail; " +
       "ALTER TABLE audit_checkpoints DROP COLUMN counter; " +
       "DELETE FROM schema_version WHERE version > 1",

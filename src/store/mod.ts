@@ -7,6 +7,7 @@
 export type {
   AuditPage,
   AuditQuery,
+  BootReference,
   IntrospectionSettings,
   Measurement,
   NewSnapshot,

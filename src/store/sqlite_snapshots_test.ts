@@ -94,7 +94,8 @@ Deno.test("a store of schema version 2 is migrated: its VMs have no snapshots", 
   // Back to version 2, as a store written before this migration.
   tamper(
     dir.db,
-    "DROP TABLE snapshots; ALTER TABLE audit_checkpoints DROP COLUMN counter; " +
+    "DROP TABLE boot_references; DROP TABLE snapshots; " +
+      "ALTER TABLE audit_checkpoints DROP COLUMN counter; " +
       "DELETE FROM schema_version WHERE version > 2",
   );
   {
@@ -107,5 +108,5 @@ Deno.test("a store of schema version 2 is migrated: its VMs have no snapshots", 
   const version = check.prepare("SELECT max(version) AS v FROM schema_version").get();
   check.close();
   assert.equal(Number(version?.v), SCHEMA_VERSION);
-  assert.equal(SCHEMA_VERSION, 4);
+  assert.equal(SCHEMA_VERSION, 5);
 });

@@ -14,12 +14,14 @@ import type { GroupCommitOptions } from "./group_commit.ts";
 import { openDatabase } from "./_sqlite_schema.ts";
 import { SqliteAuditLog } from "./_sqlite_audit.ts";
 import { SqliteSnapshots } from "./_sqlite_snapshots.ts";
+import { SqliteBootReferences } from "./_sqlite_boot_refs.ts";
 import { SqliteVms } from "./_sqlite_vms.ts";
 import { WalCheckpointer } from "./_wal_checkpointer.ts";
 import { WalSync } from "./_wal_sync.ts";
 import type {
   AuditPage,
   AuditQuery,
+  BootReference,
   Measurement,
   NewSnapshot,
   NewVm,
@@ -65,6 +67,7 @@ export class SqliteStore implements Store {
   readonly #path: string;
   readonly #vms: SqliteVms;
   readonly #snapshots: SqliteSnapshots;
+  readonly #bootRefs: SqliteBootReferences;
   readonly #audit: SqliteAuditLog;
   readonly #wal: WalSync;
   readonly #checkpointer: WalCheckpointer | null;
@@ -85,6 +88,7 @@ export class SqliteStore implements Store {
     }
     this.#vms = new SqliteVms(open, now);
     this.#snapshots = new SqliteSnapshots(open, now);
+    this.#bootRefs = new SqliteBootReferences(open);
     this.#onCheckpointError = options.onCheckpointError ??
       ((error) => console.error(`vasp: audit checkpoint failed: ${errorMessage(error)}`));
     this.#audit = new SqliteAuditLog(open, {
@@ -233,6 +237,19 @@ export class SqliteStore implements Store {
   /** {@inheritDoc Store.listSnapshots} */
   listSnapshots(uuid: string): Promise<SnapshotState[]> {
     return this.#async(() => this.#snapshots.list(uuid));
+  }
+
+  /** {@inheritDoc Store.setBootReferences} */
+  setBootReferences(
+    uuid: string,
+    references: readonly BootReference[],
+  ): Promise<BootReference[]> {
+    return this.#write(() => this.#bootRefs.set(uuid, references));
+  }
+
+  /** {@inheritDoc Store.getBootReferences} */
+  getBootReferences(uuid: string): Promise<BootReference[]> {
+    return this.#async(() => this.#bootRefs.get(uuid));
   }
 
   /** {@inheritDoc Store.dropSnapshot} */

@@ -22,6 +22,20 @@ export interface VaspBinding {
 }
 
 /**
+ * One boot reference of a VM: the digest a component of its boot must have (docs/lifecycle.md,
+ * "Measured launch"). Recorded at registration from the domain XML, or declared by the
+ * operator; changed only through an audited operator action.
+ */
+export interface BootReference {
+  /** `firmware`, `kernel`, `initrd`, `cmdline`, `nvram`, or `disk:<target>`; unique per VM. */
+  readonly name: string;
+  /** The file it was measured from (`""` for the command line). */
+  readonly path: string;
+  /** SHA-256 of the component, bare lower-case hex. */
+  readonly digest: string;
+}
+
+/**
  * The sealed vASP state of one internal snapshot of a VM (QEMU `savevm`/`snapshot-save`),
  * kept under the snapshot's name so that a revert imports that snapshot's own state
  * (docs/lifecycle.md, "Snapshots").
@@ -240,6 +254,15 @@ export interface Store extends AsyncDisposable, Disposable {
    * @returns the one dropped, or `undefined` when there was none of that name
    */
   dropSnapshot(uuid: string, name: string): Promise<SnapshotState | undefined>;
+  /**
+   * Replaces every boot reference of a VM in one transaction (none: the VM has none).
+   *
+   * @returns the references kept, by name
+   * @throws {VaspError} `vm_not_found`; {@link TypeError} for a malformed reference
+   */
+  setBootReferences(uuid: string, references: readonly BootReference[]): Promise<BootReference[]>;
+  /** A VM's boot references, by name (none for an unknown VM or one without references). */
+  getBootReferences(uuid: string): Promise<BootReference[]>;
   /**
    * Appends a decision to the audit log. Resolves only once the record is durable; appends
    * made meanwhile are committed together.

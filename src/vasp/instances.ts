@@ -38,6 +38,14 @@ export interface Extension {
   readonly data: Uint8Array;
   /** What was measured. */
   readonly description: string;
+  /**
+   * The digests of bytes measured elsewhere (a file streamed by the native library): extended
+   * instead of `data`'s, so the entry is the file's own SHA-256 and SM3.
+   */
+  readonly digests?: {
+    readonly sha256: Uint8Array<ArrayBuffer>;
+    readonly sm3: Uint8Array<ArrayBuffer>;
+  };
 }
 
 /** An instance imported from a blob but not yet made the VM's live one. */
@@ -183,7 +191,10 @@ export class InstanceManager {
    */
   extend(uuid: string, extensions: readonly Extension[]): SealedBinding {
     const instance = this.#require(uuid);
-    for (const e of extensions) instance.extend(e.reg, e.data, e.description);
+    for (const e of extensions) {
+      if (e.digests) instance.extendDigests(e.reg, e.digests, e.description);
+      else instance.extend(e.reg, e.data, e.description);
+    }
     return this.#seal(instance, false);
   }
 

@@ -25,3 +25,10 @@ export {
   type VaspStep,
 } from "./port.ts";
 export { VaspService } from "./service.ts";
+export {
+  DISK_CACHE_FILE,
+  DISK_CACHE_RACY_MS,
+  DiskCache,
+  type DiskCacheStats,
+  type DiskDigest,
+} from "./disk_cache.ts";

@@ -7,13 +7,14 @@
  * @module
  */
 import {
+  type BootState,
   type Decision,
   type LifecycleEvent,
   type Reason,
   sha256Digest,
   type VaspBinding,
 } from "../engine/mod.ts";
-import type { NewVm, VmRecord } from "../store/mod.ts";
+import type { BootReference, NewVm, VmRecord } from "../store/mod.ts";
 
 /** Policy name of the reasons the vASP side adds when it cannot carry out a decision. */
 export const VASP_POLICY = "vasp.instance";
@@ -82,6 +83,11 @@ export interface VaspStep {
    */
   readonly binding?: VaspBinding | null;
   /**
+   * What a start will boot, measured against the VM's boot references (measured launch);
+   * `undefined` when the event boots nothing measured.
+   */
+  readonly boot?: BootState;
+  /**
    * After the engine decided, before the decision is recorded: checks whether an allowed
    * decision's vASP side (create the instance, extend what boots, seal, import, destroy) can be
    * carried out, without doing any of it, and releases what was prepared for a denied one.
@@ -116,13 +122,28 @@ export interface VaspQuote {
 export interface VaspPort {
   /**
    * Prepares the vASP side of a decision (imports a sealed state to restore, for example).
-   * Synchronous: it sits on every decision's path.
+   * Synchronous on every decision's path but a start that boots: that one measures what will
+   * boot (files streamed, disks through their cache) before the engine decides.
    *
    * @param event the event decided
    * @param stored the VM's record, `undefined` when unknown
    * @returns the step; settle or discard it
    */
-  prepare(event: LifecycleEvent, stored: VmRecord | undefined): VaspStep;
+  prepare(event: LifecycleEvent, stored: VmRecord | undefined): VaspStep | Promise<VaspStep>;
+  /**
+   * Measures what a domain XML boots, as the boot references registration records: the
+   * firmware, kernel, initrd, command line, NVRAM template and read-only disks that could be
+   * measured.
+   *
+   * @param xml the domain XML
+   * @param options `uuid`: the VM it must describe
+   * @returns the references, and what could not be measured (`name: why`)
+   * @throws {VaspError} `domain_xml_invalid`, or `request_invalid` for another VM's XML
+   */
+  measureReferences(
+    xml: Uint8Array,
+    options: { uuid: string },
+  ): Promise<{ references: BootReference[]; unmeasured: string[] }>;
   /**
    * Registers a VM with a new vASP instance bound to its configuration.
    *

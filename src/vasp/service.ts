@@ -22,8 +22,10 @@ import {
   type VaspQuote,
   type VaspStep,
 } from "./port.ts";
-import { vbootExtensions } from "../hypervisor/vboot.ts";
-import type { NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+import type { BootReference, NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
+import { parseDomainXml } from "../hypervisor/libvirt.ts";
+import { DiskCache } from "./disk_cache.ts";
+import { bootState, measureBoot, type MeasuredBoot, referencesOf } from "./_boot.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
 import { SnapshotStates } from "./_snapshots.ts";
 import { importStep, revertStep } from "./_import_step.ts";
@@ -51,6 +53,7 @@ export class VaspService implements VaspPort {
   readonly #log: Logger;
   readonly #queue = new KeyedQueue();
   readonly #snapshots: SnapshotStates;
+  readonly #disks: DiskCache;
 
   /**
    * @param asp the open ASP
@@ -62,6 +65,31 @@ export class VaspService implements VaspPort {
     this.#store = store;
     this.#log = options.log;
     this.#snapshots = new SnapshotStates(this.#instances, store, options);
+    this.#disks = new DiskCache(asp, { log: options.log });
+  }
+
+  /** The disk digest cache (its counters, for the metrics and the tests). */
+  get disks(): DiskCache {
+    return this.#disks;
+  }
+
+  /** {@inheritDoc VaspPort.measureReferences} */
+  async measureReferences(
+    xml: Uint8Array,
+    options: { uuid: string },
+  ): Promise<{ references: BootReference[]; unmeasured: string[] }> {
+    const domain = parseDomainXml(new TextDecoder().decode(xml));
+    if (domain.uuid !== options.uuid) {
+      throw new VaspError(
+        "request_invalid",
+        `The domain XML is for VM ${domain.uuid}, not ${options.uuid}`,
+        { details: { uuid: domain.uuid } },
+      );
+    }
+    const boot = await measureBoot(domain, xml, this.#disks);
+    const unmeasured = boot.components.filter((c) => c.referenced && c.sha256 === "")
+      .map((c) => `${c.name} ${c.path}: ${c.detail}`);
+    return { references: referencesOf(boot), unmeasured };
   }
 
   /** The live instances (for tests and the monitor's reads). */
@@ -158,7 +186,7 @@ export class VaspService implements VaspPort {
   }
 
   /** {@inheritDoc VaspPort.prepare} */
-  prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep {
+  prepare(event: LifecycleEvent, vm: VmRecord | undefined): VaspStep | Promise<VaspStep> {
     const op = event.operation;
     const snapshot = snapshotStep(event);
     const imports = { instances: this.#instances, store: this.#store, queue: this.#queue };
@@ -178,11 +206,20 @@ export class VaspService implements VaspPort {
       return importStep(imports, { event, vm, blob });
     }
     const binding = this.#view(vm, OUTBOUND.has(op));
+    if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) {
+      // Measured launch: what it boots is measured before the engine decides.
+      return this.#prepareBoot(event, vm).then((measured) => ({
+        binding,
+        ...(measured?.state ? { boot: measured.state } : {}),
+        plan: (decision: Decision) =>
+          decision.allow ? this.#boot(event, vm, measured?.boot) : Promise.resolve({}),
+        discard() {},
+      }));
+    }
     // Planned before the decision is recorded (checks only, which may refuse); applied after.
     const plan = async (decision: Decision): Promise<VaspPlan> => {
       if (!decision.allow) return {};
-      if (op === "define") return this.#define(event, vm);
-      if (op === "start" && BOOT_PHASES.has(event.phase ?? "")) return await this.#boot(event, vm);
+      if (op === "define") return await this.#define(event, vm);
       if (snapshot?.action === "delete") return this.#dropSnapshot(event, snapshot.name);
       if (OUTBOUND.has(op) && movesState(event)) return this.#outbound(event, vm, snapshot?.name);
       if (op === "destroy") return this.#destroy(event, vm);
@@ -229,28 +266,74 @@ export class VaspService implements VaspPort {
     });
   }
 
-  /** An allowed define with a configuration: the VM's instance, unless it has one. */
-  #define(event: LifecycleEvent, vm: VmRecord | undefined): VaspPlan {
-    const { digest } = eventConfig(event);
+  /**
+   * An allowed define with a configuration: the VM's instance, unless it has one. A VM
+   * registered so from its domain XML gets what it boots (measured now) as its boot references,
+   * named in the record.
+   */
+  async #define(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspPlan> {
+    const { digest, xml } = eventConfig(event);
     if (digest === undefined || vm?.binding) return {};
     const uuid = event.vm.uuid;
+    const domain = xml ? bootDomain(event, xml) : undefined;
+    const measured = domain && !("refusal" in domain) &&
+        (await this.#store.getBootReferences(uuid)).length === 0
+      ? referencesOf(await measureBoot(domain.domain, xml!, this.#disks))
+      : undefined;
+    const listed = measured?.map((r) =>
+      `${r.name}${r.path ? ` ${r.path}` : ""} sha256:${r.digest}`
+    );
     return {
+      ...(listed
+        ? {
+          note: {
+            rule: "boot-references",
+            message: `boot references of VM "${event.vm.name}" recorded from its domain XML: ${
+              listed.join(", ") || "none"
+            }`,
+          },
+        }
+        : {}),
       apply: () =>
         this.#queue.run(uuid, async () => {
           const current = await this.#store.getVm(uuid) ?? vm;
           if (current?.binding) return {};
           const record = await this.#ensureInstance(event, current, digest);
+          if (measured) await this.#store.setBootReferences(record.uuid, measured);
           return { details: { instance_id: record.binding!.instanceId, created: true } };
         }),
     };
   }
 
   /**
-   * vBoot: an allowed start with its domain XML extends what will boot. What it boots is read
-   * and hashed while planning (a refusal then denies); the instance is created and extended
-   * once the decision is recorded.
+   * Measured launch: what a start with its domain XML will boot, measured before the engine
+   * decides, and compared with the VM's boot references. `undefined` when there is nothing to
+   * measure (no XML) or the XML cannot be used (planning refuses it then).
    */
-  async #boot(event: LifecycleEvent, vm: VmRecord | undefined): Promise<VaspPlan> {
+  async #prepareBoot(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+  ): Promise<{ boot: MeasuredBoot; state: ReturnType<typeof bootState> } | undefined> {
+    const { xml, digest } = eventConfig(event);
+    if (!xml) return undefined;
+    const domain = bootDomain(event, xml);
+    if ("refusal" in domain) return undefined;
+    const references = vm ? await this.#store.getBootReferences(vm.uuid) : [];
+    const boot = await measureBoot(domain.domain, xml, this.#disks, {
+      referenced: new Set(references.map((r) => r.name)),
+    });
+    return { boot, state: bootState(boot, references, digest!) };
+  }
+
+  /**
+   * vBoot: an allowed start with its domain XML extends what will boot, as measured before the
+   * engine decided; the instance is created and extended once the decision is recorded.
+   */
+  async #boot(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    measured: MeasuredBoot | undefined,
+  ): Promise<VaspPlan> {
     const { xml, digest } = eventConfig(event);
     if (!xml) return {};
     const domain = bootDomain(event, xml);
@@ -264,7 +347,7 @@ export class VaspService implements VaspPort {
     };
     const why = unmeasurable(await this.#store.getVm(uuid) ?? vm);
     if (why) return refusal("vboot", why);
-    const extensions = await vbootExtensions(domain.domain, xml);
+    const { extensions } = measured ?? await measureBoot(domain.domain, xml, this.#disks);
     return {
       apply: () =>
         this.#queue.run(uuid, async () => {

@@ -27,6 +27,8 @@ import { type DecideRequest, DecisionAnswer, EventAnswer, type EventReport } fro
 import { Health, Readiness, Status } from "./ops.ts";
 import { DryRun, PolicyList, PolicyReload } from "./policy.ts";
 import {
+  BootReferences,
+  type BootReferencesRequest,
   type IntrospectionRequest,
   Measurements,
   type NewVmRequest,
@@ -220,6 +222,39 @@ export class VaspClient implements Disposable {
    */
   quote(uuid: string, query: QuoteQuery): Promise<QuoteAnswer> {
     return this.#call({ method: "GET", path: vmPath(uuid, "/quote"), query, answer: QuoteAnswer });
+  }
+
+  /**
+   * A VM's boot references (`GET /v1/vms/{uuid}/boot-references`).
+   *
+   * @param uuid the VM's UUID
+   * @returns the references
+   * @throws {VaspError} as {@linkcode showVm}
+   */
+  bootReferences(uuid: string): Promise<BootReferences> {
+    return this.#call({
+      method: "GET",
+      path: vmPath(uuid, "/boot-references"),
+      answer: BootReferences,
+    });
+  }
+
+  /**
+   * Replaces a VM's boot references, measured from a domain XML on the server's host or
+   * declared (`PUT /v1/vms/{uuid}/boot-references`; operator, audited).
+   *
+   * @param uuid the VM's UUID
+   * @param body `domain_xml` or `references`
+   * @returns the references kept, and what could not be measured
+   * @throws {VaspError} as {@linkcode showVm}; `request_invalid`, `domain_xml_invalid`
+   */
+  setBootReferences(uuid: string, body: BootReferencesRequest): Promise<BootReferences> {
+    return this.#call({
+      method: "PUT",
+      path: vmPath(uuid, "/boot-references"),
+      body,
+      answer: BootReferences,
+    });
   }
 
   /**

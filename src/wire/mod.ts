@@ -21,6 +21,9 @@ export {
   VmRef,
 } from "./decision.ts";
 export {
+  BootReference,
+  BootReferences,
+  BootReferencesRequest,
   DEFAULT_INTERVAL_MS,
   EarJwk,
   Introspection,

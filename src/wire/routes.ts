@@ -13,6 +13,8 @@ import { DecideRequest, DecisionAnswer, EventAnswer, EventReport } from "./decis
 import { Health, Readiness, Status } from "./ops.ts";
 import { DryRun, PolicyList, PolicyReload } from "./policy.ts";
 import {
+  BootReferences,
+  BootReferencesRequest,
   IntrospectionRequest,
   Measurements,
   NewVmRequest,
@@ -285,6 +287,28 @@ export const verifyAuditRoute = createRoute({
   responses: { 200: json("the first problem, if any", AuditVerification), ...errors(...AUTH) },
 });
 
+/** `GET /v1/vms/{uuid}/boot-references`. */
+export const bootReferencesRoute = createRoute({
+  method: "get",
+  path: "/v1/vms/{uuid}/boot-references",
+  operationId: "showBootReferences",
+  tags: ["vms"],
+  summary: "The digests a VM's boot must have (measured launch)",
+  request: { params: VmPath },
+  responses: { 200: json("references", BootReferences), ...errors(400, ...AUTH, 404, 503) },
+});
+
+/** `PUT /v1/vms/{uuid}/boot-references`. */
+export const setBootReferencesRoute = createRoute({
+  method: "put",
+  path: "/v1/vms/{uuid}/boot-references",
+  operationId: "setBootReferences",
+  tags: ["vms"],
+  summary: "Replace a VM's boot references, measured or declared (operator, audited)",
+  request: { params: VmPath, body: body(BootReferencesRequest) },
+  responses: { 200: json("references", BootReferences), ...errors(400, ...AUTH, 404, 413, 503) },
+});
+
 /** Every route, in the document's order. */
 export const ROUTES = [
   healthRoute,
@@ -302,6 +326,8 @@ export const ROUTES = [
   quoteRoute,
   introspectionRoute,
   releaseRoute,
+  bootReferencesRoute,
+  setBootReferencesRoute,
   policiesRoute,
   reloadRoute,
   evaluateRoute,

@@ -206,3 +206,48 @@ export const QuoteAnswer = z.object({
 }).meta({ id: "Quote", description: "a quote for offline verification" });
 /** The answer of `GET /v1/vms/{uuid}/quote`. */
 export type QuoteAnswer = z.infer<typeof QuoteAnswer>;
+
+const BOOT_REFERENCE_NAME = /^(firmware|kernel|initrd|cmdline|nvram|disk:[A-Za-z0-9_.-]{1,64})$/;
+
+/** One boot reference: the digest a component of the VM's boot must have. */
+export const BootReference = z.strictObject({
+  name: z.string().regex(BOOT_REFERENCE_NAME, {
+    error: "firmware, kernel, initrd, cmdline, nvram or disk:<target>",
+  }).meta({
+    description: "the component: firmware, kernel, initrd, cmdline, nvram, disk:<target>",
+  }),
+  path: z.string().max(4096).default("").meta({
+    description: 'the file it is measured from; "" for the command line',
+  }),
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, {
+    error: "expected sha256:<64 lower-case hex digits>",
+  }).meta({ description: "sha256:<hex> of the component's content" }),
+}).meta({ id: "BootReference", description: "a boot reference" });
+/** One boot reference. */
+export type BootReference = z.infer<typeof BootReference>;
+
+/** The body of `PUT /v1/vms/{uuid}/boot-references`: measured from a domain XML, or declared. */
+export const BootReferencesRequest = z.strictObject({
+  domain_xml: z.string().min(1).optional().meta({
+    description: "a domain XML of the VM: what it boots is measured on this host",
+  }),
+  references: z.array(BootReference).max(256).optional().meta({
+    description: "the references, declared (every reference of the VM is replaced)",
+  }),
+}).refine((b) => (b.domain_xml === undefined) !== (b.references === undefined), {
+  error: "give domain_xml or references, one of them",
+  path: ["references"],
+}).meta({ id: "BootReferencesRequest" });
+/** The body of `PUT /v1/vms/{uuid}/boot-references`. */
+export type BootReferencesRequest = z.input<typeof BootReferencesRequest>;
+
+/** A VM's boot references, as answered. */
+export const BootReferences = z.object({
+  vm_uuid: Uuid,
+  references: z.array(z.object({ name: z.string(), path: z.string(), digest: z.string() })),
+  unmeasured: z.array(z.string()).optional().meta({
+    description: "components of the domain XML that could not be measured (`name path: why`)",
+  }),
+}).meta({ id: "BootReferences" });
+/** A VM's boot references, as answered. */
+export type BootReferences = z.infer<typeof BootReferences>;
