@@ -385,6 +385,31 @@ VASP_API void vasp_sock_close(vasp_sock *s);
 /* Closes a descriptor the caller owns (one vasp_sock_recv returned). */
 VASP_API int vasp_fd_close(int32_t fd);
 
+/* ------------------------------------------------------------------------ */
+/* Keyed change detection                                                    */
+/*
+ * GMAC (AES-256-GCM, data as AAD, fixed IV) under a key the library draws at
+ * random the first time it needs one and keeps in its own memory for the life
+ * of the process: never returned, never written anywhere. Tags are equal for
+ * equal bytes within one process and meaningless outside it; they tell that
+ * bytes changed, not what they are (that is what the SHA-256 digest is for).
+ */
+
+#define VASP_MAC_LEN 16u
+
+/* MACs n guest regions (the layout of vasp_guest_measure; `alg` is ignored)
+ * in one call: writes n tags (n * VASP_MAC_LEN bytes, caller's) to tags and n
+ * return codes (caller's) to status. A failed region gets an all-zero tag and
+ * its code; the call returns VASP_OK when every region was read, else the
+ * first failure's code with its message. */
+VASP_API int vasp_guest_mac(vasp_guest *g, uint64_t cr3, uint32_t paging,
+                            const vasp_guest_region *regions, size_t n, uint8_t *tags,
+                            int32_t *status);
+
+/* MACs n regions of caller memory in one call under the same key; writes
+ * n * VASP_MAC_LEN bytes (caller's) to tags, one tag per region in order. */
+VASP_API int vasp_mac_batch(const vasp_mem_region *regions, size_t n, uint8_t *tags);
+
 #ifdef __cplusplus
 }
 #endif
