@@ -12,13 +12,14 @@ import {
   type GuestSession,
   loadReferenceSet,
   MeasurementMonitor,
+  type MonitorOptions,
   type MonitorTarget,
   openGuest,
   parseSymbolMap,
   planRegions,
   profileId,
 } from "../measure/mod.ts";
-import type { IntrospectionSettings, Store } from "../store/mod.ts";
+import type { IntrospectionSettings, Store, VmRecord } from "../store/mod.ts";
 import type { VaspService } from "../vasp/mod.ts";
 import type { IdSource } from "./ids.ts";
 import type { Metrics } from "./metrics.ts";
@@ -117,15 +118,17 @@ async function plannedRegions(settings: IntrospectionSettings): Promise<string[]
 }
 
 /**
- * Builds the monitor; `start()` it to run.
+ * Builds the monitor; `start()` it to run. Tell it of VM writes with {@link watchVmWrites}
+ * (or `changed(uuid)`) so that it need not list the VMs often.
  *
  * @param deps the store, decider, vASP side, metrics and where references are
- * @param options `pollMs`: how often the VMs are looked at
+ * @param options the scheduler's: `pollMs` (how often the whole list is read, default
+ *   10 s), `budgetMs` (host CPU ms of measurement per second), `maxConcurrent`, `jitterMs`
  * @returns the monitor
  */
 export function createMonitor(
   deps: MonitorDeps,
-  options: { pollMs?: number } = {},
+  options: Pick<MonitorOptions, "pollMs" | "budgetMs" | "maxConcurrent" | "jitterMs"> = {},
 ): MeasurementMonitor {
   const settings = new Map<string, IntrospectionSettings>();
   const guests = deps.guests ?? QEMU_GUESTS;
@@ -134,21 +137,45 @@ export function createMonitor(
       vm: target.name,
       vm_uuid: target.uuid,
     });
+  const targetOf = (vm: VmRecord): MonitorTarget | undefined => {
+    if (vm.introspection === null || !MEASURED.has(vm.state)) {
+      settings.delete(vm.uuid);
+      return undefined;
+    }
+    settings.set(vm.uuid, vm.introspection);
+    return {
+      uuid: vm.uuid,
+      name: vm.name,
+      intervalMs: vm.introspection.intervalMs,
+      key: JSON.stringify(vm.introspection),
+    };
+  };
+  let delays = 0;
+  let delaysLoggedAt = -Infinity;
   return new MeasurementMonitor({
     async targets() {
-      const vms = (await deps.store.listVms()).filter((vm) =>
-        vm.introspection !== null && MEASURED.has(vm.state)
-      );
+      const vms = await deps.store.listVms();
       settings.clear();
-      return vms.map((vm) => {
-        settings.set(vm.uuid, vm.introspection!);
-        return {
-          uuid: vm.uuid,
-          name: vm.name,
-          intervalMs: vm.introspection!.intervalMs,
-          key: JSON.stringify(vm.introspection),
-        };
-      });
+      return vms.flatMap((vm) => targetOf(vm) ?? []);
+    },
+    async target(uuid) {
+      const vm = await deps.store.getVm(uuid);
+      if (vm) return targetOf(vm);
+      settings.delete(uuid);
+      return undefined;
+    },
+    delayed(target, waitMs) {
+      deps.metrics.monitorDelayed();
+      delays++;
+      // One line per 10 s at most: over budget, every VM is late every round.
+      if (Date.now() - delaysLoggedAt < 10_000) return;
+      delaysLoggedAt = Date.now();
+      say(
+        target,
+        "warn",
+        `measured ${waitMs} ms late: the monitor's CPU budget was spent ` +
+          `(${delays} late measurements so far)`,
+      );
     },
     open: (target) => guests.open(settings.get(target.uuid)!),
     reference: (id) => loadReferenceSet(deps.referencesDir, id),
@@ -208,4 +235,37 @@ export function createMonitor(
       say(target, kind === "alert" ? "warn" : "error", message);
     },
   }, options);
+}
+
+/** The store methods that change a VM, and where each finds the VM's UUID. */
+const VM_WRITES: Record<string, (args: unknown[]) => string | undefined> = {
+  registerVm: (args) => (args[0] as { uuid?: string } | undefined)?.uuid,
+  updateVm: (args) => args[0] as string,
+  removeVm: (args) => args[0] as string,
+};
+
+/**
+ * The same store, telling `onChange` the UUID of each VM written through it once the write
+ * is done (registered, updated, removed) — how the monitor learns of VM changes without
+ * listing them all the time. Every other member is the store's own.
+ *
+ * @param store the store to watch
+ * @param onChange called with the UUID after each successful VM write
+ * @returns a store that behaves as `store` does
+ */
+export function watchVmWrites<S extends Store>(store: S, onChange: (uuid: string) => void): S {
+  return new Proxy(store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      const uuidOf = typeof property === "string" ? VM_WRITES[property] : undefined;
+      if (!uuidOf) return value.bind(target);
+      return async (...args: unknown[]) => {
+        const result = await value.apply(target, args);
+        const uuid = uuidOf(args);
+        if (uuid) onChange(uuid);
+        return result;
+      };
+    },
+  });
 }
