@@ -18,6 +18,8 @@ import {
   parseSymbolMap,
   planRegions,
   profileId,
+  referencePath,
+  type ReferenceSet,
 } from "../measure/mod.ts";
 import type { IntrospectionSettings, Store, VmRecord } from "../store/mod.ts";
 import type { VaspService } from "../vasp/mod.ts";
@@ -107,6 +109,31 @@ export const QEMU_GUESTS: GuestPort = {
   },
 };
 
+/**
+ * Reference sets read once and again only when their file changes (another inode, size or
+ * time: `vasp refs learn` renames a new file into place), so that hundreds of VMs measured
+ * every second cost a `stat` each, not a read and a parse.
+ */
+function referenceCache(dir: string) {
+  const cache = new Map<string, { stamp: string; set: ReferenceSet | undefined }>();
+  return {
+    async load(id: string): Promise<ReferenceSet | undefined> {
+      let stamp = "missing";
+      try {
+        const st = await Deno.stat(referencePath(dir, id));
+        stamp = `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      const cached = cache.get(id);
+      if (cached?.stamp === stamp) return cached.set;
+      const set = await loadReferenceSet(dir, id);
+      cache.set(id, { stamp, set });
+      return set;
+    },
+  };
+}
+
 /** The regions to report as failed when none were measured yet: the plan's, when it reads. */
 async function plannedRegions(settings: IntrospectionSettings): Promise<string[]> {
   try {
@@ -150,6 +177,7 @@ export function createMonitor(
       key: JSON.stringify(vm.introspection),
     };
   };
+  const references = referenceCache(deps.referencesDir);
   let delays = 0;
   let delaysLoggedAt = -Infinity;
   return new MeasurementMonitor({
@@ -178,7 +206,7 @@ export function createMonitor(
       );
     },
     open: (target) => guests.open(settings.get(target.uuid)!),
-    reference: (id) => loadReferenceSet(deps.referencesDir, id),
+    reference: (id) => references.load(id),
     async regions(target) {
       const recorded = (await deps.store.latestMeasurements(target.uuid)).map((m) => m.region);
       return recorded.length > 0 ? recorded : await plannedRegions(settings.get(target.uuid)!);
