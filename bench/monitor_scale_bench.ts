@@ -270,9 +270,15 @@ try {
       await until(
         "the target measured again",
         () => measuredCount.get(guestB.ramPath)! > count + 1,
-        10_000,
+        60_000,
       );
       await s.server.store.updateVm(target, { state: "running" });
+      console.error(
+        `  ${scale} VMs, run ${run + 1}: ${(100 * cpuShares.at(-1)!).toFixed(3)} % per guest, ` +
+          `${achieved.at(-1)!.toFixed(2)}/s per VM, detected in ${
+            detections.at(-1)!.toFixed(0)
+          } ms`,
+      );
     }
     rows.push([
       `${scale} VMs, CPU per guest per second`,
