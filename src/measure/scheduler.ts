@@ -21,6 +21,7 @@ import type { KernelMeasurement } from "./measurement.ts";
 import type { ReferenceSet } from "./reference.ts";
 import { failedVerdicts, judge, type RegionVerdict, verdictDigest } from "./verdict.ts";
 import { describeError, errorMessage } from "../engine/error.ts";
+import { DueHeap } from "./_due_heap.ts";
 
 /** A VM to measure. */
 export interface MonitorTarget {
@@ -140,58 +141,6 @@ interface VmState {
   decided?: string;
 }
 
-/** A min-heap of VMs by due time, with stale entries skipped on the way out. */
-class DueHeap {
-  readonly #items: { due: number; gen: number; vm: VmState }[] = [];
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  push(vm: VmState): void {
-    const items = this.#items;
-    items.push({ due: vm.due, gen: vm.gen, vm });
-    for (let i = items.length - 1; i > 0;) {
-      const parent = (i - 1) >> 1;
-      if (items[parent]!.due <= items[i]!.due) break;
-      [items[parent], items[i]] = [items[i]!, items[parent]!];
-      i = parent;
-    }
-  }
-
-  /** The earliest live entry's VM, without taking it out. */
-  peek(): VmState | undefined {
-    while (this.#items.length > 0) {
-      const top = this.#items[0]!;
-      if (top.gen === top.vm.gen && !top.vm.removed) return top.vm;
-      this.#pop();
-    }
-    return undefined;
-  }
-
-  take(): VmState | undefined {
-    const vm = this.peek();
-    if (vm) this.#pop();
-    return vm;
-  }
-
-  #pop(): void {
-    const items = this.#items;
-    const last = items.pop()!;
-    if (items.length === 0) return;
-    items[0] = last;
-    for (let i = 0;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < items.length && items[l]!.due < items[m]!.due) m = l;
-      if (r < items.length && items[r]!.due < items[m]!.due) m = r;
-      if (m === i) break;
-      [items[m], items[i]] = [items[i]!, items[m]!];
-      i = m;
-    }
-  }
-}
-
 const STATUS_ORDER = ["ok", "missing", "error", "differs"] as const;
 
 const REAL_TIMERS: MonitorTimers = {
@@ -220,7 +169,7 @@ export class MeasurementMonitor {
   readonly #budgetMs: number;
   readonly #maxConcurrent: number;
   readonly #vms = new Map<string, VmState>();
-  readonly #heap = new DueHeap();
+  readonly #heap = new DueHeap<VmState>();
   #running = 0;
   /** Milliseconds of measurement that may still start now (a token bucket). */
   #tokens: number;
