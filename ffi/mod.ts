@@ -11,8 +11,10 @@ export {
   type GuestRegion,
   type PagingLevels,
   type RegionResult,
+  type RegionTag,
   type WalkOptions,
 } from "./guest.ts";
+export { MAC_LEN, macBatch } from "./mac.ts";
 export { Asp, type AspCertKind, type AspOpenOptions } from "./asp.ts";
 export { type ExportedInstance, VaspInstance } from "./instance.ts";
 export { type QuoteOptions } from "./_registers.ts";

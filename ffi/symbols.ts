@@ -144,6 +144,17 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // int vasp_guest_mac(vasp_guest *g, uint64_t cr3, uint32_t paging,
+  //                    const vasp_guest_region *regions, size_t n, uint8_t *tags,
+  //                    int32_t *status)
+  // Runs off the main thread, as vasp_guest_measure does.
+  vasp_guest_mac: {
+    parameters: ["pointer", "u64", "u32", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // int vasp_mac_batch(const vasp_mem_region *regions, size_t n, uint8_t *tags)
+  vasp_mac_batch: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   // int vasp_sock_listen(const char *path, vasp_sock **out)
   vasp_sock_listen: { parameters: ["buffer", "buffer"], result: "i32" },
   // int vasp_sock_adopt(int32_t fd, vasp_sock **out)

@@ -118,6 +118,28 @@ Deno.test("a rootkit's 8-byte writes into a running guest are reported as exactl
   });
 
   await t.step(
+    "text and rodata are hashed again only when their MAC changed, and a reverted write restores the digest",
+    async () => {
+      const quiet = await measurer.measure();
+      assert.deepEqual(quiet.rehashed, []);
+      assert.deepEqual(quiet.regions.map((r) => r.digest), clean.regions.map((r) => r.digest));
+      const rodata = region(clean, "rodata.3");
+      const at = rodata.phys + BigInt(rodata.len - 1);
+      const old = await poke(at, new Uint8Array([memory.readPhys(at, 1)[0]! ^ 0xff]));
+      const poked = await measurer.measure();
+      assert.deepEqual(poked.rehashed, ["rodata.3"]);
+      assert.notEqual(region(poked, "rodata.3").digest, rodata.digest);
+      await poke(at, old);
+      const restored = await measurer.measure();
+      assert.deepEqual(restored.rehashed, ["rodata.3"]);
+      assert.deepEqual(
+        restored.regions.map((r) => r.digest),
+        clean.regions.map((r) => r.digest),
+      );
+    },
+  );
+
+  await t.step(
     "the CPU's IDTR from QMP reaches idt_table; a forged one is a violation",
     async () => {
       await using qmp = await QmpClient.connect(guest.qmpPath);

@@ -31,7 +31,7 @@ extern "C" {
 #define VASP_API __attribute__((visibility("default")))
 
 /* Bumped on every incompatible change; the bindings refuse another value. */
-#define VASP_ABI_VERSION 2u
+#define VASP_ABI_VERSION 3u
 
 typedef enum vasp_rc {
   VASP_OK = 0,
@@ -433,6 +433,31 @@ VASP_API int vasp_file_digest(const char *path, uint8_t *sha256_out, uint8_t *sm
 VASP_API int vasp_instance_extend_digests(vasp_instance *inst, uint32_t reg,
                                           const uint8_t *sha256, const uint8_t *sm3,
                                           const char *description);
+
+/* ------------------------------------------------------------------------- */
+/* Keyed change detection                                                    */
+/*
+ * GMAC (AES-256-GCM, data as AAD, fixed IV) under a key the library draws at
+ * random the first time it needs one and keeps in its own memory for the life
+ * of the process: never returned, never written anywhere. Tags are equal for
+ * equal bytes within one process and meaningless outside it; they tell that
+ * bytes changed, not what they are (that is what the SHA-256 digest is for).
+ */
+
+#define VASP_MAC_LEN 16u
+
+/* MACs n guest regions (the layout of vasp_guest_measure; `alg` is ignored)
+ * in one call: writes n tags (n * VASP_MAC_LEN bytes, caller's) to tags and n
+ * return codes (caller's) to status. A failed region gets an all-zero tag and
+ * its code; the call returns VASP_OK when every region was read, else the
+ * first failure's code with its message. */
+VASP_API int vasp_guest_mac(vasp_guest *g, uint64_t cr3, uint32_t paging,
+                            const vasp_guest_region *regions, size_t n, uint8_t *tags,
+                            int32_t *status);
+
+/* MACs n regions of caller memory in one call under the same key; writes
+ * n * VASP_MAC_LEN bytes (caller's) to tags, one tag per region in order. */
+VASP_API int vasp_mac_batch(const vasp_mem_region *regions, size_t n, uint8_t *tags);
 
 #ifdef __cplusplus
 }

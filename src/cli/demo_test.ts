@@ -50,11 +50,16 @@ Deno.test("vasp demo walks the whole chain, shows each refusal with its reason, 
     quarantine!,
     /kernel_text patched → measurement DENIED \(runtime-integrity\/regions-match\), \[alert, quarantine\] → quarantined .*resume DENIED by the life cycle before any policy: "Cannot resume VM "demo-web-1": no resume from state quarantined"/,
   );
-  // Nine decisions: start, two measurements, two saves, three restores, resume.
-  assert.match(
-    audit!,
-    /audit log verified: 16 records, 9 decisions \(6 allowed, 3 denied\), hash chain intact, 1 checkpoint signed by the ASP's AK/,
-  );
+  // At least nine decisions: start, two measurements, two saves, three restores, resume. The
+  // monitor may measure once more on its own (a VM write makes it due): not counted exactly.
+  const counts =
+    /audit log verified: (\d+) records, (\d+) decisions \((\d+) allowed, (\d+) denied\), hash chain intact, 1 checkpoint signed by the ASP's AK/
+      .exec(audit!);
+  assert.ok(counts, audit);
+  const [records, decisions, allowed, denied] = counts.slice(1).map(Number);
+  assert.ok(decisions! >= 9 && allowed! >= 6 && denied! >= 3, audit);
+  assert.equal(allowed! + denied!, decisions);
+  assert.ok(records! > decisions!, audit);
   assert.match(stdout, /every step behaved as expected in [\d.]+ s; state directory removed/);
   const dir = /state in (\S+) \(removed at the end\)/.exec(stdout)?.[1];
   assert.ok(dir, stdout);
@@ -83,10 +88,13 @@ Deno.test("vasp demo --json --keep reports every step and keeps a state director
     assert.deepEqual(facts(7).measurement.actions, ["alert", "quarantine"]);
     assert.equal(facts(7).state, "quarantined");
     assert.equal(facts(8).ok, true);
-    assert.equal(facts(8).decisions, 9);
+    assert.ok(facts(8).decisions >= 9);
     const verified = await vasp(["audit", "verify", "--state-dir", keep]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-    assert.match(verified.stdout, /^audit log OK: 16 records, 1 signed checkpoint/);
+    assert.match(
+      verified.stdout,
+      new RegExp(`^audit log OK: ${facts(8).records_checked} records, 1 signed checkpoint`),
+    );
   } finally {
     await Deno.remove(parent, { recursive: true });
   }

@@ -228,6 +228,16 @@ export class Metrics {
     "What the monitor raised or enforced (alert, pause, kill, failure), by result (ok, failed).",
     ["action", "result"],
   );
+  readonly #monitorDelayed = new Counter(
+    "vasp_monitor_delayed_total",
+    "Measurements the monitor put off because its host CPU budget was spent.",
+    [],
+  );
+
+  /** Counts one measurement put off by the monitor's CPU budget. */
+  monitorDelayed(): void {
+    this.#monitorDelayed.inc([]);
+  }
 
   /**
    * Counts one guest measurement of the monitor.
@@ -335,6 +345,7 @@ export class Metrics {
     this.#reloads.render(lines);
     this.#measurements.render(lines);
     this.#monitor.render(lines);
+    this.#monitorDelayed.render(lines);
     lines.push(
       "# HELP vasp_policy_info The policy revision in force.",
       "# TYPE vasp_policy_info gauge",

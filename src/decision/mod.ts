@@ -21,6 +21,7 @@ export {
   type MonitorDeps,
   QEMU_GUESTS,
   RUNTIME_REGISTER,
+  watchVmWrites,
 } from "./monitor.ts";
 export {
   type PolicyProblem,

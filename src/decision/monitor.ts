@@ -12,13 +12,16 @@ import {
   type GuestSession,
   loadReferenceSet,
   MeasurementMonitor,
+  type MonitorOptions,
   type MonitorTarget,
   openGuest,
   parseSymbolMap,
   planRegions,
   profileId,
+  referencePath,
+  type ReferenceSet,
 } from "../measure/mod.ts";
-import type { IntrospectionSettings, Store } from "../store/mod.ts";
+import type { IntrospectionSettings, Store, VmRecord } from "../store/mod.ts";
 import type { VaspService } from "../vasp/mod.ts";
 import type { IdSource } from "./ids.ts";
 import type { Metrics } from "./metrics.ts";
@@ -106,6 +109,31 @@ export const QEMU_GUESTS: GuestPort = {
   },
 };
 
+/**
+ * Reference sets read once and again only when their file changes (another inode, size or
+ * time: `vasp refs learn` renames a new file into place), so that hundreds of VMs measured
+ * every second cost a `stat` each, not a read and a parse.
+ */
+function referenceCache(dir: string) {
+  const cache = new Map<string, { stamp: string; set: ReferenceSet | undefined }>();
+  return {
+    async load(id: string): Promise<ReferenceSet | undefined> {
+      let stamp = "missing";
+      try {
+        const st = await Deno.stat(referencePath(dir, id));
+        stamp = `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      const cached = cache.get(id);
+      if (cached?.stamp === stamp) return cached.set;
+      const set = await loadReferenceSet(dir, id);
+      cache.set(id, { stamp, set });
+      return set;
+    },
+  };
+}
+
 /** The regions to report as failed when none were measured yet: the plan's, when it reads. */
 async function plannedRegions(settings: IntrospectionSettings): Promise<string[]> {
   try {
@@ -117,15 +145,17 @@ async function plannedRegions(settings: IntrospectionSettings): Promise<string[]
 }
 
 /**
- * Builds the monitor; `start()` it to run.
+ * Builds the monitor; `start()` it to run. Tell it of VM writes with {@link watchVmWrites}
+ * (or `changed(uuid)`) so that it need not list the VMs often.
  *
  * @param deps the store, decider, vASP side, metrics and where references are
- * @param options `pollMs`: how often the VMs are looked at
+ * @param options the scheduler's: `pollMs` (how often the whole list is read, default
+ *   10 s), `budgetMs` (host CPU ms of measurement per second), `maxConcurrent`, `jitterMs`
  * @returns the monitor
  */
 export function createMonitor(
   deps: MonitorDeps,
-  options: { pollMs?: number } = {},
+  options: Pick<MonitorOptions, "pollMs" | "budgetMs" | "maxConcurrent" | "jitterMs"> = {},
 ): MeasurementMonitor {
   const settings = new Map<string, IntrospectionSettings>();
   const guests = deps.guests ?? QEMU_GUESTS;
@@ -134,24 +164,49 @@ export function createMonitor(
       vm: target.name,
       vm_uuid: target.uuid,
     });
+  const targetOf = (vm: VmRecord): MonitorTarget | undefined => {
+    if (vm.introspection === null || !MEASURED.has(vm.state)) {
+      settings.delete(vm.uuid);
+      return undefined;
+    }
+    settings.set(vm.uuid, vm.introspection);
+    return {
+      uuid: vm.uuid,
+      name: vm.name,
+      intervalMs: vm.introspection.intervalMs,
+      key: JSON.stringify(vm.introspection),
+    };
+  };
+  const references = referenceCache(deps.referencesDir);
+  let delays = 0;
+  let delaysLoggedAt = -Infinity;
   return new MeasurementMonitor({
     async targets() {
-      const vms = (await deps.store.listVms()).filter((vm) =>
-        vm.introspection !== null && MEASURED.has(vm.state)
-      );
+      const vms = await deps.store.listVms();
       settings.clear();
-      return vms.map((vm) => {
-        settings.set(vm.uuid, vm.introspection!);
-        return {
-          uuid: vm.uuid,
-          name: vm.name,
-          intervalMs: vm.introspection!.intervalMs,
-          key: JSON.stringify(vm.introspection),
-        };
-      });
+      return vms.flatMap((vm) => targetOf(vm) ?? []);
+    },
+    async target(uuid) {
+      const vm = await deps.store.getVm(uuid);
+      if (vm) return targetOf(vm);
+      settings.delete(uuid);
+      return undefined;
+    },
+    delayed(target, waitMs) {
+      deps.metrics.monitorDelayed();
+      delays++;
+      // One line per 10 s at most: over budget, every VM is late every round.
+      if (Date.now() - delaysLoggedAt < 10_000) return;
+      delaysLoggedAt = Date.now();
+      say(
+        target,
+        "warn",
+        `measured ${waitMs} ms late: the monitor's CPU budget was spent ` +
+          `(${delays} late measurements so far)`,
+      );
     },
     open: (target) => guests.open(settings.get(target.uuid)!),
-    reference: (id) => loadReferenceSet(deps.referencesDir, id),
+    reference: (id) => references.load(id),
     async regions(target) {
       const recorded = (await deps.store.latestMeasurements(target.uuid)).map((m) => m.region);
       return recorded.length > 0 ? recorded : await plannedRegions(settings.get(target.uuid)!);
@@ -208,4 +263,37 @@ export function createMonitor(
       say(target, kind === "alert" ? "warn" : "error", message);
     },
   }, options);
+}
+
+/** The store methods that change a VM, and where each finds the VM's UUID. */
+const VM_WRITES: Record<string, (args: unknown[]) => string | undefined> = {
+  registerVm: (args) => (args[0] as { uuid?: string } | undefined)?.uuid,
+  updateVm: (args) => args[0] as string,
+  removeVm: (args) => args[0] as string,
+};
+
+/**
+ * The same store, telling `onChange` the UUID of each VM written through it once the write
+ * is done (registered, updated, removed) — how the monitor learns of VM changes without
+ * listing them all the time. Every other member is the store's own.
+ *
+ * @param store the store to watch
+ * @param onChange called with the UUID after each successful VM write
+ * @returns a store that behaves as `store` does
+ */
+export function watchVmWrites<S extends Store>(store: S, onChange: (uuid: string) => void): S {
+  return new Proxy(store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      const uuidOf = typeof property === "string" ? VM_WRITES[property] : undefined;
+      if (!uuidOf) return value.bind(target);
+      return async (...args: unknown[]) => {
+        const result = await value.apply(target, args);
+        const uuid = uuidOf(args);
+        if (uuid) onChange(uuid);
+        return result;
+      };
+    },
+  });
 }

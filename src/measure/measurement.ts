@@ -49,6 +49,12 @@ export interface KernelMeasurement {
   readonly findings: readonly Finding[];
   /** Milliseconds the measurement took. */
   readonly elapsedMs: number;
+  /**
+   * Text and read-only regions whose digest was computed this time, because their keyed MAC
+   * changed or they had never been hashed; the others kept the digest of their unchanged
+   * bytes. Absent where the measurer does not track it.
+   */
+  readonly rehashed?: readonly string[];
 }
 
 /** Where `_text` sits in guest-physical memory when nothing moved it (CONFIG_PHYSICAL_START). */

@@ -44,8 +44,11 @@ export {
   type GuestSession,
   MeasurementMonitor,
   type MonitorDecision,
+  type MonitorOptions,
   type MonitorPorts,
+  type MonitorStats,
   type MonitorTarget,
+  type MonitorTimers,
 } from "./scheduler.ts";
 export { failedVerdicts, judge, type RegionVerdict, verdictDigest } from "./verdict.ts";
 export {

@@ -6,12 +6,22 @@
  * enforced. Everything outside (the store, the guest, the decision, QMP) comes in as ports,
  * so the loop itself is tested without a guest.
  *
+ * It wakes only when a VM is due: the VMs wait in a heap ordered by due time and one timer
+ * is armed for the earliest. The list of VMs is read in full rarely (`pollMs`, 10 s by
+ * default, to catch up); a change to one VM comes in through {@link MeasurementMonitor.changed}.
+ * Each next due time is the start of the last measurement plus the interval plus a random
+ * jitter in [0, `jitterMs`], so VMs started together drift apart instead of waking as one.
+ * A host CPU budget (`budgetMs` of measurement per second, a token bucket) bounds what all
+ * the measurements together may take; a due VM over budget waits until the bucket refills,
+ * and that is counted and told (`delayed`).
+ *
  * @module
  */
 import type { KernelMeasurement } from "./measurement.ts";
 import type { ReferenceSet } from "./reference.ts";
 import { failedVerdicts, judge, type RegionVerdict, verdictDigest } from "./verdict.ts";
 import { describeError, errorMessage } from "../engine/error.ts";
+import { DueHeap } from "./_due_heap.ts";
 
 /** A VM to measure. */
 export interface MonitorTarget {
@@ -49,6 +59,11 @@ export interface MonitorDecision {
 export interface MonitorPorts {
   /** The VMs to measure now. */
   targets(): Promise<MonitorTarget[]>;
+  /**
+   * One VM as a target now, `undefined` when it is not to be measured. Without it, a change
+   * to one VM reads the whole list again.
+   */
+  target?(uuid: string): Promise<MonitorTarget | undefined>;
   /** Opens a VM's guest (RAM, symbols, KASLR, profile). */
   open(target: MonitorTarget): Promise<GuestSession>;
   /** The reference set of a profile, `undefined` when none was learned. */
@@ -65,6 +80,49 @@ export interface MonitorPorts {
   enforce(target: MonitorTarget, action: "pause" | "kill"): Promise<void>;
   /** Tells of an alert or of something the monitor could not do. */
   alert(target: MonitorTarget, message: string, kind: string): void;
+  /** Tells that a measurement starts `waitMs` after it was due because the CPU budget was spent. */
+  delayed?(target: MonitorTarget, waitMs: number): void;
+}
+
+/** Timers, injectable so that tests run on a fake clock. */
+export interface MonitorTimers {
+  /** Calls `fn` once after `ms` milliseconds; returns a handle for `clear`. */
+  set(fn: () => void, ms: number): unknown;
+  /** Cancels a timer set with `set`. */
+  clear(handle: unknown): void;
+}
+
+/** Options of {@link MeasurementMonitor}. */
+export interface MonitorOptions {
+  /** How often the whole list of VMs is read to catch up (default 10,000 ms). */
+  readonly pollMs?: number;
+  /** The clock, in milliseconds (default `Date.now`). */
+  readonly now?: () => number;
+  /** Timers (default `setTimeout`/`clearTimeout`). */
+  readonly timers?: MonitorTimers;
+  /** Uniform in [0, 1) (default `Math.random`): draws the jitter. */
+  readonly random?: () => number;
+  /** The most jitter added to a VM's next due time (default 20 ms). */
+  readonly jitterMs?: number;
+  /**
+   * Milliseconds of measurement (opening the guest and measuring it, as the clock sees it)
+   * all VMs together may take per second of time (default 500: half a core).
+   */
+  readonly budgetMs?: number;
+  /** Measurements in flight at once, across VMs (default 4). */
+  readonly maxConcurrent?: number;
+}
+
+/** What the monitor did since it was built. */
+export interface MonitorStats {
+  /** Measurements started. */
+  readonly measurements: number;
+  /** Measurements started late because the CPU budget was spent when they were due. */
+  readonly delayed: number;
+  /** Full reads of the list of VMs. */
+  readonly listings: number;
+  /** Timer wake-ups for due VMs. */
+  readonly wakeups: number;
 }
 
 /** Per VM: its session, schedule, and what was last extended and decided. */
@@ -72,6 +130,12 @@ interface VmState {
   target: MonitorTarget;
   session?: GuestSession;
   due: number;
+  /** Bumped whenever `due` changes: heap entries of older generations are stale. */
+  gen: number;
+  /** Measured next regardless of the budget (measureNow). */
+  forced?: boolean;
+  /** No longer a target: dropped once its measurement in flight settles. */
+  removed?: boolean;
   inFlight?: Promise<void>;
   extended?: string;
   decided?: string;
@@ -79,13 +143,18 @@ interface VmState {
 
 const STATUS_ORDER = ["ok", "missing", "error", "differs"] as const;
 
+const REAL_TIMERS: MonitorTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 /**
  * The scheduler.
  *
  * @example
  * ```ts ignore
  * // Needs its ports: guests to open, references, the decision service (scheduler_test.ts).
- * const monitor = new MeasurementMonitor(ports, { pollMs: 250 });
+ * const monitor = new MeasurementMonitor(ports, { budgetMs: 300 });
  * monitor.start();
  * await monitor.stop();
  * ```
@@ -94,32 +163,71 @@ export class MeasurementMonitor {
   readonly #ports: MonitorPorts;
   readonly #pollMs: number;
   readonly #now: () => number;
+  readonly #timers: MonitorTimers;
+  readonly #random: () => number;
+  readonly #jitterMs: number;
+  readonly #budgetMs: number;
+  readonly #maxConcurrent: number;
   readonly #vms = new Map<string, VmState>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #heap = new DueHeap<VmState>();
+  #running = 0;
+  /** Milliseconds of measurement that may still start now (a token bucket). */
+  #tokens: number;
+  #refilledAt: number;
+  /** When the budget last held a due measurement back. */
+  #blockedAt: number | undefined;
+  #wake: { handle: unknown; at: number } | undefined;
+  #poll: unknown;
+  #started = false;
   #ticking: Promise<void> | undefined;
   #stopped = false;
+  #stats = { measurements: 0, delayed: 0, listings: 0, wakeups: 0 };
 
   /**
    * @param ports the store, guests, decisions and QMP
-   * @param options `pollMs`: how often the targets are looked at (default 250); `now`
+   * @param options the listing period, clock, timers, jitter, CPU budget, concurrency
+   * @throws {RangeError} for a budget, jitter, period or concurrency out of range
    */
-  constructor(ports: MonitorPorts, options: { pollMs?: number; now?: () => number } = {}) {
+  constructor(ports: MonitorPorts, options: MonitorOptions = {}) {
     this.#ports = ports;
-    this.#pollMs = options.pollMs ?? 250;
+    this.#pollMs = options.pollMs ?? 10_000;
     this.#now = options.now ?? (() => Date.now());
+    this.#timers = options.timers ?? REAL_TIMERS;
+    this.#random = options.random ?? Math.random;
+    this.#jitterMs = options.jitterMs ?? 20;
+    this.#budgetMs = options.budgetMs ?? 500;
+    this.#maxConcurrent = options.maxConcurrent ?? 4;
+    if (!(this.#pollMs > 0)) throw new RangeError(`pollMs ${this.#pollMs} is not positive`);
+    if (!(this.#jitterMs >= 0)) throw new RangeError(`jitterMs ${this.#jitterMs} is negative`);
+    if (!(this.#budgetMs > 0 && this.#budgetMs <= 1000 * 64)) {
+      throw new RangeError(`budgetMs ${this.#budgetMs} is not within (0, 64000]`);
+    }
+    if (!(Number.isInteger(this.#maxConcurrent) && this.#maxConcurrent >= 1)) {
+      throw new RangeError(`maxConcurrent ${this.#maxConcurrent} is not a positive integer`);
+    }
+    this.#tokens = this.#budgetMs;
+    this.#refilledAt = this.#now();
   }
 
-  /** Starts polling. */
+  /** What the monitor did so far. */
+  get stats(): MonitorStats {
+    return { ...this.#stats };
+  }
+
+  /** Reads the VMs, measures those due, and reads the whole list again every `pollMs`. */
   start(): void {
-    if (this.#timer !== undefined || this.#stopped) return;
-    this.#timer = setInterval(() => {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    const poll = () => {
+      this.#poll = this.#timers.set(poll, this.#pollMs);
       this.#ticking ??= this.tick().finally(() => this.#ticking = undefined);
-    }, this.#pollMs);
+    };
+    poll();
   }
 
   /**
-   * One pass: forgets VMs no longer targets, starts a measurement of each VM that is due
-   * and has none in flight.
+   * Reads the whole list of VMs: forgets those no longer targets, adds new ones (due now),
+   * and starts the measurements that are due.
    *
    * @returns once the targets were read (measurements go on in the background)
    */
@@ -131,36 +239,39 @@ export class MeasurementMonitor {
       console.error(`vasp: monitor: cannot list VMs: ${errorMessage(error)}`);
       return;
     }
+    this.#stats.listings++;
     const seen = new Set(targets.map((t) => t.uuid));
-    for (const [uuid, state] of this.#vms) {
-      if (!seen.has(uuid) && !state.inFlight) {
-        state.session?.close();
-        this.#vms.delete(uuid);
-      }
-    }
-    const now = this.#now();
-    for (const target of targets) {
-      let state = this.#vms.get(target.uuid);
-      if (!state) this.#vms.set(target.uuid, state = { target, due: now });
-      if (state.target.key !== target.key) {
-        state.session?.close();
-        state.session = undefined;
-        state.due = now;
-      }
-      state.target = target;
-      if (state.inFlight || now < state.due || this.#stopped) continue;
-      const vm = state;
-      vm.inFlight = this.#measure(vm).catch((error) => {
-        this.#ports.alert(vm.target, `monitor failure: ${errorMessage(error)}`, "failure");
-      }).finally(() => {
-        vm.inFlight = undefined;
-        vm.due = this.#now() + vm.target.intervalMs;
-      });
-    }
+    for (const [uuid, state] of this.#vms) if (!seen.has(uuid)) this.#drop(state);
+    for (const target of targets) this.#upsert(target);
+    this.#run();
   }
 
   /**
-   * Measures one VM now (also when not due), waiting for a measurement in flight first.
+   * Tells the monitor that one VM changed (registered, started, stopped, its settings): it
+   * reads that VM alone (or the whole list when the ports cannot read one) and schedules it.
+   *
+   * @param uuid the VM
+   * @returns once it was read
+   */
+  async changed(uuid: string): Promise<void> {
+    if (this.#stopped) return;
+    if (!this.#ports.target) return await this.tick();
+    let target: MonitorTarget | undefined;
+    try {
+      target = await this.#ports.target(uuid);
+    } catch (error) {
+      console.error(`vasp: monitor: cannot read VM ${uuid}: ${errorMessage(error)}`);
+      return;
+    }
+    const state = this.#vms.get(uuid);
+    if (target) this.#upsert(target);
+    else if (state) this.#drop(state);
+    this.#run();
+  }
+
+  /**
+   * Measures one VM now (also when not due, and regardless of the budget), waiting for a
+   * measurement in flight first.
    *
    * @param uuid the VM
    * @returns once measured, recorded and decided
@@ -169,10 +280,122 @@ export class MeasurementMonitor {
     const state = this.#vms.get(uuid);
     if (state) {
       await state.inFlight;
-      state.due = 0;
+      state.forced = true;
+      this.#schedule(state, -Infinity);
     }
     await this.tick();
     await this.#vms.get(uuid)?.inFlight;
+  }
+
+  #upsert(target: MonitorTarget): void {
+    const now = this.#now();
+    const state = this.#vms.get(target.uuid);
+    if (!state) {
+      const vm: VmState = { target, due: now, gen: 0 };
+      this.#vms.set(target.uuid, vm);
+      this.#heap.push(vm);
+      return;
+    }
+    // Dropped while measured, back before it settled: kept, and rescheduled when it settles.
+    state.removed = false;
+    const { key, intervalMs } = state.target;
+    state.target = target;
+    if (key !== target.key) {
+      state.session?.close();
+      state.session = undefined;
+      this.#schedule(state, now);
+    } else if (intervalMs !== target.intervalMs && !state.inFlight) {
+      this.#schedule(state, Math.min(state.due, now + target.intervalMs));
+    }
+  }
+
+  #drop(state: VmState): void {
+    state.removed = true;
+    if (state.inFlight) return; // dropped when it settles
+    if (this.#vms.get(state.target.uuid) === state) this.#vms.delete(state.target.uuid);
+    state.session?.close();
+    state.session = undefined;
+  }
+
+  #schedule(state: VmState, due: number): void {
+    state.due = due;
+    state.gen++;
+    this.#heap.push(state);
+  }
+
+  /**
+   * Starts what is due, earliest first, within the budget and the concurrency, then arms
+   * the next wake-up. Over budget, the due VMs keep their order and wait for the bucket.
+   */
+  #run(): void {
+    if (this.#stopped) return;
+    const now = this.#now();
+    this.#tokens = Math.min(
+      this.#budgetMs,
+      this.#tokens + (now - this.#refilledAt) * this.#budgetMs / 1000,
+    );
+    this.#refilledAt = now;
+    let notBefore = now;
+    for (;;) {
+      const vm = this.#heap.peek();
+      if (!vm || vm.due > now || (this.#running >= this.#maxConcurrent && !vm.forced)) break;
+      if (vm.inFlight) {
+        this.#heap.take(); // rescheduled when it settles
+        continue;
+      }
+      if (this.#tokens <= 0 && !vm.forced) {
+        this.#blockedAt = now;
+        notBefore = now + Math.ceil(-this.#tokens * 1000 / this.#budgetMs) + 1;
+        break;
+      }
+      this.#heap.take();
+      this.#start(vm, now);
+    }
+    this.#arm(now, notBefore);
+  }
+
+  #start(vm: VmState, now: number): void {
+    if (this.#blockedAt !== undefined && this.#blockedAt >= vm.due && !vm.forced) {
+      // It was due while the budget held measurements back.
+      this.#stats.delayed++;
+      this.#ports.delayed?.(vm.target, now - vm.due);
+    }
+    vm.forced = false;
+    this.#running++;
+    this.#stats.measurements++;
+    vm.inFlight = this.#measure(vm).catch((error) => {
+      this.#ports.alert(vm.target, `monitor failure: ${errorMessage(error)}`, "failure");
+    }).finally(() => {
+      this.#running--;
+      vm.inFlight = undefined;
+      if (vm.removed) this.#drop(vm);
+      else {
+        const jitter = this.#random() * this.#jitterMs;
+        this.#schedule(vm, Math.max(now + vm.target.intervalMs + jitter, this.#now()));
+      }
+      this.#run();
+    });
+  }
+
+  /**
+   * One timer, for the earliest due VM but not before `notBefore` (the budget); none while
+   * every slot is busy, since a measurement settling runs the loop again.
+   */
+  #arm(now: number, notBefore: number): void {
+    const next = this.#heap.peek();
+    const at = next && this.#running < this.#maxConcurrent
+      ? Math.max(next.due, notBefore)
+      : undefined;
+    if (this.#wake && this.#wake.at === at) return;
+    if (this.#wake) this.#timers.clear(this.#wake.handle);
+    this.#wake = undefined;
+    if (at === undefined) return;
+    const handle = this.#timers.set(() => {
+      this.#wake = undefined;
+      this.#stats.wakeups++;
+      this.#run();
+    }, at - now);
+    this.#wake = { handle, at };
   }
 
   async #measure(vm: VmState): Promise<void> {
@@ -180,12 +403,16 @@ export class MeasurementMonitor {
     let verdicts: RegionVerdict[];
     let profileId: string | undefined;
     const started = performance.now();
+    const clockStart = this.#now();
+    let measurement: KernelMeasurement | undefined;
     try {
       vm.session ??= await this.#ports.open(target);
       profileId = vm.session.profileId;
-      const measurement = await vm.session.measure();
+      measurement = await vm.session.measure();
+      this.#charge(clockStart);
       verdicts = judge(await this.#ports.reference(profileId), measurement, { profileId });
     } catch (error) {
+      if (!measurement) this.#charge(clockStart);
       // The guest rebooted, its RAM went away, the symbols do not fit: open it again next time.
       vm.session?.close();
       vm.session = undefined;
@@ -223,6 +450,11 @@ export class MeasurementMonitor {
     vm.decided = digest;
   }
 
+  /** Takes what opening and measuring the guest took since `from` out of the budget. */
+  #charge(from: number): void {
+    this.#tokens -= Math.max(0, this.#now() - from);
+  }
+
   /** Carries out a decision's actions; a failure leaves the outcome undecided (tried again). */
   async #enforce(target: MonitorTarget, decision: MonitorDecision): Promise<void> {
     const actions = new Set(decision.actions);
@@ -247,8 +479,9 @@ export class MeasurementMonitor {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    if (this.#poll !== undefined) this.#timers.clear(this.#poll);
+    if (this.#wake) this.#timers.clear(this.#wake.handle);
+    this.#poll = this.#wake = undefined;
     await this.#ticking;
     await Promise.all([...this.#vms.values()].map((vm) => vm.inFlight));
     for (const vm of this.#vms.values()) vm.session?.close();

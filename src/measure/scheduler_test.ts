@@ -183,3 +183,210 @@ Deno.test("an enforcement that fails is raised and decided again at the next mea
     "enforce pause",
   ]);
 });
+
+/** Timers on a fake clock: the test fires them by moving the clock. */
+function fakeClock() {
+  const clock = { now: 0 };
+  let next = 1;
+  const pending = new Map<number, { fn: () => void; at: number }>();
+  const timers = {
+    set(fn: () => void, ms: number) {
+      pending.set(next, { fn, at: clock.now + ms });
+      return next++;
+    },
+    clear(handle: unknown) {
+      pending.delete(handle as number);
+    },
+  };
+  /** Lets every promise the fake ports resolved run to its end. */
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+  /** Fires every timer due by `to`, earliest first, moving the clock to each. */
+  async function advance(to: number): Promise<void> {
+    for (;;) {
+      const due = [...pending].filter(([, t]) => t.at <= to).sort((a, b) => a[1].at - b[1].at);
+      if (due.length === 0) break;
+      const [handle, t] = due[0]!;
+      pending.delete(handle);
+      clock.now = Math.max(clock.now, t.at);
+      t.fn();
+      await settle();
+    }
+    clock.now = Math.max(clock.now, to);
+  }
+  const wakeAt = () => [...pending.values()].map((t) => t.at).sort((a, b) => a - b);
+  return { clock, timers, settle, advance, wakeAt };
+}
+
+function target(n: number, intervalMs: number): MonitorTarget {
+  return { uuid: `u-${n}`, name: `vm-${n}`, intervalMs, key: `k${n}` };
+}
+
+/** Ports for many VMs: which VM was measured when, and what each measurement cost. */
+function fleetPorts(clock: { now: number }, targets: MonitorTarget[], costMs = 0) {
+  const { ports } = fakePorts();
+  const measured: { uuid: string; at: number }[] = [];
+  const delayed: { uuid: string; waitMs: number }[] = [];
+  let listings = 0;
+  const live = new Map(targets.map((t) => [t.uuid, t]));
+  const fleet: MonitorPorts = {
+    ...ports,
+    targets() {
+      listings++;
+      return Promise.resolve([...live.values()]);
+    },
+    target: (uuid) => Promise.resolve(live.get(uuid)),
+    open: (t) =>
+      Promise.resolve({
+        profileId: REFERENCE.profileId,
+        measure() {
+          measured.push({ uuid: t.uuid, at: clock.now });
+          clock.now += costMs;
+          return Promise.resolve(measurementOf(DIGEST));
+        },
+        close() {},
+      }),
+    record: () => Promise.resolve(),
+    extend: () => Promise.resolve(),
+    decide: () => Promise.resolve({ decisionId: "d", allow: true, actions: [] }),
+    delayed: (t, waitMs) => void delayed.push({ uuid: t.uuid, waitMs }),
+  };
+  return { ports: fleet, measured, delayed, live, listings: () => listings };
+}
+
+Deno.test("the monitor wakes only when a VM is due and reads the whole list only every pollMs", async () => {
+  const { clock, timers, advance, settle, wakeAt } = fakeClock();
+  const vms = [target(1, 1000), target(2, 1000), target(3, 5000)];
+  const fleet = fleetPorts(clock, vms);
+  const monitor = new MeasurementMonitor(fleet.ports, {
+    now: () => clock.now,
+    timers,
+    random: () => 0.5,
+    jitterMs: 20,
+  });
+  monitor.start();
+  await settle();
+  assert.deepEqual(fleet.measured.map((m) => `${m.uuid}@${m.at}`).sort(), [
+    "u-1@0",
+    "u-2@0",
+    "u-3@0",
+  ]);
+  // One wake-up for the next due VMs (interval + half the jitter), one for the catch-up list.
+  assert.deepEqual(wakeAt(), [1010, 10_000]);
+  await advance(4999);
+  assert.deepEqual(fleet.measured.slice(3).map((m) => `${m.uuid}@${m.at}`).sort(), [
+    "u-1@1010",
+    "u-1@2020",
+    "u-1@3030",
+    "u-1@4040",
+    "u-2@1010",
+    "u-2@2020",
+    "u-2@3030",
+    "u-2@4040",
+  ]);
+  assert.equal(fleet.listings(), 1, "no listing between the catch-up reads");
+  assert.equal(monitor.stats.wakeups, 4);
+  await advance(10_000);
+  assert.equal(fleet.listings(), 2);
+  assert.ok(fleet.measured.some((m) => m.uuid === "u-3" && m.at === 5010));
+  await monitor.stop();
+  assert.deepEqual(wakeAt(), [], "stop() clears every timer");
+});
+
+Deno.test("a changed VM is read alone: a new one is measured at once, a stopped one no more", async () => {
+  const { clock, timers, advance, settle } = fakeClock();
+  const fleet = fleetPorts(clock, [target(1, 1000)]);
+  const monitor = new MeasurementMonitor(fleet.ports, { now: () => clock.now, timers });
+  monitor.start();
+  await settle();
+  clock.now = 300;
+  fleet.live.set("u-2", target(2, 1000));
+  await monitor.changed("u-2");
+  await settle();
+  assert.deepEqual(fleet.measured.map((m) => `${m.uuid}@${m.at}`), ["u-1@0", "u-2@300"]);
+  fleet.live.delete("u-1");
+  await monitor.changed("u-1");
+  await advance(5000);
+  assert.ok(fleet.measured.slice(2).every((m) => m.uuid === "u-2"));
+  assert.equal(fleet.measured.filter((m) => m.uuid === "u-2").length, 5);
+  assert.equal(fleet.listings(), 1);
+  await monitor.stop();
+});
+
+Deno.test("each next measurement starts within [interval, interval + jitterMs] of the last", async () => {
+  const { clock, timers, advance, settle } = fakeClock();
+  const fleet = fleetPorts(clock, [target(1, 1000), target(2, 250)]);
+  let seed = 7;
+  const random = () => (seed = (seed * 48271) % 0x7fffffff) / 0x7fffffff;
+  const monitor = new MeasurementMonitor(fleet.ports, {
+    now: () => clock.now,
+    timers,
+    random,
+    jitterMs: 50,
+  });
+  monitor.start();
+  await settle();
+  await advance(60_000);
+  await monitor.stop();
+  for (const [uuid, interval] of [["u-1", 1000], ["u-2", 250]] as const) {
+    const starts = fleet.measured.filter((m) => m.uuid === uuid).map((m) => m.at);
+    const gaps = starts.slice(1).map((at, i) => at - starts[i]!);
+    assert.ok(gaps.length >= 50, `${uuid}: ${gaps.length} measurements`);
+    assert.ok(gaps.every((g) => g >= interval && g <= interval + 50), `${uuid}: ${gaps}`);
+    // The jitter is used, not always 0 or always the bound.
+    assert.ok(new Set(gaps).size > 5, `${uuid}: ${gaps}`);
+  }
+});
+
+Deno.test("the CPU budget bounds measurement time per second; VMs over it are delayed and told", async () => {
+  const { clock, timers, advance, settle } = fakeClock();
+  // Ten VMs at 1 s costing 30 ms each want 300 ms a second; the budget allows 100.
+  const vms = Array.from({ length: 10 }, (_, i) => target(i, 1000));
+  const fleet = fleetPorts(clock, vms, 30);
+  const monitor = new MeasurementMonitor(fleet.ports, {
+    now: () => clock.now,
+    timers,
+    budgetMs: 100,
+    maxConcurrent: 1,
+    jitterMs: 0,
+  });
+  monitor.start();
+  await settle();
+  await advance(20_000);
+  await monitor.stop();
+  const spent = (from: number, to: number) =>
+    30 * fleet.measured.filter((m) => m.at >= from && m.at < to).length;
+  // A full bucket (100) at the start, then 100 a second, overdrawn by at most one measurement.
+  assert.ok(spent(0, 20_000) <= 100 + 20 * 100 + 30, `spent ${spent(0, 20_000)} ms`);
+  assert.ok(spent(0, 20_000) >= 19 * 100, `spent ${spent(0, 20_000)} ms: starved`);
+  for (let s = 1; s < 19; s++) {
+    assert.ok(
+      spent(s * 1000, (s + 1) * 1000) <= 100 + 30,
+      `second ${s}: ${spent(s * 1000, (s + 1) * 1000)}`,
+    );
+  }
+  assert.ok(monitor.stats.delayed > 0);
+  assert.equal(fleet.delayed.length, monitor.stats.delayed);
+  assert.ok(fleet.delayed.every((d) => d.waitMs > 0), JSON.stringify(fleet.delayed));
+  // Every VM still gets measured: none is starved by the others.
+  for (const vm of vms) {
+    assert.ok(fleet.measured.filter((m) => m.uuid === vm.uuid).length >= 5, vm.uuid);
+  }
+});
+
+Deno.test("measureNow() measures at once even when the budget is spent", async () => {
+  const { clock, timers, settle } = fakeClock();
+  const fleet = fleetPorts(clock, [target(1, 1000), target(2, 1000)], 500);
+  const monitor = new MeasurementMonitor(fleet.ports, {
+    now: () => clock.now,
+    timers,
+    budgetMs: 100,
+    maxConcurrent: 1,
+  });
+  monitor.start();
+  await settle();
+  assert.equal(fleet.measured.length, 1, "the first measurement overdrew the budget");
+  await monitor.measureNow("u-2");
+  assert.deepEqual(fleet.measured.map((m) => m.uuid), ["u-1", "u-2"]);
+  assert.equal(monitor.stats.delayed, 0, "a forced measurement is not a delayed one");
+  await monitor.stop();
+});

@@ -19,6 +19,7 @@ import {
   type PolicyProvider,
   policyProvider,
   uuidV7Source,
+  watchVmWrites,
 } from "../decision/mod.ts";
 import { type HostMeasureOptions, HostMonitor } from "../host/mod.ts";
 import type { VirshOptions } from "../hypervisor/mod.ts";
@@ -52,10 +53,18 @@ export interface ServerOptions {
   /** Where the server logs (default: text lines on stderr). */
   readonly log?: Logger;
   /**
-   * The measurement monitor: `pollMs` (default 250), `guests` (default: QEMU's, through the
-   * RAM file and QMP); `null`: no monitor.
+   * The measurement monitor: `pollMs` (how often the whole list of VMs is read to catch up,
+   * default 10 s; VM writes through the store reach it at once), `budgetMs` (host CPU ms of
+   * measurement per second, default 500), `maxConcurrent`, `jitterMs`, `guests` (default:
+   * QEMU's, through the RAM file and QMP); `null`: no monitor.
    */
-  readonly monitor?: { readonly pollMs?: number; readonly guests?: GuestPort } | null;
+  readonly monitor?: {
+    readonly pollMs?: number;
+    readonly budgetMs?: number;
+    readonly maxConcurrent?: number;
+    readonly jitterMs?: number;
+    readonly guests?: GuestPort;
+  } | null;
   /**
    * libvirt, whose domain events (define, undefine) the server follows (default: `virsh` on
    * PATH, `qemu:///system`; a host without libvirt only retries now and then); `null`: none.
@@ -218,7 +227,11 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     const build = versionInfo();
     const metrics = new Metrics({ build: { ...build, abi: String(build.abi) } });
     // Set once built; the policy store's reloads and the host monitor's changes reach them.
-    const late: { host?: HostMonitor; decisions?: DecisionService } = {};
+    const late: {
+      host?: HostMonitor;
+      decisions?: DecisionService;
+      monitor?: MeasurementMonitor;
+    } = {};
     const ids = uuidV7Source();
     const policyStore = await openPolicyStore(options.policies, {
       watch: true,
@@ -253,16 +266,20 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     closer.push(() => host.close());
     const checkpoints = await aspCheckpointSigner(asp);
     const akChain = writeAkChain(asp);
-    const store = SqliteStore.openIn(stateDir, {
-      signer: checkpoints.signer,
-      anchor: aspCheckpointAnchor(asp),
-      onCheckpointError: (error) =>
-        log.log("error", "audit checkpoint failed", { error: errorMessage(error) }),
-      // Flush after the event loop has taken in the requests that arrived meanwhile
-      // (setImmediate runs after I/O): bigger batches, less CPU per record than a microtask
-      // flush, and none of a timer's delay. Measured in bench/http_bench.ts.
-      groupCommit: { schedule: (flush) => setImmediate(flush) },
-    });
+    // VM writes reach the monitor at once, so it need not list the VMs often.
+    const store = watchVmWrites(
+      SqliteStore.openIn(stateDir, {
+        signer: checkpoints.signer,
+        anchor: aspCheckpointAnchor(asp),
+        onCheckpointError: (error) =>
+          log.log("error", "audit checkpoint failed", { error: errorMessage(error) }),
+        // Flush after the event loop has taken in the requests that arrived meanwhile
+        // (setImmediate runs after I/O): bigger batches, less CPU per record than a microtask
+        // flush, and none of a timer's delay. Measured in bench/http_bench.ts.
+        groupCommit: { schedule: (flush) => setImmediate(flush) },
+      }),
+      (uuid) => void late.monitor?.changed(uuid),
+    );
     closer.push(() => store.close());
     closer.push(checkpointTimer(store, options.checkpointIntervalMs ?? 60_000, log));
     const vasp = new VaspService(asp, store, { log });
@@ -290,10 +307,15 @@ export async function createServer(options: ServerOptions): Promise<Server> {
         referencesDir: join(stateDir, "references"),
         log,
         guests: options.monitor?.guests,
-      }, { pollMs: options.monitor?.pollMs });
+      }, {
+        pollMs: options.monitor?.pollMs,
+        budgetMs: options.monitor?.budgetMs,
+        maxConcurrent: options.monitor?.maxConcurrent,
+        jitterMs: options.monitor?.jitterMs,
+      });
       closer.push(() => running.stop());
       running.start();
-      monitor = running;
+      monitor = late.monitor = running;
     }
     if (options.libvirt !== null) {
       const follower = followLibvirt({ store, decisions, ids, log }, options.libvirt ?? {});
