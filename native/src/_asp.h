@@ -201,6 +201,13 @@ int vasp_write_new_file(vasp_err *err, const char *path, const uint8_t *data, si
 /* fsync of the directory holding path. */
 int vasp_sync_parent(vasp_err *err, const char *path);
 
+/* disk.c: streams the regular file at path through the digests of the banks
+ * in mask (bit 1 << alg), writing digest[alg] for each and the identity the
+ * file had while read to *id; VASP_E_IO when it cannot be read, is not a
+ * regular file, or changed while it was read. Constant memory, any size. */
+int vasp_digest_path(vasp_err *err, const char *path, uint32_t mask,
+                     uint8_t digest[VASP_NUM_BANKS][VASP_DIGEST_LEN], vasp_file_id *id);
+
 /* instance.c: a new instance handle around parsed parts (import uses it). */
 vasp_instance *vasp_instance_alloc(vasp_asp *asp);
 void vasp_instance_free(vasp_instance *inst);

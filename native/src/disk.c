@@ -83,8 +83,8 @@ static int stream(vasp_err *err, int fd, const char *path, uint32_t mask,
 
 /* Opens a regular file, streams it, and checks that it did not change while
  * it was read (its identity before and after, and the bytes read). */
-static int digest_path(vasp_err *err, const char *path, uint32_t mask,
-                       uint8_t digest[VASP_NUM_BANKS][VASP_DIGEST_LEN], vasp_file_id *id) {
+int vasp_digest_path(vasp_err *err, const char *path, uint32_t mask,
+                     uint8_t digest[VASP_NUM_BANKS][VASP_DIGEST_LEN], vasp_file_id *id) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return vasp_fail(err, VASP_E_IO, "cannot open %s: %s", path, strerror(errno));
   struct stat st;
@@ -119,7 +119,7 @@ int vasp_file_digest(const char *path, uint8_t *sha256_out, uint8_t *sm3_out, va
   vasp_clear(&err);
   uint8_t digest[VASP_NUM_BANKS][VASP_DIGEST_LEN];
   uint32_t mask = (1u << VASP_ALG_SHA256) | (sm3_out ? 1u << VASP_ALG_SM3 : 0u);
-  int rc = digest_path(&err, path, mask, digest, id_out);
+  int rc = vasp_digest_path(&err, path, mask, digest, id_out);
   if (rc != VASP_OK) {
     if (msg_out && msg_len) snprintf(msg_out, msg_len, "%s", err.msg);
     return vasp_fail(NULL, rc, "%s", err.msg);
