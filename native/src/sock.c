@@ -26,27 +26,30 @@ static int sock_new(vasp_err *err, int fd, vasp_sock **out) {
   return VASP_OK;
 }
 
-static int unix_addr(vasp_err *err, const char *path, struct sockaddr_un *addr) {
-  if (!path) return vasp_fail(err, VASP_E_ARG, "socket path is NULL");
+/* Checks out, fills *addr for path and creates an unbound Unix stream socket
+ * in *fd (close-on-exec): what listen and connect both start with. */
+static int unix_socket(const char *path, vasp_sock **out, struct sockaddr_un *addr, int *fd) {
+  if (!out) return vasp_fail(NULL, VASP_E_ARG, "out is NULL");
+  *out = NULL;
+  if (!path) return vasp_fail(NULL, VASP_E_ARG, "socket path is NULL");
   size_t len = strlen(path);
   memset(addr, 0, sizeof *addr);
   addr->sun_family = AF_UNIX;
   if (len == 0 || len >= sizeof addr->sun_path) {
-    return vasp_fail(err, VASP_E_ARG, "socket path \"%s\" is empty or longer than %zu bytes",
+    return vasp_fail(NULL, VASP_E_ARG, "socket path \"%s\" is empty or longer than %zu bytes",
                      path, sizeof addr->sun_path - 1);
   }
   memcpy(addr->sun_path, path, len);
+  *fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (*fd < 0) return vasp_fail(NULL, VASP_E_IO, "cannot create a socket: %s", strerror(errno));
   return VASP_OK;
 }
 
 int vasp_sock_listen(const char *path, vasp_sock **out) {
-  if (!out) return vasp_fail(NULL, VASP_E_ARG, "out is NULL");
-  *out = NULL;
   struct sockaddr_un addr;
-  int rc = unix_addr(NULL, path, &addr);
+  int fd = -1;
+  int rc = unix_socket(path, out, &addr, &fd);
   if (rc) return rc;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return vasp_fail(NULL, VASP_E_IO, "cannot create a socket: %s", strerror(errno));
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0) {
     int e = errno;
     close(fd);
@@ -81,13 +84,10 @@ int vasp_sock_adopt(int32_t fd, vasp_sock **out) {
 }
 
 int vasp_sock_connect(const char *path, vasp_sock **out) {
-  if (!out) return vasp_fail(NULL, VASP_E_ARG, "out is NULL");
-  *out = NULL;
   struct sockaddr_un addr;
-  int rc = unix_addr(NULL, path, &addr);
+  int fd = -1;
+  int rc = unix_socket(path, out, &addr, &fd);
   if (rc) return rc;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return vasp_fail(NULL, VASP_E_IO, "cannot create a socket: %s", strerror(errno));
   int r;
   do r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
   while (r != 0 && errno == EINTR);
