@@ -44,6 +44,10 @@ try {
     },
     outdir: staging,
     bundle: true,
+    // Each command's module is its own chunk, loaded when it runs (src/cli/main.ts): a client
+    // command parses the client, not the server, CEL and X.509. Chunks sit beside the entry,
+    // as deep in dist/ as it, so every path found relative to a module's URL still holds.
+    splitting: true,
     format: "esm",
     platform: "node",
     target: "esnext",

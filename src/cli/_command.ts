@@ -11,8 +11,6 @@ import { errorMessage, VaspError } from "../engine/error.ts";
 export interface Command {
   /** Words after `vasp` that select it, e.g. `"serve"` or `"refs learn"`. */
   readonly name: string;
-  /** One line for `vasp help`. */
-  readonly summary: string;
   /** Usage text shown by `vasp help <name>`, `-h`/`--help`, and on a usage error. */
   readonly usage: string;
   /**

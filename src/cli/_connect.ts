@@ -7,8 +7,8 @@
  */
 import { join, resolve } from "node:path";
 import { VaspError } from "../engine/error.ts";
-import { VaspClient } from "../wire/mod.ts";
-import { resolveStateDir } from "../store/mod.ts";
+import { VaspClient } from "../wire/client.ts";
+import { resolveStateDir } from "../store/state_dir.ts";
 import { readFlagText, usageError } from "./_command.ts";
 
 /** parseArgs options of every client command. */

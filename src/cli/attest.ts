@@ -66,7 +66,6 @@ const EXIT_OF = { affirming: 0, warning: 3, contraindicated: 1, none: 1 } as con
 /** `vasp attest verify`. */
 export const attestVerify: Command = {
   name: "attest verify",
-  summary: "appraise a quote offline and state the result as an EAR",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {

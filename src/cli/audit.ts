@@ -56,7 +56,6 @@ type KeySource =
 /** `vasp audit verify`. */
 export const auditVerify: Command = {
   name: "audit verify",
-  summary: "check the audit log's hash chain and signed checkpoints",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {

@@ -6,11 +6,10 @@
  *
  * @module
  */
-import { createLogger } from "../server/mod.ts";
+import { createLogger } from "../server/log.ts";
 import { resolve } from "node:path";
 import { describeError, VaspError } from "../engine/error.ts";
 import { type Command, parseOptions, snakeKeys } from "./_command.ts";
-import { DemoRun } from "./_demo_steps.ts";
 
 const USAGE = `usage: vasp demo [--json] [--keep DIR]
 
@@ -53,7 +52,6 @@ function json(value: unknown): string {
 /** `vasp demo`. */
 export const demo: Command = {
   name: "demo",
-  summary: "walk a VM through the whole vASP chain in a temporary state directory",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
@@ -66,6 +64,7 @@ export const demo: Command = {
     const outcomes: StepOutcome[] = [];
     const started = performance.now();
     say(`vASP demo: state in ${dir}${values.keep ? "" : " (removed at the end)"}`);
+    const { DemoRun } = await import("./_demo_steps.ts");
     const run = new DemoRun(dir, { log: createLogger({ write: (line) => logged.push(line) }) });
     const steps = run.steps();
     try {

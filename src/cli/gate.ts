@@ -4,10 +4,8 @@
  * @module
  */
 import { describeError, VaspError } from "../engine/error.ts";
-import { QmpGate } from "../hypervisor/mod.ts";
-import { VaspClient } from "../wire/mod.ts";
-import { resolveStateDir } from "../store/mod.ts";
-import { createLogger, LOG_FORMATS, type LogFormat } from "../server/mod.ts";
+import { resolveStateDir } from "../store/state_dir.ts";
+import { createLogger, LOG_FORMATS, type LogFormat } from "../server/log.ts";
 import { type Command, parseOptions, readFlagText } from "./_command.ts";
 
 const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid UUID --vm-name NAME
@@ -43,7 +41,6 @@ QMP events that move the VM's state (STOP, RESUME, SHUTDOWN, RESET, MIGRATION) a
 /** `vasp gate`. */
 export const gate: Command = {
   name: "gate",
-  summary: "run the QMP gate in front of one QEMU's monitor",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
@@ -93,6 +90,8 @@ export const gate: Command = {
       throw new VaspError("usage_invalid", `--watch-pid "${values["watch-pid"]}" is not a PID`);
     }
     const server = values.server ?? `${resolveStateDir()}/hook.sock`;
+    const { QmpGate } = await import("../hypervisor/mod.ts");
+    const { VaspClient } = await import("../wire/client.ts");
     using decisions = new VaspClient(server, {
       token: values["token-file"] === undefined
         ? Deno.env.get("VASP_TOKEN")

@@ -53,6 +53,14 @@ Deno.test("every command answers -h, --help and vasp help CMD with its usage and
   }
 });
 
+Deno.test("each command entry loads the command of its name, and its usage starts with it", async () => {
+  for (const entry of COMMANDS) {
+    const command = await entry.load();
+    assert.equal(command.name, entry.name);
+    assert.ok(command.usage.startsWith(`usage: vasp ${entry.name}`), entry.name);
+  }
+});
+
 Deno.test("vasp --version names the package version, the native ABI and Deno", async () => {
   const { code, out } = await run(["--version"]);
   assert.equal(code, 0);

@@ -19,7 +19,6 @@ ${GUEST_USAGE}`;
 /** `vasp measure`. */
 export const measure: Command = {
   name: "measure",
-  summary: "measure a running guest kernel from its RAM",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, GUEST_OPTIONS);

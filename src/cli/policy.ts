@@ -42,7 +42,6 @@ async function load(
 /** `vasp policy check`. */
 export const policyCheck: Command = {
   name: "policy check",
-  summary: "compile a policy set and report every error",
   usage: `usage: vasp policy check [--policies DIR | --policies-repo REPO [--policies-ref REF]
                          [--policies-path PATH]] [--json]
 
@@ -81,7 +80,6 @@ ${JSON_USAGE}`,
 /** `vasp policy test`. */
 export const policyTest: Command = {
   name: "policy test",
-  summary: "run the test cases kept beside each policy",
   usage: `usage: vasp policy test [--policies DIR | --policies-repo REPO [--policies-ref REF]
                         [--policies-path PATH]] [--verbose] [--json]
 

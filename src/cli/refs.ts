@@ -46,7 +46,6 @@ async function measureWithProfile(values: GuestValues) {
 /** `vasp refs learn`. */
 export const refsLearn: Command = {
   name: "refs learn",
-  summary: "store a known-good guest measurement as its profile's reference set",
   usage: `usage: vasp refs learn --memory FILE --symbols FILE [options]
 
 Measures the guest and stores the result as the reference set of its profile (kernel build,
@@ -75,7 +74,6 @@ ${STORE_USAGE}`,
 /** `vasp refs check`. */
 export const refsCheck: Command = {
   name: "refs check",
-  summary: "compare a guest measurement with its profile's reference set",
   usage: `usage: vasp refs check --memory FILE --symbols FILE [options]
 
 Measures the guest and compares every region with the reference set of its profile. Prints

@@ -8,23 +8,17 @@
  */
 import { join, resolve } from "node:path";
 import type { Asp } from "../../ffi/mod.ts";
-import { type CertificateInfo, describeCertificate, toHex } from "../attest/mod.ts";
+import type { CertificateInfo } from "../attest/mod.ts";
+import { toHex } from "../codec/mod.ts";
 import type { HostState } from "../engine/mod.ts";
-import { resolveStateDir } from "../store/mod.ts";
+import { resolveStateDir } from "../store/state_dir.ts";
 import { type Command, parseOptions, usageError } from "./_command.ts";
 import { POLICY_OPTIONS, POLICY_USAGE, policySource } from "./_policy_flags.ts";
 import { removeServeFile, writeServeFile } from "./_serve_file.ts";
 import type { HostMeasurement } from "../host/mod.ts";
-import { HOST_EXPECTED_FILE } from "../host/mod.ts";
-import {
-  checkListen,
-  createLogger,
-  LOG_FORMATS,
-  type LogFormat,
-  parseListen,
-  type RunningServer,
-  startServer,
-} from "../server/mod.ts";
+import { HOST_EXPECTED_FILE } from "../host/expected.ts";
+import type { RunningServer } from "../server/mod.ts";
+import { createLogger, LOG_FORMATS, type LogFormat } from "../server/log.ts";
 
 const USAGE =
   `usage: vasp serve [--state-dir DIR] [--policies DIR | --policies-repo REPO [--policies-ref REF]
@@ -104,7 +98,6 @@ function hostReport(
 
 export const serve: Command = {
   name: "serve",
-  summary: "run the decision server (ASP, host measurement, policies, audit, HTTP API)",
   usage: USAGE,
   async run(args: string[]): Promise<number> {
     const { values } = parseOptions(args, {
@@ -140,6 +133,8 @@ export const serve: Command = {
     }
     const log = createLogger({ format: format as LogFormat });
     const stateDir = resolve(resolveStateDir(values["state-dir"]));
+    // The server is loaded only when it runs (`vasp help` and the client commands start fast).
+    const { checkListen, parseListen, startServer } = await import("../server/mod.ts");
     const tcp = values["no-tcp"] ? null : parseListen(values.listen ?? "127.0.0.1:8787");
     if (tcp) checkListen(tcp, values["allow-remote"] ?? false);
     const policies = policySource(values);
@@ -247,6 +242,7 @@ function hostPort(address: { hostname: string; port: number }): string {
  * @throws {NativeError} when the ASP is closed
  */
 export async function identify(asp: Asp): Promise<AspIdentity> {
+  const { describeCertificate } = await import("../attest/mod.ts");
   const [ek, ak, ca] = await Promise.all(
     (["ek", "ak", "ca"] as const).map((k) => describeCertificate(asp.certificate(k))),
   );

@@ -8,8 +8,8 @@
  */
 import { join, resolve } from "node:path";
 import { VaspError } from "../engine/error.ts";
-import { OPERATOR_TOKEN_FILE, TokenRegistry } from "../http/mod.ts";
-import { resolveStateDir } from "../store/mod.ts";
+import { OPERATOR_TOKEN_FILE, TokenRegistry } from "../http/tokens.ts";
+import { resolveStateDir } from "../store/state_dir.ts";
 import { type Command, parseOptions, printJson } from "./_command.ts";
 import { connect, CONNECT_OPTIONS, CONNECT_USAGE, type ConnectValues } from "./_connect.ts";
 import { readServeFile, type ServeFile } from "./_serve_file.ts";
@@ -100,7 +100,6 @@ function text(s: Report): string {
 /** `vasp status`. */
 export const status: Command = {
   name: "status",
-  summary: "one screen: ASP, host measured and expected, policies, VMs, listeners, tokens",
   usage: `usage: vasp status [connection options]
 
 Asks the running server and reads its state directory: the ASP's identity, the host as the

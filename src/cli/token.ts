@@ -6,8 +6,8 @@
  * @module
  */
 import { VaspError } from "../engine/error.ts";
-import { type Role, ROLES, TokenRegistry } from "../http/mod.ts";
-import { resolveStateDir } from "../store/mod.ts";
+import { type Role, ROLES, TokenRegistry } from "../http/tokens.ts";
+import { resolveStateDir } from "../store/state_dir.ts";
 import { type Command, parseOptions, printJson, table, usageError } from "./_command.ts";
 
 const COMMON_USAGE =
@@ -19,7 +19,6 @@ const COMMON = { "state-dir": { type: "string" }, json: { type: "boolean" } } as
 /** `vasp token create`. */
 export const tokenCreate: Command = {
   name: "token create",
-  summary: "make a bearer token (hook, operator, tenant or metrics) and print it once",
   usage:
     `usage: vasp token create --role hook|operator|tenant|metrics [--tenant T] [--state-dir DIR]
                          [--json]
@@ -62,7 +61,6 @@ ${COMMON_USAGE}`,
 /** `vasp token list`. */
 export const tokenList: Command = {
   name: "token list",
-  summary: "list bearer tokens (never their secrets)",
   usage: `usage: vasp token list [--state-dir DIR] [--json]
 
 Lists every token under a header: ID, ROLE, TENANT, CREATED.
@@ -86,7 +84,6 @@ ${COMMON_USAGE}`,
 /** `vasp token revoke`. */
 export const tokenRevoke: Command = {
   name: "token revoke",
-  summary: "revoke a bearer token by its id",
   usage: `usage: vasp token revoke ID [--state-dir DIR] [--json]
 
 Revokes the token whose ID "vasp token list" shows; a running server refuses it within a

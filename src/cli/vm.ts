@@ -24,7 +24,7 @@ import {
   resolveVm,
 } from "./_connect.ts";
 import type { NewVmRequest, VmListQuery } from "../wire/mod.ts";
-import { libvirtDomains, virsh } from "../hypervisor/mod.ts";
+import { libvirtDomains, virsh } from "../hypervisor/virsh.ts";
 
 type Vm = Record<string, unknown>;
 
@@ -54,7 +54,6 @@ function normalise(data: unknown): unknown {
 /** Builds a `vm` sub-command that sends its requests and prints the answer. */
 function vmCommand(spec: {
   name: string;
-  summary: string;
   usage: string;
   options?: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
   positionals?: boolean;
@@ -63,7 +62,6 @@ function vmCommand(spec: {
 }): Command {
   return {
     name: spec.name,
-    summary: spec.summary,
     usage: `${spec.usage}\n\n${CONNECT_USAGE}`,
     async run(args: string[]): Promise<number> {
       const { values, positionals } = parseOptions(args, { ...CONNECT_OPTIONS, ...spec.options }, {
@@ -82,7 +80,6 @@ function vmCommand(spec: {
 /** `vasp vm list`. */
 export const vmList: Command = vmCommand({
   name: "vm list",
-  summary: "list the VMs the server knows",
   usage: `usage: vasp vm list [--tenant T] [--state S] [connection options]
 
 Lists every VM the server knows, under a header: NAME, UUID, STATE, TENANT, VASP (whether a
@@ -119,7 +116,6 @@ vASP instance is bound) and MEASURED (whether the monitor measures its kernel).
 /** `vasp vm show`. */
 export const vmShow: Command = vmCommand({
   name: "vm show",
-  summary: "show one VM and its latest measurements",
   usage: `usage: vasp vm show NAME|UUID [connection options]
 
 Shows the VM's record (state, labels, vASP binding, introspection settings) and the latest
@@ -187,7 +183,6 @@ function introspection(values: Record<string, unknown>): { introspection?: unkno
 /** `vasp vm register`. */
 export const vmRegister: Command = vmCommand({
   name: "vm register",
-  summary: "register a VM with the server",
   usage: `usage: vasp vm register --uuid U --name N [--tenant T] [--label K=V]… [--state S]
          [--config-digest sha256:HEX | --domain-xml FILE]
          [--memory FILE --symbols FILE [--vmlinuz FILE] [--qmp SOCKET] [--interval MS]
@@ -260,7 +255,6 @@ const LIBVIRT_STATES: Readonly<Record<string, string>> = {
 /** `vasp vm import`. */
 export const vmImport: Command = {
   name: "vm import",
-  summary: "register the domains libvirt already has",
   usage: `usage: vasp vm import [--uri URI] [--tenant T] [--dry-run] [connection options]
 
 Registers with the server every domain libvirt has that the server does not know yet, each
@@ -329,7 +323,6 @@ ${CONNECT_USAGE}`,
 /** `vasp vm remove`. */
 export const vmRemove: Command = vmCommand({
   name: "vm remove",
-  summary: "remove a VM (its audit records stay)",
   usage: `usage: vasp vm remove NAME|UUID [connection options]
 
 Removes the VM's record and destroys its vASP instance; its audit records stay.`,
@@ -344,7 +337,6 @@ Removes the VM's record and destroys its vASP instance; its audit records stay.`
 /** `vasp vm release`. */
 export const vmRelease: Command = vmCommand({
   name: "vm release",
-  summary: "release a quarantined VM (it stays paused)",
   usage: `usage: vasp vm release NAME|UUID [connection options]
 
 Moves a quarantined VM to paused; resuming it is then an ordinary, decided resume.`,
@@ -359,7 +351,6 @@ Moves a quarantined VM to paused; resuming it is then an ordinary, decided resum
 /** `vasp vm boot-refs`. */
 export const vmBootRefs: Command = vmCommand({
   name: "vm boot-refs",
-  summary: "show or replace a VM's boot references (measured launch)",
   usage: `usage: vasp vm boot-refs NAME|UUID [--domain-xml FILE | --set NAME=PATH=sha256:HEX …]
          [connection options]
 

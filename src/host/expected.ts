@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { type HostState, sha256Digest } from "../engine/mod.ts";
+import type { HostState } from "../engine/mod.ts";
+import { sha256Digest } from "../engine/context.ts";
 import type { HostMeasurement } from "./measure.ts";
 
 /** Host file names the policies see, by measured part. */

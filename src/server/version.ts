@@ -5,7 +5,7 @@
  * @module
  */
 import config from "../../deno.json" with { type: "json" };
-import { ABI_VERSION } from "../../ffi/mod.ts";
+import { ABI_VERSION } from "../../ffi/loader.ts";
 
 /** The version facts. */
 export interface VersionInfo {

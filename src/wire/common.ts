@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { ERROR_CODES } from "../engine/mod.ts";
+import { ERROR_CODES } from "../engine/error.ts";
 
 const UUID_TEXT = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 

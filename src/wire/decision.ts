@@ -5,7 +5,9 @@
  * @module
  */
 import { z } from "zod";
-import { ACTIONS, EVENT_SOURCES, LIFECYCLE_STATES, OPERATIONS, OUTCOMES } from "../engine/mod.ts";
+import { ACTIONS } from "../engine/decision.ts";
+import { EVENT_SOURCES } from "../engine/event.ts";
+import { LIFECYCLE_STATES, OPERATIONS, OUTCOMES } from "../engine/lifecycle.ts";
 import { UuidInput } from "./common.ts";
 
 /** The longest VM name and phase an event may carry (as the engine's `parseEvent`). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { LIFECYCLE_STATES } from "../engine/mod.ts";
+import { LIFECYCLE_STATES } from "../engine/lifecycle.ts";
 import { Time, Uuid, UuidInput } from "./common.ts";
 
 const State = z.enum(LIFECYCLE_STATES);
