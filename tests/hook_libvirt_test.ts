@@ -330,3 +330,176 @@ Deno.test({
     assert.equal(s.server.decisions.length, 1);
   },
 });
+
+/** The fixture with a `<description>` of `bytes` bytes: a large but valid domain XML. */
+const withDescription = (bytes: number) =>
+  XML.replace("</name>", `</name>\n  <description>${"d".repeat(bytes)}</description>`);
+
+/**
+ * A server on `path` that refuses every request as soon as its head arrives: `status` and a
+ * JSON error, then it closes without reading the body (as a server with a body limit does).
+ */
+function refusingServer(path: string, status: number, code: string) {
+  const listener = Deno.listen({ transport: "unix", path });
+  const served = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(4096);
+        let head = "";
+        while (!head.includes("\r\n\r\n")) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          head += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        const body = JSON.stringify({ code, message: `refused with ${status}` });
+        await conn.write(new TextEncoder().encode(
+          `HTTP/1.1 ${status} Refused\r\ncontent-type: application/json\r\n` +
+            `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+        ));
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    async close() {
+      listener.close();
+      await served;
+    },
+  };
+}
+
+Deno.test({
+  name: "break-glass never overrides a running engine: any answer from it is a denial",
+  async fn(t) {
+    await using s = await setUp();
+    const prepare = (xml?: string) => hook(["web-1", "prepare", "begin", "-"], { ...s, xml });
+    const pending = () => Deno.readTextFile(s.env.VASP_HOOK_PENDING).catch(() => "");
+    // An entry that would let web-1 through if break-glass applied.
+    await Deno.writeTextFile(s.env.VASP_BREAK_GLASS, `web-1 ${later(3_600_000)}\n`, {
+      mode: 0o600,
+    });
+    // The test server stands for one with a 32 KiB body limit, the size the finding hit.
+    const limit = 32 * 1024;
+    s.server.rule = (b) =>
+      JSON.stringify(b).length > limit
+        ? Response.json({ code: "body_too_large", message: "too large" }, { status: 413 })
+        : ["VM web-1 is not approved"];
+
+    await t.step("the VM is denied by the engine", async () => {
+      const r = await prepare();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /denied by policy/);
+    });
+
+    await t.step("a 413 for a large domain XML is a denial, not break-glass", async () => {
+      const r = await prepare(withDescription(60_000));
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /status 413.*break-glass does not apply; failing closed/);
+      assert.doesNotMatch(r.stderr, /let through/);
+      assert.equal(await pending(), "");
+    });
+
+    for (
+      const [status, code] of [
+        [400, "malformed_json"],
+        [404, "route_not_found"],
+        [500, "internal"],
+        [503, "store_unavailable"],
+      ] as const
+    ) {
+      await t.step(`a ${status} is a denial, not break-glass`, async () => {
+        s.server.rule = () => Response.json({ code, message: "x" }, { status });
+        const r = await prepare();
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`status ${status}.*break-glass does not apply`));
+        assert.equal(await pending(), "");
+      });
+    }
+
+    await t.step("a malformed 200 is a denial, not break-glass", async () => {
+      s.server.rule = () => new Response("allow");
+      const r = await prepare();
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /break-glass does not apply/);
+    });
+
+    await t.step("a server that answers 413 before reading the body and closes", async () => {
+      await s.server.close();
+      const refusing = refusingServer(s.server.path, 413, "body_too_large");
+      try {
+        const r = await prepare(withDescription(60_000));
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /break-glass does not apply; failing closed/);
+        assert.equal(await pending(), "");
+      } finally {
+        await refusing.close();
+        await Deno.remove(s.server.path).catch(() => {});
+      }
+    });
+
+    await t.step("no server at all: the same entry lets the VM through (as before)", async () => {
+      const r = await prepare();
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /no answer from .*let through by break-glass entry "web-1 /);
+      assert.equal((await pending()).trim().split("\n").length, 1);
+    });
+  },
+});
+
+Deno.test({
+  name: "a break-glass file that someone other than root could write is not used",
+  async fn(t) {
+    assert.equal(Deno.uid(), 0, "this test changes a file's owner: run it as root");
+    await using s = await setUp();
+    const env = { ...s.env, VASP_SOCKET: `${s.dir}/nobody.sock` };
+    const prepare = () => hook(["web-1", "prepare", "begin", "-"], { env });
+    const file = s.env.VASP_BREAK_GLASS;
+    const write = async (mode: number) => {
+      await Deno.remove(file).catch(() => {});
+      await Deno.writeTextFile(file, `web-1 ${later(3_600_000)}\n`, { mode });
+      await Deno.chmod(file, mode);
+    };
+
+    await t.step("root's 0600 and 0644 files are used", async () => {
+      for (const mode of [0o600, 0o644]) {
+        await write(mode);
+        const r = await prepare();
+        assert.equal(r.code, 0, r.stderr);
+      }
+    });
+
+    await t.step("a group-writable file is refused, with the reason", async () => {
+      await write(0o660);
+      const r = await prepare();
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /writable by group or others \(-rw-rw----\), not used; failing closed/,
+      );
+    });
+
+    await t.step("a world-writable file is refused", async () => {
+      await write(0o602);
+      const r = await prepare();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /writable by group or others/);
+    });
+
+    await t.step("a file owned by another user is refused, with the reason", async () => {
+      await write(0o600);
+      await Deno.chown(file, 65534, 0);
+      const r = await prepare();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /owned by uid 65534, not root, not used; failing closed/);
+    });
+
+    await t.step("a symbolic link to a good file is refused", async () => {
+      await write(0o600);
+      await Deno.rename(file, `${file}.real`);
+      await Deno.symlink(`${file}.real`, file);
+      const r = await prepare();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /not a regular file/);
+    });
+  },
+});

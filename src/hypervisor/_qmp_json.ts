@@ -236,6 +236,8 @@ export function parseQmp(text: string): ParsedQmp {
   const value = (depth: number): unknown => {
     skip();
     const c = text[at];
+    // The splitter lets no deeper value through; this keeps the parser's own recursion bounded.
+    if ((c === "{" || c === "[") && depth >= QMP_LIMITS.depth) fail("nesting depth limit exceeded");
     if (c === "{") {
       at++;
       const obj: Record<string, unknown> = {};
