@@ -9,8 +9,9 @@
  * pausing between requests, not a flood):
  * - three decision clients: `POST /v1/decide` for start, pause, resume and save of 16
  *   registered VMs, each request over the hook socket (`hook.sock`, no token) or over TCP with
- *   a hook token, chosen at random; about half the allowed pauses and resumes are followed by
- *   their `POST /v1/events` report (completed);
+ *   a hook token, chosen at random; about half the allowed pauses are followed by their
+ *   `POST /v1/events` report (completed), and about half the decisions about a paused VM by
+ *   the report of a resume libvirt saw, so that the VMs move between running and paused;
  * - one churn client on the operator socket: registers a new VM, decides twice about it,
  *   removes it (its vASP instance with it), about once a second;
  * - one operator client: a policy reload every 30 s, audit queries (by VM, by result, newest
@@ -152,6 +153,7 @@ class Load {
   errors = 0;
   /** Totals, to compare with the audit log at the end. */
   decided = 0;
+  allowed = 0;
   reported = 0;
   readonly failures: string[] = [];
 
@@ -216,6 +218,8 @@ async function main(): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "vasp-soak-bench-" });
   const stateDir = join(dir, "state");
   const port = freePort();
+  const kernel = join(dir, "vmlinuz-stand-in");
+  await Deno.writeTextFile(kernel, "a stand-in host kernel image for the soak\n");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -228,6 +232,11 @@ async function main(): Promise<number> {
       join(ROOT, "policies"),
       "--listen",
       `127.0.0.1:${port}`,
+      // This host as the expected one, with a stand-in kernel image (the machine may have
+      // none in /boot): host-integrity policies pass, so resumes and pauses are allowed too.
+      "--learn-host",
+      "--host-kernel",
+      kernel,
     ],
     cwd: dir,
     stdin: "null",
@@ -249,6 +258,11 @@ async function main(): Promise<number> {
   const sockets: Deno.HttpClient[] = [];
   const load = new Load();
   const stop = new AbortController();
+  // Ctrl-C ends the soak early: the server stops, and the bench cleans up after it.
+  const interrupt = () => {
+    if (!exited) child.kill("SIGTERM");
+  };
+  Deno.addSignalListener("SIGINT", interrupt);
   try {
     await Promise.race([
       ready,
@@ -318,16 +332,25 @@ async function main(): Promise<number> {
         const op = pick(OPERATIONS);
         const at = Math.random() < 0.5 ? hook : tcp;
         const answer = await decide(at, vm, op);
-        const allowed = (answer.json as { allow?: boolean } | null)?.allow === true;
-        if (allowed && (op === "pause" || op === "resume") && Math.random() < 0.5) {
-          const report = await load.call(at, "POST", "/v1/events", {
-            operation: op,
+        const { allow, state } = (answer.json ?? {}) as { allow?: boolean; state?: string };
+        // Reports: an allowed pause that happened; and, for a paused VM, a resume libvirt saw
+        // (a resume is not allowed here: the VMs have no measurement or vASP instance), so the
+        // VMs keep moving between running and paused.
+        let report: { operation: string; source: string } | null = null;
+        if (allow && op === "pause" && Math.random() < 0.5) {
+          report = { operation: "pause", source: "qmp-gate" };
+        } else if (state === "paused" && Math.random() < 0.5) {
+          report = { operation: "resume", source: "libvirt-events" };
+        }
+        if (report) {
+          const r = await load.call(at, "POST", "/v1/events", {
+            ...report,
             vm,
-            source: "qmp-gate",
             outcome: "completed",
           });
-          if (report.status === 200) load.reported++;
+          if (r.status === 200) load.reported++;
         }
+        if (allow) load.allowed++;
         await sleep(10, stop.signal);
       }
     };
@@ -453,6 +476,7 @@ async function main(): Promise<number> {
       rssSlopeMbPerMinute: slope,
       totals: {
         decisions: load.decided,
+        allowed: load.allowed,
         events: load.reported,
         registrationsRemoved: churned,
         policyReloads: reloads,
@@ -470,7 +494,7 @@ async function main(): Promise<number> {
       console.log(JSON.stringify(result, null, 2));
     } else {
       console.log(
-        `totals: ${load.decided} decisions, ${load.reported} events, ${churned} VMs registered ` +
+        `totals: ${load.decided} decisions (${load.allowed} allowed), ${load.reported} events, ${churned} VMs registered ` +
           `and removed, ${reloads} policy reloads, ${queries} audit queries, ${scrapes} metrics ` +
           `scrapes; ${finalRecords} audit records; ${load.errors} failed requests; chain ` +
           (verified ? "verifies" : "DOES NOT VERIFY"),
@@ -503,6 +527,7 @@ async function main(): Promise<number> {
     clearTimeout(killer);
     await stderrDone.catch(() => {});
     for (const client of sockets) client.close();
+    Deno.removeSignalListener("SIGINT", interrupt);
     await Deno.remove(dir, { recursive: true });
   }
 }
