@@ -1,6 +1,8 @@
 /**
  * Runs every `bench/*_bench.ts` in turn, one process each, in name order, passing the
- * arguments given here to each; exits non-zero when any of them fails.
+ * arguments given here to each; exits non-zero when any of them fails. The soak
+ * (`soak_bench.ts`, ten minutes by default) runs here for one minute (`--minutes 1`); run it
+ * alone for the full soak.
  *
  *   deno task bench [ARGS…]
  *
@@ -18,7 +20,13 @@ const failed: string[] = [];
 for (const name of benches) {
   console.log(`== bench/${name}`);
   const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${dir}${name}`, ...Deno.args],
+    args: [
+      "run",
+      "--allow-all",
+      `${dir}${name}`,
+      ...(name === "soak_bench.ts" ? ["--minutes", "1"] : []),
+      ...Deno.args,
+    ],
     stdout: "inherit",
     stderr: "inherit",
   }).output();
