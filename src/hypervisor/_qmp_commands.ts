@@ -56,7 +56,9 @@ const QMP_RULES: Readonly<Record<string, Rule>> = {
   "system_reset": { operation: "start", phase: "reset" },
   "x-exit-preconfig": { operation: "start", phase: "preconfig" },
   "system_powerdown": { operation: "shutdown" },
-  "quit": { operation: "destroy" },
+  // libvirt's `destroy` is a forced power-off (the domain stays defined; `undefine`, from
+  // libvirt's domain events, ends the VM's life): so is `quit`.
+  "quit": { operation: "shutdown", phase: "quit" },
   "migrate": { operation: "migrate-out" },
   "migrate-continue": { operation: "migrate-out", phase: "continue" },
   "migrate-start-postcopy": { operation: "migrate-out", phase: "continue" },
@@ -289,7 +291,8 @@ export interface EventMapping {
   readonly outcome: "completed" | "failed";
 }
 
-/** SHUTDOWN reasons (QAPI ShutdownCause) that mean the host ended the VM, not the guest. */
+/** SHUTDOWN reasons (QAPI ShutdownCause) that mean the host ended the VM, not the guest
+ * (`virsh destroy` is `host-signal`): a forced power-off, which ends no vASP instance. */
 const HOST_ENDED = new Set(["host-qmp-quit", "host-signal", "host-ui", "host-error"]);
 
 /**
@@ -318,10 +321,9 @@ export function classifyEvent(
     case "POWERDOWN":
       return { operation: "shutdown", phase: "request", outcome: "completed" };
     case "SHUTDOWN":
-      return {
-        operation: HOST_ENDED.has(String(d.reason)) ? "destroy" : "shutdown",
-        outcome: "completed",
-      };
+      return HOST_ENDED.has(String(d.reason))
+        ? { operation: "shutdown", phase: "forced", outcome: "completed" }
+        : { operation: "shutdown", outcome: "completed" };
     case "MIGRATION": {
       const outcome = d.status === "completed"
         ? "completed"
