@@ -114,7 +114,13 @@ const REQUESTS: Readonly<Record<Operation, readonly Row[]>> = {
  */
 const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>> = {
   start: { reset: [{ from: ALIVE, to: "same" }] },
-  resume: { wakeup: [{ from: ["running"], to: "same" }] },
+  // libvirt starts QEMU with its vCPUs stopped (`-S`) and sends the first `cont` before its
+  // `started` hook: the gate asks it as phase `launch` of the start (restore, migration,
+  // snapshot revert) already decided, and the VM moves when `started` is reported.
+  resume: {
+    wakeup: [{ from: ["running"], to: "same" }],
+    launch: [{ from: [...INACTIVE, "saved", ...ALIVE], to: "same" }],
+  },
   // A memory dump (dump-guest-memory, pmemsave …) is asked about as a save but moves nothing;
   // of a quarantined VM it is the forensic evidence, so the policies decide, not the table.
   save: { dump: [{ from: [...ALIVE, "quarantined"], to: "same" }] },

@@ -24,6 +24,12 @@ export interface GateContext {
    * `migrate-incoming`, `out` once a `migrate` was forwarded; cleared by its final event.
    */
   migration: "in" | "out" | undefined;
+  /**
+   * Whether QEMU's vCPUs have run (a `RESUME` or `STOP` event was seen). libvirt starts QEMU with `-S`:
+   * until then a `cont` is the launch of a start, restore or migration already decided by the
+   * libvirt hook (phase `launch`), not the resume of a paused VM.
+   */
+  launched: boolean;
   /** The kind of each descriptor QEMU holds by `getfd` name (QEMU keeps them per monitor). */
   readonly fdNames: Map<string, FdKind>;
 }
@@ -221,9 +227,12 @@ export class GateConnection {
       if (name === "getfd" && fds.length) fdNames.set(fdname, fdKind(fds[0]!));
       if (name === "closefd") fdNames.delete(fdname);
     }
-    const gated = typeof name === "string"
+    const classified = typeof name === "string"
       ? classifyCommand(name, msg.arguments, { fdKind: (n) => fdNames.get(n) })
       : undefined;
+    const gated = classified?.operation === "resume" && !classified.phase && !this.#ctx.launched
+      ? { ...classified, phase: "launch" }
+      : classified;
     if (!gated) return (await this.#forward(input.bytes, fds, undefined), true);
     if (id !== undefined) (gated.details as Record<string, unknown>).qmp_id = msg.id;
     const verdict = await this.#decide(gated);
@@ -372,9 +381,14 @@ export class GateConnection {
 
   #observeEvent(msg: Record<string, unknown>): void {
     const event = msg.event as string;
-    const mapped = classifyEvent(event, msg.data, this.#ctx.migration);
+    let mapped = classifyEvent(event, msg.data, this.#ctx.migration);
     if (!mapped) return;
     if (event === "MIGRATION") this.#ctx.migration = undefined;
+    const launch = event === "RESUME" && !this.#ctx.launched;
+    // A STOP says the vCPUs ran too (a QEMU started without -S emits its first RESUME before
+    // any client listens).
+    if (event === "RESUME" || event === "STOP") this.#ctx.launched = true;
+    if (launch) mapped = { ...mapped, phase: "launch" };
     const ts = msg.timestamp as { seconds?: number; microseconds?: number } | undefined;
     this.#ctx.reporter.enqueue({
       operation: mapped.operation,

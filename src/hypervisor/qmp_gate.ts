@@ -83,6 +83,7 @@ export class QmpGate {
       reporter: new EventReporter(options.decisions, log),
       log,
       migration: options.incoming ? "in" : undefined,
+      launched: false,
       fdNames: new Map(),
     };
   }
