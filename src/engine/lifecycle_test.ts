@@ -212,3 +212,16 @@ Deno.test("a forced shutdown (virsh destroy, quit) ends a VM shut-off, not destr
     );
   }
 });
+
+Deno.test("a cont after a save to a pipe (virsh dump) runs the VM again", () => {
+  assert.deepEqual(checkTransition("saved", "resume", { phase: "after-save" }), {
+    exists: true,
+    from: "saved",
+    to: "running",
+  });
+  // QEMU killed after its save: the VM stays saved.
+  assert.equal(
+    observeTransition("saved", "shutdown", { outcome: "completed", phase: "forced" }).to,
+    "saved",
+  );
+});

@@ -98,6 +98,10 @@ Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases inclu
   assert.equal(hmp("savevm before-upgrade")?.details.action, "save");
   assert.equal(hmp("savevm before-upgrade")?.details.snapshot, "before-upgrade");
   assert.equal(hmp("loadvm x")?.details.snapshot, "x");
+  // libvirt quotes the name: `savevm "s1"` names s1, as QEMU reads it.
+  assert.equal(hmp('savevm "s1"')?.details.snapshot, "s1");
+  assert.equal(hmp('savevm  "a \\"b\\" c"')?.details.snapshot, 'a "b" c');
+  assert.equal(hmp('delvm "open')?.details.snapshot, undefined);
   assert.equal(hmp("savevm")?.details.snapshot, undefined, "QEMU names it: refused later");
   assert.equal(hmp("loadvm x")?.operation, "restore");
   assert.equal(hmp("delvm x")?.details.action, "delete");

@@ -84,6 +84,7 @@ export class QmpGate {
       log,
       migration: options.incoming ? "in" : undefined,
       launched: false,
+      saving: undefined,
       fdNames: new Map(),
     };
   }
