@@ -6,10 +6,10 @@
  * audited; the hook calls libvirt makes are recorded by a second hook, which is how the table
  * in docs/hooks.md was measured.
  *
- * The domains' emulator is plain QEMU for now (the fixture's `emulator` option switches the
- * QMP gate's wrapper on): what only the gate sees (save, snapshot create, pause …) is not
- * decided here, and where the tests need vASP to know of a save they report it through the
- * API as the gate would (`reportSave`).
+ * The domains' emulator is plain QEMU here: what only the gate sees (save, snapshot create,
+ * pause …) is not decided, and where the tests need vASP to know of a save they report it
+ * through the API as the gate would (`reportSave`). tests/libvirt_gate_e2e_test.ts drives the
+ * same host with the wrapper and the QMP gate in front of every domain (`vasp.gate`).
  */
 import assert from "node:assert/strict";
 import { startServe } from "./fixtures/serve_process.ts";

@@ -25,7 +25,7 @@ const USAGE =
                   [--policies-path PATH]] [--listen HOST:PORT | --no-tcp] [--socket PATH | --no-socket]
                   [--hook-socket PATH | --no-hook-socket]
                   [--allow-remote] [--learn-host] [--qemu FILE] [--host-kernel FILE]
-                  [--log-format text|json]
+                  [--libvirt-uri URI] [--log-format text|json]
 
 Opens the software ASP in DIR (created on first use, removed again if that first start
 fails), measures the host into its host registers (engine code, native library, policy
@@ -50,6 +50,8 @@ ${POLICY_USAGE}
                         (DIR/host-expected.json), which host-integrity policies compare with
   --qemu FILE           the QEMU binary to measure (default: qemu-system-x86_64 on PATH)
   --host-kernel FILE    the host kernel image to measure (default: /boot/vmlinuz-$(uname -r))
+  --libvirt-uri URI     the libvirt whose domain events (define, undefine) the server follows
+                        (default: qemu:///system)
   --log-format F        text (default: time LEVEL message key=value …) or json (one object a
                         line; the startup facts too, and nothing on stdout)`;
 
@@ -113,6 +115,7 @@ export const serve: Command = {
       "learn-host": { type: "boolean" },
       qemu: { type: "string" },
       "host-kernel": { type: "string" },
+      "libvirt-uri": { type: "string" },
       "log-format": { type: "string" },
     });
     const format = values["log-format"] ?? "text";
@@ -148,6 +151,7 @@ export const serve: Command = {
         tcp,
         host: { qemu: values.qemu, kernel: values["host-kernel"] },
         learnHost: values["learn-host"],
+        ...(values["libvirt-uri"] === undefined ? {} : { libvirt: { uri: values["libvirt-uri"] } }),
         log,
       });
       try {

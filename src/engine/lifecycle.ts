@@ -114,12 +114,24 @@ const REQUESTS: Readonly<Record<Operation, readonly Row[]>> = {
  */
 const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>> = {
   start: { reset: [{ from: ALIVE, to: "same" }] },
-  resume: { wakeup: [{ from: ["running"], to: "same" }] },
+  // libvirt starts QEMU with its vCPUs stopped (`-S`) and sends the first `cont` before its
+  // `started` hook: the gate asks it as phase `launch` of the start (restore, migration,
+  // snapshot revert) already decided, and the VM moves when `started` is reported.
+  resume: {
+    wakeup: [{ from: ["running"], to: "same" }],
+    launch: [{ from: [...INACTIVE, "saved", ...ALIVE], to: "same" }],
+    // `virsh dump` saves the VM's state with a `migrate` to a pipe, as `virsh save` does, and
+    // then lets it run on (the gate names that `cont`): the VM is running again.
+    "after-save": [{ from: ["saved", ...ALIVE], to: "running" }],
+  },
   // A memory dump (dump-guest-memory, pmemsave …) is asked about as a save but moves nothing;
   // of a quarantined VM it is the forensic evidence, so the policies decide, not the table.
   save: { dump: [{ from: [...ALIVE, "quarantined"], to: "same" }] },
   "migrate-out": { continue: [{ from: ["migrating"], to: "same" }] },
   "migrate-in": {
+    // The gate's `migrate-incoming` into a QEMU libvirt started for a restore or an incoming
+    // migration its hook decided; the `started` report moves the VM.
+    launch: [{ from: [...INACTIVE, "saved"], to: "same" }],
     recover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],
     failover: [{ from: [null, ...INACTIVE, ...ALIVE], to: "running" }],
   },
@@ -138,7 +150,8 @@ const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>
  * ran after a denial, a saved one, one already shut off or unknown) the state stays.
  */
 const ENDS_ONLY_ALIVE: Partial<Record<Operation, readonly string[]>> = {
-  shutdown: ["stopped", "release"],
+  // A forced power-off (QEMU killed: `virsh destroy`, and after `virsh save`) or `quit` too.
+  shutdown: ["stopped", "release", "forced", "quit"],
 };
 
 const STOPPING: ReadonlySet<Operation> = new Set(["pause", "shutdown", "destroy", "measurement"]);

@@ -186,3 +186,42 @@ Deno.test("releaseQuarantine() leaves the VM paused and refuses a VM not in quar
     (e) => e instanceof VaspError && e.code === "transition_invalid" && /running/.test(e.message),
   );
 });
+
+Deno.test("libvirt's first cont (phase launch) moves nothing: started does", () => {
+  for (const from of ["defined", "shut-off", "saved", "running"] as const) {
+    const check = checkTransition(from, "resume", { phase: "launch" });
+    assert.deepEqual(check, { exists: true, from, to: from });
+    assert.equal(
+      observeTransition(from, "resume", { outcome: "completed", phase: "launch" }).to,
+      from,
+    );
+  }
+  assert.equal(checkTransition("quarantined", "resume", { phase: "launch" }).exists, false);
+  assert.equal(checkTransition("defined", "resume").exists, false);
+});
+
+Deno.test("a forced shutdown (virsh destroy, quit) ends a VM shut-off, not destroyed", () => {
+  for (const phase of ["forced", "quit"]) {
+    assert.equal(
+      observeTransition("running", "shutdown", { outcome: "completed", phase }).to,
+      "shut-off",
+    );
+    assert.equal(
+      observeTransition("quarantined", "shutdown", { outcome: "completed", phase }).to,
+      "quarantined",
+    );
+  }
+});
+
+Deno.test("a cont after a save to a pipe (virsh dump) runs the VM again", () => {
+  assert.deepEqual(checkTransition("saved", "resume", { phase: "after-save" }), {
+    exists: true,
+    from: "saved",
+    to: "running",
+  });
+  // QEMU killed after its save: the VM stays saved.
+  assert.equal(
+    observeTransition("saved", "shutdown", { outcome: "completed", phase: "forced" }).to,
+    "saved",
+  );
+});

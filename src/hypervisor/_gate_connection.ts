@@ -24,6 +24,19 @@ export interface GateContext {
    * `migrate-incoming`, `out` once a `migrate` was forwarded; cleared by its final event.
    */
   migration: "in" | "out" | undefined;
+  /**
+   * Whether QEMU's vCPUs have run (a `RESUME` or `STOP` event was seen). libvirt starts QEMU with `-S`:
+   * until then a `cont` is the launch of a start, restore or migration already decided by the
+   * libvirt hook (phase `launch`), not the resume of a paused VM.
+   */
+  launched: boolean;
+  /**
+   * A save to a file or pipe (libvirt's `migrate` to `fd:` for `virsh save`, `managedsave`,
+   * `dump`): `pending` once forwarded, `done` once its `MIGRATION` completed (reported as the
+   * save's completion). A `cont` after it (`virsh dump` goes on running the VM) is phase
+   * `after-save`.
+   */
+  saving: "pending" | "done" | undefined;
   /** The kind of each descriptor QEMU holds by `getfd` name (QEMU keeps them per monitor). */
   readonly fdNames: Map<string, FdKind>;
 }
@@ -221,16 +234,35 @@ export class GateConnection {
       if (name === "getfd" && fds.length) fdNames.set(fdname, fdKind(fds[0]!));
       if (name === "closefd") fdNames.delete(fdname);
     }
-    const gated = typeof name === "string"
+    const classified = typeof name === "string"
       ? classifyCommand(name, msg.arguments, { fdKind: (n) => fdNames.get(n) })
       : undefined;
+    const resumeStep = !this.#ctx.launched
+      ? "launch"
+      : this.#ctx.saving === "done"
+      ? "after-save"
+      : undefined;
+    // libvirt's migrate-incoming into a QEMU it started with `-incoming defer` for a restore or
+    // an incoming migration, which its hook decided (`restore`, `migrate`): part of that launch.
+    const incomingLaunch = classified?.operation === "migrate-in" && !classified.phase &&
+      !this.#ctx.launched;
+    const gated = classified?.operation === "resume" && !classified.phase && resumeStep
+      ? { ...classified, phase: resumeStep }
+      : incomingLaunch
+      ? { ...classified, phase: "launch" }
+      : classified;
     if (!gated) return (await this.#forward(input.bytes, fds, undefined), true);
     if (id !== undefined) (gated.details as Record<string, unknown>).qmp_id = msg.id;
     const verdict = await this.#decide(gated);
     if (this.#closed) return false;
     if (!verdict.allow) return (this.#reply(errorReply(verdict.desc, id)), false);
     if (gated.operation === "migrate-out" && !gated.phase) this.#ctx.migration = "out";
-    if (gated.operation === "migrate-in" && !gated.phase) this.#ctx.migration = "in";
+    if (gated.operation === "migrate-in" && (!gated.phase || incomingLaunch)) {
+      this.#ctx.migration = "in";
+    }
+    if (gated.operation === "save" && gated.details.command === "migrate") {
+      this.#ctx.saving = "pending";
+    }
     await this.#forward(input.bytes, fds, gated);
     return true;
   }
@@ -372,9 +404,30 @@ export class GateConnection {
 
   #observeEvent(msg: Record<string, unknown>): void {
     const event = msg.event as string;
-    const mapped = classifyEvent(event, msg.data, this.#ctx.migration);
+    let mapped = classifyEvent(event, msg.data, this.#ctx.migration);
+    if (event === "MIGRATION" && this.#ctx.saving === "pending" && !this.#ctx.migration) {
+      // The end of a save to a file or pipe: QEMU's state is on disk.
+      const status = (msg.data as { status?: unknown } | undefined)?.status;
+      if (status === "completed" || status === "failed" || status === "cancelled") {
+        this.#ctx.saving = status === "completed" ? "done" : undefined;
+        mapped = { operation: "save", outcome: status === "completed" ? "completed" : "failed" };
+      }
+    }
     if (!mapped) return;
+    if (event === "MIGRATION" && this.#ctx.migration === "in" && !this.#ctx.launched) {
+      // The state of a restore or incoming migration has arrived; `started` moves the VM.
+      mapped = { ...mapped, phase: "launch" };
+    }
     if (event === "MIGRATION") this.#ctx.migration = undefined;
+    const launch = event === "RESUME" && !this.#ctx.launched;
+    // A STOP says the vCPUs ran too (a QEMU started without -S emits its first RESUME before
+    // any client listens).
+    if (event === "RESUME" || event === "STOP") this.#ctx.launched = true;
+    if (launch) mapped = { ...mapped, phase: "launch" };
+    else if (event === "RESUME" && this.#ctx.saving === "done") {
+      mapped = { ...mapped, phase: "after-save" };
+      this.#ctx.saving = undefined;
+    }
     const ts = msg.timestamp as { seconds?: number; microseconds?: number } | undefined;
     this.#ctx.reporter.enqueue({
       operation: mapped.operation,

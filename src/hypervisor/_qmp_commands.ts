@@ -56,7 +56,9 @@ const QMP_RULES: Readonly<Record<string, Rule>> = {
   "system_reset": { operation: "start", phase: "reset" },
   "x-exit-preconfig": { operation: "start", phase: "preconfig" },
   "system_powerdown": { operation: "shutdown" },
-  "quit": { operation: "destroy" },
+  // libvirt's `destroy` is a forced power-off (the domain stays defined; `undefine`, from
+  // libvirt's domain events, ends the VM's life): so is `quit`.
+  "quit": { operation: "shutdown", phase: "quit" },
   "migrate": { operation: "migrate-out" },
   "migrate-continue": { operation: "migrate-out", phase: "continue" },
   "migrate-start-postcopy": { operation: "migrate-out", phase: "continue" },
@@ -261,9 +263,45 @@ export function classifyCommand(
   details.hmp_command = name;
   const rule = HMP_RULES[name] ??
     (name === "info" && HMP_INFO_MEMORY.has(topic ?? "") ? SAVE_MEMORY : UNKNOWN);
-  // `savevm NAME`, `loadvm NAME`, `delvm NAME`: HMP's one-word name argument.
-  if (rule.vmSnapshot && topic) details.snapshot = topic;
+  // `savevm NAME`, `loadvm NAME`, `delvm NAME`: HMP's string argument (libvirt quotes it:
+  // `savevm "s1"`).
+  if (rule.vmSnapshot && topic) {
+    const snapshot = hmpString(line.replace(/^[ \t\n\v\f\r]*[^ \t\n\v\f\r]+/, ""));
+    if (snapshot !== undefined) details.snapshot = snapshot;
+  }
   return gated(rule, details, `${command} ${name}`);
+}
+
+/** HMP's escapes inside a quoted string (QEMU's monitor `get_str`). */
+const HMP_ESCAPES: Readonly<Record<string, string>> = {
+  "n": "\n",
+  "r": "\r",
+  "\\": "\\",
+  "'": "'",
+  '"': '"',
+};
+
+/**
+ * Reads an HMP string argument as QEMU's monitor does: blanks skipped, then either a quoted
+ * string (escapes `\n \r \\ \' \"`) or everything up to the next blank.
+ *
+ * @param rest the command line after the command's name
+ * @returns the string, or `undefined` where QEMU would refuse the argument
+ */
+export function hmpString(rest: string): string | undefined {
+  const text = rest.replace(/^[ \t\n\v\f\r]+/, "");
+  if (!text.startsWith('"')) return /^[^ \t\n\v\f\r]+/.exec(text)?.[0];
+  let out = "";
+  for (let i = 1; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') return out;
+    if (c === "\\") {
+      const e = HMP_ESCAPES[text[++i] ?? ""];
+      if (e === undefined) return undefined;
+      out += e;
+    } else out += c;
+  }
+  return undefined; // unterminated
 }
 
 function gated(rule: Rule, details: Record<string, unknown>, label: string): GatedCommand {
@@ -289,7 +327,8 @@ export interface EventMapping {
   readonly outcome: "completed" | "failed";
 }
 
-/** SHUTDOWN reasons (QAPI ShutdownCause) that mean the host ended the VM, not the guest. */
+/** SHUTDOWN reasons (QAPI ShutdownCause) that mean the host ended the VM, not the guest
+ * (`virsh destroy` is `host-signal`): a forced power-off, which ends no vASP instance. */
 const HOST_ENDED = new Set(["host-qmp-quit", "host-signal", "host-ui", "host-error"]);
 
 /**
@@ -318,10 +357,9 @@ export function classifyEvent(
     case "POWERDOWN":
       return { operation: "shutdown", phase: "request", outcome: "completed" };
     case "SHUTDOWN":
-      return {
-        operation: HOST_ENDED.has(String(d.reason)) ? "destroy" : "shutdown",
-        outcome: "completed",
-      };
+      return HOST_ENDED.has(String(d.reason))
+        ? { operation: "shutdown", phase: "forced", outcome: "completed" }
+        : { operation: "shutdown", outcome: "completed" };
     case "MIGRATION": {
       const outcome = d.status === "completed"
         ? "completed"

@@ -12,7 +12,7 @@ Deno.test("classifyCommand() maps life-cycle commands to operations and passes q
     ["snapshot-load", "restore", undefined],
     ["system_reset", "start", "reset"],
     ["system_powerdown", "shutdown", undefined],
-    ["quit", "destroy", undefined],
+    ["quit", "shutdown", "quit"],
   ];
   for (const [command, operation, phase] of cases) {
     const g = classifyCommand(command, undefined);
@@ -93,10 +93,15 @@ Deno.test("classifyCommand() reads HMP command lines as QEMU does, aliases inclu
   assert.equal(hmp("info jit")?.operation, "unknown");
   assert.equal(hmp("s")?.operation, "pause");
   assert.equal(hmp("\tc")?.operation, "resume");
-  assert.equal(hmp("q")?.operation, "destroy");
+  assert.equal(hmp("q")?.operation, "shutdown");
+  assert.equal(hmp("q")?.phase, "quit");
   assert.equal(hmp("savevm before-upgrade")?.details.action, "save");
   assert.equal(hmp("savevm before-upgrade")?.details.snapshot, "before-upgrade");
   assert.equal(hmp("loadvm x")?.details.snapshot, "x");
+  // libvirt quotes the name: `savevm "s1"` names s1, as QEMU reads it.
+  assert.equal(hmp('savevm "s1"')?.details.snapshot, "s1");
+  assert.equal(hmp('savevm  "a \\"b\\" c"')?.details.snapshot, 'a "b" c');
+  assert.equal(hmp('delvm "open')?.details.snapshot, undefined);
   assert.equal(hmp("savevm")?.details.snapshot, undefined, "QEMU names it: refused later");
   assert.equal(hmp("loadvm x")?.operation, "restore");
   assert.equal(hmp("delvm x")?.details.action, "delete");
@@ -120,10 +125,14 @@ Deno.test("classifyEvent() reports state-moving events and tells migration direc
     classifyEvent("SHUTDOWN", { guest: true, reason: "guest-shutdown" }, undefined)?.operation,
     "shutdown",
   );
-  assert.equal(
-    classifyEvent("SHUTDOWN", { guest: false, reason: "host-qmp-quit" }, undefined)?.operation,
-    "destroy",
-  );
+  // virsh destroy (SIGTERM) and quit are forced power-offs, not the end of the VM's life.
+  for (const reason of ["host-qmp-quit", "host-signal"]) {
+    assert.deepEqual(classifyEvent("SHUTDOWN", { guest: false, reason }, undefined), {
+      operation: "shutdown",
+      phase: "forced",
+      outcome: "completed",
+    });
+  }
   assert.deepEqual(classifyEvent("MIGRATION", { status: "completed" }, "in"), {
     operation: "migrate-in",
     outcome: "completed",

@@ -83,6 +83,8 @@ export class QmpGate {
       reporter: new EventReporter(options.decisions, log),
       log,
       migration: options.incoming ? "in" : undefined,
+      launched: false,
+      saving: undefined,
       fdNames: new Map(),
     };
   }
