@@ -55,4 +55,20 @@ int guest_virt_pieces(struct vasp_guest *g, uint64_t cr3, uint32_t paging,
 int guest_phys_pieces(struct vasp_guest *g, uint64_t gpa, uint64_t len,
                       guest_piece_fn fn, void *ctx, vasp_err *err);
 
+/* One region's work in a batch (hash it, MAC it): writes its result to out.
+ * Flags and length are checked by guest_batch before it is called. */
+typedef int (*guest_region_fn)(struct vasp_guest *g, void *ctx, uint64_t cr3, uint32_t paging,
+                               const vasp_guest_region *r, uint8_t *out, vasp_err *err);
+
+/* Checks a batch call's arguments (handle, region count, buffers, paging
+ * mode), clearing the handle's error first. */
+int guest_batch_check(struct vasp_guest *g, uint32_t paging, const vasp_guest_region *regions,
+                      size_t n, const uint8_t *out, const int32_t *status);
+
+/* Runs fn over each region: status[i] is its code, a failed region's out_len
+ * bytes are zeroed, and the first failure is returned and named on g. */
+int guest_batch(struct vasp_guest *g, uint64_t cr3, uint32_t paging,
+                const vasp_guest_region *regions, size_t n, uint8_t *out, size_t out_len,
+                int32_t *status, guest_region_fn fn, void *ctx);
+
 #endif

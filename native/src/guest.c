@@ -235,14 +235,10 @@ static int hash_piece(void *ctx, const uint8_t *p, size_t len) {
   return VASP_E_CRYPTO;
 }
 
-static int measure_one(struct vasp_guest *g, hash_ctx *h, uint64_t cr3, uint32_t paging,
+static int measure_one(struct vasp_guest *g, void *ctx, uint64_t cr3, uint32_t paging,
                        const vasp_guest_region *r, uint8_t *digest, vasp_err *err) {
-  if (r->flags & ~VASP_REGION_VIRT)
-    return vasp_fail(err, VASP_E_ARG, "unknown flags 0x%x", r->flags);
+  hash_ctx *h = ctx;
   if (r->alg > VASP_ALG_SM3) return vasp_fail(err, VASP_E_ARG, "unknown hash algorithm %u", r->alg);
-  if (r->len == 0 || r->len > MAX_REGION_LEN)
-    return vasp_fail(err, VASP_E_ARG, "length %" PRIu64 " is not within 1..%" PRIu64 " bytes",
-                     r->len, MAX_REGION_LEN);
   h->failed = false;
   if (EVP_DigestInit_ex(h->md, vasp_md(r->alg), NULL) != 1)
     return vasp_fail_ssl(err, VASP_E_CRYPTO, "digest init failed");
@@ -257,33 +253,51 @@ static int measure_one(struct vasp_guest *g, hash_ctx *h, uint64_t cr3, uint32_t
   return VASP_OK;
 }
 
-int vasp_guest_measure(vasp_guest *g, uint64_t cr3, uint32_t paging,
-                       const vasp_guest_region *regions, size_t n, uint8_t *digests,
-                       int32_t *status) {
+int guest_batch_check(struct vasp_guest *g, uint32_t paging, const vasp_guest_region *regions,
+                      size_t n, const uint8_t *out, const int32_t *status) {
   if (!g) return vasp_fail(NULL, VASP_E_ARG, "NULL guest handle");
   vasp_clear(&g->err);
   if (n > MAX_REGIONS)
     return vasp_fail(&g->err, VASP_E_ARG, "%zu regions exceed the limit of %u per call", n,
                      MAX_REGIONS);
-  if (n && (!regions || !digests || !status))
-    return vasp_fail(&g->err, VASP_E_ARG, "NULL buffer");
-  int first = check_paging(g, paging);
-  if (first) return first;
-  hash_ctx h = {EVP_MD_CTX_new(), false};
-  if (!h.md) return vasp_fail(&g->err, VASP_E_NOMEM, "out of memory for a digest context");
+  if (n && (!regions || !out || !status)) return vasp_fail(&g->err, VASP_E_ARG, "NULL buffer");
+  return check_paging(g, paging);
+}
+
+int guest_batch(struct vasp_guest *g, uint64_t cr3, uint32_t paging,
+                const vasp_guest_region *regions, size_t n, uint8_t *out, size_t out_len,
+                int32_t *status, guest_region_fn fn, void *ctx) {
+  int first = VASP_OK;
   guest_recheck(g);
   for (size_t i = 0; i < n; i++) {
     const vasp_guest_region *r = &regions[i];
     vasp_err local = {{0}};
-    int rc = measure_one(g, &h, cr3, paging, r, digests + i * VASP_DIGEST_LEN, &local);
+    int rc = r->flags & ~VASP_REGION_VIRT
+                 ? vasp_fail(&local, VASP_E_ARG, "unknown flags 0x%x", r->flags)
+             : r->len == 0 || r->len > MAX_REGION_LEN
+                 ? vasp_fail(&local, VASP_E_ARG,
+                             "length %" PRIu64 " is not within 1..%" PRIu64 " bytes", r->len,
+                             MAX_REGION_LEN)
+                 : fn(g, ctx, cr3, paging, r, out + i * out_len, &local);
     status[i] = rc;
     if (rc == VASP_OK) continue;
-    memset(digests + i * VASP_DIGEST_LEN, 0, VASP_DIGEST_LEN);
+    memset(out + i * out_len, 0, out_len);
     if (first == VASP_OK)
       first = vasp_fail(&g->err, rc, "region %zu (guest-%s 0x%" PRIx64 ", %" PRIu64 " bytes): %s",
                         i, r->flags & VASP_REGION_VIRT ? "virtual" : "physical", r->addr,
                         r->len, local.msg);
   }
-  EVP_MD_CTX_free(h.md);
   return first;
+}
+
+int vasp_guest_measure(vasp_guest *g, uint64_t cr3, uint32_t paging,
+                       const vasp_guest_region *regions, size_t n, uint8_t *digests,
+                       int32_t *status) {
+  int rc = guest_batch_check(g, paging, regions, n, digests, status);
+  if (rc) return rc;
+  hash_ctx h = {EVP_MD_CTX_new(), false};
+  if (!h.md) return vasp_fail(&g->err, VASP_E_NOMEM, "out of memory for a digest context");
+  rc = guest_batch(g, cr3, paging, regions, n, digests, VASP_DIGEST_LEN, status, measure_one, &h);
+  EVP_MD_CTX_free(h.md);
+  return rc;
 }

@@ -24,7 +24,6 @@
 
 #define MAC_KEY_LEN 32u
 #define MAX_REGIONS 65536u
-#define MAX_REGION_LEN VASP_GIB
 
 static uint8_t mac_key[MAC_KEY_LEN];
 static EVP_MAC *gmac;
@@ -79,13 +78,9 @@ static int mac_final(mac_ctx *m, uint8_t *tag, vasp_err *err) {
   return VASP_OK;
 }
 
-static int mac_region(struct vasp_guest *g, mac_ctx *m, uint64_t cr3, uint32_t paging,
+static int mac_region(struct vasp_guest *g, void *ctx, uint64_t cr3, uint32_t paging,
                       const vasp_guest_region *r, uint8_t *tag, vasp_err *err) {
-  if (r->flags & ~VASP_REGION_VIRT)
-    return vasp_fail(err, VASP_E_ARG, "unknown flags 0x%x", r->flags);
-  if (r->len == 0 || r->len > MAX_REGION_LEN)
-    return vasp_fail(err, VASP_E_ARG, "length %" PRIu64 " is not within 1..%" PRIu64 " bytes",
-                     r->len, MAX_REGION_LEN);
+  mac_ctx *m = ctx;
   int rc = mac_init(m, err);
   if (rc) return rc;
   rc = r->flags & VASP_REGION_VIRT
@@ -98,33 +93,14 @@ static int mac_region(struct vasp_guest *g, mac_ctx *m, uint64_t cr3, uint32_t p
 int vasp_guest_mac(vasp_guest *g, uint64_t cr3, uint32_t paging,
                    const vasp_guest_region *regions, size_t n, uint8_t *tags,
                    int32_t *status) {
-  if (!g) return vasp_fail(NULL, VASP_E_ARG, "NULL guest handle");
-  vasp_clear(&g->err);
-  if (n > MAX_REGIONS)
-    return vasp_fail(&g->err, VASP_E_ARG, "%zu regions exceed the limit of %u per call", n,
-                     MAX_REGIONS);
-  if (n && (!regions || !tags || !status)) return vasp_fail(&g->err, VASP_E_ARG, "NULL buffer");
-  if (paging != VASP_PAGING_4LEVEL && paging != VASP_PAGING_5LEVEL)
-    return vasp_fail(&g->err, VASP_E_ARG, "unknown paging mode %u", paging);
-  if (n == 0) return VASP_OK;
+  int rc = guest_batch_check(g, paging, regions, n, tags, status);
+  if (rc || n == 0) return rc;
   mac_ctx m;
-  int first = mac_open(&m, &g->err);
-  if (first) return first;
-  guest_recheck(g);
-  for (size_t i = 0; i < n; i++) {
-    const vasp_guest_region *r = &regions[i];
-    vasp_err local = {{0}};
-    int rc = mac_region(g, &m, cr3, paging, r, tags + i * VASP_MAC_LEN, &local);
-    status[i] = rc;
-    if (rc == VASP_OK) continue;
-    memset(tags + i * VASP_MAC_LEN, 0, VASP_MAC_LEN);
-    if (first == VASP_OK)
-      first = vasp_fail(&g->err, rc, "region %zu (guest-%s 0x%" PRIx64 ", %" PRIu64 " bytes): %s",
-                        i, r->flags & VASP_REGION_VIRT ? "virtual" : "physical", r->addr,
-                        r->len, local.msg);
-  }
+  rc = mac_open(&m, &g->err);
+  if (rc) return rc;
+  rc = guest_batch(g, cr3, paging, regions, n, tags, VASP_MAC_LEN, status, mac_region, &m);
   EVP_MAC_CTX_free(m.ctx);
-  return first;
+  return rc;
 }
 
 int vasp_mac_batch(const vasp_mem_region *regions, size_t n, uint8_t *tags) {
