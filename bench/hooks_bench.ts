@@ -18,8 +18,8 @@
 import { parseArgs } from "node:util";
 import { QmpGate } from "../src/hypervisor/mod.ts";
 import { VaspClient } from "../src/wire/mod.ts";
-import { closeFd, UnixSocket } from "../ffi/mod.ts";
 import { RawQmp, startBareQemu } from "../tests/fixtures/bare_qemu.ts";
+import { FdQmp } from "../tests/fixtures/fd_qmp.ts";
 import { TestDecisionServer } from "../tests/fixtures/decision_server.ts";
 
 /** One measured figure. */
@@ -58,54 +58,12 @@ async function session(path: string): Promise<RawQmp> {
   return qmp;
 }
 
-/** A QMP client on a descriptor-passing socket, libvirt's side of the monitor. */
-class FdSession {
-  #buffer = "";
-  readonly #socket: UnixSocket;
-
-  constructor(path: string) {
-    this.#socket = UnixSocket.connect(path);
-  }
-
-  async next(): Promise<Record<string, unknown>> {
-    for (;;) {
-      const nl = this.#buffer.indexOf("\n");
-      if (nl >= 0) {
-        const msg = JSON.parse(this.#buffer.slice(0, nl));
-        this.#buffer = this.#buffer.slice(nl + 1);
-        if (!("event" in msg)) return msg;
-        continue;
-      }
-      const { bytes, fds } = await this.#socket.recv();
-      fds.forEach(closeFd);
-      if (bytes.length === 0) throw new Error("the QMP connection ended");
-      this.#buffer += new TextDecoder().decode(bytes);
-    }
-  }
-
-  async execute(command: Record<string, unknown>, fds: number[] = []) {
-    await this.#socket.send(new TextEncoder().encode(JSON.stringify(command) + "\n"), fds);
-    const reply = await this.next();
-    if ("error" in reply) throw new Error(`${command.execute}: ${JSON.stringify(reply.error)}`);
-    return reply;
-  }
-
-  static async open(path: string): Promise<FdSession> {
-    const s = new FdSession(path);
-    await s.next();
-    await s.execute({ execute: "qmp_capabilities" });
-    return s;
-  }
-
-  close(): void {
-    this.#socket.close();
-  }
-}
-
 /** `getfd` with stdin's descriptor attached, then `closefd`, as one sample. */
-const passFd = (s: FdSession) => async () => {
-  await s.execute({ execute: "getfd", arguments: { fdname: "bench" } }, [0]);
-  await s.execute({ execute: "closefd", arguments: { fdname: "bench" } });
+const passFd = (s: FdQmp) => async () => {
+  for (const [command, fds] of [["getfd", [0]], ["closefd", []]] as const) {
+    const reply = await s.execute({ execute: command, arguments: { fdname: "bench" } }, [...fds]);
+    if ("error" in reply) throw new Error(`${command}: ${JSON.stringify(reply.error)}`);
+  }
 };
 
 /**
@@ -134,10 +92,10 @@ export async function benchGate(dir: string, n: number): Promise<HookBenchRow[]>
     const gatedLife = await time(n, lifecycle(gated));
     const gatedQuery = await time(n, query(gated));
     await gated.close();
-    const directFds = await FdSession.open(qemu.qmpPath);
+    const directFds = await FdQmp.connect(qemu.qmpPath);
     const directFd = await time(n, passFd(directFds));
     directFds.close();
-    const gatedFds = await FdSession.open(`${dir}/gate.sock`);
+    const gatedFds = await FdQmp.connect(`${dir}/gate.sock`);
     const gatedFd = await time(n, passFd(gatedFds));
     gatedFds.close();
     const row = (name: string, s: number[], targetMs?: number): HookBenchRow => ({

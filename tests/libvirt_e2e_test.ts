@@ -21,44 +21,12 @@ import {
   startLibvirt,
 } from "./fixtures/libvirt.ts";
 import { prepareGuestAssets } from "./fixtures/guest.ts";
+import { type AuditRecord, operatorApi } from "./fixtures/operator_api.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const QEMU = "/usr/bin/qemu-system-x86_64";
 
-type AuditRecord = {
-  decision_id: string;
-  operation: string;
-  source: string;
-  result: string;
-  reasons: { policy: string; rule: string; message: string }[];
-};
-
-/** The decision server's API over its Unix socket (no token: the operator's local access). */
-function apiClient(socket: string) {
-  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`http://localhost${path}`, {
-      method,
-      client,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: await res.json() };
-  };
-  return {
-    call,
-    async audit(uuid: string): Promise<AuditRecord[]> {
-      return (await call("GET", `/v1/audit?vm=${uuid}&limit=1000&order=asc`)).json.records;
-    },
-    /** The VM's recorded state, or undefined when vASP does not know it. */
-    async state(uuid: string): Promise<string | undefined> {
-      const r = await call("GET", `/v1/vms/${uuid}`);
-      return r.status === 404 ? undefined : r.json.state;
-    },
-    close: () => client.close(),
-  };
-}
-type Api = ReturnType<typeof apiClient>;
+type Api = ReturnType<typeof operatorApi>;
 
 /** `vasp vm register`, as an operator registers a libvirt domain with its configuration. */
 async function register(stateDir: string, vm: GuestDomain): Promise<void> {
@@ -147,7 +115,7 @@ Deno.test({
       await Deno.remove(stateDir, { recursive: true });
       throw new Error(`vasp serve did not start: ${exit.output}${exit.stderr}`);
     }
-    const api = apiClient(`${stateDir}/vasp.sock`);
+    const api = operatorApi(`${stateDir}/vasp.sock`);
     let host: LibvirtHost | undefined;
     let pids: number[] = [];
     try {

@@ -14,18 +14,10 @@ import assert from "node:assert/strict";
 import { startServe } from "./fixtures/serve_process.ts";
 import { type GuestDomain, type LibvirtHost, poll, startLibvirt } from "./fixtures/libvirt.ts";
 import { prepareGuestAssets } from "./fixtures/guest.ts";
+import { type AuditRecord, operatorApi } from "./fixtures/operator_api.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const QEMU = "/usr/bin/qemu-system-x86_64";
-
-type AuditRecord = {
-  decision_id: string;
-  operation: string;
-  source: string;
-  result: string;
-  details?: Record<string, unknown>;
-  reasons: { policy: string; rule: string; message: string }[];
-};
 
 /** A test-only policy: VM `g-nopause` may not be paused. */
 const NO_PAUSE = `id: test-no-pause
@@ -38,35 +30,7 @@ rules:
     message: '"VM " + vm.name + " may not be paused (test policy)"'
 `;
 
-/** The decision server's API over its operator socket. */
-function apiClient(socket: string) {
-  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`http://localhost${path}`, {
-      method,
-      client,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: await res.json() };
-  };
-  return {
-    call,
-    async audit(uuid: string): Promise<AuditRecord[]> {
-      return (await call("GET", `/v1/audit?vm=${uuid}&limit=1000&order=asc`)).json.records;
-    },
-    /** The VM's vASP binding: whether a sealed state is kept, its export counter. */
-    async binding(uuid: string): Promise<{ sealed: boolean; sealed_counter: number } | null> {
-      return (await call("GET", `/v1/vms/${uuid}`)).json.binding;
-    },
-    async state(uuid: string): Promise<string | undefined> {
-      const r = await call("GET", `/v1/vms/${uuid}`);
-      return r.status === 404 ? undefined : r.json.state;
-    },
-    close: () => client.close(),
-  };
-}
-type Api = ReturnType<typeof apiClient>;
+type Api = ReturnType<typeof operatorApi>;
 
 async function waitVaspState(api: Api, uuid: string, state: string | undefined) {
   await poll(
@@ -140,7 +104,7 @@ Deno.test({
         const exit = await serve.failed();
         throw new Error(`vasp serve did not start: ${exit.output}${exit.stderr}`);
       }
-      const a = apiClient(`${stateDir}/vasp.sock`);
+      const a = operatorApi(`${stateDir}/vasp.sock`);
       api = a;
       let vm!: GuestDomain;
       let mark = 0;

@@ -3,10 +3,10 @@
  * `getfd`/`add-fd` with the descriptor attached (SCM_RIGHTS) to the command's bytes.
  */
 import assert from "node:assert/strict";
-import { closeFd, UnixSocket } from "../ffi/mod.ts";
 import { QmpGate } from "../src/hypervisor/mod.ts";
 import { VaspClient } from "../src/wire/mod.ts";
 import { startBareQemu } from "./fixtures/bare_qemu.ts";
+import { FdQmp } from "./fixtures/fd_qmp.ts";
 import { TestDecisionServer } from "./fixtures/decision_server.ts";
 import { requireTools } from "./fixtures/tools.ts";
 
@@ -15,41 +15,6 @@ requireTools({ "qemu-system-x86_64": "qemu-system-x86" });
 const VM = { uuid: "7e9a1c3b-2d4f-4a6b-8c0d-1e3f5a7b9c2d", name: "fd-test" };
 const enc = (s: string) => new TextEncoder().encode(s);
 const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
-
-/** A QMP client on a descriptor-passing socket: libvirt's side of the monitor. */
-class FdQmp {
-  #buffer = "";
-  private constructor(readonly socket: UnixSocket) {}
-
-  static async connect(path: string): Promise<FdQmp> {
-    const qmp = new FdQmp(UnixSocket.connect(path));
-    assert.ok("QMP" in await qmp.next());
-    assert.deepEqual(await qmp.execute({ execute: "qmp_capabilities" }), { return: {} });
-    return qmp;
-  }
-
-  /** The next reply (events skipped). */
-  async next(): Promise<Record<string, unknown>> {
-    for (;;) {
-      const nl = this.#buffer.indexOf("\n");
-      if (nl >= 0) {
-        const msg = JSON.parse(this.#buffer.slice(0, nl));
-        this.#buffer = this.#buffer.slice(nl + 1);
-        if (!("event" in msg)) return msg;
-        continue;
-      }
-      const { bytes, fds } = await this.socket.recv();
-      fds.forEach(closeFd);
-      if (bytes.length === 0) throw new Error("the gate closed the connection");
-      this.#buffer += new TextDecoder().decode(bytes);
-    }
-  }
-
-  async execute(command: Record<string, unknown>, fds: number[] = []) {
-    await this.socket.send(enc(JSON.stringify(command) + "\n"), fds);
-    return await this.next();
-  }
-}
 
 /** The descriptor this process holds for `path`. */
 function fdOf(path: string): number {
@@ -140,7 +105,7 @@ Deno.test({
         },
       );
     } finally {
-      qmp.socket.close();
+      qmp.close();
       await gate.close();
       client.close();
       await qemu.close();
