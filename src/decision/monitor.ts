@@ -282,18 +282,24 @@ const VM_WRITES: Record<string, (args: unknown[]) => string | undefined> = {
  * @returns a store that behaves as `store` does
  */
 export function watchVmWrites<S extends Store>(store: S, onChange: (uuid: string) => void): S {
+  // Each method is wrapped once: the store is on the decision path, which should not pay an
+  // allocation per call for this.
+  const methods = new Map<PropertyKey, unknown>();
   return new Proxy(store, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
+      let method = methods.get(property);
+      if (method) return method;
       const uuidOf = typeof property === "string" ? VM_WRITES[property] : undefined;
-      if (!uuidOf) return value.bind(target);
-      return async (...args: unknown[]) => {
+      method = !uuidOf ? value.bind(target) : async (...args: unknown[]) => {
         const result = await value.apply(target, args);
         const uuid = uuidOf(args);
         if (uuid) onChange(uuid);
         return result;
       };
+      methods.set(property, method);
+      return method;
     },
   });
 }
