@@ -282,23 +282,23 @@ const VM_WRITES: Record<string, (args: unknown[]) => string | undefined> = {
  * @returns a store that behaves as `store` does
  */
 export function watchVmWrites<S extends Store>(store: S, onChange: (uuid: string) => void): S {
-  // Each method is wrapped once: the store is on the decision path, which should not pay an
-  // allocation per call for this.
-  const methods = new Map<PropertyKey, unknown>();
+  // Each method is wrapped once (per function: a method replaced on the store is wrapped
+  // anew): the store is on the decision path, which should not pay an allocation per call.
+  const methods = new Map<PropertyKey, { of: unknown; method: unknown }>();
   return new Proxy(store, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
-      let method = methods.get(property);
-      if (method) return method;
+      const cached = methods.get(property);
+      if (cached?.of === value) return cached.method;
       const uuidOf = typeof property === "string" ? VM_WRITES[property] : undefined;
-      method = !uuidOf ? value.bind(target) : async (...args: unknown[]) => {
+      const method = !uuidOf ? value.bind(target) : async (...args: unknown[]) => {
         const result = await value.apply(target, args);
         const uuid = uuidOf(args);
         if (uuid) onChange(uuid);
         return result;
       };
-      methods.set(property, method);
+      methods.set(property, { of: value, method });
       return method;
     },
   });
