@@ -21,12 +21,10 @@ import {
   startLibvirt,
 } from "./fixtures/libvirt.ts";
 import { prepareGuestAssets } from "./fixtures/guest.ts";
-import { type AuditRecord, operatorApi } from "./fixtures/operator_api.ts";
+import { type OperatorApi, operatorApi } from "./fixtures/operator_api.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const QEMU = "/usr/bin/qemu-system-x86_64";
-
-type Api = ReturnType<typeof operatorApi>;
 
 /** `vasp vm register`, as an operator registers a libvirt domain with its configuration. */
 async function register(stateDir: string, vm: GuestDomain): Promise<void> {
@@ -45,7 +43,7 @@ async function register(stateDir: string, vm: GuestDomain): Promise<void> {
 
 /** What the QMP gate reports after libvirt's `migrate` to a file completed (not in front of
  * QEMU here): the VM's state is on disk. */
-async function reportSave(api: Api, vm: GuestDomain): Promise<void> {
+async function reportSave(api: OperatorApi, vm: GuestDomain): Promise<void> {
   const r = await api.call("POST", "/v1/events", {
     operation: "save",
     vm: { uuid: vm.uuid, name: vm.name },
@@ -57,15 +55,8 @@ async function reportSave(api: Api, vm: GuestDomain): Promise<void> {
   assert.equal(r.json.state, "saved");
 }
 
-async function waitVaspState(api: Api, uuid: string, state: string): Promise<void> {
-  await poll(
-    `vASP to record ${uuid} ${state}`,
-    async () => (await api.state(uuid)) === state || undefined,
-  );
-}
-
 /** The VM's last audit records, each as `operation result` (decisions) or its message (events). */
-async function trail(api: Api, uuid: string, n: number): Promise<string[]> {
+async function trail(api: OperatorApi, uuid: string, n: number): Promise<string[]> {
   return (await api.audit(uuid)).slice(-n).map((rec) =>
     rec.result === "event" ? rec.reasons[0]!.message : `${rec.operation} ${rec.result}`
   );
@@ -73,7 +64,7 @@ async function trail(api: Api, uuid: string, n: number): Promise<string[]> {
 
 /** Waits until the VM's last audit records read `expected` (the hook's reports land after the
  * call the recording hook saw). */
-async function expectTrail(api: Api, uuid: string, expected: string[]): Promise<void> {
+async function expectTrail(api: OperatorApi, uuid: string, expected: string[]): Promise<void> {
   const same = async () =>
     JSON.stringify(await trail(api, uuid, expected.length)) === JSON.stringify(expected);
   await poll("the audit trail", async () => (await same()) || undefined, 30_000).catch(() => {});
@@ -174,7 +165,7 @@ Deno.test({
           await since();
           await h.virshOk("start", vm.name);
           await expectCalls(h, vm.name, mark, started);
-          await waitVaspState(api, vm.uuid, "running");
+          await api.waitState(vm.uuid, "running");
           const audit = await api.audit(vm.uuid);
           const decisions = audit.filter((rec) => rec.result !== "event").slice(-2);
           assert.deepEqual(decisions.map((rec) => [rec.operation, rec.result]), [
@@ -242,7 +233,7 @@ Deno.test({
           await since();
           await h.virshOk("save", vm.name, image);
           await expectCalls(h, vm.name, mark, ended);
-          await waitVaspState(api, vm.uuid, "shut-off");
+          await api.waitState(vm.uuid, "shut-off");
           await since();
           const r = await h.virsh("restore", image);
           assert.notEqual(r.code, 0);
@@ -259,7 +250,7 @@ Deno.test({
 
       await t.step("save and restore: decided once, at restore", async () => {
         await h.virshOk("start", vm.name);
-        await waitVaspState(api, vm.uuid, "running");
+        await api.waitState(vm.uuid, "running");
         await reportSave(api, vm);
         const image = `${h.dir}/vm-a.save`;
         await since();
@@ -275,7 +266,7 @@ Deno.test({
         await since();
         await h.virshOk("restore", image);
         await expectCalls(h, vm.name, mark, restored);
-        await waitVaspState(api, vm.uuid, "running");
+        await api.waitState(vm.uuid, "running");
         const after = (await api.audit(vm.uuid)).filter((rec) => rec.result !== "event");
         assert.deepEqual(after.slice(before).map((rec) => [rec.operation, rec.result]), [
           ["restore", "allow"],

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { startServe } from "./fixtures/serve_process.ts";
 import { type GuestDomain, type LibvirtHost, poll, startLibvirt } from "./fixtures/libvirt.ts";
 import { prepareGuestAssets } from "./fixtures/guest.ts";
-import { type AuditRecord, operatorApi } from "./fixtures/operator_api.ts";
+import { type AuditRecord, type OperatorApi, operatorApi } from "./fixtures/operator_api.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const QEMU = "/usr/bin/qemu-system-x86_64";
@@ -30,24 +30,9 @@ rules:
     message: '"VM " + vm.name + " may not be paused (test policy)"'
 `;
 
-type Api = ReturnType<typeof operatorApi>;
-
-async function waitVaspState(api: Api, uuid: string, state: string | undefined) {
-  await poll(
-    `vASP to record ${uuid} ${state ?? "gone"}`,
-    async () => (await api.state(uuid)) === state || undefined,
-    60_000,
-  ).catch(async (error) => {
-    const seen = (await api.audit(uuid)).slice(-12).map((r) =>
-      `${r.source} ${r.operation} ${r.result} ${r.reasons.map((x) => x.message).join("; ")}`
-    );
-    throw new Error(`${error.message}; last records:\n${seen.join("\n")}`);
-  });
-}
-
 /** Waits for an audit record after `from` that satisfies `pred`, and returns it. */
 async function waitRecord(
-  api: Api,
+  api: OperatorApi,
   uuid: string,
   from: number,
   what: string,
@@ -92,7 +77,7 @@ Deno.test({
     await Deno.writeTextFile(`${policies}/test-no-pause.yaml`, NO_PAUSE);
     let host: LibvirtHost | undefined;
     let serve: Awaited<ReturnType<typeof startServe>> | undefined;
-    let api: Api | undefined;
+    let api: OperatorApi | undefined;
     try {
       host = await startLibvirt({ vasp: { socket: `${stateDir}/hook.sock`, gate: true } });
       const h = host;
@@ -112,7 +97,7 @@ Deno.test({
 
       await t.step("define: the server follows libvirt's event and records the VM", async () => {
         vm = await h.defineGuest("g1");
-        await waitVaspState(a, vm.uuid, "defined");
+        await a.waitState(vm.uuid, "defined");
         const rec = (await a.audit(vm.uuid)).find((r) => r.operation === "define");
         assert.deepEqual([rec?.source, rec?.result], ["libvirt-events", "allow"]);
         // A tenant's VM (its memory is never exposed): registered again with its tenant.
@@ -129,7 +114,7 @@ Deno.test({
       await t.step("start through the wrapper: the gate decides libvirt's cont", async () => {
         await since();
         await h.virshOk("start", vm.name);
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
         const qemuLog = await Deno.readTextFile(`${h.dir}/log/qemu/${vm.name}.log`);
         assert.match(qemuLog, /vasp-qemu/);
         await waitRecord(a, vm.uuid, mark, "the gate's resume (cont)", decided("resume", "allow"));
@@ -139,21 +124,21 @@ Deno.test({
         await since();
         await h.virshOk("suspend", vm.name);
         await waitRecord(a, vm.uuid, mark, "pause allowed", decided("pause", "allow"));
-        await waitVaspState(a, vm.uuid, "paused");
+        await a.waitState(vm.uuid, "paused");
         assert.equal(await domstate(h, vm.name), "paused");
         await since();
         await h.virshOk("resume", vm.name);
         await waitRecord(a, vm.uuid, mark, "resume allowed", decided("resume", "allow"));
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
       });
 
       await t.step("a raw stop through qemu-monitor-command is decided", async () => {
         await since();
         await h.virshOk("qemu-monitor-command", vm.name, '{"execute":"stop"}');
         await waitRecord(a, vm.uuid, mark, "raw stop decided", decided("pause", "allow"));
-        await waitVaspState(a, vm.uuid, "paused");
+        await a.waitState(vm.uuid, "paused");
         await h.virshOk("qemu-monitor-command", vm.name, '{"execute":"cont"}');
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
       });
 
       await t.step("dump --memory-only of a tenant's VM is denied, the VM runs on", async () => {
@@ -164,7 +149,7 @@ Deno.test({
         assert.match(r.stderr, /may not be exposed to the host/);
         await waitRecord(a, vm.uuid, mark, "dump denied", decided("save", "deny"));
         await h.waitState(vm.name, "running");
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
         await assert.rejects(
           Deno.stat(`${h.dir}/g1.dump`).then((s) => {
             if (s.size === 0) throw new Error("empty");
@@ -178,7 +163,7 @@ Deno.test({
         await since();
         await h.virshOk("save", vm.name, image);
         await waitRecord(a, vm.uuid, mark, "save allowed", decided("save", "allow"));
-        await waitVaspState(a, vm.uuid, "saved");
+        await a.waitState(vm.uuid, "saved");
         // The vASP state was sealed by the ASP beside the image (a new export counter).
         const sealed = await a.binding(vm.uuid);
         assert.equal(sealed?.sealed, true);
@@ -193,7 +178,7 @@ Deno.test({
           "restore allowed",
           (r) => r.operation === "restore" && r.result === "allow",
         );
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
         assert.equal(await domstate(h, vm.name), "running");
         // The instance lives on with the imported state: it quotes.
         const quote = await a.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${"ab".repeat(16)}`);
@@ -204,7 +189,7 @@ Deno.test({
         await since();
         await h.virshOk("managedsave", vm.name);
         await waitRecord(a, vm.uuid, mark, "save allowed", decided("save", "allow"));
-        await waitVaspState(a, vm.uuid, "saved");
+        await a.waitState(vm.uuid, "saved");
         await since();
         await h.virshOk("start", vm.name);
         await waitRecord(
@@ -214,7 +199,7 @@ Deno.test({
           "restore allowed",
           (r) => r.operation === "restore" && r.result === "allow",
         );
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
         assert.equal(await domstate(h, vm.name), "running");
       });
 
@@ -231,7 +216,7 @@ Deno.test({
         assert.match(qemuLog.slice(qemuLog.lastIndexOf("-loadvm")), /-loadvm s1\b/);
         await waitRecord(a, vm.uuid, mark, "revert to s1 imported", said(/snapshot "s1"/));
         await h.waitState(vm.name, "running");
-        await waitVaspState(a, vm.uuid, "running");
+        await a.waitState(vm.uuid, "running");
         const after = (await a.audit(vm.uuid)).slice(mark);
         assert.ok(!after.some(said(/snapshot "s2"/)), "the revert imported s2's state");
         await h.virshOk("snapshot-delete", vm.name, "s2");
@@ -241,7 +226,7 @@ Deno.test({
       await t.step("destroy is a forced power-off: the vASP instance lives", async () => {
         await since();
         await h.virshOk("destroy", vm.name);
-        await waitVaspState(a, vm.uuid, "shut-off");
+        await a.waitState(vm.uuid, "shut-off");
         const after = (await a.audit(vm.uuid)).slice(mark);
         assert.ok(!after.some((r) => r.operation === "destroy"), JSON.stringify(after));
         const quote = await a.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${"cd".repeat(16)}`);
@@ -251,15 +236,15 @@ Deno.test({
       await t.step("undefine removes the VM and its vASP instance", async () => {
         await since();
         await h.virshOk("undefine", "--snapshots-metadata", vm.name);
-        await waitVaspState(a, vm.uuid, undefined);
+        await a.waitState(vm.uuid, undefined);
         await waitRecord(a, vm.uuid, mark, "undefine audited", (r) => r.operation === "undefine");
       });
 
       await t.step("suspend denied by a policy fails with vASP's reason, the VM runs", async () => {
         const b = await h.defineGuest("g-nopause");
-        await waitVaspState(a, b.uuid, "defined");
+        await a.waitState(b.uuid, "defined");
         await h.virshOk("start", b.name);
-        await waitVaspState(a, b.uuid, "running");
+        await a.waitState(b.uuid, "running");
         const from = (await a.audit(b.uuid)).length;
         const r = await h.virsh("suspend", b.name);
         assert.notEqual(r.code, 0);
@@ -274,7 +259,7 @@ Deno.test({
         await h.virsh("qemu-monitor-command", b.name, '{"execute":"quit"}');
         await h.waitState(b.name, "shut off");
         await waitRecord(a, b.uuid, from, "quit decided", decided("shutdown", "allow"));
-        await waitVaspState(a, b.uuid, "shut-off");
+        await a.waitState(b.uuid, "shut-off");
       });
       console.log(`e2e through the gate: ${((performance.now() - began) / 1000).toFixed(1)} s`);
     } finally {

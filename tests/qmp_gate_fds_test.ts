@@ -13,7 +13,6 @@ import { requireTools } from "./fixtures/tools.ts";
 requireTools({ "qemu-system-x86_64": "qemu-system-x86" });
 
 const VM = { uuid: "7e9a1c3b-2d4f-4a6b-8c0d-1e3f5a7b9c2d", name: "fd-test" };
-const enc = (s: string) => new TextEncoder().encode(s);
 const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
 
 /** The descriptor this process holds for `path`. */
