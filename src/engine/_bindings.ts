@@ -131,6 +131,22 @@ function boot(context: DecisionContext): CelMapValue {
   });
 }
 
+function destination(context: DecisionContext): CelMapValue {
+  const d = context.destination ?? null;
+  return record({
+    present: d !== null,
+    peer: d?.peer ?? "",
+    enrolled: d?.enrolled ?? false,
+    chain_valid: d?.chainValid ?? false,
+    quote_valid: d?.quoteValid ?? false,
+    host_ok: d?.hostOk ?? false,
+    failing: celList([...(d?.failing ?? [])].sort()),
+    policy_revision: d?.policyRevision ?? "",
+    asp_id: d?.aspId ?? "",
+    error: d?.error ?? "",
+  });
+}
+
 /**
  * The declared inputs of one decision, each built on its first read and kept: a decision
  * builds only what its policies read (a `pause` reads neither `host` nor `vasp`). CEL reads
@@ -143,7 +159,7 @@ class Bindings {
   readonly #context: DecisionContext;
   readonly #next: LifecycleState;
   #built: Partial<
-    Record<"event" | "vm" | "vasp" | "measurements" | "host" | "boot", CelMapValue>
+    Record<"event" | "vm" | "vasp" | "measurements" | "host" | "boot" | "destination", CelMapValue>
   > = {};
   #now: unknown;
 
@@ -199,6 +215,10 @@ class Bindings {
 
   get boot(): CelMapValue {
     return this.#built.boot ??= boot(this.#context);
+  }
+
+  get destination(): CelMapValue {
+    return this.#built.destination ??= destination(this.#context);
   }
 
   get now(): unknown {

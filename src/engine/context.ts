@@ -126,6 +126,31 @@ export interface BootState {
   readonly references: number;
 }
 
+/**
+ * The destination of an outgoing migration as this host attested it (docs/lifecycle.md,
+ * "Migration"): which enrolled peer it is, and what its evidence showed.
+ */
+export interface DestinationState {
+  /** The enrolled peer's name; "" when the destination is no enrolled peer. */
+  readonly peer: string;
+  /** Whether its ASP's chain leads to the CA (or EK) of an enrolled peer. */
+  readonly enrolled: boolean;
+  /** Whether its certificate chain (transport key → AK → EK → CA) checked out. */
+  readonly chainValid: boolean;
+  /** Whether its quote verified: signature, this host's fresh nonce, event log replay. */
+  readonly quoteValid: boolean;
+  /** Host files it measured whose digest differs from what it expects of them, sorted. */
+  readonly failing: readonly string[];
+  /** Whether every host file it expects was measured and matches. */
+  readonly hostOk: boolean;
+  /** The revision of its policy set in force, as its quoted host registers cover it. */
+  readonly policyRevision: string;
+  /** Its ASP's identity: SHA-256 of its EK's public key, hex. */
+  readonly aspId: string;
+  /** Why the evidence was refused, first failure first; "" when it was not. */
+  readonly error: string;
+}
+
 /** Everything a decision reads besides the event and the policy set. */
 export interface DecisionContext {
   /** The current time: the engine reads no clock. */
@@ -143,4 +168,9 @@ export interface DecisionContext {
    * the event boots nothing the server measured (no domain XML, not a boot phase).
    */
   readonly boot?: BootState | null;
+  /**
+   * The attested destination of an outgoing migration; `null` or absent when the event has
+   * none (not a migration, or no destination was attested for it).
+   */
+  readonly destination?: DestinationState | null;
 }

@@ -8,7 +8,8 @@ import { isOperation, type Operation, OPERATIONS } from "./lifecycle.ts";
 
 /**
  * Every event source; `break-glass` reports a VM a hook let through with no decision,
- * `libvirt-events` what libvirt's domain events told (define, undefine).
+ * `libvirt-events` what libvirt's domain events told (define, undefine), `peer` a destination
+ * host's vASP asking for a VM's state before an incoming migration.
  */
 export const EVENT_SOURCES = [
   "libvirt-hook",
@@ -18,6 +19,7 @@ export const EVENT_SOURCES = [
   "monitor",
   "operator",
   "break-glass",
+  "peer",
 ] as const;
 
 /** Where an event comes from. */

@@ -122,6 +122,21 @@ export const POLICY_INPUTS: Readonly<Record<string, InputField>> = {
     }),
     "what a start will boot, measured against the VM's boot references",
   ),
+  destination: f(
+    recordOf("destination", {
+      present: f(T.bool, "whether a destination was attested for this outgoing migration"),
+      peer: f(T.string, 'the enrolled peer it is; "" when none'),
+      enrolled: f(T.bool, "whether its ASP chains to an enrolled peer's CA (or EK)"),
+      chain_valid: f(T.bool, "whether its chain (transport key, AK, EK, CA) checked out"),
+      quote_valid: f(T.bool, "whether its host quote verified with this host's fresh nonce"),
+      host_ok: f(T.bool, "whether every host file it expects was measured and matches"),
+      failing: f(listOf(T.string), "its host files that differ from its expectations, sorted"),
+      policy_revision: f(T.string, "the revision of its policy set in force"),
+      asp_id: f(T.string, "its ASP's identity (SHA-256 of its EK public key, hex)"),
+      error: f(T.string, 'why its evidence was refused; "" when it was not'),
+    }),
+    "the destination of an outgoing migration, as this host attested it",
+  ),
   now: f(T.timestamp, "the time of the decision (passed in by the caller)"),
 };
 

@@ -127,7 +127,12 @@ const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>
   // A memory dump (dump-guest-memory, pmemsave …) is asked about as a save but moves nothing;
   // of a quarantined VM it is the forensic evidence, so the policies decide, not the table.
   save: { dump: [{ from: [...ALIVE, "quarantined"], to: "same" }] },
-  "migrate-out": { continue: [{ from: ["migrating"], to: "same" }] },
+  "migrate-out": {
+    continue: [{ from: ["migrating"], to: "same" }],
+    // The destination's vASP fetches the VM's state before libvirt starts the migration:
+    // the VM runs on, here, until QEMU's `migrate` (docs/lifecycle.md, "Migration").
+    transfer: [{ from: ALIVE, to: "same" }],
+  },
   "migrate-in": {
     // The gate's `migrate-incoming` into a QEMU libvirt started for a restore or an incoming
     // migration its hook decided; the `started` report moves the VM.

@@ -97,6 +97,7 @@ export type {
   BootComponent,
   BootState,
   DecisionContext,
+  DestinationState,
   HostFile,
   HostState,
   MeasurementStatus,

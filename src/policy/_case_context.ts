@@ -8,6 +8,7 @@ import {
   type BootComponent,
   type BootState,
   type DecisionContext,
+  type DestinationState,
   type HostState,
   isLifecycleState,
   type MeasurementStatus,
@@ -174,6 +175,29 @@ function boot(shape: Shape, value: unknown, path: Path): BootState | null {
   };
 }
 
+function destination(shape: Shape, value: unknown, path: Path): DestinationState | null {
+  if (value === null || value === undefined) return null;
+  const m = shape.map(value, path, {
+    required: ["enrolled", "chain_valid", "quote_valid", "host_ok"],
+    optional: ["peer", "failing", "policy_revision", "asp_id", "error"],
+  });
+  if (!m) return null;
+  const text = (key: string) =>
+    m[key] === undefined ? "" : shape.string(m[key], [...path, key]) ?? "";
+  const flag = (key: string) => shape.bool(m[key], [...path, key]) ?? false;
+  return {
+    peer: text("peer"),
+    enrolled: flag("enrolled"),
+    chainValid: flag("chain_valid"),
+    quoteValid: flag("quote_valid"),
+    hostOk: flag("host_ok"),
+    failing: m.failing === undefined ? [] : shape.strings(m.failing, [...path, "failing"]),
+    policyRevision: text("policy_revision"),
+    aspId: text("asp_id"),
+    error: text("error"),
+  };
+}
+
 /**
  * Reads a decision context. Errors are recorded in `shape` at `path`; the result is only
  * meaningful when none were recorded.
@@ -186,7 +210,7 @@ function boot(shape: Shape, value: unknown, path: Path): BootState | null {
 export function readContext(shape: Shape, value: unknown, path: Path): DecisionContext {
   const m = shape.map(value, path, {
     required: ["now", "vm", "vasp", "measurements", "host"],
-    optional: ["boot"],
+    optional: ["boot", "destination"],
   });
   if (!m) return { now: new Date(NaN), vm: null, vasp: null, measurements: {}, host: null };
   return {
@@ -200,5 +224,6 @@ export function readContext(shape: Shape, value: unknown, path: Path): DecisionC
     ),
     host: host(shape, m.host, [...path, "host"]),
     boot: boot(shape, m.boot, [...path, "boot"]),
+    destination: destination(shape, m.destination, [...path, "destination"]),
   };
 }
