@@ -114,6 +114,20 @@ export const symbols = {
     parameters: ["pointer", "buffer", "buffer", "usize", "u32", "buffer"],
     result: "i32",
   },
+  // int vasp_instance_export_to(vasp_instance *inst, const uint8_t *tk_cert,
+  //                             size_t tk_cert_len, uint8_t **out, size_t *out_len,
+  //                             uint64_t *counter)
+  vasp_instance_export_to: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int vasp_instance_import_from(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob,
+  //                               size_t len, const uint8_t *source_ak_cert,
+  //                               size_t source_ak_cert_len, vasp_instance **out)
+  vasp_instance_import_from: {
+    parameters: ["pointer", "buffer", "buffer", "usize", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
 
   // int vasp_guest_open(const vasp_guest_opts *opts, vasp_guest **out)
   vasp_guest_open: { parameters: ["buffer", "buffer"], result: "i32" },

@@ -31,7 +31,7 @@ extern "C" {
 #define VASP_API __attribute__((visibility("default")))
 
 /* Bumped on every incompatible change; the bindings refuse another value. */
-#define VASP_ABI_VERSION 3u
+#define VASP_ABI_VERSION 4u
 
 typedef enum vasp_rc {
   VASP_OK = 0,
@@ -40,7 +40,7 @@ typedef enum vasp_rc {
   VASP_E_IO = 3,         /* a file could not be read, written or created */
   VASP_E_CRYPTO = 4,     /* an OpenSSL operation failed */
   VASP_E_STATE = 5,      /* persisted ASP state is corrupt, truncated, foreign or of another version */
-  VASP_E_AUTH = 6,       /* a sealed blob failed authentication (tampered, or sealed by another ASP) */
+  VASP_E_AUTH = 6,       /* a sealed blob failed authentication (tampered, or sealed by or to another ASP) */
   VASP_E_ROLLBACK = 7,   /* a blob is older than the newest exported one and is not a registered snapshot */
   VASP_E_BINDING = 8,    /* a blob or request is bound to another VM or instance */
   VASP_E_NOT_FOUND = 9,  /* a named counter, snapshot or instance does not exist */
@@ -116,7 +116,9 @@ VASP_API void vasp_asp_close(vasp_asp *asp);
 typedef enum vasp_cert_kind {
   VASP_CERT_CA = 0, /* the local "manufacturer" CA (self-signed) */
   VASP_CERT_EK = 1, /* endorsement key, issued by the CA */
-  VASP_CERT_AK = 2  /* attestation key, issued by the EK */
+  VASP_CERT_AK = 2, /* attestation key, issued by the EK */
+  VASP_CERT_TRANSPORT = 3 /* transport key (ECDH P-256, keyAgreement), issued by the AK;
+                             drawn anew by every vasp_asp_open, never persisted */
 } vasp_cert_kind;
 
 /* Returns a DER certificate in *out (caller's; vasp_free()). */
@@ -253,6 +255,38 @@ VASP_API int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t *
 VASP_API int vasp_instance_import(vasp_asp *asp, const char *vm_uuid,
                          const uint8_t *blob, size_t len, uint32_t flags,
                          vasp_instance **out);
+
+/* Migration to another ASP (docs/quote-format.md, "Migration blob"). The
+ * destination hands out its transport key certificate (VASP_CERT_TRANSPORT);
+ * the caller verifies its chain TK -> AK -> EK -> CA before sealing to it. */
+
+/* Seals the instance to the ASP whose transport key certificate (DER,
+ * borrowed) is tk_cert: ECDH with a fresh ephemeral key, AES-256-GCM, signed
+ * by this ASP's AK. Like vasp_instance_export, it takes the VM's next export
+ * counter (persisted before the blob is returned), so older blobs of the VM
+ * no longer import here. VASP_E_ARG when tk_cert does not parse exactly, its
+ * key is not EC P-256, its key usage lacks keyAgreement, or it is this ASP's
+ * own transport key. The blob is returned in *out (caller's; vasp_free());
+ * its counter value in *counter. */
+VASP_API int vasp_instance_export_to(vasp_instance *inst, const uint8_t *tk_cert,
+                                     size_t tk_cert_len, uint8_t **out, size_t *out_len,
+                                     uint64_t *counter);
+
+/* Imports a migration blob sealed to this ASP's current transport key for VM
+ * vm_uuid, signed by the AK of source_ak_cert (DER, borrowed; the caller has
+ * verified its chain, and that the blob's source ASP ID is that chain's EK).
+ * Refused, in this order, with: VASP_E_AUTH (not a migration blob; sealed to
+ * another transport key, which includes an earlier open of this ASP),
+ * VASP_E_BINDING (for another VM), VASP_E_AUTH (not signed by that AK),
+ * VASP_E_ARG (sealed by this ASP itself), VASP_E_AUTH (altered),
+ * VASP_E_DESTROYED (its instance was destroyed here), VASP_E_ROLLBACK (its
+ * counter is not above the newest this ASP recorded for the VM: replayed or
+ * older). On success the counter is recorded as the VM's newest and
+ * persisted, so the blob never imports again. *out is the caller's, as for
+ * vasp_instance_create. */
+VASP_API int vasp_instance_import_from(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob,
+                                       size_t len, const uint8_t *source_ak_cert,
+                                       size_t source_ak_cert_len, vasp_instance **out);
 
 /* Unregisters a snapshot (by its counter value); VASP_E_NOT_FOUND if it was
  * not registered. */

@@ -18,6 +18,8 @@
 #define VASP_INST_ID_HEX 32u   /* 16 random bytes as lowercase hex */
 #define VASP_COUNTER_NAME_MAX 64u
 #define VASP_SIG_LEN 64u       /* P-256 r || s */
+#define VASP_ECDH_LEN 32u      /* P-256 shared secret (x coordinate) */
+#define VASP_EC_POINT_LEN 65u  /* P-256 public key, uncompressed: 04 || x || y */
 
 /* Limits on what the state may hold, so neither a caller nor a forged file
  * can make it grow without bound. */
@@ -67,6 +69,11 @@ struct vasp_asp {
   uint8_t storage_key[VASP_KEY_LEN];
   vasp_bytes ca_der, ek_der, ak_der;
   uint8_t id[VASP_ASP_ID_LEN];
+  /* Transport key: ECDH P-256, drawn on every open and never persisted, so a
+   * migration blob opens only in the boot it was sealed to. */
+  EVP_PKEY *tk;
+  vasp_bytes tk_der;
+  uint8_t tk_id[VASP_DIGEST_LEN]; /* SHA-256 of its SubjectPublicKeyInfo */
   vasp_regs regs; /* not persisted: every open is a boot */
   vasp_ledger ledger;
 };
@@ -123,8 +130,24 @@ int vasp_binding_extension(vasp_err *err, const char *vm_uuid, const char *inst_
                            const uint8_t config_digest[VASP_DIGEST_LEN],
                            X509_EXTENSION **out);
 
-/* provision.c: a fresh key hierarchy on first open. */
+/* provision.c: a fresh key hierarchy on first open; a fresh transport key
+ * and its certificate from the AK on every open. */
 int vasp_asp_provision(vasp_asp *asp);
+int vasp_asp_transport_key(vasp_asp *asp);
+
+/* kdf.c */
+/* HKDF-SHA256; no salt (salt_len 0) is HKDF's default salt. */
+bool vasp_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
+                      const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);
+/* ECDH of priv with peer's public key (checked to be on the curve); out is
+ * wiped on failure. */
+bool vasp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[VASP_ECDH_LEN]);
+/* The uncompressed public point of a P-256 key. */
+bool vasp_ec_public_point(EVP_PKEY *key, uint8_t out[VASP_EC_POINT_LEN]);
+/* A P-256 public key from an uncompressed point; NULL when it is not one. */
+EVP_PKEY *vasp_ec_from_point(const uint8_t point[VASP_EC_POINT_LEN]);
+/* Whether key is an EC key on P-256. */
+bool vasp_is_p256(EVP_PKEY *key);
 
 /* aead.c: AES-256-GCM. aad is aad1 || aad2 (either may be empty). */
 bool vasp_aead_seal(const uint8_t key[VASP_KEY_LEN], const uint8_t nonce[VASP_NONCE_LEN],
@@ -141,6 +164,9 @@ int vasp_aead_open(const uint8_t key[VASP_KEY_LEN], const uint8_t nonce[VASP_NON
  * as raw r || s (IEEE P1363); false on OpenSSL failure. */
 bool vasp_sign_p1363(EVP_PKEY *key, const uint8_t *domain, size_t domain_len,
                      const uint8_t *msg, size_t len, uint8_t out[VASP_SIG_LEN]);
+/* Whether sig (r || s) is key's signature of domain || msg, as above. */
+bool vasp_verify_p1363(EVP_PKEY *key, const uint8_t *domain, size_t domain_len,
+                       const uint8_t *msg, size_t len, const uint8_t sig[VASP_SIG_LEN]);
 
 /* quote.c: the quote both the ASP and the instances give. */
 int vasp_quote_make(vasp_err *err, EVP_PKEY *key, const vasp_regs *regs, uint32_t alg,

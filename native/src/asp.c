@@ -10,6 +10,8 @@ void vasp_asp_close(vasp_asp *asp) {
   EVP_PKEY_free(asp->ek);
   EVP_PKEY_free(asp->ak);
   X509_free(asp->ak_cert);
+  EVP_PKEY_free(asp->tk);
+  vasp_bytes_free(&asp->tk_der);
   vasp_bytes_free(&asp->ca_der);
   vasp_bytes_free(&asp->ek_der);
   vasp_bytes_free(&asp->ak_der);
@@ -51,6 +53,7 @@ int vasp_asp_open(const vasp_asp_opts *opts, vasp_asp **out) {
   if (rc == VASP_OK) rc = vasp_mkdirs(&asp->err, asp->dir);
   if (rc == VASP_OK) rc = vasp_lock_dir(&asp->err, asp->dir, &asp->lock_fd);
   if (rc == VASP_OK) rc = vasp_state_open(asp);
+  if (rc == VASP_OK) rc = vasp_asp_transport_key(asp);
   if (rc != VASP_OK) {
     vasp_fail(NULL, rc, "%s", asp->err.msg);
     vasp_asp_close(asp);
@@ -93,7 +96,8 @@ int vasp_asp_cert(vasp_asp *asp, uint32_t kind, uint8_t **out, size_t *out_len) 
   const vasp_bytes *der = kind == VASP_CERT_CA   ? &asp->ca_der
                           : kind == VASP_CERT_EK ? &asp->ek_der
                           : kind == VASP_CERT_AK ? &asp->ak_der
-                                                 : NULL;
+                          : kind == VASP_CERT_TRANSPORT ? &asp->tk_der
+                                                        : NULL;
   if (!der) return vasp_fail(&asp->err, VASP_E_ARG, "unknown certificate kind %u", kind);
   if (!out || !out_len) return vasp_fail(&asp->err, VASP_E_ARG, "out or out_len is NULL");
   vasp_bytes copy;

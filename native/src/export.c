@@ -1,14 +1,14 @@
-/* Export and import of a whole instance, sealed under the ASP storage key
- * with the binding as AAD and the VM's export counter against rollback.
- * Blob layout in docs/quote-format.md. */
-#include "_asp.h"
+/* Export of a whole instance, sealed under the ASP storage key with the
+ * binding as AAD and the VM's export counter against rollback; the counter
+ * bookkeeping every export (also a migration) goes through. Blob layout in
+ * docs/quote-format.md. */
 #include "_export.h"
 
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool write_content(const vasp_instance *inst, vasp_wbuf *w) {
+bool vasp_export_content_write(const vasp_instance *inst, vasp_wbuf *w) {
   vasp_wb_u16(w, CONTENT_VERSION);
   if (!vasp_key_write(inst->key, w)) return false;
   vasp_wb_blob(w, inst->cert_der.p, inst->cert_der.len);
@@ -17,13 +17,14 @@ static bool write_content(const vasp_instance *inst, vasp_wbuf *w) {
   return !w->failed;
 }
 
-/* Seals the instance as the blob for `counter`; *blob is a wiped writer on
- * failure. */
-static int seal_blob(vasp_instance *inst, uint64_t counter, uint32_t flags, vasp_wbuf *blob) {
+/* Seals the instance under the storage key (a vasp_export_sealer; ctx
+ * points to the flags). */
+static int seal_blob(vasp_instance *inst, uint64_t counter, void *ctx, vasp_wbuf *blob) {
   vasp_asp *asp = inst->asp;
+  uint32_t flags = *(const uint32_t *)ctx;
   vasp_wbuf plain = {0};
   int rc = VASP_OK;
-  if (!write_content(inst, &plain)) {
+  if (!vasp_export_content_write(inst, &plain)) {
     rc = vasp_fail_ssl(&inst->err, VASP_E_NOMEM, "cannot encode instance %s", inst->id);
   } else {
     vasp_wb_put(blob, EXPORT_MAGIC, 8);
@@ -48,24 +49,22 @@ static int seal_blob(vasp_instance *inst, uint64_t counter, uint32_t flags, vasp
   return rc;
 }
 
-/* Records `counter` as the VM's newest export (and as a snapshot) and
- * persists it; on failure the ledger is as before. */
-static int record_export(vasp_instance *inst, uint64_t counter, bool snapshot) {
-  vasp_ledger *l = &inst->asp->ledger;
-  vasp_vm_record *vm = vasp_ledger_vm(l, inst->vm_uuid);
+int vasp_export_record(vasp_asp *asp, vasp_err *err, const char *vm_uuid, uint64_t counter,
+                       bool snapshot) {
+  vasp_ledger *l = &asp->ledger;
+  vasp_vm_record *vm = vasp_ledger_vm(l, vm_uuid);
   bool created = !vm;
-  if (created && !(vm = vasp_ledger_add_vm(l, inst->vm_uuid)))
-    return vasp_fail(&inst->err, VASP_E_ARG, "cannot record VM %s: %u VMs at most",
-                     inst->vm_uuid, VASP_MAX_VMS);
+  if (created && !(vm = vasp_ledger_add_vm(l, vm_uuid)))
+    return vasp_fail(err, VASP_E_ARG, "cannot record VM %s: %u VMs at most", vm_uuid,
+                     VASP_MAX_VMS);
   uint64_t old = vm->newest;
   vm->newest = counter;
   int rc = VASP_OK;
   bool written = false;
   if (snapshot && !vasp_vm_add_snapshot(vm, counter))
-    rc = vasp_fail(&inst->err, VASP_E_ARG, "cannot register a snapshot of VM %s: %u at most",
-                   inst->vm_uuid, VASP_MAX_SNAPSHOTS);
-  else if ((rc = vasp_state_save(inst->asp, &inst->err, &written)) != VASP_OK && snapshot &&
-           !written)
+    rc = vasp_fail(err, VASP_E_ARG, "cannot register a snapshot of VM %s: %u at most", vm_uuid,
+                   VASP_MAX_SNAPSHOTS);
+  else if ((rc = vasp_state_save(asp, err, &written)) != VASP_OK && snapshot && !written)
     vm->n_snapshots--;
   /* A file already holding the counter keeps it in memory too (used up, the
    * next export goes past it); the blob is dropped by the caller either way. */
@@ -76,23 +75,18 @@ static int record_export(vasp_instance *inst, uint64_t counter, bool snapshot) {
   return rc;
 }
 
-int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out, size_t *out_len,
-                         uint64_t *counter) {
-  if (!inst) return vasp_fail(NULL, VASP_E_ARG, "inst is NULL");
-  vasp_clear(&inst->err);
-  if (!out || !out_len || !counter)
-    return vasp_fail(&inst->err, VASP_E_ARG, "out, out_len or counter is NULL");
-  if (flags & ~VASP_SNAPSHOT) return vasp_fail(&inst->err, VASP_E_ARG, "unknown flags 0x%x", flags);
+int vasp_export_run(vasp_instance *inst, bool snapshot, vasp_export_sealer seal, void *ctx,
+                    uint8_t **out, size_t *out_len, uint64_t *counter) {
   const vasp_vm_record *vm = vasp_ledger_vm(&inst->asp->ledger, inst->vm_uuid);
   uint64_t next = (vm ? vm->newest : 0) + 1;
   if (next == 0)
     return vasp_fail(&inst->err, VASP_E_ARG, "export counter of VM %s is at its maximum",
                      inst->vm_uuid);
   vasp_wbuf blob = {0};
-  int rc = seal_blob(inst, next, flags, &blob);
+  int rc = seal(inst, next, ctx, &blob);
   /* The counter is persisted before the blob leaves, so no blob ever
    * carries a counter the ASP might forget. */
-  if (rc == VASP_OK) rc = record_export(inst, next, flags & VASP_SNAPSHOT);
+  if (rc == VASP_OK) rc = vasp_export_record(inst->asp, &inst->err, inst->vm_uuid, next, snapshot);
   if (rc) {
     vasp_wb_free(&blob);
     return rc;
@@ -100,4 +94,14 @@ int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out, siz
   *out = vasp_wb_take(&blob, out_len);
   *counter = next;
   return VASP_OK;
+}
+
+int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out, size_t *out_len,
+                         uint64_t *counter) {
+  if (!inst) return vasp_fail(NULL, VASP_E_ARG, "inst is NULL");
+  vasp_clear(&inst->err);
+  if (!out || !out_len || !counter)
+    return vasp_fail(&inst->err, VASP_E_ARG, "out, out_len or counter is NULL");
+  if (flags & ~VASP_SNAPSHOT) return vasp_fail(&inst->err, VASP_E_ARG, "unknown flags 0x%x", flags);
+  return vasp_export_run(inst, flags & VASP_SNAPSHOT, seal_blob, &flags, out, out_len, counter);
 }

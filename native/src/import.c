@@ -1,19 +1,11 @@
 /* Import of an exported instance: every check in its documented order,
  * each with its own code. */
-#include "_asp.h"
 #include "_export.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t le(const uint8_t *p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
-  return v;
-}
-
-/* Fills inst from the decrypted content; false with r->why. */
-static bool parse_content(vasp_instance *inst, vasp_rbuf *r) {
+bool vasp_export_content_parse(vasp_instance *inst, vasp_rbuf *r) {
   uint16_t version = 0;
   const uint8_t *key = NULL, *cert = NULL;
   size_t key_len = 0, cert_len = 0;
@@ -43,7 +35,7 @@ static int check_header(vasp_asp *asp, const char *want_uuid, const uint8_t *blo
     id[VASP_INST_ID_HEX] = '\0';
   }
   if (len < HEADER_LEN + VASP_NONCE_LEN + VASP_TAG_LEN || memcmp(blob, EXPORT_MAGIC, 8) != 0 ||
-      le(blob + 8, 2) != EXPORT_VERSION || le(blob + OFF_FLAGS, 4) & ~VASP_SNAPSHOT ||
+      vasp_le(blob + 8, 2) != EXPORT_VERSION || vasp_le(blob + OFF_FLAGS, 4) & ~VASP_SNAPSHOT ||
       !vasp_uuid_normalize(raw_uuid, uuid) || strcmp(raw_uuid, uuid) != 0 ||
       !vasp_inst_id_ok(id))
     return vasp_fail(&asp->err, VASP_E_AUTH, "not a vASP export blob (%zu bytes)", len);
@@ -87,7 +79,7 @@ static int import(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob, size_
   const uint8_t *nonce = blob + HEADER_LEN, *ct = nonce + VASP_NONCE_LEN;
   int auth = vasp_aead_open(asp->storage_key, nonce, blob, HEADER_LEN, NULL, 0, ct, body,
                             ct + body, plain);
-  uint64_t counter = le(blob + OFF_COUNTER, 8);
+  uint64_t counter = vasp_le(blob + OFF_COUNTER, 8);
   vasp_instance *inst = NULL;
   vasp_rbuf r;
   if (auth < 0)
@@ -103,7 +95,7 @@ static int import(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob, size_
       memcpy(inst->vm_uuid, uuid, sizeof uuid);
       memcpy(inst->id, id, sizeof id);
       vasp_rb_init(&r, plain, body);
-      if (!parse_content(inst, &r))
+      if (!vasp_export_content_parse(inst, &r))
         rc = vasp_fail(&asp->err, VASP_E_AUTH, "blob of instance %s is malformed: %s", id,
                        r.why);
     }

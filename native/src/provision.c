@@ -1,6 +1,7 @@
 /* First open: the manufacturer CA, endorsement key (EK), attestation key
  * (AK) and storage key. The CA's private key exists only during this call,
- * as a manufacturer's key never lives on the device it certifies. */
+ * as a manufacturer's key never lives on the device it certifies. Every
+ * open: the transport key (TK), certified by the AK. */
 #include "_asp.h"
 
 #include <openssl/pem.h>
@@ -82,5 +83,29 @@ int vasp_asp_provision(vasp_asp *asp) {
   }
   X509_free(ca);
   X509_free(ek);
+  return rc;
+}
+
+int vasp_asp_transport_key(vasp_asp *asp) {
+  char cn[64], id_hex[2 * VASP_ASP_ID_LEN + 1];
+  X509 *cert = NULL;
+  vasp_hex(asp->id, sizeof asp->id, id_hex);
+  snprintf(cn, sizeof cn, "vASP transport key %.16s", id_hex);
+  vasp_cert_spec spec = {
+      .cn = cn, .issuer = asp->ak_cert, .issuer_key = asp->ak, .days = DAYS_10Y,
+      .basic_constraints = "critical,CA:FALSE", .key_usage = "critical,keyAgreement"};
+  int rc = issue(asp, &spec, &asp->tk, &cert);
+  if (rc != VASP_OK && asp->tk) {
+    /* The key exists, so the AK, loaded from the state file, could not
+     * issue: that state is corrupt, whatever its seal says. */
+    char why[VASP_ERRMSG_LEN];
+    snprintf(why, sizeof why, "%s", asp->err.msg);
+    return vasp_fail(&asp->err, VASP_E_STATE, "the AK certificate in %s cannot issue: %s",
+                     asp->state_path, why);
+  }
+  if (rc == VASP_OK &&
+      (!vasp_cert_to_der(cert, &asp->tk_der) || !vasp_spki_sha256(asp->tk, asp->tk_id)))
+    rc = vasp_fail_ssl(&asp->err, VASP_E_CRYPTO, "cannot encode the transport key certificate");
+  X509_free(cert);
   return rc;
 }

@@ -1,10 +1,12 @@
 /* Signatures with the ASP's keys: ECDSA P-256 over SHA-256, written raw
  * r || s (IEEE P1363), the form Web Crypto verifies. Quotes sign through the
- * same helper; vasp_asp_sign signs caller data under its own domain prefix. */
+ * same helper; vasp_asp_sign signs caller data under its own domain prefix.
+ * Verification here is for migration blobs, signed by another ASP's AK. */
 #include "_asp.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <string.h>
 
 /* Neither a quote ("VASPQT01" …) nor a certificate (DER, 0x30 …) starts with
@@ -28,6 +30,31 @@ bool vasp_sign_p1363(EVP_PKEY *key, const uint8_t *domain, size_t domain_len,
   ok = sig && BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32) == 32 &&
        BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32) == 32;
   ECDSA_SIG_free(sig);
+  return ok;
+}
+
+bool vasp_verify_p1363(EVP_PKEY *key, const uint8_t *domain, size_t domain_len,
+                       const uint8_t *msg, size_t len, const uint8_t sig[VASP_SIG_LEN]) {
+  ECDSA_SIG *s = ECDSA_SIG_new();
+  BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
+  unsigned char *der = NULL;
+  int der_len = 0;
+  if (s && r && ss && ECDSA_SIG_set0(s, r, ss) == 1) {
+    r = ss = NULL; /* owned by s now */
+    der_len = i2d_ECDSA_SIG(s, &der);
+  }
+  BN_free(r);
+  BN_free(ss);
+  ECDSA_SIG_free(s);
+  EVP_MD_CTX *ctx = der_len > 0 ? EVP_MD_CTX_new() : NULL;
+  bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, vasp_md(VASP_ALG_SHA256), NULL, key) == 1 &&
+            (domain_len == 0 || EVP_DigestVerifyUpdate(ctx, domain, domain_len) == 1) &&
+            (len == 0 || EVP_DigestVerifyUpdate(ctx, msg, len) == 1) &&
+            EVP_DigestVerifyFinal(ctx, der, (size_t)der_len) == 1;
+  EVP_MD_CTX_free(ctx);
+  OPENSSL_free(der);
+  /* A bad signature queues errors that are no failure of this library. */
+  if (!ok) ERR_clear_error();
   return ok;
 }
 

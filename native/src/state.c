@@ -5,8 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/core_names.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +26,8 @@
 
 static bool hkdf(const uint8_t *secret, size_t len, const char *info, uint8_t *out,
                  size_t out_len) {
-  EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-  EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, len),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info)),
-      OSSL_PARAM_construct_end()};
-  bool ok = ctx && EVP_KDF_derive(ctx, out, out_len, params) == 1;
-  EVP_KDF_CTX_free(ctx);
-  EVP_KDF_free(kdf);
-  return ok;
+  return vasp_hkdf_sha256(secret, len, NULL, 0, (const uint8_t *)info, strlen(info), out,
+                          out_len);
 }
 
 static int derive_keys(vasp_asp *asp, const uint8_t *secret, size_t len) {

@@ -274,7 +274,7 @@ TEST(asp_certificates_chain_from_the_manufacturer_ca_with_the_documented_profile
        *ak = fx_asp_cert(a, VASP_CERT_AK);
   uint8_t *der = NULL;
   size_t len = 0;
-  int bad_kind = vasp_asp_cert(a, 3, &der, &len);
+  int bad_kind = vasp_asp_cert(a, 4, &der, &len);
   vasp_asp_close(a);
   bool got = ca && ek && ak;
   bool verified = got && fx_verify_chain(ca, ak, (X509 *[]){ek}, 1);

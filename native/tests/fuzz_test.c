@@ -1,8 +1,9 @@
 /* Seeded, bounded fuzzing kept in the suite (and under ASan/UBSan in
- * `make test-sanitize`): the state file loader, the export-blob importer and
- * the page walker, fed mutations of valid inputs. Mutated plaintext is
- * re-encrypted with the handle's own keys, so the parsers behind the AEAD
- * check are reached, not only the tag check.
+ * `make test-sanitize`): the state file loader, the export-blob importer,
+ * the migration-blob importer and the page walker, fed mutations of valid
+ * inputs. Mutated plaintext is re-encrypted with the handle's own keys (and a
+ * migration blob signed again by the source's AK), so the parsers behind the
+ * AEAD and signature checks are reached, not only those checks.
  *
  * VASP_FUZZ_ITERATIONS scales every target (default: a few seconds in all
  * under ASan); VASP_FUZZ_SEED picks another run. A failure prints the seed
@@ -324,6 +325,98 @@ TEST(fuzz_import_refuses_mutated_blobs_and_content_without_crashing) {
   free(plain);
   free(buf);
   vasp_asp_close(a);
+  CHECK(ok);
+}
+
+/* ---- migration blobs ---------------------------------------------------- */
+
+typedef struct migrate_ctx {
+  vasp_asp *src, *dst;
+  const char *vm, *id;
+  const uint8_t *ak; /* the source's AK certificate */
+  size_t ak_len;
+  bool reseal;
+  uint64_t counter;  /* of the last resealed blob: each one goes past it */
+  uint64_t imported; /* inputs that imported */
+} migrate_ctx;
+
+/* Imports mutated content sealed by the source to the destination (the
+ * parser behind the signature and the AEAD), or a mutated blob as it is
+ * (the header and signature checks). */
+static bool migrate_try(const uint8_t *data, size_t len, void *p) {
+  migrate_ctx *ctx = p;
+  vasp_wbuf sealed = {0};
+  const uint8_t *in = data;
+  size_t in_len = len;
+  if (ctx->reseal) {
+    vasp_err err;
+    if (vasp_migrate_seal(&err, ctx->src, ctx->dst->tk, ctx->dst->tk_id, ctx->vm, ctx->id,
+                          ++ctx->counter, data, len, &sealed) != VASP_OK)
+      return false;
+    in = sealed.p;
+    in_len = sealed.len;
+  }
+  vasp_instance *inst = NULL;
+  int rc = vasp_instance_import_from(ctx->dst, ctx->vm, in, in_len, ctx->ak, ctx->ak_len, &inst);
+  bool ok = rc == VASP_OK || rc == VASP_E_AUTH || rc == VASP_E_ARG || rc == VASP_E_BINDING ||
+            rc == VASP_E_ROLLBACK || rc == VASP_E_DESTROYED;
+  if (rc == VASP_OK) {
+    ctx->imported++;
+    uint8_t nonce[16] = {0}, *quote = NULL;
+    size_t quote_len = 0;
+    ok = vasp_instance_quote(inst, VASP_ALG_SHA256, 0xffffff, nonce, sizeof nonce, &quote,
+                             &quote_len) == VASP_OK;
+    vasp_free(quote);
+  }
+  if (!ok) fprintf(stderr, "    import_from: rc %d (%s)\n", rc, vasp_errmsg(ctx->dst));
+  vasp_instance_close(inst);
+  vasp_wb_free(&sealed);
+  return ok;
+}
+
+TEST(fuzz_migration_import_refuses_mutated_blobs_and_content_without_crashing) {
+  const char *root = test_tmpdir();
+  vasp_asp *a = fx_open(fx_path(root, "src")), *b = fx_open(fx_path(root, "dst"));
+  CHECK(a && b);
+  static const char vm[] = "11111111-2222-4333-8444-555555555555";
+  uint8_t digest[32] = {3}, *tk = NULL, *ak = NULL, *blob = NULL, *buf = NULL;
+  size_t tk_len = 0, ak_len = 0, blob_len = 0;
+  uint64_t counter = 0;
+  vasp_wbuf plain = {0};
+  vasp_instance *inst = NULL;
+  bool ok = vasp_instance_create(a, vm, digest, &inst) == VASP_OK &&
+            vasp_instance_extend(inst, 3, (const uint8_t *)"kernel", 6, "kernel") == VASP_OK &&
+            vasp_asp_cert(b, VASP_CERT_TRANSPORT, &tk, &tk_len) == VASP_OK &&
+            vasp_asp_cert(a, VASP_CERT_AK, &ak, &ak_len) == VASP_OK &&
+            vasp_instance_export_to(inst, tk, tk_len, &blob, &blob_len, &counter) == VASP_OK &&
+            vasp_export_content_write(inst, &plain) &&
+            (buf = malloc((blob_len > plain.len ? blob_len : plain.len) + MAX_GROW));
+  char id[VASP_INST_ID_HEX + 1] = "";
+  if (inst) vasp_instance_id(inst, id);
+  vasp_instance_close(inst);
+  uint64_t seed = seed_for(4), st = seed, i = 0;
+  if (ok) {
+    write_seed("migrate", plain.p, plain.len);
+    /* The blob itself imports; the resealed content goes on past its counter. */
+    migrate_ctx raw = {a, b, vm, id, ak, ak_len, false, counter, 0};
+    migrate_ctx content = {a, b, vm, id, ak, ak_len, true, counter, 0};
+    ok = migrate_try(blob, blob_len, &raw) && raw.imported == 1 &&
+         migrate_try(plain.p, plain.len, &content) && content.imported == 1 &&
+         each_corpus("migrate", migrate_try, &content);
+    uint64_t n = iterations(1500);
+    for (; ok && i < n; i++) {
+      if (i % 4 == 3) ok = migrate_try(buf, mutate(&st, blob, blob_len, buf), &raw);
+      else ok = migrate_try(buf, mutate(&st, plain.p, plain.len, buf), &content);
+    }
+  }
+  if (!ok) report("migrate", seed, i);
+  vasp_wb_free(&plain);
+  vasp_free(tk);
+  vasp_free(ak);
+  vasp_free(blob);
+  free(buf);
+  vasp_asp_close(a);
+  vasp_asp_close(b);
   CHECK(ok);
 }
 
