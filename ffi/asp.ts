@@ -31,8 +31,12 @@ import { QUOTE_SIGNATURE_LEN } from "./quote.ts";
 import { errorMessage } from "../src/engine/error.ts";
 
 /** Certificates the ASP holds, by `vasp_cert_kind`. */
-const CERT_KINDS = { ca: 0, ek: 1, ak: 2 } as const;
-/** Which ASP certificate: manufacturer CA, endorsement key, attestation key. */
+const CERT_KINDS = { ca: 0, ek: 1, ak: 2, transport: 3 } as const;
+/**
+ * Which ASP certificate: manufacturer CA, endorsement key, attestation key, or transport key
+ * (ECDH P-256 for key agreement, issued by the AK, new on every open: what a migration is
+ * sealed to).
+ */
 export type AspCertKind = keyof typeof CERT_KINDS;
 
 /** Options of {@link Asp.open}. */
@@ -141,14 +145,17 @@ export class Asp extends RegisterBank {
   /**
    * One of the ASP's certificates.
    *
-   * @param kind `ca`, `ek` or `ak`
+   * @param kind `ca`, `ek`, `ak` or `transport` (the transport key's certificate changes on
+   *   every open)
    * @returns the certificate, DER
    * @throws {TypeError} for another kind
    * @throws {NativeError} `handle_closed` after close
    */
   certificate(kind: AspCertKind): Uint8Array<ArrayBuffer> {
     const value = CERT_KINDS[kind];
-    if (value === undefined) throw new TypeError(`Unknown certificate kind "${kind}" (ca, ek, ak)`);
+    if (value === undefined) {
+      throw new TypeError(`Unknown certificate kind "${kind}" (ca, ek, ak, transport)`);
+    }
     const handle = live(this.#handle, `read the ${kind} certificate of ${this.#label}`);
     const [ptr, len] = [outSlot(), outSlot()];
     check(
@@ -342,6 +349,47 @@ export class Asp extends RegisterBank {
     const flags = options.snapshot ? SNAPSHOT_FLAG : 0;
     check(
       native().vasp_instance_import(handle, cstr(vm), data, BigInt(data.byteLength), flags, out),
+      null,
+      `Cannot ${what}`,
+    );
+    return this.#adopt(slotPointer(out)!, vm);
+  }
+
+  /**
+   * Imports an instance migrated from another ASP: a blob from {@link VaspInstance.exportTo}
+   * sealed to this ASP's current transport key (see {@link Asp.certificate}). Its counter is
+   * recorded as the VM's newest and persisted before the instance is returned, so the same
+   * blob never imports again, also after a restart; the next local export carries the next
+   * value. Layout and checks: docs/quote-format.md, "Migration blob".
+   *
+   * @param uuid the VM's UUID
+   * @param blob the migration blob
+   * @param sourceAkCert the source ASP's AK certificate, DER, whose chain to a trusted CA the
+   *   caller has verified (and whose EK hashes to the blob's source ASP ID)
+   * @returns the instance, borrowing this ASP
+   * @throws {TypeError} for a bad UUID or a blob or certificate that is not a Uint8Array
+   * @throws {NativeError} `auth_failed` (not a migration blob, sealed to another transport key
+   *   or an earlier open of this ASP, not signed by that AK, altered), `binding_mismatch`
+   *   (another VM), `argument_invalid` (a certificate that does not parse, or a blob this ASP
+   *   sealed itself), `instance_destroyed`, `rollback_refused` (replayed or older)
+   */
+  importFrom(uuid: string, blob: Uint8Array, sourceAkCert: Uint8Array): VaspInstance {
+    const vm = vmUuid(uuid);
+    const data = bytes(blob, "blob");
+    const ak = bytes(sourceAkCert, "sourceAkCert");
+    const what = `import the vASP instance of VM "${vm}" migrated into ${this.#label}`;
+    const handle = live(this.#handle, what);
+    const out = outSlot();
+    check(
+      native().vasp_instance_import_from(
+        handle,
+        cstr(vm),
+        data,
+        BigInt(data.byteLength),
+        ak,
+        BigInt(ak.byteLength),
+        out,
+      ),
       null,
       `Cannot ${what}`,
     );

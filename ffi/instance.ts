@@ -12,7 +12,7 @@ import {
   takeInstance,
 } from "./_handles.ts";
 import { RegisterBank } from "./_registers.ts";
-import { description, registerIndex, SNAPSHOT_FLAG } from "./_args.ts";
+import { bytes, description, registerIndex, SNAPSHOT_FLAG } from "./_args.ts";
 import { check, cstr, outSlot, takeBuffer } from "./_util.ts";
 import { DIGEST_LEN } from "./hash.ts";
 import type { Asp } from "./asp.ts";
@@ -20,7 +20,10 @@ import { native } from "./loader.ts";
 
 /** A sealed instance state and the export counter value it carries. */
 export interface ExportedInstance {
-  /** The sealed state, importable into the same ASP for the same VM. */
+  /**
+   * The sealed state, importable for the same VM into the same ASP ({@link VaspInstance.export})
+   * or into the destination ASP ({@link VaspInstance.exportTo}).
+   */
   readonly blob: Uint8Array<ArrayBuffer>;
   /** The VM's export counter value inside the blob. */
   readonly counter: bigint;
@@ -138,6 +141,32 @@ export class VaspInstance extends RegisterBank {
       ),
       handle,
       `Cannot export ${this.#label}`,
+    );
+    return { blob: takeBuffer(ptr, len), counter: counter[0]! };
+  }
+
+  /**
+   * Seals the whole instance state to another ASP, for a migration: to the transport key of
+   * `transportCert` (ECDH with a fresh key, AES-256-GCM), signed by this ASP's AK, with the
+   * VM's next export counter value, persisted here before the blob is returned (older blobs of
+   * the VM no longer import here). The destination imports it with {@link Asp.importFrom}.
+   *
+   * @param transportCert the destination's transport key certificate, DER, whose chain to a
+   *   trusted CA the caller has verified
+   * @returns the blob and its counter value
+   * @throws {TypeError} when `transportCert` is not a Uint8Array
+   * @throws {NativeError} `argument_invalid` for a certificate that does not parse, holds no
+   *   P-256 key, lacks keyAgreement or is this ASP's own; `handle_closed` after close or
+   *   destroy; `io_failed` when the counter cannot be persisted
+   */
+  exportTo(transportCert: Uint8Array): ExportedInstance {
+    const cert = bytes(transportCert, "transportCert");
+    const handle = live(this.#handle, `export ${this.#label} to another ASP`);
+    const [ptr, len, counter] = [outSlot(), outSlot(), outSlot()];
+    check(
+      native().vasp_instance_export_to(handle, cert, BigInt(cert.byteLength), ptr, len, counter),
+      handle,
+      `Cannot export ${this.#label} to another ASP`,
     );
     return { blob: takeBuffer(ptr, len), counter: counter[0]! };
   }

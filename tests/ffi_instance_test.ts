@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Asp, VaspInstance } from "../ffi/mod.ts";
+import { Asp, hash, VaspInstance } from "../ffi/mod.ts";
 import { describeCertificate } from "../src/attest/mod.ts";
-import { toHex as hex } from "../src/codec/mod.ts";
+import { subjectPublicKeyInfo, toHex as hex } from "../src/codec/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const VM = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -117,6 +117,113 @@ Deno.test("importInstance() refuses every bad blob with its code", async (t) => 
   );
 });
 
+/** Fixed offsets of a migration blob's header (docs/quote-format.md, "Migration blob"). */
+const MIGRATION = { source: 10, recipient: 42, uuid: 74, id: 110, counter: 142 } as const;
+
+Deno.test("exportTo() and importFrom() move an instance's whole state to another ASP, once", async () => {
+  await using srcDir = await tempStateDir();
+  await using dstDir = await tempStateDir();
+  using src = Asp.open(srcDir.path);
+  let blob: Uint8Array;
+  let before;
+  {
+    using dst = Asp.open(dstDir.path);
+    using inst = src.createInstance(VM, CONFIG);
+    inst.extend(0, utf8("firmware"), "firmware");
+    inst.extend(4, utf8("kernel"), "kernel");
+    before = state(inst);
+    assert.equal(inst.export().counter, 1n);
+    const tk = dst.certificate("transport");
+    const moved = inst.exportTo(tk);
+    assert.equal(moved.counter, 2n);
+    blob = moved.blob;
+    const view = new DataView(blob.buffer, blob.byteOffset);
+    assert.equal(new TextDecoder().decode(blob.subarray(0, 8)), "VASPMG01");
+    assert.equal(hex(blob.subarray(MIGRATION.source, MIGRATION.recipient)), src.id);
+    assert.equal(
+      hex(blob.subarray(MIGRATION.recipient, MIGRATION.uuid)),
+      hex(hash("sha256", subjectPublicKeyInfo(tk))),
+    );
+    assert.equal(new TextDecoder().decode(blob.subarray(MIGRATION.uuid, MIGRATION.id)), VM);
+    assert.equal(new TextDecoder().decode(blob.subarray(MIGRATION.id, MIGRATION.counter)), inst.id);
+    assert.equal(view.getBigUint64(MIGRATION.counter, true), 2n);
+
+    using back = dst.importFrom(VM, blob, src.certificate("ak"));
+    assert.deepEqual(state(back), before);
+    assert.equal(back.export().counter, 3n);
+    assert.throws(() => dst.importFrom(VM, blob, src.certificate("ak")), {
+      name: "NativeError",
+      code: "rollback_refused",
+      message: /replayed or older transfer: counter 2, newest 3/,
+    });
+  }
+  // The next open of the destination has another transport key: the blob is sealed to a boot
+  // that is over.
+  using dst = Asp.open(dstDir.path);
+  assert.throws(() => dst.importFrom(VM, blob, src.certificate("ak")), {
+    name: "NativeError",
+    code: "auth_failed",
+    message: /sealed to another ASP's transport key/,
+  });
+});
+
+Deno.test("exportTo() and importFrom() refuse the wrong recipient, VM, signer or certificate", async (t) => {
+  await using srcDir = await tempStateDir();
+  await using dstDir = await tempStateDir();
+  await using thirdDir = await tempStateDir();
+  using src = Asp.open(srcDir.path);
+  using dst = Asp.open(dstDir.path);
+  using third = Asp.open(thirdDir.path);
+  using inst = src.createInstance(VM, CONFIG);
+  const ak = src.certificate("ak");
+  const refuse = (code: string, f: () => unknown) =>
+    assert.throws(f, { name: "NativeError", code });
+
+  await t.step(
+    "the transport key certificate is issued by the AK and new on every open",
+    async () => {
+      const info = await describeCertificate(dst.certificate("transport"));
+      assert.equal(info.issuer, (await describeCertificate(dst.certificate("ak"))).subject);
+      assert.match(info.subject, new RegExp(`vASP transport key ${dst.id.slice(0, 16)}`));
+      await using d = await tempStateDir();
+      const first = Asp.open(d.path);
+      const tk = hex(first.certificate("transport"));
+      first.close();
+      using again = Asp.open(d.path);
+      assert.notEqual(hex(again.certificate("transport")), tk);
+    },
+  );
+  await t.step("a blob sealed to a third ASP is auth_failed", () => {
+    const blob = inst.exportTo(third.certificate("transport")).blob;
+    refuse("auth_failed", () => dst.importFrom(VM, blob, ak));
+  });
+  await t.step("a blob for another VM is binding_mismatch", () => {
+    const blob = inst.exportTo(dst.certificate("transport")).blob;
+    refuse("binding_mismatch", () => dst.importFrom(OTHER_VM, blob, ak));
+  });
+  await t.step("a blob checked against another ASP's AK, or altered, is auth_failed", () => {
+    const blob = inst.exportTo(dst.certificate("transport")).blob;
+    refuse("auth_failed", () => dst.importFrom(VM, blob, third.certificate("ak")));
+    for (const at of [0, MIGRATION.counter, blob.length >> 1, blob.length - 1]) {
+      const flipped = blob.slice();
+      flipped[at]! ^= 0x10;
+      refuse("auth_failed", () => dst.importFrom(VM, flipped, ak));
+    }
+    refuse("auth_failed", () => dst.importFrom(VM, inst.export().blob, ak));
+  });
+  await t.step(
+    "a certificate that is no key agreement key, or its own, is argument_invalid",
+    () => {
+      const counter = inst.export().counter;
+      refuse("argument_invalid", () => inst.exportTo(dst.certificate("ak")));
+      refuse("argument_invalid", () => inst.exportTo(src.certificate("transport")));
+      refuse("argument_invalid", () => inst.exportTo(new Uint8Array([0x30, 0x00])));
+      assert.throws(() => inst.exportTo("cert" as unknown as Uint8Array), TypeError);
+      assert.equal(inst.export().counter, counter + 1n);
+    },
+  );
+});
+
 Deno.test("closing the ASP closes its open instances, which then throw handle_closed", async () => {
   await using dir = await tempStateDir();
   const asp = Asp.open(dir.path);
@@ -131,6 +238,7 @@ Deno.test("closing the ASP closes its open instances, which then throw handle_cl
   assert.throws(() => inst.extend(0, new Uint8Array(1), "x"), closed);
   assert.throws(() => inst.eventLog(), closed);
   assert.throws(() => inst.export(), closed);
+  assert.throws(() => inst.exportTo(new Uint8Array(8)), closed);
   assert.throws(() => inst.destroy(), closed);
   inst.close();
   kept.close();
