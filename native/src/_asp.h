@@ -89,6 +89,11 @@ struct vasp_instance {
   vasp_regs regs;
 };
 
+/* instance.c: issues the instance's certificate under this ASP's AK (its key,
+ * VM and configuration digest in the binding extension) into inst->cert_der,
+ * which must be empty. */
+int vasp_instance_certify(vasp_instance *inst);
+
 /* validate.c */
 /* Copies a canonical UUID (8-4-4-4-12 hex, either case) lowercased to out. */
 bool vasp_uuid_normalize(const char *in, char out[VASP_UUID_LEN + 1]);

@@ -27,7 +27,7 @@ int vasp_fail_ctor(vasp_asp *asp, int rc) {
   return vasp_fail(NULL, rc, "%s", asp->err.msg);
 }
 
-static int issue_cert(vasp_instance *inst) {
+int vasp_instance_certify(vasp_instance *inst) {
   vasp_asp *asp = inst->asp;
   X509_EXTENSION *binding = NULL;
   X509 *cert = NULL;
@@ -63,7 +63,7 @@ static int create(vasp_instance *inst, const char *vm_uuid, const uint8_t *confi
     return vasp_fail_ssl(err, VASP_E_CRYPTO, "cannot generate the instance key");
   vasp_hex(id, sizeof id, inst->id);
   memcpy(inst->config_digest, config_digest, VASP_DIGEST_LEN);
-  return issue_cert(inst);
+  return vasp_instance_certify(inst);
 }
 
 int vasp_instance_create(vasp_asp *asp, const char *vm_uuid, const uint8_t *config_digest,

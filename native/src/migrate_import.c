@@ -94,6 +94,12 @@ static int import_content(vasp_asp *asp, const char *uuid, const char *id, const
       rc = vasp_fail(&asp->err, VASP_E_AUTH, "migration blob of instance %s is malformed: %s",
                      id, r.why);
   }
+  /* The instance now lives under this ASP: its certificate (same key, same
+   * binding) is issued again by this AK, so a tenant's quote chains here. */
+  if (rc == VASP_OK) {
+    vasp_bytes_free(&inst->cert_der);
+    rc = vasp_instance_certify(inst);
+  }
   /* Recorded and persisted before the instance is handed out: the blob never
    * imports again, also after a restart. */
   if (rc == VASP_OK) rc = vasp_export_record(asp, &asp->err, uuid, counter, false);

@@ -100,9 +100,25 @@ static bool observe(vasp_instance *inst, seen *s) {
 
 static bool same_der(der a, der b) { return a.len == b.len && !memcmp(a.p, b.p, a.len); }
 
+/* The same instance, but for its certificate, which the destination issues
+ * again (reissued_by checks it). */
 static bool same(const seen *a, const seen *b) {
-  return !strcmp(a->id, b->id) && same_der(a->cert, b->cert) && same_der(a->log, b->log) &&
+  return !strcmp(a->id, b->id) && same_der(a->log, b->log) &&
          !memcmp(a->regs, b->regs, sizeof a->regs) && !memcmp(a->config, b->config, 32);
+}
+
+/* Whether `after`'s certificate certifies `before`'s key, issued by `ak`. */
+static bool reissued_by(const seen *before, const seen *after, der ak) {
+  const unsigned char *p = before->cert.p, *q = after->cert.p, *r = ak.p;
+  X509 *old = d2i_X509(NULL, &p, (long)before->cert.len);
+  X509 *now = d2i_X509(NULL, &q, (long)after->cert.len);
+  X509 *issuer = ak.p ? d2i_X509(NULL, &r, (long)ak.len) : NULL;
+  bool ok = old && now && issuer && EVP_PKEY_eq(X509_get0_pubkey(old), X509_get0_pubkey(now)) == 1 &&
+            X509_verify(now, X509_get0_pubkey(issuer)) == 1 && !same_der(before->cert, after->cert);
+  X509_free(old);
+  X509_free(now);
+  X509_free(issuer);
+  return ok;
 }
 
 static void drop(seen *s) {
@@ -203,6 +219,9 @@ TEST(migrate_round_trip_keeps_the_whole_instance_and_refuses_a_replay_also_after
   der newer = dst ? forge(src, dst, inst, c_next + 1) : (der){0};
   int newer_rc = newer.p ? import_rc(dst, VM, newer, src_ak) : -1;
   bool same_state = seen_before && seen_after && same(&before, &after);
+  der dst_ak = dst ? cert_of(dst, VASP_CERT_AK) : (der){0};
+  bool reissued = same_state && reissued_by(&before, &after, dst_ak);
+  vasp_free(dst_ak.p);
   bool shaped = blob.len > MG_MIN_LEN && blob.p && memcmp(blob.p, "VASPMG01", 8) == 0;
   drop(&before);
   if (seen_after) drop(&after);
@@ -218,7 +237,7 @@ TEST(migrate_round_trip_keeps_the_whole_instance_and_refuses_a_replay_also_after
   vasp_free(newer.p);
   CHECK(exported == VASP_OK && c_local == 1 && shaped && c == 2);
   CHECK(src_old == VASP_E_ROLLBACK);
-  CHECK(rc == VASP_OK && same_state && verifies);
+  CHECK(rc == VASP_OK && same_state && verifies && reissued);
   CHECK(next_rc == VASP_OK && c_next == 3);
   CHECK(replay == VASP_E_ROLLBACK && replay_said);
   CHECK(after_restart == VASP_E_AUTH && restart_said);
