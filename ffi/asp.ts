@@ -286,6 +286,26 @@ export class Asp extends RegisterBank {
   }
 
   /**
+   * The newest export or import counter value this ASP recorded for a VM: a destination gives
+   * it to the source of a migration, whose transfer must exceed it.
+   *
+   * @param uuid the VM's UUID
+   * @returns the counter value, 0 when the ASP never sealed or imported the VM
+   * @throws {TypeError} for a bad UUID
+   */
+  vmCounter(uuid: string): bigint {
+    const vm = vmUuid(uuid);
+    const handle = live(this.#handle, `read the counter of VM "${vm}" in ${this.#label}`);
+    const value = outSlot();
+    check(
+      native().vasp_asp_vm_counter(handle, cstr(vm), value),
+      handle,
+      `Cannot read the counter of VM "${vm}"`,
+    );
+    return value[0]!;
+  }
+
+  /**
    * Unregisters a snapshot of a VM, so its blob no longer imports once newer ones exist.
    *
    * @param uuid the VM's UUID

@@ -153,18 +153,33 @@ export class VaspInstance extends RegisterBank {
    *
    * @param transportCert the destination's transport key certificate, DER, whose chain to a
    *   trusted CA the caller has verified
+   * @param options `after`: the destination's newest counter for the VM
+   *   ({@link Asp.vmCounter}); the transfer's counter exceeds it (by at most 2^32 past this
+   *   ASP's newest)
    * @returns the blob and its counter value
    * @throws {TypeError} when `transportCert` is not a Uint8Array
    * @throws {NativeError} `argument_invalid` for a certificate that does not parse, holds no
    *   P-256 key, lacks keyAgreement or is this ASP's own; `handle_closed` after close or
    *   destroy; `io_failed` when the counter cannot be persisted
    */
-  exportTo(transportCert: Uint8Array): ExportedInstance {
+  exportTo(transportCert: Uint8Array, options: { after?: bigint } = {}): ExportedInstance {
     const cert = bytes(transportCert, "transportCert");
+    const after = options.after ?? 0n;
+    if (typeof after !== "bigint" || after < 0n) {
+      throw new TypeError(`Counter ${String(after)} is not a non-negative bigint`);
+    }
     const handle = live(this.#handle, `export ${this.#label} to another ASP`);
     const [ptr, len, counter] = [outSlot(), outSlot(), outSlot()];
     check(
-      native().vasp_instance_export_to(handle, cert, BigInt(cert.byteLength), ptr, len, counter),
+      native().vasp_instance_export_to(
+        handle,
+        cert,
+        BigInt(cert.byteLength),
+        after,
+        ptr,
+        len,
+        counter,
+      ),
       handle,
       `Cannot export ${this.#label} to another ASP`,
     );

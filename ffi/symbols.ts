@@ -115,12 +115,14 @@ export const symbols = {
     result: "i32",
   },
   // int vasp_instance_export_to(vasp_instance *inst, const uint8_t *tk_cert,
-  //                             size_t tk_cert_len, uint8_t **out, size_t *out_len,
-  //                             uint64_t *counter)
+  //                             size_t tk_cert_len, uint64_t after, uint8_t **out,
+  //                             size_t *out_len, uint64_t *counter)
   vasp_instance_export_to: {
-    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "buffer"],
+    parameters: ["pointer", "buffer", "usize", "u64", "buffer", "buffer", "buffer"],
     result: "i32",
   },
+  // int vasp_asp_vm_counter(vasp_asp *asp, const char *vm_uuid, uint64_t *newest)
+  vasp_asp_vm_counter: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   // int vasp_instance_import_from(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob,
   //                               size_t len, const uint8_t *source_ak_cert,
   //                               size_t source_ak_cert_len, vasp_instance **out)

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Asp, hash, VaspInstance } from "../ffi/mod.ts";
-import { describeCertificate } from "../src/attest/mod.ts";
+import { describeCertificate, verifyQuote } from "../src/attest/mod.ts";
 import { subjectPublicKeyInfo, toHex as hex } from "../src/codec/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 
@@ -149,7 +149,25 @@ Deno.test("exportTo() and importFrom() move an instance's whole state to another
     assert.equal(view.getBigUint64(MIGRATION.counter, true), 2n);
 
     using back = dst.importFrom(VM, blob, src.certificate("ak"));
-    assert.deepEqual(state(back), before);
+    // The same instance, its certificate issued again by the destination's AK (same key and
+    // binding): its quotes chain to the ASP it lives under now.
+    const { cert: movedCert, ...rest } = state(back);
+    const { cert: oldCert, ...was } = before;
+    assert.deepEqual(rest, was);
+    assert.notEqual(movedCert, oldCert);
+    assert.equal(
+      hex(subjectPublicKeyInfo(back.certificate())),
+      hex(subjectPublicKeyInfo(inst.certificate())),
+    );
+    const nonce = utf8("tenant nonce");
+    const verified = await verifyQuote(back.quote(nonce).bytes, {
+      chain: [back.certificate(), dst.certificate("ak"), dst.certificate("ek")],
+      root: dst.certificate("ca"),
+      nonce,
+      now: new Date(),
+      vm: { vmUuid: VM },
+    });
+    assert.equal(verified.ok, true, JSON.stringify(verified));
     assert.equal(back.export().counter, 3n);
     assert.throws(() => dst.importFrom(VM, blob, src.certificate("ak")), {
       name: "NativeError",

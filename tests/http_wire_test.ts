@@ -5,6 +5,7 @@ import { startServer } from "../src/server/mod.ts";
 import { openApiDocument, ROUTES, routes, VaspClient } from "../src/wire/mod.ts";
 import { event, openTestApp, TEST_POLICIES, VM_A, VM_B } from "./fixtures/http_app.ts";
 import { CHECKED } from "./fixtures/wire_check.ts";
+import { toPem } from "../src/attest/mod.ts";
 
 const isVaspError = (e: unknown, code: string): e is VaspError =>
   e instanceof VaspError && e.code === code;
@@ -32,6 +33,7 @@ Deno.test("the OpenAPI document names every operation once, with a schema for ev
 Deno.test("every route answers as the document says, for each status exercised", async () => {
   await using app = await openTestApp();
   const digest = "ab".repeat(32);
+  const ca = toPem(app.asp.certificate("ca"));
   const calls: [string, string, unknown?][] = [
     ["GET", "/healthz"],
     ["GET", "/readyz"],
@@ -70,6 +72,27 @@ Deno.test("every route answers as the document says, for each status exercised",
     ["GET", "/v1/audit?limit=0"],
     ["GET", "/v1/audit?colour=red"],
     ["GET", "/v1/audit/verify"],
+    ["POST", "/v1/peers", { name: "host-b", ca, endpoint: "http://127.0.0.1:9", token: "t" }],
+    ["POST", "/v1/peers", { name: "host b", ca, endpoint: "http://127.0.0.1:9" }],
+    ["POST", "/v1/peers", { name: "host-b", ca, endpoint: "http://127.0.0.1:9" }],
+    ["GET", "/v1/peers"],
+    ["POST", "/v1/migrations", { vm_uuid: VM_A }],
+    ["POST", "/v1/migrations", { vm_uuid: VM_B }],
+    ["POST", `/v1/migrations/${VM_B}/evidence`, {
+      quote: "",
+      certificates: [ca, ca],
+      event_log: [],
+      report: {
+        asp_id: digest,
+        policy_revision: "",
+        expected: {},
+        transport_certificate: ca,
+        vm_counter: 0,
+      },
+    }],
+    ["POST", `/v1/migrations/${VM_B}/evidence`, { quote: "" }],
+    ["DELETE", "/v1/peers/host-b"],
+    ["DELETE", "/v1/peers/host-b"],
     ["DELETE", `/v1/vms/${VM_A}`],
     ["GET", "/no/such/route"],
   ];

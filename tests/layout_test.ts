@@ -14,7 +14,15 @@ const MAY_TOUCH: Readonly<Record<string, readonly string[]>> = {
   "src/attest": ["src/engine", "src/codec", "ffi"],
   "src/store": ["src/engine", "src/codec"],
   "src/wire": ["src/engine"],
-  "src/vasp": ["src/engine", "ffi", "src/store", "src/attest", "src/codec", "src/hypervisor"],
+  "src/vasp": [
+    "src/engine",
+    "ffi",
+    "src/store",
+    "src/attest",
+    "src/codec",
+    "src/hypervisor",
+    "src/wire",
+  ],
   "src/decision": [
     "src/engine",
     "src/store",

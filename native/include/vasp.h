@@ -267,10 +267,17 @@ VASP_API int vasp_instance_import(vasp_asp *asp, const char *vm_uuid,
  * no longer import here. VASP_E_ARG when tk_cert does not parse exactly, its
  * key is not EC P-256, its key usage lacks keyAgreement, or it is this ASP's
  * own transport key. The blob is returned in *out (caller's; vasp_free());
- * its counter value in *counter. */
+ * its counter value in *counter. The counter also exceeds `after` (the
+ * destination's vasp_asp_vm_counter for the VM), by at most 2^32 past this
+ * ASP's newest (VASP_E_ARG beyond). */
 VASP_API int vasp_instance_export_to(vasp_instance *inst, const uint8_t *tk_cert,
-                                     size_t tk_cert_len, uint8_t **out, size_t *out_len,
-                                     uint64_t *counter);
+                                     size_t tk_cert_len, uint64_t after, uint8_t **out,
+                                     size_t *out_len, uint64_t *counter);
+/* The newest export or import counter this ASP recorded for a VM (0: none),
+ * which a destination gives a source as `after`: the transfer's counter must
+ * exceed it, or the destination would refuse the blob as a replay (it may
+ * have sealed a VM whose migration then failed). */
+VASP_API int vasp_asp_vm_counter(vasp_asp *asp, const char *vm_uuid, uint64_t *newest);
 
 /* Imports a migration blob sealed to this ASP's current transport key for VM
  * vm_uuid, signed by the AK of source_ak_cert (DER, borrowed; the caller has

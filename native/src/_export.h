@@ -48,11 +48,14 @@ bool vasp_export_content_write(const vasp_instance *inst, vasp_wbuf *w);
 /* Writes the blob for `counter` to *blob (left wiped on failure). */
 typedef int (*vasp_export_sealer)(vasp_instance *inst, uint64_t counter, void *ctx,
                                   vasp_wbuf *blob);
-/* An export: takes the VM's next counter, seals with `seal`, records and
- * persists the counter (and the snapshot), and only then hands the blob
- * out. Messages on inst->err. */
-int vasp_export_run(vasp_instance *inst, bool snapshot, vasp_export_sealer seal, void *ctx,
-                    uint8_t **out, size_t *out_len, uint64_t *counter);
+/* The most a migration may move a VM's counter past its newest here: a
+ * destination cannot use the source's counter up. */
+#define VASP_MAX_COUNTER_SKIP ((uint64_t)1 << 32)
+/* An export: takes the VM's next counter (past `after` too), seals with
+ * `seal`, records and persists the counter (and the snapshot), and only then
+ * hands the blob out. Messages on inst->err. */
+int vasp_export_run(vasp_instance *inst, bool snapshot, uint64_t after, vasp_export_sealer seal,
+                    void *ctx, uint8_t **out, size_t *out_len, uint64_t *counter);
 /* Records `counter` as the newest of VM vm_uuid (and as a snapshot) in the
  * ledger of asp and persists it; on failure the ledger is as before, unless
  * the file already holds it (see vasp_state_save). */

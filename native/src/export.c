@@ -75,10 +75,16 @@ int vasp_export_record(vasp_asp *asp, vasp_err *err, const char *vm_uuid, uint64
   return rc;
 }
 
-int vasp_export_run(vasp_instance *inst, bool snapshot, vasp_export_sealer seal, void *ctx,
-                    uint8_t **out, size_t *out_len, uint64_t *counter) {
+int vasp_export_run(vasp_instance *inst, bool snapshot, uint64_t after, vasp_export_sealer seal,
+                    void *ctx, uint8_t **out, size_t *out_len, uint64_t *counter) {
   const vasp_vm_record *vm = vasp_ledger_vm(&inst->asp->ledger, inst->vm_uuid);
-  uint64_t next = (vm ? vm->newest : 0) + 1;
+  uint64_t newest = vm ? vm->newest : 0;
+  if (after > newest && after - newest > VASP_MAX_COUNTER_SKIP)
+    return vasp_fail(&inst->err, VASP_E_ARG,
+                     "cannot export VM %s after counter %llu: more than %llu past its newest %llu",
+                     inst->vm_uuid, (unsigned long long)after,
+                     (unsigned long long)VASP_MAX_COUNTER_SKIP, (unsigned long long)newest);
+  uint64_t next = (after > newest ? after : newest) + 1;
   if (next == 0)
     return vasp_fail(&inst->err, VASP_E_ARG, "export counter of VM %s is at its maximum",
                      inst->vm_uuid);
@@ -103,5 +109,6 @@ int vasp_instance_export(vasp_instance *inst, uint32_t flags, uint8_t **out, siz
   if (!out || !out_len || !counter)
     return vasp_fail(&inst->err, VASP_E_ARG, "out, out_len or counter is NULL");
   if (flags & ~VASP_SNAPSHOT) return vasp_fail(&inst->err, VASP_E_ARG, "unknown flags 0x%x", flags);
-  return vasp_export_run(inst, flags & VASP_SNAPSHOT, seal_blob, &flags, out, out_len, counter);
+  return vasp_export_run(inst, flags & VASP_SNAPSHOT, 0, seal_blob, &flags, out, out_len,
+                         counter);
 }

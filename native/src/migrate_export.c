@@ -120,14 +120,14 @@ static int seal_to(vasp_instance *inst, uint64_t counter, void *ctx, vasp_wbuf *
 }
 
 int vasp_instance_export_to(vasp_instance *inst, const uint8_t *tk_cert, size_t tk_cert_len,
-                            uint8_t **out, size_t *out_len, uint64_t *counter) {
+                            uint64_t after, uint8_t **out, size_t *out_len, uint64_t *counter) {
   if (!inst) return vasp_fail(NULL, VASP_E_ARG, "inst is NULL");
   vasp_clear(&inst->err);
   if (!out || !out_len || !counter)
     return vasp_fail(&inst->err, VASP_E_ARG, "out, out_len or counter is NULL");
   recipient to = {0};
   int rc = parse_recipient(inst, tk_cert, tk_cert_len, &to);
-  if (rc == VASP_OK) rc = vasp_export_run(inst, false, seal_to, &to, out, out_len, counter);
+  if (rc == VASP_OK) rc = vasp_export_run(inst, false, after, seal_to, &to, out, out_len, counter);
   X509_free(to.cert);
   return rc;
 }

@@ -388,7 +388,7 @@ TEST(fuzz_migration_import_refuses_mutated_blobs_and_content_without_crashing) {
             vasp_instance_extend(inst, 3, (const uint8_t *)"kernel", 6, "kernel") == VASP_OK &&
             vasp_asp_cert(b, VASP_CERT_TRANSPORT, &tk, &tk_len) == VASP_OK &&
             vasp_asp_cert(a, VASP_CERT_AK, &ak, &ak_len) == VASP_OK &&
-            vasp_instance_export_to(inst, tk, tk_len, &blob, &blob_len, &counter) == VASP_OK &&
+            vasp_instance_export_to(inst, tk, tk_len, 0, &blob, &blob_len, &counter) == VASP_OK &&
             vasp_export_content_write(inst, &plain) &&
             (buf = malloc((blob_len > plain.len ? blob_len : plain.len) + MAX_GROW));
   char id[VASP_INST_ID_HEX + 1] = "";

@@ -36,7 +36,7 @@ static vasp_instance *make(vasp_asp *a) {
 /* Seals inst to the ASP `to`; the blob (vasp_free) and its counter. */
 static der export_to(vasp_instance *inst, vasp_asp *to, uint64_t *counter) {
   der tk = cert_of(to, VASP_CERT_TRANSPORT), blob = {0};
-  if (vasp_instance_export_to(inst, tk.p, tk.len, &blob.p, &blob.len, counter) != VASP_OK)
+  if (vasp_instance_export_to(inst, tk.p, tk.len, 0, &blob.p, &blob.len, counter) != VASP_OK)
     fprintf(stderr, "    export_to: %s\n", vasp_errmsg(inst));
   vasp_free(tk.p);
   return blob;
@@ -443,24 +443,24 @@ TEST(migrate_export_refuses_a_certificate_that_is_no_p256_key_agreement_key) {
   int bad = VASP_E_ARG;
   bool bad_said = true;
   for (size_t i = 0; i < sizeof certs / sizeof *certs; i++) {
-    int rc = vasp_instance_export_to(t.inst, certs[i].p, certs[i].len, &out, &len, &counter);
+    int rc = vasp_instance_export_to(t.inst, certs[i].p, certs[i].len, 0, &out, &len, &counter);
     if (rc != VASP_E_ARG) bad = rc;
     bad_said = bad_said && certs[i].p && said(t.inst, why[i]) && said(t.inst, VM);
   }
-  int own_rc = vasp_instance_export_to(t.inst, own.p, own.len, &out, &len, &counter);
+  int own_rc = vasp_instance_export_to(t.inst, own.p, own.len, 0, &out, &len, &counter);
   bool own_said = said(t.inst, "this ASP's own");
   /* Trailing bytes after the DER, and no DER at all. */
   uint8_t *longer = malloc(good.len + 1);
   if (longer) memcpy(longer, good.p, good.len), longer[good.len] = 0;
-  int trailing = vasp_instance_export_to(t.inst, longer, good.len + 1, &out, &len, &counter);
+  int trailing = vasp_instance_export_to(t.inst, longer, good.len + 1, 0, &out, &len, &counter);
   bool trailing_said = said(t.inst, "not exactly one DER certificate");
-  int garbage = vasp_instance_export_to(t.inst, (const uint8_t *)"\x30\x03xyz", 5, &out, &len,
+  int garbage = vasp_instance_export_to(t.inst, (const uint8_t *)"\x30\x03xyz", 5, 0, &out, &len,
                                         &counter);
-  int null_cert = vasp_instance_export_to(t.inst, NULL, 10, &out, &len, &counter);
+  int null_cert = vasp_instance_export_to(t.inst, NULL, 10, 0, &out, &len, &counter);
   bool untouched = out == (uint8_t *)1 && len == 7 && counter == 7;
   /* None of the refusals used a counter; any P-256 key agreement key will do. */
   der ok = {0};
-  int good_rc = vasp_instance_export_to(t.inst, good.p, good.len, &ok.p, &ok.len, &counter);
+  int good_rc = vasp_instance_export_to(t.inst, good.p, good.len, 0, &ok.p, &ok.len, &counter);
   free(longer);
   vasp_free(ok.p);
   vasp_free(own.p);
@@ -482,15 +482,64 @@ TEST(migrate_calls_on_a_null_handle_or_out_give_arg_errors) {
   size_t len;
   uint64_t counter;
   vasp_instance *inst = (vasp_instance *)1;
-  CHECK_RC(vasp_instance_export_to(NULL, buf, 32, &out, &len, &counter), VASP_E_ARG, NULL);
+  CHECK_RC(vasp_instance_export_to(NULL, buf, 32, 0, &out, &len, &counter), VASP_E_ARG, NULL);
   CHECK_RC(vasp_instance_import_from(NULL, VM, buf, 32, buf, 32, &inst), VASP_E_ARG, NULL);
   CHECK(inst == NULL);
   CHECK_RC(vasp_instance_import_from(NULL, VM, buf, 32, buf, 32, NULL), VASP_E_ARG, NULL);
   vasp_asp *a = fx_open(test_tmpdir());
   CHECK(a);
   vasp_instance *i = make(a);
-  int no_out = i ? vasp_instance_export_to(i, buf, 32, NULL, &len, &counter) : -1;
+  int no_out = i ? vasp_instance_export_to(i, buf, 32, 0, NULL, &len, &counter) : -1;
   vasp_instance_close(i);
   vasp_asp_close(a);
   CHECK(no_out == VASP_E_ARG);
+}
+
+/* A destination that sealed the VM itself (an arrival whose migration then
+ * failed) says how far its counter went; the next transfer goes past it, but
+ * never far past the source's own. */
+TEST(migrate_counter_goes_past_what_the_destination_recorded) {
+  const char *root = test_tmpdir();
+  vasp_asp *src = fx_open(fx_path(root, "src")), *dst = fx_open(fx_path(root, "dst"));
+  CHECK(src && dst);
+  vasp_instance *inst = make(src);
+  CHECK(inst);
+  der src_ak = cert_of(src, VASP_CERT_AK), tk = cert_of(dst, VASP_CERT_TRANSPORT);
+  uint64_t unknown = 99, c1 = 0, moved_c = 0, recorded = 0, c2 = 0, far_c = 0;
+  int unknown_rc = vasp_asp_vm_counter(dst, VM, &unknown);
+  der first = export_to(inst, dst, &c1);
+  vasp_instance *moved = NULL;
+  int rc = vasp_instance_import_from(dst, VM, first.p, first.len, src_ak.p, src_ak.len, &moved);
+  /* The arrival seals itself twice before its migration fails. */
+  der local = {0};
+  if (moved) vasp_instance_export(moved, 0, &local.p, &local.len, &moved_c);
+  vasp_free(local.p);
+  if (moved) vasp_instance_export(moved, 0, &local.p, &local.len, &moved_c);
+  vasp_free(local.p);
+  vasp_instance_close(moved);
+  int seen_rc = vasp_asp_vm_counter(dst, VM, &recorded);
+  der second = {0};
+  int second_rc = vasp_instance_export_to(inst, tk.p, tk.len, recorded, &second.p, &second.len, &c2);
+  int again = import_rc(dst, VM, second, src_ak);
+  der far = {0};
+  int far_rc = vasp_instance_export_to(inst, tk.p, tk.len, c2 + ((uint64_t)1 << 32) + 1, &far.p,
+                                       &far.len, &far_c);
+  bool far_said = said(inst, "more than 4294967296 past its newest");
+  uint64_t bad = 0;
+  int bad_uuid = vasp_asp_vm_counter(dst, "not-a-uuid", &bad);
+  int null_out = vasp_asp_vm_counter(dst, VM, NULL);
+  vasp_free(first.p);
+  vasp_free(second.p);
+  vasp_free(far.p);
+  vasp_free(src_ak.p);
+  vasp_free(tk.p);
+  vasp_instance_close(inst);
+  vasp_asp_close(src);
+  vasp_asp_close(dst);
+  CHECK(unknown_rc == VASP_OK && unknown == 0);
+  CHECK(rc == VASP_OK && c1 == 1 && moved_c == 3);
+  CHECK(seen_rc == VASP_OK && recorded == 3);
+  CHECK(second_rc == VASP_OK && c2 == 4 && again == VASP_OK);
+  CHECK(far_rc == VASP_E_ARG && far_said);
+  CHECK(bad_uuid == VASP_E_ARG && null_out == VASP_E_ARG);
 }

@@ -79,6 +79,13 @@ function checkProfile(rc: RoleCert, issuersBelow: number | undefined): void {
     }
   }
   const usage = rc.cert.getExtension(KeyUsagesExtension);
+  if (issuersBelow === undefined && rc.role === "transport") {
+    // A transport key only agrees on keys (ECDH): it must say so, and sign nothing.
+    if (!usage || usage.usages !== KeyUsageFlags.keyAgreement) {
+      fail("key_usage", "is not a key-agreement-only key (keyUsage keyAgreement)");
+    }
+    return;
+  }
   if (issuersBelow === undefined) {
     if (usage && !(usage.usages & KeyUsageFlags.digitalSignature)) {
       fail("key_usage", "may not sign (keyUsage lacks digitalSignature)");

@@ -23,7 +23,7 @@ export const REFUSAL_REASONS = [
 export type RefusalReason = typeof REFUSAL_REASONS[number];
 
 /** The role a certificate plays in a chain, named in refusals. */
-export type CertRole = "instance" | "ak" | "ek" | "ca";
+export type CertRole = "instance" | "transport" | "ak" | "ek" | "ca";
 
 /**
  * Thrown inside the verifier and turned into a refused result at its edge; never escapes

@@ -80,7 +80,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: "token create",
-    summary: "make a bearer token (hook, operator, tenant or metrics) and print it once",
+    summary: "make a bearer token (hook, operator, tenant, metrics, peer), print it once",
     load: async () => (await import("./token.ts")).tokenCreate,
   },
   {
@@ -127,6 +127,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "vm boot-refs",
     summary: "show or replace a VM's boot references (measured launch)",
     load: async () => (await import("./vm.ts")).vmBootRefs,
+  },
+  {
+    name: "peer add",
+    summary: "enrol another vASP host as a migration peer",
+    load: async () => (await import("./peer.ts")).peerAdd,
+  },
+  {
+    name: "peer list",
+    summary: "list the enrolled migration peers",
+    load: async () => (await import("./peer.ts")).peerList,
+  },
+  {
+    name: "peer remove",
+    summary: "trust a migration peer no more",
+    load: async () => (await import("./peer.ts")).peerRemove,
   },
   {
     name: "demo",

@@ -19,13 +19,13 @@ const COMMON = { "state-dir": { type: "string" }, json: { type: "boolean" } } as
 /** `vasp token create`. */
 export const tokenCreate: Command = {
   name: "token create",
-  usage:
-    `usage: vasp token create --role hook|operator|tenant|metrics [--tenant T] [--state-dir DIR]
-                         [--json]
+  usage: `usage: vasp token create --role hook|operator|tenant|metrics|peer [--tenant T]
+                         [--state-dir DIR] [--json]
 
 Prints the new token on stdout; only its SHA-256 is kept. Roles: hook (decide, report
 events), operator (everything), tenant (read its own VMs, measurements and audit), metrics
-(read /metrics, /readyz and /v1/status only: for a Prometheus scraper).
+(read /metrics, /readyz and /v1/status only: for a Prometheus scraper), peer (another vASP
+host fetching the state of a VM that migrates to it: give it to that host's vasp peer add).
 
   --role ROLE      what the token may do
   --tenant T       the tenant a tenant token speaks for (tenant role only)

@@ -10,6 +10,7 @@ import {
   type CompiledPolicySet,
   decide,
   type Decision,
+  describeError,
   enterQuarantine,
   type HostState,
   isLifecycleState,
@@ -154,6 +155,7 @@ export class DecisionService {
     const step: VaspStep | undefined = await this.#vasp?.prepare(event, stored);
     let seen = step?.binding === undefined ? context : { ...context, vasp: step.binding };
     if (step?.boot) seen = { ...seen, boot: step.boot };
+    if (step?.destination !== undefined) seen = { ...seen, destination: step.destination };
     const start = performance.now();
     let decision: Decision;
     try {
@@ -401,6 +403,15 @@ export class DecisionService {
           latencyUs: (performance.now() - start) * 1000,
         }),
       );
+      try {
+        await this.#vasp?.observed(event, outcome);
+      } catch (error) {
+        this.#log.log("error", `the vASP side of ${event.operation} ${outcome} failed`, {
+          event_id: id,
+          ...named(body),
+          error: describeError(error),
+        });
+      }
       this.#log.log(step.expected ? "info" : "warn", "event", {
         event_id: id,
         ...named(body),

@@ -36,7 +36,7 @@ Deno.test("compile() rejects an undeclared input at its offset", () => {
   assert.deepEqual(issue("vm.registered && mesurements.all_match"), {
     offset: 17,
     message:
-      'undeclared reference to "mesurements" (inputs: event, vm, vasp, measurements, host, boot, now, params)',
+      'undeclared reference to "mesurements" (inputs: event, vm, vasp, measurements, host, boot, destination, now, params)',
   });
 });
 

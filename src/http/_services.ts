@@ -9,7 +9,7 @@ import type { AppEnv } from "./_env.ts";
 import type { TokenAuthenticator } from "./auth.ts";
 import type { Logger } from "../engine/mod.ts";
 import type { DecisionService, IdSource, Metrics, PolicyProvider } from "../decision/mod.ts";
-import type { VaspPort } from "../vasp/mod.ts";
+import type { Migrations, VaspPort } from "../vasp/mod.ts";
 import type { EarIssuer } from "../attest/mod.ts";
 
 /** What the ASP tells about itself, for readiness. */
@@ -34,4 +34,5 @@ export interface Services {
   readonly log: Logger;
   readonly vasp: VaspPort | null;
   readonly ear: EarIssuer | null;
+  readonly migrations: Migrations | null;
 }

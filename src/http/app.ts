@@ -12,6 +12,7 @@ import type { AppEnv } from "./_env.ts";
 import { auditRoutes } from "./_routes_audit.ts";
 import { decisionRoutes } from "./_routes_decide.ts";
 import { healthRoute, opsRoutes } from "./_routes_ops.ts";
+import { migrationRoutes } from "./_routes_migrations.ts";
 import { policyRoutes } from "./_routes_policies.ts";
 import { vmRoutes } from "./_routes_vms.ts";
 import { quoteRoutes } from "./_routes_quote.ts";
@@ -24,7 +25,7 @@ import {
   type PolicyProvider,
   uuidV7Source,
 } from "../decision/mod.ts";
-import type { VaspPort } from "../vasp/mod.ts";
+import type { Migrations, VaspPort } from "../vasp/mod.ts";
 import type { EarIssuer } from "../attest/mod.ts";
 import type { AspStatus, Services } from "./_services.ts";
 import { authenticate, type TokenAuthenticator } from "./auth.ts";
@@ -56,6 +57,8 @@ export interface AppDeps {
   readonly vasp?: VaspPort;
   /** Appraises each quote and signs an EAR beside it (absent: quotes carry no EAR). */
   readonly ear?: EarIssuer;
+  /** Peers and migration between vASP hosts (absent: this server takes part in none). */
+  readonly migrations?: Migrations;
 }
 
 /** The app's type. */
@@ -92,6 +95,7 @@ export function createApp(deps: AppDeps): App {
     log: deps.log,
     vasp: deps.vasp ?? null,
     ear: deps.ear ?? null,
+    migrations: deps.migrations ?? null,
   };
   const app = new Hono<AppEnv>();
 
@@ -122,5 +126,6 @@ export function createApp(deps: AppDeps): App {
   policyRoutes(app, services);
   auditRoutes(app, services);
   opsRoutes(app, services);
+  migrationRoutes(app, services);
   return app;
 }

@@ -10,15 +10,19 @@ import { timingSafeEqual } from "node:crypto";
 import { dirname, join } from "node:path";
 import { errorMessage, VaspError } from "../engine/error.ts";
 import { sha256Hex } from "../store/canonical_json.ts";
+import { writePrivateFile } from "../store/private_file.ts";
+
+const TOKEN_FILE = { code: "token_store_failed", name: "token file" } as const;
 
 /**
  * What a token may do: `hook` decides and reports, `operator` everything, `tenant` reads its
- * own VMs, `metrics` reads `/metrics`, `/readyz` and `/v1/status` only (for a scraper).
+ * own VMs, `metrics` reads `/metrics`, `/readyz` and `/v1/status` only (for a scraper), `peer`
+ * is another vASP host fetching the state of a VM that migrates to it.
  */
-export type Role = "hook" | "operator" | "tenant" | "metrics";
+export type Role = "hook" | "operator" | "tenant" | "metrics" | "peer";
 
 /** Every role, for argument checks. */
-export const ROLES: readonly Role[] = ["hook", "operator", "tenant", "metrics"];
+export const ROLES: readonly Role[] = ["hook", "operator", "tenant", "metrics", "peer"];
 
 /** A token as listed: never the secret. */
 export interface TokenInfo {
@@ -54,24 +58,6 @@ function base64url(bytes: Uint8Array): string {
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Writes a file whole, mode 0600, by renaming a temporary file over it. */
-function writePrivate(path: string, text: string): void {
-  const temp = join(dirname(path), `.${crypto.randomUUID()}.tmp`);
-  try {
-    Deno.writeTextFileSync(temp, text, { mode: 0o600, createNew: true });
-    Deno.chmodSync(temp, 0o600); // the umask may have taken bits away, never added: be exact
-    Deno.renameSync(temp, path);
-  } catch (cause) {
-    try {
-      Deno.removeSync(temp);
-    } catch { /* never created: the write error is the one to report */ }
-    throw new VaspError("token_store_failed", `Cannot write the token file "${path}": ${cause}`, {
-      cause,
-      details: { path },
-    });
-  }
 }
 
 function parseFile(path: string, text: string): StoredToken[] {
@@ -250,7 +236,7 @@ export class TokenRegistry {
 
   #write(tokens: StoredToken[]): void {
     Deno.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    writePrivate(this.path, JSON.stringify({ version: 1, tokens }, null, 2) + "\n");
+    writePrivateFile(this.path, JSON.stringify({ version: 1, tokens }, null, 2) + "\n", TOKEN_FILE);
     this.#stamp = "";
     this.#refresh();
   }
@@ -272,6 +258,6 @@ export function bootstrapOperatorToken(
   if (registry.list().some((t) => t.role === "operator")) return undefined;
   const { token } = registry.create({ role: "operator" });
   const path = join(stateDir, OPERATOR_TOKEN_FILE);
-  writePrivate(path, token + "\n");
+  writePrivateFile(path, token + "\n", TOKEN_FILE);
   return path;
 }

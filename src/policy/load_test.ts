@@ -59,7 +59,7 @@ Deno.test("a reference to an undeclared input is reported at its file:line:colum
     line: 6,
     column: 27,
     message:
-      'rules[0].expr: undeclared reference to "vsap" (inputs: event, vm, vasp, measurements, host, boot, now, params)',
+      'rules[0].expr: undeclared reference to "vsap" (inputs: event, vm, vasp, measurements, host, boot, destination, now, params)',
     text: "    expr: vasp.present && vsap.certified",
   }]);
 });

@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { join, resolve } from "node:path";
 import { Asp } from "../../ffi/mod.ts";
-import { errorMessage, type Logger, VaspError } from "../engine/mod.ts";
+import { errorMessage, type HostState, type Logger, VaspError } from "../engine/mod.ts";
 import {
   createMonitor,
   DecisionService,
@@ -27,7 +27,7 @@ import { type App, bootstrapOperatorToken, createApp, TokenRegistry } from "../h
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
 import type { MeasurementMonitor } from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
-import { VaspService } from "../vasp/mod.ts";
+import { type HostReport, Migrations, PeerStore, VaspService } from "../vasp/mod.ts";
 import { aspCheckpointAnchor, aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
 import { EarIssuer } from "../attest/mod.ts";
 import { followLibvirt } from "./libvirt.ts";
@@ -197,6 +197,14 @@ function checkpointTimer(store: Store, intervalMs: number, log: Logger): () => v
   return () => clearInterval(timer);
 }
 
+/** What this host says of itself to a peer: what it expects of its host files, its policies. */
+function hostReport(state: HostState | null, policyRevision: string): HostReport {
+  const expected = Object.fromEntries(
+    Object.entries(state?.files ?? {}).map(([name, f]) => [name, f.expected]),
+  );
+  return { expected, policyRevision };
+}
+
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -282,7 +290,13 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     );
     closer.push(() => store.close());
     closer.push(checkpointTimer(store, options.checkpointIntervalMs ?? 60_000, log));
-    const vasp = new VaspService(asp, store, { log });
+    const migrations = new Migrations({
+      asp,
+      peers: new PeerStore(stateDir),
+      host: () => hostReport(host.state(), policyStore.current().revision),
+      log,
+    });
+    const vasp = new VaspService(asp, store, { log, migrations });
     closer.push(() => vasp.close());
     await vasp.bringBackAll();
     const tokens = new TokenRegistry(stateDir);
@@ -347,6 +361,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       log,
       vasp,
       ear,
+      migrations,
     });
     const close = () => closer.close();
     return {

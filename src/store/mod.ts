@@ -57,3 +57,4 @@ export {
 export { DB_FILE, SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
 export { SCHEMA_VERSION } from "./_sqlite_schema.ts";
 export { resolveStateDir } from "./state_dir.ts";
+export { writePrivateFile } from "./private_file.ts";

@@ -9,6 +9,7 @@
 import type { Decision, LifecycleEvent } from "../engine/mod.ts";
 import type { SnapshotState, Store, VmRecord } from "../store/mod.ts";
 import type { InstanceManager, PendingImport } from "./instances.ts";
+import type { Arrival, Migrations } from "./migration.ts";
 import { engineBinding, type VaspPlan, type VaspStep } from "./port.ts";
 import type { KeyedQueue } from "./_keyed_queue.ts";
 import { answer, newVm, refusal, stored } from "./_events.ts";
@@ -22,7 +23,12 @@ export interface ImportDeps {
   readonly store: Store;
   /** Serialises the steps of one VM. */
   readonly queue: KeyedQueue;
+  /** Where an arrival from another host is recorded until its migration completes. */
+  readonly migrations?: Migrations;
 }
+
+/** The register a VM's moves between hosts are extended into (docs/lifecycle.md). */
+export const MIGRATION_REGISTER = 9;
 
 /** The binding the engine sees when nothing can be imported, and why. */
 function unusable(vm: VmRecord | undefined, error: string) {
@@ -55,6 +61,18 @@ export function revertStep(
     ? `Cannot revert VM "${event.vm.name}" to a snapshot: the event names none ` +
       "(details.snapshot), so its sealed vASP state cannot be found"
     : `no sealed vASP state for snapshot "${name}" of VM "${event.vm.name}"`;
+  return refusedImport(vm, why);
+}
+
+/**
+ * A decision that would bring a sealed state back, with none to bring: refused always, so that
+ * the record says why even when the policies denied already.
+ *
+ * @param vm the VM's record
+ * @param why why there is no state to import
+ * @returns the step
+ */
+export function refusedImport(vm: VmRecord | undefined, why: string): VaspStep {
   return {
     binding: unusable(vm, why),
     plan: () => Promise.resolve(refusal("import", why)),
@@ -73,15 +91,26 @@ export function revertStep(
  */
 export function importStep(
   deps: ImportDeps,
-  what: { event: LifecycleEvent; vm: VmRecord | undefined; blob: Uint8Array; snapshot?: string },
+  what: {
+    event: LifecycleEvent;
+    vm: VmRecord | undefined;
+    blob: Uint8Array;
+    snapshot?: string;
+    arrival?: Arrival;
+  },
 ): VaspStep {
-  const { event, vm, blob, snapshot } = what;
+  const { event, vm, blob, snapshot, arrival } = what;
   const uuid = event.vm.uuid;
-  const of = snapshot === undefined ? "" : ` of snapshot "${snapshot}"`;
+  const of = snapshot === undefined
+    ? arrival === undefined ? "" : ` from ${arrival.peer}`
+    : ` of snapshot "${snapshot}"`;
   let pending: PendingImport | undefined;
   let refused: string | undefined;
   try {
-    pending = deps.instances.importPending(uuid, blob, { snapshot: snapshot !== undefined });
+    pending = deps.instances.importPending(uuid, blob, {
+      snapshot: snapshot !== undefined,
+      ...(arrival ? { from: arrival.sourceAk } : {}),
+    });
   } catch (error) {
     refused = `the sealed vASP state${of} was refused: ${describeError(error)}`;
   }
@@ -111,13 +140,36 @@ export function importStep(
       abandon: discard,
       apply: () =>
         deps.queue.run(uuid, async () => {
-          const sealed = deps.instances.adopt(adopted);
+          let sealed = deps.instances.adopt(adopted);
+          if (arrival) {
+            // The move is an event of the VM's own log: a tenant's verifier sees where it went.
+            sealed = deps.instances.extend(uuid, [{
+              reg: MIGRATION_REGISTER,
+              data: new TextEncoder().encode(
+                `migrated from ASP ${arrival.sourceAspId} (${arrival.peer}), migration ` +
+                  arrival.migrationId,
+              ),
+              description: `migrate-in from ${arrival.peer} (ASP ${arrival.sourceAspId})`,
+            }]);
+          }
           const current = await deps.store.getVm(uuid);
           if (current) await deps.store.updateVm(uuid, { binding: stored(sealed) });
-          else await deps.store.registerVm(newVm(event, stored(sealed)));
+          else {
+            await deps.store.registerVm({
+              ...newVm(event, stored(sealed)),
+              ...(arrival ? { tenant: arrival.vm.tenant, labels: arrival.vm.labels } : {}),
+            });
+          }
+          if (arrival) {
+            if ((await deps.store.getBootReferences(uuid)).length === 0) {
+              await deps.store.setBootReferences(uuid, [...arrival.bootReferences]);
+            }
+            deps.migrations?.arrived(uuid, arrival);
+          }
           return answer(sealed, {
             imported: true,
             ...(snapshot === undefined ? {} : { snapshot }),
+            ...(arrival ? { from: arrival.peer } : {}),
           });
         }),
     });

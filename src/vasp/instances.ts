@@ -212,6 +212,42 @@ export class InstanceManager {
   }
 
   /**
+   * Seals a VM's instance to another ASP, for a migration (docs/quote-format.md), then seals it
+   * here again: the transfer used an export counter, so the stored state must be newer.
+   *
+   * @param uuid the VM
+   * @param transport the destination's transport key certificate, DER (its chain checked)
+   * @param after the destination's newest counter for the VM: the transfer goes past it
+   * @returns the transfer blob and its counter, and the new local sealed state
+   * @throws {VaspError} `vasp_instance_unavailable`
+   * @throws {NativeError} from the ASP
+   */
+  exportTo(
+    uuid: string,
+    transport: Uint8Array,
+    after: bigint,
+  ): { blob: Uint8Array; counter: number; sealed: SealedBinding } {
+    const instance = this.#require(uuid);
+    const { blob, counter } = instance.exportTo(transport, { after });
+    return { blob, counter: Number(counter), sealed: this.#seal(instance, false) };
+  }
+
+  /**
+   * Closes a VM's live instance without destroying it: its vASP went with the VM to another
+   * host (the ASP's export counter refuses every older blob of it here).
+   *
+   * @param uuid the VM
+   * @param why what {@link status} says from now on
+   * @returns the instance's ID, `undefined` when there was no live one
+   */
+  retire(uuid: string, why: string): string | undefined {
+    const id = this.#live.get(uuid)?.id;
+    this.#close(uuid);
+    this.#broken.set(uuid, why);
+    return id;
+  }
+
+  /**
    * Unregisters a snapshot of a VM with the ASP, so that its blob no longer imports once newer
    * ones exist (a deleted or replaced snapshot).
    *
@@ -232,11 +268,13 @@ export class InstanceManager {
 
   /**
    * Imports a VM's instance from a blob, without making it the live one yet: the import
-   * checks the seal, the binding and the counter, and changes nothing in the ASP.
+   * checks the seal, the binding and the counter, and changes nothing in the ASP — but for a
+   * migration's blob, whose counter the ASP records at once (it never imports twice).
    *
    * @param uuid the VM
    * @param blob the sealed state
-   * @param options `snapshot`: present the blob as a registered snapshot
+   * @param options `snapshot`: present the blob as a registered snapshot; `from`: the blob is
+   *   a migration's, sealed to this ASP by the source whose AK certificate (DER) this is
    * @returns the imported instance, to {@link adopt} or {@link drop}
    * @throws {NativeError} `auth_failed`, `binding_mismatch`, `rollback_refused`,
    *   `instance_destroyed`
@@ -244,9 +282,11 @@ export class InstanceManager {
   importPending(
     uuid: string,
     blob: Uint8Array,
-    options: { snapshot?: boolean } = {},
+    options: { snapshot?: boolean; from?: Uint8Array } = {},
   ): PendingImport {
-    const instance = this.#asp.importInstance(uuid, blob, options);
+    const instance = options.from
+      ? this.#asp.importFrom(uuid, blob, options.from)
+      : this.#asp.importInstance(uuid, blob, { snapshot: options.snapshot ?? false });
     const pending = { uuid, instanceId: instance.id, configDigest: this.#digestOf(instance) };
     this.#pending.set(pending, instance);
     return pending;

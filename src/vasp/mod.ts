@@ -1,7 +1,8 @@
 /**
  * vASP instances through the VM life cycle: one instance per VM, certified by the ASP, created
  * at registration or an allowed define, measured at start (vBoot), sealed at save, snapshot
- * and outgoing migration, imported at restore and incoming migration, destroyed with the VM.
+ * and outgoing migration (to another host: sealed to its ASP, see {@link Migrations}), imported
+ * at restore and incoming migration, destroyed with the VM.
  * {@link VaspService} carries that out for the decision service, through {@link VaspPort}.
  *
  * @module
@@ -32,3 +33,6 @@ export {
   type DiskCacheStats,
   type DiskDigest,
 } from "./disk_cache.ts";
+export { type HostReport, Migrations } from "./migration.ts";
+export { type Appraised, appraiseDestination, destinationEvidence } from "./destination.ts";
+export { type Peer, type PeerInfo, PEERS_FILE, PeerStore } from "./peers.ts";

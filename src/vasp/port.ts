@@ -9,7 +9,9 @@
 import {
   type BootState,
   type Decision,
+  type DestinationState,
   type LifecycleEvent,
+  type Outcome,
   type Reason,
   sha256Digest,
   type VaspBinding,
@@ -88,6 +90,11 @@ export interface VaspStep {
    */
   readonly boot?: BootState;
   /**
+   * The attested destination of an outgoing migration; `null` when none was attested,
+   * `undefined` when the event is no migration.
+   */
+  readonly destination?: DestinationState | null;
+  /**
    * After the engine decided, before the decision is recorded: checks whether an allowed
    * decision's vASP side (create the instance, extend what boots, seal, import, destroy) can be
    * carried out, without doing any of it, and releases what was prepared for a denied one.
@@ -159,6 +166,15 @@ export interface VaspPort {
    * @returns when done
    */
   forget(vm: VmRecord): Promise<void>;
+  /**
+   * Follows how an operation ended, where the vASP side must: an outgoing migration completed
+   * retires the VM's instance here; an arrival whose migration failed is discarded.
+   *
+   * @param event the event reported
+   * @param outcome how it ended
+   * @returns when done
+   */
+  observed(event: LifecycleEvent, outcome: Outcome): Promise<void>;
   /**
    * Quotes a VM's instance.
    *

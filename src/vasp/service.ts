@@ -28,7 +28,9 @@ import { DiskCache } from "./disk_cache.ts";
 import { bootState, measureBoot, type MeasuredBoot, referencesOf } from "./_boot.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
 import { SnapshotStates } from "./_snapshots.ts";
-import { importStep, revertStep } from "./_import_step.ts";
+import { importStep, refusedImport, revertStep } from "./_import_step.ts";
+import type { Migrations } from "./migration.ts";
+import type { Outcome } from "../engine/mod.ts";
 import {
   answer,
   base64,
@@ -54,16 +56,19 @@ export class VaspService implements VaspPort {
   readonly #queue = new KeyedQueue();
   readonly #snapshots: SnapshotStates;
   readonly #disks: DiskCache;
+  readonly #migrations: Migrations | undefined;
 
   /**
    * @param asp the open ASP
    * @param store where bindings are kept
-   * @param options `log`: where instances refused or destroyed are logged
+   * @param options `log`: where instances refused or destroyed are logged; `migrations`: both
+   *   sides of migration between enrolled hosts (none: a VM neither leaves nor arrives)
    */
-  constructor(asp: Asp, store: Store, options: { log: Logger }) {
+  constructor(asp: Asp, store: Store, options: { log: Logger; migrations?: Migrations }) {
     this.#instances = new InstanceManager(asp);
     this.#store = store;
     this.#log = options.log;
+    this.#migrations = options.migrations;
     this.#snapshots = new SnapshotStates(this.#instances, store, options);
     this.#disks = new DiskCache(asp, { log: options.log });
   }
@@ -200,6 +205,9 @@ export class VaspService implements VaspPort {
       const supplied = op === "migrate-in"
         ? base64(event.details.vasp_state_b64, "vasp_state_b64")
         : undefined;
+      if (op === "migrate-in" && supplied === undefined && this.#migrations) {
+        return this.#incoming(event, vm, imports, this.#migrations);
+      }
       const blob = supplied ?? vm?.binding?.sealedState ?? null;
       // Nothing to import: the policies decide (sealed-state denies by default).
       if (blob === null) return { binding: this.#view(vm, false), plan: nothing, discard() {} };
@@ -216,16 +224,133 @@ export class VaspService implements VaspPort {
         discard() {},
       }));
     }
+    const destination = this.#migrations?.destination(event);
+    const transfer = op === "migrate-out" && event.phase === "transfer";
+    const migrationId = String(event.details.migration_id ?? "");
     // Planned before the decision is recorded (checks only, which may refuse); applied after.
     const plan = async (decision: Decision): Promise<VaspPlan> => {
+      if (transfer) return this.#transfer(event, vm, decision, migrationId);
       if (!decision.allow) return {};
       if (op === "define") return await this.#define(event, vm);
       if (snapshot?.action === "delete") return this.#dropSnapshot(event, snapshot.name);
+      // QEMU's migrate: the state went to the destination with the transfer it was allowed.
+      if (op === "migrate-out" && this.#migrations) return {};
       if (OUTBOUND.has(op) && movesState(event)) return this.#outbound(event, vm, snapshot?.name);
       if (op === "destroy") return this.#destroy(event, vm);
       return {};
     };
-    return { binding, plan, discard() {} };
+    const discard = () => {
+      if (transfer) this.#migrations?.takeAppraisal(migrationId);
+    };
+    return { binding, ...(destination === undefined ? {} : { destination }), plan, discard };
+  }
+
+  /**
+   * An incoming migration without a state in the event: fetched from the enrolled peer that
+   * holds the VM's live instance, then imported as any sealed state is (before the engine
+   * decides).
+   */
+  async #incoming(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    imports: Parameters<typeof importStep>[0],
+    migrations: Migrations,
+  ): Promise<VaspStep> {
+    const arrival = await migrations.fetch(event);
+    if ("refusal" in arrival) return refusedImport(vm, arrival.refusal);
+    return importStep({ ...imports, migrations }, { event, vm, blob: arrival.blob, arrival });
+  }
+
+  /**
+   * The transfer of an outgoing migration (`migrate-out` phase `transfer`, asked by the
+   * destination's vASP): once allowed, the instance is sealed to the destination's ASP, and
+   * sealed here again so that the stored state stays the newest.
+   */
+  #transfer(
+    event: LifecycleEvent,
+    vm: VmRecord | undefined,
+    decision: Decision,
+    id: string,
+  ): VaspPlan {
+    const appraised = this.#migrations?.takeAppraisal(id);
+    if (!decision.allow) return {};
+    const { uuid, name } = event.vm;
+    const status = this.#instances.status(uuid);
+    if (!vm?.binding || !status?.live) {
+      const why = status?.live === false ? status.error : "it has no live instance";
+      return refusal(
+        "transfer",
+        `Cannot seal the vASP state of VM "${name}" to its destination: ${why}`,
+      );
+    }
+    if (!appraised?.transport) {
+      return refusal(
+        "transfer",
+        `Cannot seal the vASP state of VM "${name}" to its destination: no transport key of ` +
+          "its ASP checked out",
+      );
+    }
+    const { transport, after, state: destination } = appraised;
+    return {
+      apply: () =>
+        this.#queue.run(uuid, async () => {
+          const { blob, counter, sealed } = this.#instances.exportTo(uuid, transport, after);
+          await this.#store.updateVm(uuid, { binding: stored(sealed) });
+          this.#migrations!.transferred(id, { uuid, destination, blob, counter });
+          return answer(sealed, { transfer_to: destination.peer, transfer_counter: counter });
+        }),
+    };
+  }
+
+  /** {@inheritDoc VaspPort.observed} */
+  async observed(event: LifecycleEvent, outcome: Outcome): Promise<void> {
+    const migrations = this.#migrations;
+    if (!migrations) return;
+    const { uuid, name } = event.vm;
+    if (event.operation === "migrate-out") {
+      const peer = migrations.endOutgoing(uuid);
+      if (outcome !== "completed") return;
+      await this.#retire(uuid, name, `its vASP went with it to ${peer ?? "another host"}`);
+      return;
+    }
+    const ends = event.operation === "migrate-in" ||
+      (event.operation === "shutdown" && outcome === "completed");
+    if (!ends) return;
+    const arrival = migrations.endArrival(uuid);
+    if (!arrival) return;
+    if (event.operation === "migrate-in" && outcome === "completed") {
+      this.#log.log(
+        "info",
+        `VM "${name}" arrived from ${arrival.peer}: its vASP is in force here`,
+        {
+          vm: name,
+          vm_uuid: uuid,
+          migration_id: arrival.migrationId,
+        },
+      );
+      return;
+    }
+    await this.#retire(
+      uuid,
+      name,
+      `its migration from ${arrival.peer} did not complete: the vASP state that arrived is discarded`,
+    );
+  }
+
+  /** Closes a VM's instance that is no longer this host's, and drops its binding and snapshots. */
+  #retire(uuid: string, name: string, why: string): Promise<void> {
+    return this.#queue.run(uuid, async () => {
+      const id = this.#instances.retire(uuid, why);
+      await this.#snapshots.dropAll(uuid);
+      if ((await this.#store.getVm(uuid))?.binding) {
+        await this.#store.updateVm(uuid, { binding: null });
+      }
+      this.#log.log("info", `vASP instance of VM "${name}" retired: ${why}`, {
+        vm: name,
+        vm_uuid: uuid,
+        ...(id ? { instance_id: id } : {}),
+      });
+    });
   }
 
   /** The binding the engine sees: the stored one, with whether its instance is live. */

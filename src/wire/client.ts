@@ -27,6 +27,14 @@ import { type DecideRequest, DecisionAnswer, EventAnswer, type EventReport } fro
 import { Health, Readiness, Status } from "./ops.ts";
 import { DryRun, PolicyList, PolicyReload } from "./policy.ts";
 import {
+  DestinationEvidence,
+  MigrationChallenge,
+  MigrationTransfer,
+  type NewPeerRequest,
+  Peer,
+  PeerList,
+} from "./migration.ts";
+import {
   BootReferences,
   type BootReferencesRequest,
   type IntrospectionRequest,
@@ -170,6 +178,71 @@ export class VaspClient implements Disposable {
    */
   removeVm(uuid: string): Promise<VmRemoved> {
     return this.#call({ method: "DELETE", path: vmPath(uuid), answer: VmRemoved });
+  }
+
+  /**
+   * Lists the enrolled peer hosts (`GET /v1/peers`).
+   *
+   * @returns the peers
+   */
+  listPeers(): Promise<PeerList> {
+    return this.#call({ method: "GET", path: "/v1/peers", answer: PeerList });
+  }
+
+  /**
+   * Enrols a peer host (`POST /v1/peers`).
+   *
+   * @param peer its name, CA, EK, endpoint and token
+   * @returns the peer as listed
+   */
+  enrolPeer(peer: NewPeerRequest): Promise<Peer> {
+    return this.#call({ method: "POST", path: "/v1/peers", body: peer, answer: Peer });
+  }
+
+  /**
+   * Removes a peer host (`DELETE /v1/peers/{name}`).
+   *
+   * @param name its name
+   * @returns the peer removed
+   */
+  removePeer(name: string): Promise<Peer> {
+    return this.#call({
+      method: "DELETE",
+      path: `/v1/peers/${encodeURIComponent(name)}`,
+      answer: Peer,
+    });
+  }
+
+  /**
+   * Opens the migration of a VM to this client's host, on its source (`POST /v1/migrations`).
+   *
+   * @param vmUuid the VM
+   * @returns the nonce to answer
+   */
+  openMigration(vmUuid: string): Promise<MigrationChallenge> {
+    return this.#call({
+      method: "POST",
+      path: "/v1/migrations",
+      body: { vm_uuid: vmUuid },
+      answer: MigrationChallenge,
+    });
+  }
+
+  /**
+   * Answers an open migration with the destination's evidence
+   * (`POST /v1/migrations/{id}/evidence`).
+   *
+   * @param id the migration ID
+   * @param evidence the evidence
+   * @returns the VM's state sealed to the destination's ASP
+   */
+  answerMigration(id: string, evidence: DestinationEvidence): Promise<MigrationTransfer> {
+    return this.#call({
+      method: "POST",
+      path: `/v1/migrations/${encodeURIComponent(id)}/evidence`,
+      body: evidence,
+      answer: MigrationTransfer,
+    });
   }
 
   /**

@@ -47,3 +47,12 @@ export * as routes from "./routes.ts";
 export { ROUTES, type WireRoute } from "./routes.ts";
 export { openApiDocument } from "./openapi.ts";
 export { type ClientOptions, VaspClient } from "./client.ts";
+export {
+  DestinationEvidence,
+  MigrationChallenge,
+  MigrationOpenRequest,
+  MigrationTransfer,
+  NewPeerRequest,
+  Peer,
+  PeerList,
+} from "./migration.ts";

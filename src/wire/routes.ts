@@ -26,6 +26,17 @@ import {
   VmPath,
   VmRemoved,
 } from "./vm.ts";
+import {
+  DestinationEvidence,
+  MigrationChallenge,
+  MigrationOpenRequest,
+  MigrationPath,
+  MigrationTransfer,
+  NewPeerRequest,
+  Peer,
+  PeerList,
+  PeerPath,
+} from "./migration.ts";
 
 /**
  * A route definition, kept as written. `@hono/zod-openapi`'s own `createRoute` only adds a
@@ -49,9 +60,10 @@ const ERRORS = {
   400: "a request that does not fit its schema (the message names the field)",
   401: "no or an unknown bearer token (TCP)",
   403: "the token's role may not do this",
-  404: "no such VM (or another tenant's)",
-  409: "the VM's state or vASP instance does not allow it",
+  404: "no such VM (or another tenant's), peer or open migration",
+  409: "the VM's state, its vASP instance or the decision does not allow it",
   413: "the body is over the limit",
+  502: "a peer host did not answer, or not as it should",
   500: "the server failed; the error is in its log",
   503: "the store cannot keep the record, or a part is unavailable: fail closed",
 } as const;
@@ -309,6 +321,65 @@ export const setBootReferencesRoute = createRoute({
   responses: { 200: json("references", BootReferences), ...errors(400, ...AUTH, 404, 413, 503) },
 });
 
+/** `GET /v1/peers`. */
+export const listPeersRoute = createRoute({
+  method: "get",
+  path: "/v1/peers",
+  operationId: "listPeers",
+  tags: ["peers"],
+  summary: "The vASP hosts this host trusts as migration peers (operator)",
+  responses: { 200: json("peers", PeerList), ...errors(...AUTH) },
+});
+
+/** `POST /v1/peers`. */
+export const enrolPeerRoute = createRoute({
+  method: "post",
+  path: "/v1/peers",
+  operationId: "enrolPeer",
+  tags: ["peers"],
+  summary: "Enrol a vASP host as a migration peer (operator, audited)",
+  request: { body: body(NewPeerRequest) },
+  responses: { 201: json("enrolled", Peer), ...errors(400, ...AUTH, 409, 413, 503) },
+});
+
+/** `DELETE /v1/peers/{name}`. */
+export const removePeerRoute = createRoute({
+  method: "delete",
+  path: "/v1/peers/{name}",
+  operationId: "removePeer",
+  tags: ["peers"],
+  summary: "Trust a peer no more (operator, audited)",
+  request: { params: PeerPath },
+  responses: { 200: json("removed", Peer), ...errors(400, ...AUTH, 404, 503) },
+});
+
+/** `POST /v1/migrations`. */
+export const openMigrationRoute = createRoute({
+  method: "post",
+  path: "/v1/migrations",
+  operationId: "openMigration",
+  tags: ["migrations"],
+  summary: "A destination's vASP opens the migration of a VM to it: the nonce to answer (peer)",
+  request: { body: body(MigrationOpenRequest) },
+  responses: { 201: json("challenge", MigrationChallenge), ...errors(400, ...AUTH, 404, 409) },
+});
+
+/** `POST /v1/migrations/{id}/evidence`. */
+export const migrationEvidenceRoute = createRoute({
+  method: "post",
+  path: "/v1/migrations/{id}/evidence",
+  operationId: "answerMigration",
+  tags: ["migrations"],
+  summary: "The destination's evidence; answered with the VM's vASP state sealed to it (peer)",
+  description: "Decided as `migrate-out` phase `transfer` and audited; a denial is " +
+    "`migration_refused` (409) with the decision's reasons.",
+  request: { params: MigrationPath, body: body(DestinationEvidence) },
+  responses: {
+    200: json("the sealed state", MigrationTransfer),
+    ...errors(400, ...AUTH, 404, 409, 413, 503),
+  },
+});
+
 /** Every route, in the document's order. */
 export const ROUTES = [
   healthRoute,
@@ -333,6 +404,11 @@ export const ROUTES = [
   evaluateRoute,
   auditRoute,
   verifyAuditRoute,
+  listPeersRoute,
+  enrolPeerRoute,
+  removePeerRoute,
+  openMigrationRoute,
+  migrationEvidenceRoute,
 ] as const;
 
 /** One route's definition. */
