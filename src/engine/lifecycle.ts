@@ -128,7 +128,9 @@ const STEPS: Partial<Record<Operation, Readonly<Record<string, readonly Row[]>>>
   // of a quarantined VM it is the forensic evidence, so the policies decide, not the table.
   save: { dump: [{ from: [...ALIVE, "quarantined"], to: "same" }] },
   "migrate-out": {
-    continue: [{ from: ["migrating"], to: "same" }],
+    // libvirt pauses the guest before the switch-over (QEMU's pause-before-switchover) and
+    // sends `migrate-continue` then: the VM is recorded paused by then.
+    continue: [{ from: ["migrating", ...ALIVE], to: "same" }],
     // The destination's vASP fetches the VM's state before libvirt starts the migration:
     // the VM runs on, here, until QEMU's `migrate` (docs/lifecycle.md, "Migration").
     transfer: [{ from: ALIVE, to: "same" }],

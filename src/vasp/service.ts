@@ -205,7 +205,11 @@ export class VaspService implements VaspPort {
       const supplied = op === "migrate-in"
         ? base64(event.details.vasp_state_b64, "vasp_state_b64")
         : undefined;
-      if (op === "migrate-in" && supplied === undefined && this.#migrations) {
+      // The hook's migrate-in fetches; QEMU's launch of it (the gate) imports what arrived.
+      if (
+        op === "migrate-in" && supplied === undefined && event.phase !== "launch" &&
+        this.#migrations
+      ) {
         return this.#incoming(event, vm, imports, this.#migrations);
       }
       const blob = supplied ?? vm?.binding?.sealedState ?? null;

@@ -1,0 +1,240 @@
+/**
+ * Live migration between two real libvirt hosts on one machine (each libvirtd in its own mount
+ * namespace, its domains behind the vASP wrapper and QMP gate), each with its own `vasp serve`
+ * (state directory, software ASP, manufacturer CA, TCP listener on loopback). The destination's
+ * migrate hook fetches the VM's vASP state from the source, which attests it first; every
+ * refusal ends `virsh migrate` with its reason and leaves the guest running on the source with
+ * its vASP; the migration that is allowed moves the VM and its vASP, and the source keeps none.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { startServe } from "./fixtures/serve_process.ts";
+import { type GuestDomain, type LibvirtHost, poll, startLibvirt } from "./fixtures/libvirt.ts";
+import { prepareGuestAssets } from "./fixtures/guest.ts";
+import { type OperatorApi, operatorApi } from "./fixtures/operator_api.ts";
+import { verifyQuote } from "../src/attest/mod.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** One host: libvirtd with the gate, `vasp serve` beside it. */
+interface Host extends AsyncDisposable {
+  readonly name: string;
+  readonly stateDir: string;
+  readonly libvirt: LibvirtHost;
+  readonly api: OperatorApi;
+  readonly url: string;
+  /** The QEMU binary this host's ASP measures as `qemu` (a copy: tampering is a test step). */
+  readonly qemu: string;
+  /** Runs `vasp` against this host's state directory. */
+  vasp(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startHost(name: string, kernel: string): Promise<Host> {
+  const stateDir = await Deno.makeTempDir({ prefix: `vasp-mig-${name}-` });
+  const policies = `${stateDir}-policies`;
+  await Deno.mkdir(policies);
+  for await (const e of Deno.readDir(`${ROOT}policies`)) {
+    // These guests are not measured by the monitor (no System.map given): a running VM never
+    // measured may not migrate. tests/guest_measure_test.ts measures real guests.
+    if (e.name.startsWith("measurement-freshness.")) continue;
+    await Deno.copyFile(`${ROOT}policies/${e.name}`, `${policies}/${e.name}`);
+  }
+  const qemu = `${stateDir}-qemu`;
+  await Deno.copyFile("/usr/bin/qemu-system-x86_64", qemu);
+  const port = freePort();
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const step of cleanup.reverse()) await step().catch(() => {});
+    for (const p of [stateDir, policies, qemu]) await Deno.remove(p, { recursive: true });
+  };
+  try {
+    const libvirt = await startLibvirt({ vasp: { socket: `${stateDir}/hook.sock`, gate: true } });
+    cleanup.push(() => libvirt.close());
+    const serve = await startServe([
+      ...["--state-dir", stateDir, "--listen", `127.0.0.1:${port}`, "--learn-host"],
+      ...["--policies", policies, "--qemu", qemu, "--host-kernel", kernel],
+      ...["--libvirt-uri", libvirt.uri],
+    ]);
+    cleanup.push(() => serve.stop());
+    if (!serve.output.includes("ready;")) {
+      const exit = await serve.failed();
+      throw new Error(`vasp serve of ${name} did not start: ${exit.output}${exit.stderr}`);
+    }
+    const api = operatorApi(`${stateDir}/vasp.sock`);
+    cleanup.push(() => Promise.resolve(api.close()));
+    const vasp = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "src/cli/main.ts", ...args, "--state-dir", stateDir],
+        cwd: ROOT,
+      }).output();
+      const text = new TextDecoder();
+      return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+    };
+    return {
+      name,
+      stateDir,
+      libvirt,
+      api,
+      url: `http://127.0.0.1:${port}`,
+      qemu,
+      vasp,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** `vasp peer add` of `peer` on `host`, with the peer token `peer` made for `host`. */
+async function enrol(host: Host, peer: Host, ca = `${peer.stateDir}/manufacturer-ca.pem`) {
+  const made = await peer.vasp("token", "create", "--role", "peer");
+  assert.equal(made.code, 0, made.stderr);
+  const token = `${host.stateDir}-token-${peer.name}`;
+  await Deno.writeTextFile(token, made.stdout);
+  const added = await host.vasp(
+    ...["peer", "add", peer.name, "--ca", ca, "--endpoint", peer.url, "--token-from", token],
+  );
+  assert.equal(added.code, 0, added.stderr);
+}
+
+/** The host's latest decision about the VM for `operation` (events left out). */
+async function latest(host: Host, uuid: string, operation: string) {
+  const records = await host.api.audit(uuid);
+  return records.filter((r) => r.operation === operation && r.result !== "event").at(-1);
+}
+
+Deno.test({
+  name: "live migration between two libvirt hosts: only to an attested host, the vASP with it",
+  async fn(t) {
+    const assets = await prepareGuestAssets();
+    await using a = await startHost("host-a", assets.vmlinuz);
+    await using b = await startHost("host-b", assets.vmlinuz);
+    let vm!: GuestDomain;
+    const migrate = () =>
+      a.libvirt.virsh(
+        ...["migrate", "--live", "--unsafe", vm.name, b.libvirt.uri],
+        ...["--migrateuri", "tcp://127.0.0.1"],
+      );
+    /** A refused migration: virsh says `reason`, the guest runs on A with its vASP. */
+    const refused = async (reason: RegExp) => {
+      const r = await migrate();
+      assert.notEqual(r.code, 0, "virsh migrate should fail");
+      assert.match(r.stderr, reason);
+      assert.equal((await a.libvirt.virsh("domstate", vm.name)).stdout.trim(), "running");
+      assert.equal((await a.api.binding(vm.uuid))?.sealed, true);
+      const q = await a.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${"aa".repeat(16)}`);
+      assert.equal(q.status, 200, JSON.stringify(q.json));
+    };
+
+    await t.step("a guest runs on host A under vASP", async () => {
+      vm = await a.libvirt.defineGuest("mig-e2e");
+      await a.api.waitState(vm.uuid, "defined");
+      assert.equal((await a.api.call("DELETE", `/v1/vms/${vm.uuid}`)).status, 200);
+      const r = await a.api.call("POST", "/v1/vms", {
+        uuid: vm.uuid,
+        name: vm.name,
+        tenant: "acme",
+        domain_xml: vm.xml,
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+      await a.libvirt.virshOk("start", vm.name);
+      await a.api.waitState(vm.uuid, "running");
+      await a.libvirt.waitGuestInit(vm);
+    });
+
+    await t.step(
+      "B has no peer to fetch the VM's vASP from: an incoming VM with no state",
+      async () => {
+        await refused(/no vASP state of VM "mig-e2e" can be fetched: no enrolled peer/);
+        assert.equal((await latest(b, vm.uuid, "migrate-in"))?.result, "deny");
+      },
+    );
+
+    await t.step("A does not know B: the destination is not enrolled", async () => {
+      await enrol(b, a);
+      await refused(/source host host-a refused: .*not an enrolled peer/);
+      const out = await latest(a, vm.uuid, "migrate-out");
+      assert.deepEqual([out?.source, out?.result, out?.reasons[0]?.rule], [
+        "peer",
+        "deny",
+        "enrolled",
+      ]);
+      assert.equal((await latest(b, vm.uuid, "migrate-in"))?.result, "deny");
+    });
+
+    await t.step("A enrols B, but B's QEMU is not what B expects: B is refused", async () => {
+      await enrol(a, b);
+      const original = await Deno.readFile(b.qemu);
+      await Deno.writeFile(b.qemu, new Uint8Array([1]), { append: true });
+      const tampered = async (want: boolean) =>
+        await poll(
+          `B's host monitor to see its QEMU ${want ? "changed" : "restored"}`,
+          async () => {
+            const s = (await b.api.call("GET", "/v1/status")).json;
+            const qemu = s.host?.files.find((f: { name: string }) => f.name === "qemu");
+            return qemu?.ok === !want || undefined;
+          },
+        );
+      await tampered(true);
+      await refused(/destination host-b is not the host it expects to be: .*qemu/);
+      assert.equal((await latest(a, vm.uuid, "migrate-out"))?.reasons[0]?.rule, "host");
+      await Deno.writeFile(b.qemu, original);
+      await tampered(false);
+    });
+
+    await t.step("a live migration to the attested B: the VM and its vASP move", async () => {
+      const began = performance.now();
+      const r = await migrate();
+      const seconds = (performance.now() - began) / 1000;
+      assert.equal(r.code, 0, r.stderr);
+      console.log(`    live migration with vASP: ${seconds.toFixed(1)} s`);
+      await b.libvirt.waitState(vm.name, "running");
+      await b.api.waitState(vm.uuid, "running");
+      // A retires its instance once its QEMU reports the migration completed.
+      await poll(
+        "A to retire the VM's vASP instance",
+        async () => (await a.api.binding(vm.uuid)) === null || undefined,
+      );
+      const stale = await a.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${"bb".repeat(16)}`);
+      assert.equal(stale.status, 409, JSON.stringify(stale.json));
+      const out = await latest(a, vm.uuid, "migrate-out");
+      assert.equal(out?.result, "allow");
+      // B's record came with the VM: its tenant, and an instance bound as on A.
+      const arrived = (await b.api.call("GET", `/v1/vms/${vm.uuid}`)).json;
+      assert.equal(arrived.tenant, "acme");
+      assert.notEqual(arrived.binding, null);
+      // The tenant's quote now chains to B's ASP, the event log continuing A's.
+      const nonce = "cc".repeat(16);
+      const q = (await b.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${nonce}`)).json;
+      const verified = await verifyQuote(Buffer.from(q.quote, "base64"), {
+        chain: q.certificates.map((pem: string) =>
+          new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64"))
+        ),
+        root: await Deno.readFile(`${b.stateDir}/manufacturer-ca.pem`).then((pem) =>
+          new Uint8Array(
+            Buffer.from(
+              new TextDecoder().decode(pem).replace(/-----[A-Z ]+-----|\s/g, ""),
+              "base64",
+            ),
+          )
+        ),
+        nonce: Buffer.from(nonce, "hex"),
+        now: new Date(),
+        vm: { vmUuid: vm.uuid },
+        eventLog: q.event_log,
+      });
+      assert.equal(verified.ok, true, JSON.stringify(verified));
+      const log = q.event_log as { reg: number; description: string }[];
+      assert.ok(log.some((e) => e.reg === 2 && e.description.startsWith("vboot kernel")));
+      assert.ok(log.some((e) => e.reg === 9 && /migrate-in from host-a/.test(e.description)));
+    });
+  },
+});
