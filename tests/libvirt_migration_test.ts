@@ -8,102 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { startServe } from "./fixtures/serve_process.ts";
-import { type GuestDomain, type LibvirtHost, poll, startLibvirt } from "./fixtures/libvirt.ts";
+import { type GuestDomain, poll } from "./fixtures/libvirt.ts";
 import { prepareGuestAssets } from "./fixtures/guest.ts";
-import { type OperatorApi, operatorApi } from "./fixtures/operator_api.ts";
+import {
+  enrol,
+  type MigrationHost as Host,
+  startMigrationHost,
+} from "./fixtures/migration_hosts.ts";
 import { verifyQuote } from "../src/attest/mod.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** One host: libvirtd with the gate, `vasp serve` beside it. */
-interface Host extends AsyncDisposable {
-  readonly name: string;
-  readonly stateDir: string;
-  readonly libvirt: LibvirtHost;
-  readonly api: OperatorApi;
-  readonly url: string;
-  /** The QEMU binary this host's ASP measures as `qemu` (a copy: tampering is a test step). */
-  readonly qemu: string;
-  /** Runs `vasp` against this host's state directory. */
-  vasp(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startHost(name: string, kernel: string): Promise<Host> {
-  const stateDir = await Deno.makeTempDir({ prefix: `vasp-mig-${name}-` });
-  const policies = `${stateDir}-policies`;
-  await Deno.mkdir(policies);
-  for await (const e of Deno.readDir(`${ROOT}policies`)) {
-    // These guests are not measured by the monitor (no System.map given): a running VM never
-    // measured may not migrate. tests/guest_measure_test.ts measures real guests.
-    if (e.name.startsWith("measurement-freshness.")) continue;
-    await Deno.copyFile(`${ROOT}policies/${e.name}`, `${policies}/${e.name}`);
-  }
-  const qemu = `${stateDir}-qemu`;
-  await Deno.copyFile("/usr/bin/qemu-system-x86_64", qemu);
-  const port = freePort();
-  const cleanup: (() => Promise<unknown>)[] = [];
-  const close = async () => {
-    for (const step of cleanup.reverse()) await step().catch(() => {});
-    for (const p of [stateDir, policies, qemu]) await Deno.remove(p, { recursive: true });
-  };
-  try {
-    const libvirt = await startLibvirt({ vasp: { socket: `${stateDir}/hook.sock`, gate: true } });
-    cleanup.push(() => libvirt.close());
-    const serve = await startServe([
-      ...["--state-dir", stateDir, "--listen", `127.0.0.1:${port}`, "--learn-host"],
-      ...["--policies", policies, "--qemu", qemu, "--host-kernel", kernel],
-      ...["--libvirt-uri", libvirt.uri],
-    ]);
-    cleanup.push(() => serve.stop());
-    if (!serve.output.includes("ready;")) {
-      const exit = await serve.failed();
-      throw new Error(`vasp serve of ${name} did not start: ${exit.output}${exit.stderr}`);
-    }
-    const api = operatorApi(`${stateDir}/vasp.sock`);
-    cleanup.push(() => Promise.resolve(api.close()));
-    const vasp = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "src/cli/main.ts", ...args, "--state-dir", stateDir],
-        cwd: ROOT,
-      }).output();
-      const text = new TextDecoder();
-      return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-    };
-    return {
-      name,
-      stateDir,
-      libvirt,
-      api,
-      url: `http://127.0.0.1:${port}`,
-      qemu,
-      vasp,
-      [Symbol.asyncDispose]: close,
-    };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
-
-/** `vasp peer add` of `peer` on `host`, with the peer token `peer` made for `host`. */
-async function enrol(host: Host, peer: Host, ca = `${peer.stateDir}/manufacturer-ca.pem`) {
-  const made = await peer.vasp("token", "create", "--role", "peer");
-  assert.equal(made.code, 0, made.stderr);
-  const token = `${host.stateDir}-token-${peer.name}`;
-  await Deno.writeTextFile(token, made.stdout);
-  const added = await host.vasp(
-    ...["peer", "add", peer.name, "--ca", ca, "--endpoint", peer.url, "--token-from", token],
-  );
-  assert.equal(added.code, 0, added.stderr);
-}
 
 /** The host's latest decision about the VM for `operation` (events left out). */
 async function latest(host: Host, uuid: string, operation: string) {
@@ -115,8 +27,8 @@ Deno.test({
   name: "live migration between two libvirt hosts: only to an attested host, the vASP with it",
   async fn(t) {
     const assets = await prepareGuestAssets();
-    await using a = await startHost("host-a", assets.vmlinuz);
-    await using b = await startHost("host-b", assets.vmlinuz);
+    await using a = await startMigrationHost("host-a", assets.vmlinuz);
+    await using b = await startMigrationHost("host-b", assets.vmlinuz);
     let vm!: GuestDomain;
     const migrate = () =>
       a.libvirt.virsh(

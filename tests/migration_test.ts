@@ -14,6 +14,7 @@ import { SILENT } from "../src/engine/mod.ts";
 import { toPem, verifyQuote } from "../src/attest/mod.ts";
 import { destinationEvidence } from "../src/vasp/mod.ts";
 import { Asp } from "../ffi/mod.ts";
+import { tempStateDir } from "./fixtures/state_dir.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const VM = "5b0c3e1a-7d2f-4a6b-9c8d-1e2f3a4b5c6d";
@@ -146,7 +147,8 @@ Deno.test("migration between two vASP hosts: refusals, a failed and a completed 
   });
 
   await t.step("a destination enrolled with another CA is not that peer", async () => {
-    const other = Asp.open(await Deno.makeTempDir({ prefix: "vasp-mig-other-" }));
+    await using dir = await tempStateDir();
+    const other = Asp.open(dir.path);
     await enrol(a, b, { ca: toPem(other.certificate("ca")) });
     other.close();
     const d = await b.decide(migrateIn);
@@ -211,6 +213,20 @@ Deno.test("migration between two vASP hosts: refusals, a failed and a completed 
       await hook.body?.cancel();
     },
   );
+
+  await t.step("state from a host that is not the enrolled peer is refused", async () => {
+    // B knows A's endpoint under another CA: what A sends does not come from that peer's ASP.
+    await using dir = await tempStateDir();
+    const other = Asp.open(dir.path);
+    assert.equal((await b.call("DELETE", "/v1/peers/host-a")).status, 200);
+    await enrol(b, a, { ca: toPem(other.certificate("ca")) });
+    other.close();
+    const d = await b.decide(migrateIn);
+    assert.equal(d.allow, false);
+    assert.match(said(d.reasons), /the vASP state from host-a is not signed by its enrolled ASP/);
+    assert.equal((await b.call("DELETE", "/v1/peers/host-a")).status, 200);
+    await enrol(b, a);
+  });
 
   await t.step(
     "a failed migration discards the arrival and keeps the source's instance",

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { toHex } from "../codec/mod.ts";
 import { type Logger, VaspError } from "../engine/mod.ts";
+import { isVaspError } from "../engine/error.ts";
 import { TokenRegistry } from "../http/mod.ts";
 import { type DecideRequest, type DecisionAnswer, VaspClient } from "../wire/mod.ts";
 import { SqliteStore, type VaspBinding } from "../store/mod.ts";
@@ -59,6 +60,8 @@ function expect(ok: unknown, expected: string, got?: unknown): asserts ok {
   throw new VaspError("demo_step_failed", `expected ${expected}${seen}`);
 }
 
+/** The error code of a refused call, for the demo's line. */
+const describeCode = (e: unknown) => isVaspError(e) ? e.code : String(e);
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const short = (hex: string) => `${hex.slice(0, 12)}…`;
@@ -79,8 +82,10 @@ export class DemoRun {
   readonly #log: Logger;
   readonly #vm: DemoVm = { uuid: crypto.randomUUID(), name: "demo-web-1" };
   readonly #guest = new StandInGuest();
-  #server?: RunningServer;
-  #api?: VaspClient;
+  /** The hosts: A (state in the demo's directory) and, from the migration on, B. */
+  readonly #hosts: { server: RunningServer; api: VaspClient; dir: string }[] = [];
+  /** Which host holds the VM: 0 (A) until it migrates to B. */
+  #at = 0;
   #tenant?: VaspClient;
   /** What the monitor enforced on the stand-in guest (no QEMU: noted, not sent). */
   readonly #enforced: string[] = [];
@@ -96,14 +101,39 @@ export class DemoRun {
     this.#log = options.log;
   }
 
+  /** The server of the host that holds the VM. */
   get #s(): RunningServer {
-    expect(this.#server, "a running server (step 1)");
-    return this.#server;
+    expect(this.#hosts[this.#at], "a running server (step 1)");
+    return this.#hosts[this.#at]!.server;
+  }
+
+  /** The operator's client of the host that holds the VM. */
+  get #api(): VaspClient {
+    return this.#hosts[this.#at]!.api;
+  }
+
+  /** Starts a host's server on stand-ins, the host learned as expected. */
+  async #startHost(dir: string) {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    const { host, standIns } = await standInHost(dir);
+    const server = await startServer({
+      stateDir: dir,
+      policies: { dir: POLICIES },
+      tcp: { hostname: "127.0.0.1", port: 0 },
+      host,
+      log: this.#log,
+      monitor: { guests: standInGuests(this.#guest, this.#enforced) },
+      libvirt: null,
+      learnHost: true,
+    });
+    const api = new VaspClient(server.listeners.socket!);
+    this.#hosts.push({ server, api, dir });
+    return { server, api, standIns };
   }
 
   #decide(operation: string, source: string, extra: Record<string, unknown> = {}) {
     const body = { operation, vm: this.#vm, source, details: {}, ...extra } as DecideRequest;
-    return this.#api!.decide(body);
+    return this.#api.decide(body);
   }
 
   /** Has the server's monitor measure the VM now; its `measurement` decision, from the audit. */
@@ -128,7 +158,7 @@ export class DemoRun {
 
   async #completed(operation: string, source: string, extra = {}): Promise<string> {
     const body = { operation, vm: this.#vm, source, details: {}, ...extra } as DecideRequest;
-    return (await this.#api!.report({ ...body, outcome: "completed" })).state;
+    return (await this.#api.report({ ...body, outcome: "completed" })).state;
   }
 
   /** A libvirt hook's details: its arguments and the domain XML it got on stdin. */
@@ -146,24 +176,15 @@ export class DemoRun {
       { title: "tenant quote verified offline", run: () => this.#quoteVerified() },
       { title: "tampered quote refused", run: () => this.#quoteTampered() },
       { title: "save, restore, rollback refused", run: () => this.#saveRestore() },
+      { title: "migration to a host that is not trusted refused", run: () => this.#untrusted() },
+      { title: "VM and its vASP migrate to attested host B", run: () => this.#migrate() },
       { title: "differing kernel quarantines, resume denied", run: () => this.#compromised() },
       { title: "audit log verified after shutdown", run: () => this.#audit() },
     ];
   }
 
   async #aspUp(): Promise<StepResult> {
-    const { host, standIns } = await standInHost(this.#dir);
-    this.#server = await startServer({
-      stateDir: this.#dir,
-      policies: { dir: POLICIES },
-      tcp: { hostname: "127.0.0.1", port: 0 },
-      host,
-      log: this.#log,
-      monitor: { guests: standInGuests(this.#guest, this.#enforced) },
-      libvirt: null,
-      learnHost: true,
-    });
-    this.#api = new VaspClient(this.#server.listeners.socket!);
+    const { standIns } = await this.#startHost(this.#dir);
     const ready = await this.#api.readiness();
     const expected = JSON.parse(await Deno.readTextFile(join(this.#dir, HOST_EXPECTED_FILE)));
     const measured = this.#s.host.measured;
@@ -184,7 +205,7 @@ export class DemoRun {
     const { name } = this.#vm;
     this.#xml = await standInDomain(this.#dir, this.#vm);
     const digest = sha256(this.#xml);
-    const vm = await this.#api!.registerVm({
+    const vm = await this.#api.registerVm({
       ...this.#vm,
       tenant: "acme",
       config_digest: `sha256:${digest}`,
@@ -209,13 +230,13 @@ export class DemoRun {
     expect(state === "running", "the started event to move the VM to running", state);
     await learnStandIn(this.#guest, join(this.#dir, "references"));
     // Measured by the server's own monitor; a day's interval: the demo asks for each measurement.
-    await this.#api!.setIntrospection(this.#vm.uuid, {
+    await this.#api.setIntrospection(this.#vm.uuid, {
       memory: "stand-in",
       symbols: "stand-in",
       interval_ms: 86_400_000,
     });
     const clean = await this.#measureNow();
-    const measured = await this.#api!.measurements(this.#vm.uuid);
+    const measured = await this.#api.measurements(this.#vm.uuid);
     const statuses = measured.measurements.map((m) => m.status);
     expect(statuses.length > 0 && statuses.every((s) => s === "ok"), "ok", statuses);
     expect(clean.allow, "the clean measurement allowed", clean);
@@ -316,13 +337,100 @@ export class DemoRun {
     };
   }
 
+  /** Enrols host `peer` on host `host` (its CA, endpoint and a peer token it made). */
+  async #enrol(host: number, peer: number): Promise<string> {
+    const { server, dir } = this.#hosts[peer]!;
+    const { token } = new TokenRegistry(dir).create({ role: "peer" });
+    const name = peer === 0 ? "host-a" : "host-b";
+    await this.#hosts[host]!.api.enrolPeer({
+      name,
+      ca: await Deno.readTextFile(join(dir, CA_FILE)),
+      endpoint: `http://127.0.0.1:${server.listeners.tcp!.port}`,
+      token,
+    });
+    return name;
+  }
+
+  /** Host B's libvirt hook asking for the incoming VM. */
+  #migrateIn(): Promise<DecisionAnswer> {
+    return this.#hosts[1]!.api.decide({
+      operation: "migrate-in",
+      phase: "begin",
+      vm: this.#vm,
+      source: "libvirt-hook",
+      details: this.#libvirt("migrate", "begin"),
+    } as DecideRequest);
+  }
+
+  async #untrusted(): Promise<StepResult> {
+    await this.#startHost(join(this.#dir, "host-b"));
+    await this.#enrol(1, 0);
+    const d = await this.#migrateIn();
+    const why = d.reasons.find((r) => r.message.includes("not an enrolled peer"));
+    expect(!d.allow && why, "the migration refused: B is no peer of A", d);
+    return {
+      line: `second host B (its own ASP and CA) trusts A, A does not know B: B's migrate hook ` +
+        `DENIED, A refused to attest it: "${/the destination of .*$/.exec(why.message)?.[0]}"`,
+      facts: { decision_id: d.decision_id, reasons: d.reasons },
+    };
+  }
+
+  async #migrate(): Promise<StepResult> {
+    await this.#enrol(0, 1);
+    const arrived = await this.#migrateIn();
+    expect(arrived.allow && arrived.vasp?.from === "host-a", "the VM's vASP fetched", arrived);
+    const out = await this.#decide("migrate-out", "qmp-gate", {
+      details: { command: "migrate", migrate_to: "network" },
+    });
+    expect(out.allow, "QEMU's migrate towards the attested B allowed", out);
+    // What the two gates and B's hook report as the migration ends.
+    await this.#completed("migrate-out", "qmp-gate");
+    const sourceQuote = await this.#api.quote(this.#vm.uuid, { nonce: "00".repeat(16) })
+      .then(() => "answered", (e) => describeCode(e));
+    this.#at = 1;
+    await this.#completed("migrate-in", "qmp-gate", { phase: "launch" });
+    const state = await this.#completed("start", "libvirt-hook", { phase: "started" });
+    expect(sourceQuote === "vasp_instance_unavailable", "A to hold no instance", sourceQuote);
+    expect(state === "running", "the VM running on B", state);
+    // B measures it with its own monitor, against the references of its kernel profile.
+    await learnStandIn(this.#guest, join(this.#hosts[1]!.dir, "references"));
+    await this.#api.setIntrospection(this.#vm.uuid, {
+      memory: "stand-in",
+      symbols: "stand-in",
+      interval_ms: 86_400_000,
+    });
+    const clean = await this.#measureNow();
+    expect(clean.allow, "B's first measurement clean", clean);
+    const { token } = new TokenRegistry(this.#hosts[1]!.dir).create({
+      role: "tenant",
+      tenant: "acme",
+    });
+    using tenant = new VaspClient(`http://127.0.0.1:${this.#s.listeners.tcp!.port}`, { token });
+    const quote = await fetchAndVerify(tenant, {
+      vmUuid: this.#vm.uuid,
+      configDigest: sha256(this.#xml),
+      ca: await Deno.readFile(join(this.#hosts[1]!.dir, CA_FILE)),
+    });
+    expect(quote.result.ok, "the tenant's quote from B to verify against B's CA", quote.result);
+    const moved = quote.options.eventLog!.filter((e) => e.reg === 9);
+    expect(moved.length === 1, "the arrival in register 9 of the event log", moved);
+    return {
+      line: `A enrols B: A attests B (fresh quote of its host registers, chain to its CA, host ` +
+        `as B expects) and seals the VM's vASP to B's ASP (counter ${arrived.vasp!.counter}); ` +
+        `B imports it, QEMU's migrate allowed; A retires its instance (quote: ${sourceQuote}); ` +
+        `B's monitor: kernel ok; tenant quote verified against B's CA, ` +
+        `${quote.entries} log entries continuing A's`,
+      facts: { transfer: arrived.vasp, migrate: out.decision_id, source_quote: sourceQuote },
+    };
+  }
+
   async #compromised(): Promise<StepResult> {
     const region = this.#guest.patchText();
     const d = await this.#measureNow();
     const why = d.reasons.find((r) => r.policy === "runtime-integrity");
     expect(!d.allow && why?.message.endsWith(region), `a deny naming ${region}`, d);
     expect(d.actions.includes("quarantine"), "a quarantine action", d.actions);
-    const vm = await this.#api!.showVm(this.#vm.uuid);
+    const vm = await this.#api.showVm(this.#vm.uuid);
     expect(vm.state === "quarantined", "the VM quarantined", vm.state);
     expect(this.#enforced.includes("pause"), "the monitor to stop the VM", this.#enforced);
     const resume = await this.#decide("resume", "qmp-gate", { details: { command: "cont" } });
@@ -337,10 +445,10 @@ export class DemoRun {
     };
   }
 
-  async #audit(): Promise<StepResult> {
-    await this.close();
-    await using store = SqliteStore.openIn(this.#dir, { readOnly: true });
-    const { verifier, key } = await aspCheckpointVerifier(this.#dir);
+  /** Verifies one host's audit log, once its server stopped. */
+  async #verifyAudit(dir: string) {
+    await using store = SqliteStore.openIn(dir, { readOnly: true });
+    const { verifier, key } = await aspCheckpointVerifier(dir);
     const result = await store.verifyAudit({ verifier });
     const counts: Record<string, number> = { allow: 0, deny: 0, error: 0, event: 0 };
     let cursor: number | undefined;
@@ -353,11 +461,21 @@ export class DemoRun {
     expect(result.ok && result.checkpointsChecked > 0, "a sound, signed audit log", result);
     expect(result.recordsAfterLastCheckpoint === 0, "the shutdown checkpoint last", result);
     const decisions = counts.allow! + counts.deny! + counts.error!;
+    return { ...result, decisions, counts, checkpoint_key: key };
+  }
+
+  async #audit(): Promise<StepResult> {
+    await this.close();
+    const logs = [];
+    for (const { dir } of this.#hosts) logs.push(await this.#verifyAudit(dir));
+    const said = logs.map((r, i) =>
+      `${"AB"[i]}: ${r.recordsChecked} records, ${r.decisions} decisions (${r.counts.allow} ` +
+      `allowed, ${r.counts.deny} denied), ${plural(r.checkpointsChecked, "checkpoint")}`
+    );
     return {
-      line: `server stopped; audit log verified: ${result.recordsChecked} records, ` +
-        `${decisions} decisions (${counts.allow} allowed, ${counts.deny} denied), hash chain ` +
-        `intact, ${plural(result.checkpointsChecked, "checkpoint")} signed by the ASP's AK`,
-      facts: { ...result, decisions, counts, checkpoint_key: key },
+      line: `servers stopped; both audit logs verified, hash chains intact and checkpoints ` +
+        `signed by each ASP's AK: ${said.join("; ")}`,
+      facts: { hosts: logs },
     };
   }
 
@@ -367,8 +485,10 @@ export class DemoRun {
    * @returns once everything is closed
    */
   async close(): Promise<void> {
-    this.#api?.close();
     this.#tenant?.close();
-    await this.#server?.shutdown();
+    for (const { api, server } of this.#hosts) {
+      api.close();
+      await server.shutdown();
+    }
   }
 }

@@ -2,7 +2,9 @@
  * `vasp demo`: the paper's whole chain, for real, on this machine, in a few seconds and
  * without QEMU: the software ASP measures the host, a VM gets a certified vASP instance, its
  * start is decided, a tenant verifies its quote offline, a tampered quote and a rolled-back
- * sealed state are refused, a compromised kernel is quarantined, and the audit log verifies.
+ * sealed state are refused, the VM migrates to a second host only once that host is trusted and
+ * attested (its vASP sealed to that host's ASP), a compromised kernel is quarantined there, and
+ * both audit logs verify.
  *
  * @module
  */
@@ -16,7 +18,8 @@ const USAGE = `usage: vasp demo [--json] [--keep DIR]
 Runs the decision server in-process (the software ASP, the project's policies, SQLite, the
 HTTP API on its Unix socket and a loopback port) in a temporary state directory and walks a
 VM through its life cycle with the requests a libvirt hook, the QMP gate, the measurement
-monitor, an operator and a tenant send, checking each outcome. No QEMU is needed: the guest
+monitor, an operator and a tenant send, checking each outcome; a second server (host B, in
+DIR/host-b) is where the VM migrates. No QEMU is needed: the guest
 whose kernel the monitor measures is a stand-in. Exits 0 when every step behaved as expected,
 1 otherwise (the step that did not is named).
 

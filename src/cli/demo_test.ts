@@ -22,9 +22,10 @@ async function exists(path: string): Promise<boolean> {
 Deno.test("vasp demo walks the whole chain, shows each refusal with its reason, and leaves no state behind", async () => {
   const { code, stdout, stderr } = await vasp(["demo"]);
   assert.equal(code, 0, stdout + stderr);
-  const steps = stdout.split("\n").filter((l) => /^\d\. /.test(l));
-  assert.deepEqual(steps.map((l) => l[0]), ["1", "2", "3", "4", "5", "6", "7", "8"], stdout);
-  const [aspUp, registered, started, verified, tampered, rollback, quarantine, audit] = steps;
+  const steps = stdout.split("\n").filter((l) => /^\d+\. /.test(l));
+  assert.deepEqual(steps.map((l) => l.split(".")[0]), [..."123456789", "10"], stdout);
+  const [aspUp, registered, started, verified, tampered, rollback, untrusted, migrated] = steps;
+  const [quarantine, audit] = steps.slice(8);
   assert.match(
     aspUp!,
     /^1\. software ASP [0-9a-f]{12}… up, manufacturer CA at \/\S+\/manufacturer-ca\.pem/,
@@ -47,17 +48,27 @@ Deno.test("vasp demo walks the whole chain, shows each refusal with its reason, 
   const [saved, imported, putBack, refused, newest] = counters.slice(1).map(Number);
   assert.ok(saved === putBack && putBack === refused && imported! > saved! && newest! > imported!);
   assert.match(
+    untrusted!,
+    /A does not know B: B's migrate hook DENIED, A refused to attest it: "the destination of demo-web-1 is not an enrolled peer: no enrolled peer's CA issued its EK/,
+  );
+  assert.match(
+    migrated!,
+    /seals the VM's vASP to B's ASP \(counter \d+\); B imports it, QEMU's migrate allowed; A retires its instance \(quote: vasp_instance_unavailable\); B's monitor: kernel ok; tenant quote verified against B's CA, \d+ log entries continuing A's/,
+  );
+  assert.match(
     quarantine!,
     /kernel_text patched → measurement DENIED \(runtime-integrity\/regions-match\), \[alert, quarantine\] → quarantined .*resume DENIED by the life cycle before any policy: "Cannot resume VM "demo-web-1": no resume from state quarantined"/,
   );
-  // At least nine decisions: start, two measurements, two saves, three restores, resume. The
-  // monitor may measure once more on its own (a VM write makes it due): not counted exactly.
+  // A: at least ten decisions: start, a measurement, two saves, three restores, the refused and
+  // the allowed transfer, QEMU's migrate. The monitor may measure once more on its own (a VM
+  // write makes it due): not counted exactly; two of them denied (the rollback, the transfer to
+  // a host A did not know). B: its two migrate-ins, a measurement, the resume.
   const counts =
-    /audit log verified: (\d+) records, (\d+) decisions \((\d+) allowed, (\d+) denied\), hash chain intact, 1 checkpoint signed by the ASP's AK/
+    /audit logs verified, hash chains intact and checkpoints signed by each ASP's AK: A: (\d+) records, (\d+) decisions \((\d+) allowed, (\d+) denied\), 1 checkpoint; B: (\d+) records, (\d+) decisions/
       .exec(audit!);
   assert.ok(counts, audit);
-  const [records, decisions, allowed, denied] = counts.slice(1).map(Number);
-  assert.ok(decisions! >= 9 && allowed! >= 6 && denied! >= 3, audit);
+  const [records, decisions, allowed, denied, , onB] = counts.slice(1).map(Number);
+  assert.ok(decisions! >= 10 && allowed! >= 7 && denied! >= 2 && onB! >= 4, audit);
   assert.equal(allowed! + denied!, decisions);
   assert.ok(records! > decisions!, audit);
   assert.match(stdout, /every step behaved as expected in [\d.]+ s; state directory removed/);
@@ -75,7 +86,7 @@ Deno.test("vasp demo --json --keep reports every step and keeps a state director
     const summary = JSON.parse(stdout);
     assert.equal(summary.ok, true);
     assert.equal(summary.state_dir, keep);
-    assert.deepEqual(summary.steps.map((s: { ok: boolean }) => s.ok), Array(8).fill(true));
+    assert.deepEqual(summary.steps.map((s: { ok: boolean }) => s.ok), Array(10).fill(true));
     const facts = (n: number) => summary.steps[n - 1].facts;
     assert.match(facts(1).asp_id, /^[0-9a-f]{64}$/);
     assert.equal(facts(4).verified, true);
@@ -85,15 +96,17 @@ Deno.test("vasp demo --json --keep reports every step and keeps a state director
     const usable = facts(6).rollback.reasons.find((r: { rule: string }) => r.rule === "usable");
     assert.equal(usable.policy, "vasp-binding");
     assert.match(usable.message, /\[rollback_refused\]/);
-    assert.deepEqual(facts(7).measurement.actions, ["alert", "quarantine"]);
-    assert.equal(facts(7).state, "quarantined");
-    assert.equal(facts(8).ok, true);
-    assert.ok(facts(8).decisions >= 9);
+    assert.equal(facts(8).source_quote, "vasp_instance_unavailable");
+    assert.deepEqual(facts(9).measurement.actions, ["alert", "quarantine"]);
+    assert.equal(facts(9).state, "quarantined");
+    const [onA, onB] = facts(10).hosts;
+    assert.equal(onA.ok && onB.ok, true);
+    assert.ok(onA.decisions >= 10);
     const verified = await vasp(["audit", "verify", "--state-dir", keep]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(
       verified.stdout,
-      new RegExp(`^audit log OK: ${facts(8).records_checked} records, 1 signed checkpoint`),
+      new RegExp(`^audit log OK: ${onA.records_checked} records, 1 signed checkpoint`),
     );
   } finally {
     await Deno.remove(parent, { recursive: true });
