@@ -114,20 +114,22 @@ export function migrationRoutes(app: Hono<AppEnv>, deps: Services): void {
       const evidence = await readBody(c, routes.migrationEvidenceRoute);
       const migrations = migrationsOf(deps);
       const { uuid } = await migrations.appraise(params.id, evidence);
-      const vm = await deps.store.getVm(uuid);
-      if (!vm) throw new VaspError("vm_not_found", `No VM ${uuid}`, { details: { uuid } });
-      const body = {
-        operation: "migrate-out",
-        phase: "transfer",
-        vm: { uuid: vm.uuid, name: vm.name },
-        source: "peer",
-        details: { migration_id: params.id },
-      };
       const decisionId = deps.ids.next();
-      const decision = await deps.decisions.decide(decisionId, {
-        body,
-        text: JSON.stringify(body),
-      });
+      let vm, decision;
+      try {
+        vm = await deps.store.getVm(uuid);
+        if (!vm) throw new VaspError("vm_not_found", `No VM ${uuid}`, { details: { uuid } });
+        const body = {
+          operation: "migrate-out",
+          phase: "transfer",
+          vm: { uuid: vm.uuid, name: vm.name },
+          source: "peer",
+          details: { migration_id: params.id },
+        };
+        decision = await deps.decisions.decide(decisionId, { body, text: JSON.stringify(body) });
+      } finally {
+        migrations.takeAppraisal(params.id); // the decision's, unless it failed before using it
+      }
       const sealed = migrations.takeSealed(params.id);
       if (!decision.allow || !sealed) {
         throw new VaspError(

@@ -39,6 +39,8 @@ import type { Peer, PeerStore } from "./peers.ts";
 
 /** How long a destination has to answer the nonce of the migration it opened. */
 const CHALLENGE_MS = 60_000;
+/** The most migrations open at once: a peer cannot make this host keep nonces without end. */
+const MAX_OPEN = 1024;
 /** How long after the transfer QEMU's `migrate` may start towards that destination. */
 const TRANSFER_MS = 10 * 60_000;
 /** Where a migration blob names the ASP that sealed it (docs/quote-format.md). */
@@ -133,10 +135,17 @@ export class Migrations {
    *
    * @param uuid the VM (its live instance checked by the caller)
    * @returns the migration ID, nonce and expiry
+   * @throws {VaspError} `migration_refused` when {@link MAX_OPEN} migrations are open
    */
   open(uuid: string): { id: string; nonce: Uint8Array; expiresAt: Date } {
     const now = this.#now().getTime();
     for (const [id, o] of this.#open) if (o.expires < now) this.#open.delete(id);
+    if (this.#open.size >= MAX_OPEN) {
+      throw new VaspError(
+        "migration_refused",
+        `${MAX_OPEN} migrations are open already: answer or let them expire first`,
+      );
+    }
     const id = crypto.randomUUID();
     const nonce = crypto.getRandomValues(new Uint8Array(32));
     this.#open.set(id, { uuid, nonce, expires: now + CHALLENGE_MS });
