@@ -392,8 +392,9 @@ export class DemoRun {
     const state = await this.#completed("start", "libvirt-hook", { phase: "started" });
     expect(sourceQuote === "vasp_instance_unavailable", "A to hold no instance", sourceQuote);
     expect(state === "running", "the VM running on B", state);
-    // B measures it with its own monitor, against the references of its kernel profile.
-    await learnStandIn(this.#guest, join(this.#hosts[1]!.dir, "references"));
+    // B measures it with its own monitor, against the references of its kernel profile that
+    // came with it. Where its RAM and QMP socket are is B's to say: they do not travel.
+    expect(arrived.vasp?.kernel_references, "the kernel profile's references kept on B", arrived);
     await this.#api.setIntrospection(this.#vm.uuid, {
       memory: "stand-in",
       symbols: "stand-in",
@@ -417,8 +418,9 @@ export class DemoRun {
     return {
       line: `A enrols B: A attests B (fresh quote of its host registers, chain to its CA, host ` +
         `as B expects) and seals the VM's vASP to B's ASP (counter ${arrived.vasp!.counter}); ` +
-        `B imports it, QEMU's migrate allowed; A retires its instance (quote: ${sourceQuote}); ` +
-        `B's monitor: kernel ok; tenant quote verified against B's CA, ` +
+        `B imports it with its kernel profile's references, QEMU's migrate allowed; A retires ` +
+        `its instance (quote: ${sourceQuote}); B's monitor: kernel ok; tenant quote verified ` +
+        `against B's CA, ` +
         `${quote.entries} log entries continuing A's`,
       facts: { transfer: arrived.vasp, migrate: out.decision_id, source_quote: sourceQuote },
     };

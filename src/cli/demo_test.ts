@@ -53,7 +53,7 @@ Deno.test("vasp demo walks the whole chain, shows each refusal with its reason, 
   );
   assert.match(
     migrated!,
-    /seals the VM's vASP to B's ASP \(counter \d+\); B imports it, QEMU's migrate allowed; A retires its instance \(quote: vasp_instance_unavailable\); B's monitor: kernel ok; tenant quote verified against B's CA, \d+ log entries continuing A's/,
+    /seals the VM's vASP to B's ASP \(counter \d+\); B imports it with its kernel profile's references, QEMU's migrate allowed; A retires its instance \(quote: vasp_instance_unavailable\); B's monitor: kernel ok; tenant quote verified against B's CA, \d+ log entries continuing A's/,
   );
   assert.match(
     quarantine!,

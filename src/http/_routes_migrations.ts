@@ -147,6 +147,7 @@ export function migrationRoutes(app: Hono<AppEnv>, deps: Services): void {
         state: Buffer.from(sealed.blob).toString("base64"),
         counter: sealed.counter,
         certificates: certificates.map((der) => toPem(der)),
+        kernel_references: await migrations.references.of(vm.uuid),
         boot_references: (await deps.store.getBootReferences(vm.uuid)).map((r) => ({
           name: r.name,
           path: r.path,

@@ -276,6 +276,16 @@ export class MeasurementMonitor {
    * @param uuid the VM
    * @returns once measured, recorded and decided
    */
+  /**
+   * The kernel profile a VM's guest is measured with: the one its reference set is kept under.
+   *
+   * @param uuid the VM
+   * @returns the profile ID, `undefined` while the guest is not open
+   */
+  profileOf(uuid: string): string | undefined {
+    return this.#vms.get(uuid)?.session?.profileId;
+  }
+
   async measureNow(uuid: string): Promise<void> {
     const state = this.#vms.get(uuid);
     if (state) {

@@ -25,9 +25,20 @@ import { type HostMeasureOptions, HostMonitor } from "../host/mod.ts";
 import type { VirshOptions } from "../hypervisor/mod.ts";
 import { type App, bootstrapOperatorToken, createApp, TokenRegistry } from "../http/mod.ts";
 import { openPolicyStore, type PolicySetSource, type PolicyStore } from "../policy/mod.ts";
-import type { MeasurementMonitor } from "../measure/mod.ts";
+import {
+  loadReferenceSet,
+  type MeasurementMonitor,
+  parseReferenceSet,
+  saveReferenceSet,
+} from "../measure/mod.ts";
 import { SqliteStore, type Store } from "../store/mod.ts";
-import { type HostReport, Migrations, PeerStore, VaspService } from "../vasp/mod.ts";
+import {
+  type HostReport,
+  type KernelReferences,
+  Migrations,
+  PeerStore,
+  VaspService,
+} from "../vasp/mod.ts";
 import { aspCheckpointAnchor, aspCheckpointSigner, writeAkChain } from "./checkpoint_key.ts";
 import { EarIssuer } from "../attest/mod.ts";
 import { followLibvirt } from "./libvirt.ts";
@@ -205,6 +216,42 @@ function hostReport(state: HostState | null, policyRevision: string): HostReport
   return { expected, policyRevision };
 }
 
+/**
+ * The kernel reference sets of `dir` as they travel with a migrating VM: the set of the profile
+ * the monitor measures the VM with; an arriving set kept only for a profile this host has none
+ * of, and only when it checks out (one that does not is logged and left: the VM's regions are
+ * then `missing` here, which the policies see).
+ */
+function kernelReferences(
+  dir: string,
+  monitor: () => MeasurementMonitor | undefined,
+  log: Logger,
+): KernelReferences {
+  return {
+    async of(uuid) {
+      const id = monitor()?.profileOf(uuid);
+      const set = id === undefined ? undefined : await loadReferenceSet(dir, id);
+      return set ? [set] : [];
+    },
+    async adopt(sets) {
+      const kept: string[] = [];
+      for (const [i, json] of sets.entries()) {
+        try {
+          const set = parseReferenceSet(json, `reference set ${i + 1} of an arriving VM`);
+          if (await loadReferenceSet(dir, set.profileId)) continue;
+          await saveReferenceSet(dir, set);
+          kept.push(set.profileId);
+        } catch (error) {
+          log.log("warn", "a reference set that arrived with a VM is not kept", {
+            error: errorMessage(error),
+          });
+        }
+      }
+      return kept;
+    },
+  };
+}
+
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -290,10 +337,12 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     );
     closer.push(() => store.close());
     closer.push(checkpointTimer(store, options.checkpointIntervalMs ?? 60_000, log));
+    const referencesDir = join(stateDir, "references");
     const migrations = new Migrations({
       asp,
       peers: new PeerStore(stateDir),
       host: () => hostReport(host.state(), policyStore.current().revision),
+      references: kernelReferences(referencesDir, () => late.monitor, log),
       log,
     });
     const vasp = new VaspService(asp, store, { log, migrations });
@@ -318,7 +367,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
         ids,
         vasp,
         metrics,
-        referencesDir: join(stateDir, "references"),
+        referencesDir,
         log,
         guests: options.monitor?.guests,
       }, {

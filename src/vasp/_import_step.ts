@@ -140,6 +140,7 @@ export function importStep(
       abandon: discard,
       apply: () =>
         deps.queue.run(uuid, async () => {
+          let kept: string[] | undefined;
           let sealed = deps.instances.adopt(adopted);
           if (arrival) {
             // The move is an event of the VM's own log: a tenant's verifier sees where it went.
@@ -164,12 +165,14 @@ export function importStep(
             if ((await deps.store.getBootReferences(uuid)).length === 0) {
               await deps.store.setBootReferences(uuid, [...arrival.bootReferences]);
             }
-            deps.migrations?.arrived(uuid, arrival);
+            const profiles = await deps.migrations?.arrived(uuid, arrival) ?? [];
+            if (profiles.length > 0) kept = profiles;
           }
           return answer(sealed, {
             imported: true,
             ...(snapshot === undefined ? {} : { snapshot }),
             ...(arrival ? { from: arrival.peer } : {}),
+            ...(kept ? { kernel_references: kept } : {}),
           });
         }),
     });

@@ -56,6 +56,29 @@ export interface HostReport {
   readonly policyRevision: string;
 }
 
+/**
+ * The reference sets of guest kernel profiles (docs/introspection.md), which travel with a VM:
+ * the destination measures it against the same references, without a golden guest of its own.
+ */
+export interface KernelReferences {
+  /**
+   * The reference set of the profile a VM's kernel is measured with here, as stored.
+   *
+   * @param uuid the VM
+   * @returns the set (its JSON), none when the VM is not measured here or has no references
+   */
+  of(uuid: string): Promise<unknown[]>;
+  /**
+   * Keeps reference sets that arrived with a VM, each checked, for profiles this host has none
+   * of (its own stay).
+   *
+   * @param sets the sets, as they arrived
+   * @returns the profile IDs kept
+   * @throws {VaspError} `reference_invalid` for a set that does not check out
+   */
+  adopt(sets: readonly unknown[]): Promise<string[]>;
+}
+
 /** A VM's state as it arrives from its source: what the destination imports. */
 export interface Arrival {
   /** The enrolled peer it came from. */
@@ -72,6 +95,8 @@ export interface Arrival {
   readonly vm: { readonly tenant: string; readonly labels: Readonly<Record<string, string>> };
   /** The VM's boot references at the source. */
   readonly bootReferences: readonly BootReference[];
+  /** The reference sets of its kernel profile at the source. */
+  readonly kernelReferences: readonly unknown[];
 }
 
 /** A client of a peer's API, with the token it accepts from this host. */
@@ -85,6 +110,7 @@ export class Migrations {
   readonly #asp: Asp;
   readonly #peers: PeerStore;
   readonly #host: () => HostReport;
+  readonly #references: KernelReferences;
   readonly #now: () => Date;
   readonly #log: Logger;
   /** Source: migrations opened, by ID, until their evidence comes or they expire. */
@@ -102,18 +128,21 @@ export class Migrations {
   readonly #arrivals = new Map<string, { peer: string; migrationId: string }>();
 
   /**
-   * @param options this host's ASP, its peers, what it says of itself, the clock, the log
+   * @param options this host's ASP, its peers, what it says of itself, its kernel reference
+   *   sets, the clock, the log
    */
   constructor(options: {
     asp: Asp;
     peers: PeerStore;
     host: () => HostReport;
+    references: KernelReferences;
     now?: () => Date;
     log: Logger;
   }) {
     this.#asp = options.asp;
     this.#peers = options.peers;
     this.#host = options.host;
+    this.#references = options.references;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
   }
@@ -121,6 +150,11 @@ export class Migrations {
   /** @returns this host's `[AK, EK]` certificates, DER: who seals and signs a transfer */
   chain(): Uint8Array<ArrayBuffer>[] {
     return [this.#asp.certificate("ak"), this.#asp.certificate("ek")];
+  }
+
+  /** This host's kernel reference sets, which travel with its VMs. */
+  get references(): KernelReferences {
+    return this.#references;
   }
 
   /** The enrolled peers. */
@@ -339,6 +373,7 @@ export class Migrations {
       sourceAk: ak,
       sourceAspId,
       vm: { tenant: transfer.vm.tenant, labels: transfer.vm.labels },
+      kernelReferences: transfer.kernel_references,
       bootReferences: transfer.boot_references.map((r) => ({
         name: r.name,
         path: r.path,
@@ -347,9 +382,17 @@ export class Migrations {
     };
   }
 
-  /** Records an adopted arrival, until its migration completes or fails. */
-  arrived(uuid: string, arrival: Arrival): void {
+  /**
+   * Records an adopted arrival, until its migration completes or fails, and keeps the reference
+   * sets that came with it.
+   *
+   * @param uuid the VM
+   * @param arrival what arrived
+   * @returns the kernel profiles whose references were kept
+   */
+  async arrived(uuid: string, arrival: Arrival): Promise<string[]> {
     this.#arrivals.set(uuid, { peer: arrival.peer, migrationId: arrival.migrationId });
+    return await this.#references.adopt(arrival.kernelReferences);
   }
 
   /**

@@ -33,6 +33,6 @@ export {
   type DiskCacheStats,
   type DiskDigest,
 } from "./disk_cache.ts";
-export { type HostReport, Migrations } from "./migration.ts";
+export { type HostReport, type KernelReferences, Migrations } from "./migration.ts";
 export { type Appraised, appraiseDestination, destinationEvidence } from "./destination.ts";
 export { type Peer, type PeerInfo, PEERS_FILE, PeerStore } from "./peers.ts";

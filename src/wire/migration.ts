@@ -105,6 +105,9 @@ export const MigrationTransfer = z.object({
     description: "the source's [AK, EK], PEM: who sealed and signed the state",
   }),
   boot_references: z.array(BootReference),
+  kernel_references: z.array(z.unknown()).max(16).meta({
+    description: "the reference sets of its guest kernel's profile (docs/introspection.md)",
+  }),
 }).meta({ id: "MigrationTransfer" });
 /** The answer of `POST /v1/migrations/{id}/evidence`. */
 export type MigrationTransfer = z.infer<typeof MigrationTransfer>;
