@@ -1,10 +1,10 @@
 /**
- * What vASP adds to a live migration: `virsh migrate --live` of a 512 MiB TCG guest between two
+ * What vASP adds to a live migration: `virsh migrate --live` of a 256 MiB TCG guest between two
  * libvirt hosts on this machine, with vASP (each host's hook, QMP gate and `vasp serve`; the
  * destination fetches the VM's state from the source, which attests it first; the source
- * retires its instance after) and without it (plain QEMU, no hook), in one run, alternating
- * directions and the two pairs so that both see the same load. Each figure is the median of
- * `--iterations` migrations. Then the attestation and transfer step alone: the destination's
+ * retires its instance after), with vASP's hooks but no gate (what the gate costs), and without
+ * vASP (plain QEMU, no hook), in one run, alternating directions and the pairs so that all see
+ * the same load. Each figure is the median of `--iterations` migrations. Then the attestation and transfer step alone: the destination's
  * `migrate-in` decision (open, evidence, appraisal and decision at the source, sealing to the
  * destination, import), timed through its operator socket, each one undone by reporting the
  * migration failed on both sides.
@@ -44,52 +44,55 @@ async function migrate(from: LibvirtHost, to: LibvirtHost, name: string): Promis
   return ms;
 }
 
-await using a = await startMigrationHost("host-a", assets.vmlinuz);
-await using b = await startMigrationHost("host-b", assets.vmlinuz);
-await enrol(a, b);
-await enrol(b, a);
-await using c = await startLibvirt();
-await using d = await startLibvirt();
-
-const protectedVm = await a.libvirt.defineGuest("bench-vasp");
-await a.api.waitState(protectedVm.uuid, "defined");
-await a.api.call("DELETE", `/v1/vms/${protectedVm.uuid}`);
-await a.api.call("POST", "/v1/vms", {
-  uuid: protectedVm.uuid,
-  name: protectedVm.name,
-  domain_xml: protectedVm.xml,
-});
-const plainVm = await c.defineGuest("bench-plain");
-for (const [host, vm] of [[a.libvirt, protectedVm], [c, plainVm]] as const) {
-  await host.virshOk("start", vm.name);
-  await host.waitGuestInit(vm);
+/** Two vASP hosts enrolled with each other, a guest registered and running on the first. */
+async function vaspPair(name: string, gate: boolean) {
+  const x = await startMigrationHost(`${name}-a`, assets.vmlinuz, { gate });
+  const y = await startMigrationHost(`${name}-b`, assets.vmlinuz, { gate });
+  await enrol(x, y);
+  await enrol(y, x);
+  const vm = await x.libvirt.defineGuest(`bench-${name}`);
+  await x.api.waitState(vm.uuid, "defined");
+  await x.api.call("DELETE", `/v1/vms/${vm.uuid}`);
+  await x.api.call("POST", "/v1/vms", { uuid: vm.uuid, name: vm.name, domain_xml: vm.xml });
+  await x.libvirt.virshOk("start", vm.name);
+  await x.libvirt.waitGuestInit(vm);
+  return { hosts: [x, y] as [MigrationHost, MigrationHost], vm };
 }
 
-// Where each guest is now, and a migration of it to the other host of its pair.
-let here: [MigrationHost, MigrationHost] = [a, b];
-let plainHere: [LibvirtHost, LibvirtHost] = [c, d];
-const withVasp = async () => {
-  const ms = await migrate(here[0].libvirt, here[1].libvirt, protectedVm.name);
-  here = [here[1], here[0]];
-  return ms;
+/** Migrates a pair's guest to its other host each call; milliseconds. */
+function pingPong(hosts: [LibvirtHost, LibvirtHost], name: string) {
+  let here = hosts;
+  return async () => {
+    const ms = await migrate(here[0], here[1], name);
+    here = [here[1], here[0]];
+    return ms;
+  };
+}
+
+const gated = await vaspPair("vasp", true);
+const hooked = await vaspPair("hooks", false);
+await using c = await startLibvirt();
+await using d = await startLibvirt();
+const plainVm = await c.defineGuest("bench-plain");
+await c.virshOk("start", plainVm.name);
+await c.waitGuestInit(plainVm);
+
+const runs = {
+  vasp: pingPong([gated.hosts[0].libvirt, gated.hosts[1].libvirt], gated.vm.name),
+  hooks_only: pingPong([hooked.hosts[0].libvirt, hooked.hosts[1].libvirt], hooked.vm.name),
+  plain: pingPong([c, d], plainVm.name),
 };
-const without = async () => {
-  const ms = await migrate(plainHere[0], plainHere[1], plainVm.name);
-  plainHere = [plainHere[1], plainHere[0]];
-  return ms;
-};
+const times = { vasp: [] as number[], hooks_only: [] as number[], plain: [] as number[] };
 // The first migration of each pair probes QEMU on the destination.
-await withVasp();
-await without();
-const times = { vasp: [] as number[], plain: [] as number[] };
+for (const run of Object.values(runs)) await run();
 for (let i = 0; i < n; i++) {
-  times.vasp.push(await withVasp());
-  times.plain.push(await without());
+  for (const [key, run] of Object.entries(runs)) times[key as keyof typeof times].push(await run());
 }
 
 // The attestation and transfer alone: the destination's migrate-in decision, undone each time.
-const [source, destination] = here;
-const vm = { uuid: protectedVm.uuid, name: protectedVm.name };
+// After an even number of migrations the guest is on the pair's first host again.
+const [source, destination] = gated.hosts;
+const vm = { uuid: gated.vm.uuid, name: gated.vm.name };
 const step: number[] = [];
 for (let i = 0; i < n * 4; i++) {
   const t0 = performance.now();
@@ -112,20 +115,28 @@ for (let i = 0; i < n * 4; i++) {
   }
 }
 
+for (const host of [...gated.hosts, ...hooked.hosts]) await host[Symbol.asyncDispose]();
+
 const result = {
   iterations: n,
-  migrate_ms: { with_vasp: median(times.vasp), without: median(times.plain) },
+  migrate_ms: {
+    with_vasp: median(times.vasp),
+    hooks_only: median(times.hooks_only),
+    without: median(times.plain),
+  },
   ratio: median(times.vasp) / median(times.plain),
+  ratio_hooks_only: median(times.hooks_only) / median(times.plain),
   attest_and_transfer_ms: median(step),
   runs_ms: times,
 };
 if (values.json) console.log(JSON.stringify(result, null, 2));
 else {
-  console.log(`live migration, median of ${n} (512 MiB TCG guest, loopback):`);
-  console.log(`  without vASP  ${result.migrate_ms.without.toFixed(0)} ms`);
-  console.log(
-    `  with vASP     ${result.migrate_ms.with_vasp.toFixed(0)} ms  (×${result.ratio.toFixed(2)})`,
-  );
+  const line = (what: string, ms: number) =>
+    `  ${what.padEnd(24)} ${ms.toFixed(0)} ms  (×${(ms / result.migrate_ms.without).toFixed(2)})`;
+  console.log(`live migration, median of ${n} (256 MiB TCG guest, loopback):`);
+  console.log(line("without vASP", result.migrate_ms.without));
+  console.log(line("vASP hooks, no gate", result.migrate_ms.hooks_only));
+  console.log(line("with vASP (hooks, gate)", result.migrate_ms.with_vasp));
   console.log(
     `attestation + transfer step (destination's migrate-in decision), median of ${step.length}: ` +
       `${result.attest_and_transfer_ms.toFixed(1)} ms`,

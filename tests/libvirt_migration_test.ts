@@ -148,5 +148,32 @@ Deno.test({
       assert.ok(log.some((e) => e.reg === 2 && e.description.startsWith("vboot kernel")));
       assert.ok(log.some((e) => e.reg === 9 && /migrate-in from host-a/.test(e.description)));
     });
+
+    await t.step("and back to A: its vASP returns, B forgets the transient domain", async () => {
+      const r = await b.libvirt.virsh(
+        ...["migrate", "--live", "--unsafe", vm.name, a.libvirt.uri],
+        ...["--migrateuri", "tcp://127.0.0.1"],
+      );
+      assert.equal(r.code, 0, r.stderr);
+      await a.libvirt.waitState(vm.name, "running");
+      await a.api.waitState(vm.uuid, "running");
+      assert.equal((await a.api.binding(vm.uuid))?.sealed, true);
+      // On B the domain was transient: libvirt's `Stopped Migrated` retires its vASP there, and
+      // the record goes with the domain; nothing is destroyed, so the VM may come back.
+      await b.api.waitState(vm.uuid, undefined);
+      const gone = (await b.api.audit(vm.uuid)).at(-1);
+      assert.equal(gone?.operation, "undefine");
+      assert.doesNotMatch(gone?.reasons.map((x) => x.message).join(" ") ?? "", /destroyed/);
+      const log = (await a.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${"dd".repeat(16)}`))
+        .json.event_log as { reg: number; description: string }[];
+      assert.deepEqual(
+        log.filter((e) => e.reg === 9).map((e) => e.description.split(" (")[0]),
+        ["migrate-in from host-a", "migrate-in from host-b"],
+      );
+      // And to B once more: B takes it, though it had it before.
+      const again = await migrate();
+      assert.equal(again.code, 0, again.stderr);
+      await b.api.waitState(vm.uuid, "running");
+    });
   },
 });

@@ -1,8 +1,10 @@
 /**
  * What the server does with libvirt's domain events: a defined domain is decided as `define`
- * (its domain XML in the details, so that an allowed define creates its vASP instance), and a
- * domain that is gone from libvirt (undefined, or a transient one that stopped) is forgotten:
- * its record goes and its vASP instance is destroyed, audited as `undefine`.
+ * (its domain XML in the details, so that an allowed define creates its vASP instance); a
+ * domain that migrated away (`Stopped Migrated`) is reported as an outgoing migration completed,
+ * which retires its vASP instance here (it went with the VM); and a domain that is gone from
+ * libvirt (undefined, or a transient one that stopped) is forgotten: its record goes and its
+ * vASP instance, if it still has one here, is destroyed, audited as `undefine`.
  *
  * @module
  */
@@ -53,12 +55,31 @@ export function followLibvirt(deps: LibvirtDeps, options: VirshOptions): DomainE
       if (vm.name !== name) continue;
       await deps.decisions.removeVm(deps.ids.next(), vm, {
         operation: "undefine",
-        message: `VM "${name}" undefined in libvirt: record removed, vASP instance destroyed`,
+        message: `VM "${name}" undefined in libvirt: record removed` +
+          (vm.binding ? ", vASP instance destroyed" : ""),
       });
+    }
+  };
+  // Its vASP went with it: retired here first, so that forgetting a transient domain that left
+  // destroys nothing (the VM may come back, its instance with it).
+  const migrated = async (name: string) => {
+    for (const vm of await deps.store.listVms()) {
+      if (vm.name !== name) continue;
+      const body = {
+        operation: "migrate-out",
+        vm: { uuid: vm.uuid, name },
+        source: "libvirt-events",
+        details: {},
+        outcome: "completed",
+      };
+      await deps.decisions.observe(deps.ids.next(), { body, text: JSON.stringify(body) });
     }
   };
   return followDomainEvents(async (event: DomainEvent) => {
     if (event.event === "Defined") await defined(event.name);
-    else if (event.event === "Undefined" || event.event === "Stopped") await gone(event.name);
+    else if (event.event === "Stopped" && event.detail === "Migrated") {
+      await migrated(event.name);
+      await gone(event.name);
+    } else if (event.event === "Undefined" || event.event === "Stopped") await gone(event.name);
   }, { ...options, log: deps.log });
 }
