@@ -2,7 +2,8 @@
  * What the server does with libvirt's domain events: a defined domain is decided as `define`
  * (its domain XML in the details, so that an allowed define creates its vASP instance); a
  * domain that migrated away (`Stopped Migrated`) is reported as an outgoing migration completed,
- * which retires its vASP instance here (it went with the VM); and a domain that is gone from
+ * which retires its vASP instance here (it went with the VM), and one that arrived (`Resumed
+ * Migrated`) as an incoming migration completed, which keeps its vASP; a domain that is gone from
  * libvirt (undefined, or a transient one that stopped) is forgotten: its record goes and its
  * vASP instance, if it still has one here, is destroyed, audited as `undefine`.
  *
@@ -60,26 +61,32 @@ export function followLibvirt(deps: LibvirtDeps, options: VirshOptions): DomainE
       });
     }
   };
-  // Its vASP went with it: retired here first, so that forgetting a transient domain that left
-  // destroys nothing (the VM may come back, its instance with it).
-  const migrated = async (name: string) => {
+  /** Reports that a migration of the VM named `name` completed here (what the gate reports). */
+  const completed = async (name: string, operation: "migrate-out" | "migrate-in") => {
     for (const vm of await deps.store.listVms()) {
       if (vm.name !== name) continue;
       const body = {
-        operation: "migrate-out",
+        operation,
         vm: { uuid: vm.uuid, name },
         source: "libvirt-events",
         details: {},
         outcome: "completed",
+        ...(operation === "migrate-in" ? { phase: "launch" } : {}),
       };
       await deps.decisions.observe(deps.ids.next(), { body, text: JSON.stringify(body) });
     }
   };
   return followDomainEvents(async (event: DomainEvent) => {
+    const migrated = event.detail === "Migrated";
     if (event.event === "Defined") await defined(event.name);
-    else if (event.event === "Stopped" && event.detail === "Migrated") {
-      await migrated(event.name);
+    else if (event.event === "Stopped" && migrated) {
+      // Its vASP went with it: retired here first, so that forgetting a transient domain that
+      // left destroys nothing (the VM may come back, its instance with it).
+      await completed(event.name, "migrate-out");
       await gone(event.name);
+    } else if (event.event === "Resumed" && migrated) {
+      // An incoming migration completed: what arrived with it counts (docs/lifecycle.md).
+      await completed(event.name, "migrate-in");
     } else if (event.event === "Undefined" || event.event === "Stopped") await gone(event.name);
   }, { ...options, log: deps.log });
 }
