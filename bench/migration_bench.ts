@@ -16,8 +16,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type LibvirtHost, startLibvirt } from "../tests/fixtures/libvirt.ts";
-import { prepareGuestAssets } from "../tests/fixtures/guest.ts";
+import {
+  type GuestDomain,
+  type LibvirtHost,
+  poll,
+  startLibvirt,
+} from "../tests/fixtures/libvirt.ts";
+import { prepareGuestAssets, READY_MARKER } from "../tests/fixtures/guest.ts";
 import {
   enrol,
   type MigrationHost,
@@ -32,6 +37,18 @@ const { values } = parseArgs({
 });
 const n = Number(values.iterations);
 const assets = await prepareGuestAssets();
+
+/**
+ * Waits until the guest printed its ready line: its init then idles, so that each migration
+ * copies about the same dirty pages (a booting guest dirties far more).
+ */
+async function idle(host: LibvirtHost, vm: GuestDomain): Promise<void> {
+  await host.waitGuestInit(vm);
+  await poll(`${vm.name} to be ready`, async () => {
+    const log = await Deno.readTextFile(vm.consoleLog).catch(() => "");
+    return log.includes(READY_MARKER) || undefined;
+  });
+}
 
 /** Migrates `name` live from `from` to `to`; milliseconds. */
 async function migrate(from: LibvirtHost, to: LibvirtHost, name: string): Promise<number> {
@@ -55,7 +72,7 @@ async function vaspPair(name: string, gate: boolean) {
   await x.api.call("DELETE", `/v1/vms/${vm.uuid}`);
   await x.api.call("POST", "/v1/vms", { uuid: vm.uuid, name: vm.name, domain_xml: vm.xml });
   await x.libvirt.virshOk("start", vm.name);
-  await x.libvirt.waitGuestInit(vm);
+  await idle(x.libvirt, vm);
   return { hosts: [x, y] as [MigrationHost, MigrationHost], vm };
 }
 
@@ -75,7 +92,7 @@ await using c = await startLibvirt();
 await using d = await startLibvirt();
 const plainVm = await c.defineGuest("bench-plain");
 await c.virshOk("start", plainVm.name);
-await c.waitGuestInit(plainVm);
+await idle(c, plainVm);
 
 const runs = {
   vasp: pingPong([gated.hosts[0].libvirt, gated.hosts[1].libvirt], gated.vm.name),
