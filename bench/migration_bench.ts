@@ -61,10 +61,18 @@ async function migrate(from: LibvirtHost, to: LibvirtHost, name: string): Promis
   return ms;
 }
 
+/** Everything started, torn down at the end, also when a step fails. */
+const opened: AsyncDisposable[] = [];
+const keep = async <T extends AsyncDisposable>(started: Promise<T>): Promise<T> => {
+  const it = await started;
+  opened.push(it);
+  return it;
+};
+
 /** Two vASP hosts enrolled with each other, a guest registered and running on the first. */
 async function vaspPair(name: string, gate: boolean) {
-  const x = await startMigrationHost(`${name}-a`, assets.vmlinuz, { gate });
-  const y = await startMigrationHost(`${name}-b`, assets.vmlinuz, { gate });
+  const x = await keep(startMigrationHost(`${name}-a`, assets.vmlinuz, { gate }));
+  const y = await keep(startMigrationHost(`${name}-b`, assets.vmlinuz, { gate }));
   await enrol(x, y);
   await enrol(y, x);
   const vm = await x.libvirt.defineGuest(`bench-${name}`);
@@ -86,53 +94,65 @@ function pingPong(hosts: [LibvirtHost, LibvirtHost], name: string) {
   };
 }
 
-const gated = await vaspPair("vasp", true);
-const hooked = await vaspPair("hooks", false);
-await using c = await startLibvirt();
-await using d = await startLibvirt();
-const plainVm = await c.defineGuest("bench-plain");
-await c.virshOk("start", plainVm.name);
-await idle(c, plainVm);
-
-const runs = {
-  vasp: pingPong([gated.hosts[0].libvirt, gated.hosts[1].libvirt], gated.vm.name),
-  hooks_only: pingPong([hooked.hosts[0].libvirt, hooked.hosts[1].libvirt], hooked.vm.name),
-  plain: pingPong([c, d], plainVm.name),
-};
 const times = { vasp: [] as number[], hooks_only: [] as number[], plain: [] as number[] };
-// The first migration of each pair probes QEMU on the destination.
-for (const run of Object.values(runs)) await run();
-for (let i = 0; i < n; i++) {
-  for (const [key, run] of Object.entries(runs)) times[key as keyof typeof times].push(await run());
-}
-
-// The attestation and transfer alone: the destination's migrate-in decision, undone each time.
-// After an even number of migrations the guest is on the pair's first host again.
-const [source, destination] = gated.hosts;
-const vm = { uuid: gated.vm.uuid, name: gated.vm.name };
 const step: number[] = [];
-for (let i = 0; i < n * 4; i++) {
-  const t0 = performance.now();
-  const r = await destination.api.call("POST", "/v1/decide", {
-    operation: "migrate-in",
-    phase: "begin",
-    vm,
-    source: "libvirt-hook",
-  });
-  step.push(performance.now() - t0);
-  if (!r.json.allow) throw new Error(`migrate-in refused: ${JSON.stringify(r.json.reasons)}`);
-  for (const [host, operation] of [[destination, "migrate-in"], [source, "migrate-out"]] as const) {
-    const e = await host.api.call("POST", "/v1/events", {
-      operation,
+try {
+  const gated = await vaspPair("vasp", true);
+  const hooked = await vaspPair("hooks", false);
+  const c = await keep(startLibvirt());
+  const d = await keep(startLibvirt());
+  const plainVm = await c.defineGuest("bench-plain");
+  await c.virshOk("start", plainVm.name);
+  await idle(c, plainVm);
+
+  const runs = {
+    vasp: pingPong([gated.hosts[0].libvirt, gated.hosts[1].libvirt], gated.vm.name),
+    hooks_only: pingPong([hooked.hosts[0].libvirt, hooked.hosts[1].libvirt], hooked.vm.name),
+    plain: pingPong([c, d], plainVm.name),
+  };
+  // The first migration of each pair probes QEMU on the destination.
+  for (const run of Object.values(runs)) await run();
+  for (let i = 0; i < n; i++) {
+    for (const [key, run] of Object.entries(runs)) {
+      times[key as keyof typeof times].push(await run());
+    }
+  }
+
+  // The attestation and transfer alone: the destination's migrate-in decision, undone each time.
+  // After an even number of migrations the guest is on the pair's first host again.
+  const [source, destination] = gated.hosts;
+  const vm = { uuid: gated.vm.uuid, name: gated.vm.name };
+  for (let i = 0; i < n * 4; i++) {
+    const t0 = performance.now();
+    const r = await destination.api.call("POST", "/v1/decide", {
+      operation: "migrate-in",
+      phase: "begin",
       vm,
-      source: "qmp-gate",
-      outcome: "failed",
+      source: "libvirt-hook",
     });
-    if (e.status !== 200) throw new Error(`event refused: ${JSON.stringify(e.json)}`);
+    step.push(performance.now() - t0);
+    if (!r.json.allow) throw new Error(`migrate-in refused: ${JSON.stringify(r.json.reasons)}`);
+    for (
+      const [host, operation] of [[destination, "migrate-in"], [source, "migrate-out"]] as const
+    ) {
+      const e = await host.api.call("POST", "/v1/events", {
+        operation,
+        vm,
+        source: "qmp-gate",
+        outcome: "failed",
+      });
+      if (e.status !== 200) throw new Error(`event refused: ${JSON.stringify(e.json)}`);
+    }
+  }
+} finally {
+  for (const it of opened.reverse()) {
+    try {
+      await it[Symbol.asyncDispose]();
+    } catch (error) {
+      console.error(`teardown: ${error}`);
+    }
   }
 }
-
-for (const host of [...gated.hosts, ...hooked.hosts]) await host[Symbol.asyncDispose]();
 
 const result = {
   iterations: n,
