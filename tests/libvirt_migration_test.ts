@@ -4,18 +4,67 @@
  * (state directory, software ASP, manufacturer CA, TCP listener on loopback). The destination's
  * migrate hook fetches the VM's vASP state from the source, which attests it first; every
  * refusal ends `virsh migrate` with its reason and leaves the guest running on the source with
- * its vASP; the migration that is allowed moves the VM and its vASP, and the source keeps none.
+ * its vASP; the migration that is allowed moves the VM and its vASP, and the source keeps none;
+ * the destination's monitor measures the guest's kernel against the references that came with it.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type GuestDomain, poll } from "./fixtures/libvirt.ts";
-import { prepareGuestAssets } from "./fixtures/guest.ts";
+import { type GuestAssets, prepareGuestAssets } from "./fixtures/guest.ts";
 import {
   enrol,
   type MigrationHost as Host,
   startMigrationHost,
 } from "./fixtures/migration_hosts.ts";
 import { verifyQuote } from "../src/attest/mod.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** The guest's RAM file on a host: libvirt names its folder after the domain's ID there. */
+async function ramFile(host: Host, vm: GuestDomain): Promise<string> {
+  const dir = `${host.libvirt.ramDir}/libvirt/qemu`;
+  let found: string | undefined;
+  await poll(`${vm.name}'s RAM file on ${host.name}`, async () => {
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.name.endsWith(`-${vm.name}`)) found = `${dir}/${e.name}/pc.ram`;
+      }
+    } catch { /* not made yet */ }
+    return found !== undefined || undefined;
+  });
+  return found!;
+}
+
+/**
+ * How a host's monitor measures the guest: its RAM file there, the kernel's System.map and
+ * vmlinuz, and the profile facts QMP would give (QEMU's only QMP monitor is the gate's).
+ */
+function introspection(memory: string, assets: GuestAssets) {
+  return {
+    memory,
+    symbols: assets.systemMap,
+    vmlinuz: assets.vmlinuz,
+    qemu_version: "7.2",
+    cpu: "qemu64",
+    smp: 1,
+    interval_ms: 1000,
+  };
+}
+
+/** Waits until the host's monitor recorded every region of the VM `ok`; the statuses. */
+async function measuredOk(host: Host, uuid: string): Promise<string[]> {
+  let seen: string[] = [];
+  await poll(`${host.name}'s monitor to find the guest's kernel ok`, async () => {
+    const r = await host.api.call("GET", `/v1/vms/${uuid}/measurements`);
+    seen = (r.json.measurements ?? []).map((m: { region: string; status: string }) =>
+      `${m.region}:${m.status}`
+    );
+    return (seen.length > 0 && seen.every((x) => x.endsWith(":ok"))) || undefined;
+  }).catch((error) => {
+    throw new Error(`${error.message}; last seen: ${seen.join(" ")}`);
+  });
+  return seen;
+}
 
 /** The host's latest decision about the VM for `operation` (events left out). */
 async function latest(host: Host, uuid: string, operation: string) {
@@ -60,6 +109,25 @@ Deno.test({
       await a.libvirt.virshOk("start", vm.name);
       await a.api.waitState(vm.uuid, "running");
       await a.libvirt.waitGuestInit(vm);
+    });
+
+    await t.step("A measures the guest's kernel against references learned from it", async () => {
+      const ram = await ramFile(a, vm);
+      const learned = await new Deno.Command(Deno.execPath(), {
+        args: [
+          ...["run", "-A", "src/cli/main.ts", "refs", "learn"],
+          ...["--memory", ram, "--symbols", assets.systemMap, "--vmlinuz", assets.vmlinuz],
+          ...["--qemu-version", "7.2", "--cpu", "qemu64", "--smp", "1"],
+          ...["--references", `${a.stateDir}/references`],
+        ],
+        cwd: ROOT,
+      }).output();
+      assert.equal(learned.code, 0, new TextDecoder().decode(learned.stderr));
+      const set = await a.api.call("PUT", `/v1/vms/${vm.uuid}/introspection`, {
+        ...introspection(ram, assets),
+      });
+      assert.equal(set.status, 200, JSON.stringify(set.json));
+      await measuredOk(a, vm.uuid);
     });
 
     await t.step(
@@ -119,10 +187,19 @@ Deno.test({
       assert.equal(stale.status, 409, JSON.stringify(stale.json));
       const out = await latest(a, vm.uuid, "migrate-out");
       assert.equal(out?.result, "allow");
-      // B's record came with the VM: its tenant, and an instance bound as on A.
+      // B's record came with the VM: its tenant, and an instance bound as on A; A no longer
+      // measures it, B does, against the references of its kernel profile that came with it.
       const arrived = (await b.api.call("GET", `/v1/vms/${vm.uuid}`)).json;
       assert.equal(arrived.tenant, "acme");
       assert.notEqual(arrived.binding, null);
+      assert.equal((await a.api.call("GET", `/v1/vms/${vm.uuid}`)).json.introspection, null);
+      const kept = [...Deno.readDirSync(`${b.stateDir}/references`)].map((e) => e.name);
+      assert.equal(kept.length, 1, kept.join(" "));
+      const set = await b.api.call("PUT", `/v1/vms/${vm.uuid}/introspection`, {
+        ...introspection(await ramFile(b, vm), assets),
+      });
+      assert.equal(set.status, 200, JSON.stringify(set.json));
+      await measuredOk(b, vm.uuid);
       // The tenant's quote now chains to B's ASP, the event log continuing A's.
       const nonce = "cc".repeat(16);
       const q = (await b.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${nonce}`)).json;
@@ -147,6 +224,14 @@ Deno.test({
       const log = q.event_log as { reg: number; description: string }[];
       assert.ok(log.some((e) => e.reg === 2 && e.description.startsWith("vboot kernel")));
       assert.ok(log.some((e) => e.reg === 9 && /migrate-in from host-a/.test(e.description)));
+      // Register 8: A's measurement before the move, B's after (the first of each host).
+      const moved = log.findIndex((e) => e.reg === 9);
+      assert.ok(log.slice(0, moved).some((e) => e.reg === 8), "A's measurement in the log");
+      await poll("B's measurement in the VM's event log", async () => {
+        const now = (await b.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${nonce}`)).json;
+        return now.event_log.slice(moved + 1).some((e: { reg: number }) => e.reg === 8) ||
+          undefined;
+      });
     });
 
     await t.step("and back to A: its vASP returns, B forgets the transient domain", async () => {

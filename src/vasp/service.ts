@@ -341,13 +341,17 @@ export class VaspService implements VaspPort {
     );
   }
 
-  /** Closes a VM's instance that is no longer this host's, and drops its binding and snapshots. */
+  /**
+   * Closes a VM's instance that is no longer this host's, and drops its binding, its snapshots'
+   * states and how the monitor measured it here (its RAM file and QMP socket are gone).
+   */
   #retire(uuid: string, name: string, why: string): Promise<void> {
     return this.#queue.run(uuid, async () => {
       const id = this.#instances.retire(uuid, why);
       await this.#snapshots.dropAll(uuid);
-      if ((await this.#store.getVm(uuid))?.binding) {
-        await this.#store.updateVm(uuid, { binding: null });
+      const vm = await this.#store.getVm(uuid);
+      if (vm?.binding || vm?.introspection) {
+        await this.#store.updateVm(uuid, { binding: null, introspection: null });
       }
       this.#log.log("info", `vASP instance of VM "${name}" retired: ${why}`, {
         vm: name,
