@@ -15,6 +15,7 @@ import { toPem, verifyQuote } from "../src/attest/mod.ts";
 import { destinationEvidence } from "../src/vasp/mod.ts";
 import { Asp } from "../ffi/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
+import { operatorApi } from "./fixtures/operator_api.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const VM = "5b0c3e1a-7d2f-4a6b-9c8d-1e2f3a4b5c6d";
@@ -63,20 +64,10 @@ async function startHost(name: string): Promise<Host> {
     monitor: null,
     libvirt: null,
   });
-  const client = Deno.createHttpClient({
-    proxy: { transport: "unix", path: join(dir, "state", "vasp.sock") },
-  });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`http://localhost${path}`, {
-      method,
-      client,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: await res.json() };
-  };
+  const api = operatorApi(join(dir, "state", "vasp.sock"));
+  const call = api.call;
   const close = async () => {
-    client.close();
+    api.close();
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   };
