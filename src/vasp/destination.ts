@@ -132,8 +132,8 @@ export async function appraiseDestination(
     quoteValid: false,
     hostOk: false,
     failing: [] as string[],
-    policyRevision: String(evidence.report?.policy_revision ?? ""),
-    aspId: String(evidence.report?.asp_id ?? ""),
+    policyRevision: evidence.report.policy_revision,
+    aspId: evidence.report.asp_id,
     error: "",
   };
   const after = BigInt(evidence.report.vm_counter);
@@ -195,8 +195,12 @@ export async function appraiseDestination(
     return refuse(`quote_malformed: ${errorMessage(error)}`);
   }
   if (!verified.ok) return refuse(`${verified.reason}: ${verified.message}`);
-  const quoted = Object.keys(HOST_FILES).filter((r) => verified.registers[Number(r)] === undefined);
-  if (quoted.length > 0) return refuse(`its quote leaves out host registers ${quoted.join(", ")}`);
+  const missing = Object.keys(HOST_FILES).filter((r) =>
+    verified.registers[Number(r)] === undefined
+  );
+  if (missing.length > 0) {
+    return refuse(`its quote leaves out host registers ${missing.join(", ")}`);
+  }
   state.quoteValid = true;
   const failing = hostFailures(evidence.event_log, evidence.report.expected);
   return {
