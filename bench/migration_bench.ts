@@ -4,7 +4,9 @@
  * destination fetches the VM's state from the source, which attests it first; the source
  * retires its instance after), with vASP's hooks but no gate (what the gate costs), and without
  * vASP (plain QEMU, no hook), in one run, alternating directions and the pairs so that all see
- * the same load. Each figure is the median of `--iterations` migrations. Then the attestation and transfer step alone: the destination's
+ * the same load, each after a 2 s pause (back to back, a migration would overlap the end of the
+ * one before: the source's hooks and the servers' event followers). Each figure is the median of
+ * `--iterations` migrations. Then the attestation and transfer step alone: the destination's
  * `migrate-in` decision (open, evidence, appraisal and decision at the source, sealing to the
  * destination, import), timed through its operator socket, each one undone by reporting the
  * migration failed on both sides.
@@ -28,6 +30,9 @@ import {
   type MigrationHost,
   startMigrationHost,
 } from "../tests/fixtures/migration_hosts.ts";
+
+/** The pause before each timed migration. */
+const SETTLE_MS = 2_000;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -114,6 +119,9 @@ try {
   for (const run of Object.values(runs)) await run();
   for (let i = 0; i < n; i++) {
     for (const [key, run] of Object.entries(runs)) {
+      // Each migration on quiet hosts: the one before has ended everywhere (the source's QEMU
+      // stopped, its hooks and the servers' event followers done), as between real ones.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       times[key as keyof typeof times].push(await run());
     }
   }
