@@ -11,7 +11,11 @@
  * destination, import), timed through its operator socket, each one undone by reporting the
  * migration failed on both sides.
  *
- *   deno run --allow-all bench/migration_bench.ts [--iterations N] [--json]
+ *   python3 tools/subreaper.py deno run --allow-all bench/migration_bench.ts [--iterations N] [--json]
+ *
+ * Under `tools/subreaper.py` (`deno task bench` does it): libvirt waits for the source QEMU to be
+ * reaped after a migration, and this machine's PID 1 reaps orphans up to 1.5 s late, which made
+ * the figures bimodal (about 0.9 s or 1.9 s more, half and half, with or without vASP).
  *
  * Goal: a migration with vASP within 10% of one without.
  *
@@ -171,8 +175,8 @@ const result = {
   },
   ratio: median(times.vasp) / median(times.plain),
   ratio_hooks_only: median(times.hooks_only) / median(times.plain),
-  // The source QEMU's exit after a migration takes ~0.2 s or ~1.1 s on this machine, about half
-  // and half even without vASP: the fastest run of each is the figure that noise does not move.
+  // Without a prompt reaper (tools/subreaper.py) the source QEMU's end costs up to 1.5 s more,
+  // in some runs and not others: the fastest run of each is the figure that does not move.
   fastest_ms: {
     with_vasp: Math.min(...times.vasp),
     hooks_only: Math.min(...times.hooks_only),

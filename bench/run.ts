@@ -1,6 +1,8 @@
 /**
  * Runs every `bench/*_bench.ts` in turn, one process each, in name order, passing the
- * arguments given here to each; exits non-zero when any of them fails. The soak
+ * arguments given here to each; exits non-zero when any of them fails. Each runs under
+ * `tools/subreaper.py`, so that the QEMUs its libvirtd daemons end are reaped at once, as on a
+ * host (this machine's PID 1 reaps orphans late, and libvirt waits for that). The soak
  * (`soak_bench.ts`, ten minutes by default) runs here for one minute (`--minutes 1`); run it
  * alone for the full soak.
  *
@@ -10,6 +12,7 @@
  */
 
 const dir = new URL(".", import.meta.url).pathname;
+const subreaper = new URL("../tools/subreaper.py", import.meta.url).pathname;
 const benches: string[] = [];
 for await (const entry of Deno.readDir(dir)) {
   if (entry.isFile && entry.name.endsWith("_bench.ts")) benches.push(entry.name);
@@ -19,8 +22,10 @@ benches.sort();
 const failed: string[] = [];
 for (const name of benches) {
   console.log(`== bench/${name}`);
-  const { code } = await new Deno.Command(Deno.execPath(), {
+  const { code } = await new Deno.Command("python3", {
     args: [
+      subreaper,
+      Deno.execPath(),
       "run",
       "--allow-all",
       `${dir}${name}`,
