@@ -97,6 +97,9 @@ int vasp_instance_certify(vasp_instance *inst);
 /* validate.c */
 /* Copies a canonical UUID (8-4-4-4-12 hex, either case) lowercased to out. */
 bool vasp_uuid_normalize(const char *in, char out[VASP_UUID_LEN + 1]);
+/* As vasp_uuid_normalize for a caller's argument: VASP_E_ARG on err naming it when it is not
+ * a canonical UUID (or NULL), VASP_OK otherwise. */
+int vasp_vm_uuid_arg(vasp_err *err, const char *in, char out[VASP_UUID_LEN + 1]);
 bool vasp_counter_name_ok(const char *name);
 /* 32 lowercase hex characters, then NUL. */
 bool vasp_inst_id_ok(const char *s);

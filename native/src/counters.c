@@ -56,9 +56,8 @@ int vasp_asp_vm_counter(vasp_asp *asp, const char *vm_uuid, uint64_t *newest) {
   if (!asp) return vasp_fail(NULL, VASP_E_ARG, "asp is NULL");
   vasp_clear(&asp->err);
   char uuid[VASP_UUID_LEN + 1];
-  if (!vasp_uuid_normalize(vm_uuid, uuid))
-    return vasp_fail(&asp->err, VASP_E_ARG, "VM UUID \"%.40s\" is not a canonical UUID",
-                     vm_uuid ? vm_uuid : "(NULL)");
+  int uuid_rc = vasp_vm_uuid_arg(&asp->err, vm_uuid, uuid);
+  if (uuid_rc) return uuid_rc;
   if (!newest) return vasp_fail(&asp->err, VASP_E_ARG, "newest is NULL");
   const vasp_vm_record *vm = vasp_ledger_vm(&asp->ledger, uuid);
   *newest = vm ? vm->newest : 0;
@@ -69,9 +68,8 @@ int vasp_asp_snapshot_forget(vasp_asp *asp, const char *vm_uuid, uint64_t counte
   if (!asp) return vasp_fail(NULL, VASP_E_ARG, "asp is NULL");
   vasp_clear(&asp->err);
   char uuid[VASP_UUID_LEN + 1];
-  if (!vasp_uuid_normalize(vm_uuid, uuid))
-    return vasp_fail(&asp->err, VASP_E_ARG, "VM UUID \"%.40s\" is not a canonical UUID",
-                     vm_uuid ? vm_uuid : "(NULL)");
+  int uuid_rc = vasp_vm_uuid_arg(&asp->err, vm_uuid, uuid);
+  if (uuid_rc) return uuid_rc;
   vasp_vm_record *vm = vasp_ledger_vm(&asp->ledger, uuid);
   ptrdiff_t i = vm ? vasp_vm_snapshot_index(vm, counter) : -1;
   if (i < 0)

@@ -65,9 +65,8 @@ static int check_counter(vasp_asp *asp, const char *uuid, uint64_t counter, uint
 static int import(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob, size_t len,
                   uint32_t flags, vasp_instance **out) {
   char want[VASP_UUID_LEN + 1], uuid[VASP_UUID_LEN + 1], id[VASP_INST_ID_HEX + 1] = {0};
-  if (!vasp_uuid_normalize(vm_uuid, want))
-    return vasp_fail(&asp->err, VASP_E_ARG, "VM UUID \"%.40s\" is not a canonical UUID",
-                     vm_uuid ? vm_uuid : "(NULL)");
+  int uuid_rc = vasp_vm_uuid_arg(&asp->err, vm_uuid, want);
+  if (uuid_rc) return uuid_rc;
   if (!blob) return vasp_fail(&asp->err, VASP_E_ARG, "blob is NULL");
   if (flags & ~VASP_SNAPSHOT) return vasp_fail(&asp->err, VASP_E_ARG, "unknown flags 0x%x", flags);
   int rc = check_header(asp, want, blob, len, uuid, id);

@@ -55,9 +55,8 @@ int vasp_instance_certify(vasp_instance *inst) {
 static int create(vasp_instance *inst, const char *vm_uuid, const uint8_t *config_digest) {
   vasp_err *err = &inst->asp->err;
   uint8_t id[VASP_INST_ID_HEX / 2];
-  if (!vasp_uuid_normalize(vm_uuid, inst->vm_uuid))
-    return vasp_fail(err, VASP_E_ARG, "VM UUID \"%.40s\" is not a canonical UUID",
-                     vm_uuid ? vm_uuid : "(NULL)");
+  int uuid_rc = vasp_vm_uuid_arg(err, vm_uuid, inst->vm_uuid);
+  if (uuid_rc) return uuid_rc;
   if (!config_digest) return vasp_fail(err, VASP_E_ARG, "config_digest is NULL");
   if (RAND_bytes(id, sizeof id) != 1 || !(inst->key = vasp_ec_generate()))
     return vasp_fail_ssl(err, VASP_E_CRYPTO, "cannot generate the instance key");

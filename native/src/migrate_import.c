@@ -131,9 +131,8 @@ static int source_key(vasp_asp *asp, const uint8_t *der, size_t len, X509 **cert
 static int import_from(vasp_asp *asp, const char *vm_uuid, const uint8_t *blob, size_t len,
                        const uint8_t *ak_der, size_t ak_len, vasp_instance **out) {
   char want[VASP_UUID_LEN + 1], uuid[VASP_UUID_LEN + 1], id[VASP_INST_ID_HEX + 1] = {0};
-  if (!vasp_uuid_normalize(vm_uuid, want))
-    return vasp_fail(&asp->err, VASP_E_ARG, "VM UUID \"%.40s\" is not a canonical UUID",
-                     vm_uuid ? vm_uuid : "(NULL)");
+  int uuid_rc = vasp_vm_uuid_arg(&asp->err, vm_uuid, want);
+  if (uuid_rc) return uuid_rc;
   if (!blob) return vasp_fail(&asp->err, VASP_E_ARG, "blob is NULL");
   X509 *cert = NULL;
   EVP_PKEY *ak = NULL;

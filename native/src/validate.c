@@ -16,6 +16,12 @@ bool vasp_uuid_normalize(const char *in, char out[VASP_UUID_LEN + 1]) {
   return true;
 }
 
+int vasp_vm_uuid_arg(vasp_err *err, const char *in, char out[VASP_UUID_LEN + 1]) {
+  if (vasp_uuid_normalize(in, out)) return VASP_OK;
+  return vasp_fail(err, VASP_E_ARG, "VM UUID \"%.40s\" is not a canonical UUID",
+                   in ? in : "(NULL)");
+}
+
 bool vasp_counter_name_ok(const char *name) {
   size_t n = name ? strnlen(name, VASP_COUNTER_NAME_MAX + 1) : 0;
   if (n == 0 || n > VASP_COUNTER_NAME_MAX) return false;

@@ -1,8 +1,7 @@
 #include "_asp_fixture.h"
+#include "_asp.h"
 
 #include <fcntl.h>
-#include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,24 +85,7 @@ bool fx_parse_quote(const uint8_t *q, size_t len, fx_quote *out) {
 }
 
 bool fx_verify_p1363(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t sig[64]) {
-  ECDSA_SIG *s = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
-  unsigned char *der = NULL;
-  int der_len = 0;
-  if (s && r && ss && ECDSA_SIG_set0(s, r, ss) == 1) {
-    r = ss = NULL; /* owned by s now */
-    der_len = i2d_ECDSA_SIG(s, &der);
-  }
-  BN_free(r);
-  BN_free(ss);
-  ECDSA_SIG_free(s);
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  bool ok = der_len > 0 && ctx &&
-            EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
-            EVP_DigestVerify(ctx, der, (size_t)der_len, msg, len) == 1;
-  EVP_MD_CTX_free(ctx);
-  OPENSSL_free(der);
-  return ok;
+  return vasp_verify_p1363(pub, NULL, 0, msg, len, sig);
 }
 
 void fx_extend(uint32_t alg, uint8_t reg[32], const void *data, size_t len) {
