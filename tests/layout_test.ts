@@ -22,6 +22,7 @@ const MAY_TOUCH: Readonly<Record<string, readonly string[]>> = {
     "src/codec",
     "src/hypervisor",
     "src/wire",
+    "src/host",
   ],
   "src/decision": [
     "src/engine",

@@ -21,18 +21,18 @@ import { Refusal } from "../attest/refusal.ts";
 import { verifyQuote } from "../attest/verify.ts";
 import { toHex } from "../codec/mod.ts";
 import type { Peer } from "./peers.ts";
+import { HOST_REGISTERS, hostFileName } from "../host/mod.ts";
 import type { DestinationEvidence } from "../wire/mod.ts";
 
 type DestinationReport = DestinationEvidence["report"];
 
-/** The host registers a destination quotes, and the host file each one holds. */
-const HOST_FILES: Readonly<Record<number, string>> = {
-  0: "vasp-engine",
-  1: "libvasp",
-  2: "policy-bundle",
-  3: "qemu",
-  4: "host-kernel",
-};
+/** The host registers a destination quotes, and the host file each one holds (src/host). */
+const HOST_FILES: Readonly<Record<number, string>> = Object.fromEntries(
+  (Object.keys(HOST_REGISTERS) as (keyof typeof HOST_REGISTERS)[]).map((part) => [
+    HOST_REGISTERS[part],
+    hostFileName(part),
+  ]),
+);
 
 const DOMAIN = new TextEncoder().encode("vASP destination evidence v1\0");
 
