@@ -343,7 +343,6 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       peers: new PeerStore(stateDir),
       host: () => hostReport(host.state(), policyStore.current().revision),
       references: kernelReferences(referencesDir, () => late.monitor, log),
-      log,
     });
     const vasp = new VaspService(asp, store, { log, migrations });
     closer.push(() => vasp.close());

@@ -17,12 +17,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Asp } from "../../ffi/mod.ts";
-import {
-  type DestinationState,
-  type LifecycleEvent,
-  type Logger,
-  VaspError,
-} from "../engine/mod.ts";
+import { type DestinationState, type LifecycleEvent, VaspError } from "../engine/mod.ts";
 import { describeError } from "../engine/error.ts";
 import { checkAkChain } from "../attest/ak_chain.ts";
 import { parseCertificate, readCertificates } from "../attest/certificate.ts";
@@ -114,7 +109,6 @@ export class Migrations {
   readonly #host: () => HostReport;
   readonly #references: KernelReferences;
   readonly #now: () => Date;
-  readonly #log: Logger;
   /** Source: migrations opened, by ID, until their evidence comes or they expire. */
   readonly #open = new Map<string, { uuid: string; nonce: Uint8Array; expires: number }>();
   /** Source: appraised destinations, by migration ID, while their decision is made. */
@@ -122,16 +116,13 @@ export class Migrations {
   /** Source: the state sealed for a migration, by ID, until the route answers it. */
   readonly #sealed = new Map<string, { blob: Uint8Array; counter: number }>();
   /** Source: the latest transfer of each VM, for QEMU's `migrate`. */
-  readonly #outgoing = new Map<
-    string,
-    { migrationId: string; destination: DestinationState; at: number }
-  >();
+  readonly #outgoing = new Map<string, { destination: DestinationState; at: number }>();
   /** Destination: arrivals not yet completed, by VM. */
   readonly #arrivals = new Map<string, { peer: string; migrationId: string }>();
 
   /**
    * @param options this host's ASP, its peers, what it says of itself, its kernel reference
-   *   sets, the clock, the log
+   *   sets, the clock
    */
   constructor(options: {
     asp: Asp;
@@ -139,14 +130,12 @@ export class Migrations {
     host: () => HostReport;
     references: KernelReferences;
     now?: () => Date;
-    log: Logger;
   }) {
     this.#asp = options.asp;
     this.#peers = options.peers;
     this.#host = options.host;
     this.#references = options.references;
     this.#now = options.now ?? (() => new Date());
-    this.#log = options.log;
   }
 
   /** @returns this host's `[AK, EK]` certificates, DER: who seals and signs a transfer */
@@ -258,7 +247,6 @@ export class Migrations {
   ): void {
     this.#sealed.set(id, { blob: what.blob, counter: what.counter });
     this.#outgoing.set(what.uuid, {
-      migrationId: id,
       destination: what.destination,
       at: this.#now().getTime(),
     });
@@ -398,7 +386,7 @@ export class Migrations {
   }
 
   /**
-   * Ends an arrival: its migration completed (`true`), or not.
+   * Ends an arrival, whether its migration completed or not.
    *
    * @param uuid the VM
    * @returns the arrival, `undefined` when none was pending
@@ -407,10 +395,5 @@ export class Migrations {
     const arrival = this.#arrivals.get(uuid);
     this.#arrivals.delete(uuid);
     return arrival;
-  }
-
-  /** Logs a migration step. */
-  log(message: string, fields: Record<string, unknown>): void {
-    this.#log.log("info", message, fields);
   }
 }
