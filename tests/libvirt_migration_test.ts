@@ -16,7 +16,7 @@ import {
   type MigrationHost as Host,
   startMigrationHost,
 } from "./fixtures/migration_hosts.ts";
-import { verifyQuote } from "../src/attest/mod.ts";
+import { readCertificates, verifyQuote } from "../src/attest/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -204,17 +204,8 @@ Deno.test({
       const nonce = "cc".repeat(16);
       const q = (await b.api.call("GET", `/v1/vms/${vm.uuid}/quote?nonce=${nonce}`)).json;
       const verified = await verifyQuote(Buffer.from(q.quote, "base64"), {
-        chain: q.certificates.map((pem: string) =>
-          new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64"))
-        ),
-        root: await Deno.readFile(`${b.stateDir}/manufacturer-ca.pem`).then((pem) =>
-          new Uint8Array(
-            Buffer.from(
-              new TextDecoder().decode(pem).replace(/-----[A-Z ]+-----|\s/g, ""),
-              "base64",
-            ),
-          )
-        ),
+        chain: readCertificates(new TextEncoder().encode(q.certificates.join(""))),
+        root: readCertificates(await Deno.readFile(`${b.stateDir}/manufacturer-ca.pem`))[0]!,
         nonce: Buffer.from(nonce, "hex"),
         now: new Date(),
         vm: { vmUuid: vm.uuid },

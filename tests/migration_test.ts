@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { type RunningServer, startServer } from "../src/server/mod.ts";
 import { SILENT } from "../src/engine/mod.ts";
-import { toPem, verifyQuote } from "../src/attest/mod.ts";
+import { readCertificates, toPem, verifyQuote } from "../src/attest/mod.ts";
 import { destinationEvidence } from "../src/vasp/mod.ts";
 import { Asp } from "../ffi/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
@@ -268,9 +268,7 @@ Deno.test("migration between two vASP hosts: refusals, a failed and a completed 
       const nonce = "22".repeat(16);
       const q = (await b.call("GET", `/v1/vms/${VM}/quote?nonce=${nonce}`)).json;
       const verified = await verifyQuote(Buffer.from(q.quote, "base64"), {
-        chain: q.certificates.map((pem: string) =>
-          new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64"))
-        ),
+        chain: readCertificates(new TextEncoder().encode(q.certificates.join(""))),
         root: b.server.asp.certificate("ca"),
         nonce: Buffer.from(nonce, "hex"),
         now: new Date(),
