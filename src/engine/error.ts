@@ -94,6 +94,10 @@ export const ERROR_CODES = {
   kernel_mapping_mismatch: { status: 500, when: "guest page tables disagree with System.map" },
   kernel_mismatch: { status: 500, when: "the guest runs another kernel build than the image" },
   relocations_invalid: { status: 500, when: "a vmlinuz's relocation table does not parse" },
+  patch_sites_invalid: {
+    status: 500,
+    when: "a kernel image's patch-site tables do not parse or name bytes their kind cannot patch",
+  },
   relocation_straddles: { status: 500, when: "a relocation crosses a region's edge" },
   symbols_invalid: { status: 500, when: "a System.map does not parse" },
   symbol_missing: { status: 500, when: "a symbol a region needs is not in System.map" },

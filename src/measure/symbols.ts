@@ -28,6 +28,8 @@ const CODE_TYPES = new Set(["T", "t", "W", "w"]);
 export class KernelSymbols {
   readonly #byName: Map<string, KernelSymbol>;
   readonly #addrs: BigUint64Array;
+  /** The name to report for each of `#addrs`: a function's when one starts there. */
+  readonly #names: string[];
   readonly #code: Set<bigint>;
   /** The file the symbols came from, for messages. */
   readonly source: string;
@@ -39,15 +41,31 @@ export class KernelSymbols {
   constructor(symbols: readonly KernelSymbol[], source: string) {
     this.source = source;
     this.#byName = new Map();
-    const image: bigint[] = [];
+    const image = new Map<bigint, KernelSymbol>();
     this.#code = new Set();
     for (const s of symbols) {
       if (!this.#byName.has(s.name)) this.#byName.set(s.name, s);
       // Per-CPU offsets and absolute values are not addresses in the image.
-      if (s.addr >= START_KERNEL_MAP && s.type !== "A") image.push(s.addr);
+      const known = image.get(s.addr);
+      if (
+        s.addr >= START_KERNEL_MAP && s.type !== "A" &&
+        (!known || (CODE_TYPES.has(s.type) && !CODE_TYPES.has(known.type)))
+      ) image.set(s.addr, s);
       if (CODE_TYPES.has(s.type)) this.#code.add(s.addr);
     }
-    this.#addrs = BigUint64Array.from(new Set(image)).sort();
+    this.#addrs = BigUint64Array.from(image.keys()).sort();
+    this.#names = Array.from(this.#addrs, (a) => image.get(a)!.name);
+  }
+
+  /** Index of the first image address above `addr`. */
+  #above(addr: bigint): number {
+    let lo = 0, hi = this.#addrs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#addrs[mid]! <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** Number of distinct names. */
@@ -92,13 +110,40 @@ export class KernelSymbols {
    * @returns the next symbol's address, or undefined after the last one
    */
   nextAfter(addr: bigint): bigint | undefined {
-    let lo = 0, hi = this.#addrs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#addrs[mid]! <= addr) lo = mid + 1;
-      else hi = mid;
+    return this.#addrs[this.#above(addr)];
+  }
+
+  /**
+   * Names an address as `symbol+0xoffset`, after the nearest image symbol at or below it.
+   *
+   * @param addr an address as linked
+   * @returns e.g. `__x64_sys_getdents64+0x0`, or the address in hex below every symbol
+   * @example
+   * ```ts
+   * import { parseSymbolMap } from "./symbols.ts";
+   * const syms = parseSymbolMap("ffffffff81000000 T _text\nffffffff81000100 T f\n", "map");
+   * syms.locate(0xffffffff81000104n); // "f+0x4"
+   * ```
+   */
+  locate(addr: bigint): string {
+    const i = this.#above(addr) - 1;
+    if (i < 0) return `0x${addr.toString(16)}`;
+    return `${this.#names[i]}+0x${(addr - this.#addrs[i]!).toString(16)}`;
+  }
+
+  /**
+   * The function entries in `[start, end)`, ascending.
+   *
+   * @param start first address, as linked
+   * @param end address past the range
+   * @returns the addresses of code symbols there
+   */
+  codeSymbolsIn(start: bigint, end: bigint): bigint[] {
+    const out: bigint[] = [];
+    for (let i = this.#above(start - 1n); i < this.#addrs.length && this.#addrs[i]! < end; i++) {
+      if (this.#code.has(this.#addrs[i]!)) out.push(this.#addrs[i]!);
     }
-    return lo < this.#addrs.length ? this.#addrs[lo] : undefined;
+    return out;
   }
 
   /**

@@ -1,0 +1,388 @@
+/**
+ * Checks every patch site of a running kernel's text against the encodings the kernel itself
+ * can write there (Linux 6.x, x86-64: `arch/x86/kernel/jump_label.c`, `ftrace.c`,
+ * `static_call.c`, `alternative.c`, `paravirt.c`), and masks the sites out of the text so
+ * that its digest covers every other byte.
+ *
+ * Checks run on the guest's raw bytes (KASLR slide applied): relative branches are the same
+ * under any slide, and what may hold absolute addresses (an alternative's original or
+ * replacement) is compared after applying the slide to the image's bytes, as the
+ * decompressor did. Sites that overlap (a paravirt call that is also an alternative, a
+ * return inside an alternative) form one cluster: it passes when one site spanning it
+ * accepts all of it, or when the spanning site accepts everything but the nested sites and
+ * each nested site accepts its own bytes.
+ *
+ * @module
+ */
+import { applyRelocations, type Relocations } from "./relocs.ts";
+import type { PatchSite, PatchSites, SiteKind } from "./patch_sites.ts";
+import type { KernelSymbols } from "./symbols.ts";
+
+/** A site holding bytes its kind cannot legitimately hold. */
+export interface SiteViolation {
+  /** What patches the site. */
+  readonly kind: SiteKind;
+  /** The site, as `symbol+0xoffset`. */
+  readonly at: string;
+  /** Its runtime address. */
+  readonly address: bigint;
+  /** What it holds and what was allowed. */
+  readonly message: string;
+}
+
+/** What the sites hold, beyond pass or fail: facts the policies may judge. */
+export interface SiteState {
+  /** Jump labels holding their JMP (the static key's branch taken). */
+  readonly jumpLabelsOn: number;
+  /** Function-entry (`__fentry__`) sites calling into ftrace. */
+  readonly ftraceEnabledSites: number;
+  /** What `ftrace_call` calls: the tracer function, `ftrace_stub` when off. */
+  readonly ftraceTracer: string | null;
+  /** Static call sites and trampolines not holding their bytes as linked. */
+  readonly staticCallsRetargeted: number;
+}
+
+/** The outcome of checking every site. */
+export interface SiteReport {
+  readonly violations: readonly SiteViolation[];
+  readonly state: SiteState;
+}
+
+/** Reads guest memory at a runtime virtual address; undefined when it cannot. */
+export type GuestReader = (va: bigint, len: number) => Uint8Array | undefined;
+
+/** x86 NOPs as the kernel writes them (`x86_nops`), by length. */
+const NOPS: readonly (readonly number[])[] = [
+  [],
+  [0x90],
+  [0x66, 0x90],
+  [0x0f, 0x1f, 0x00],
+  [0x0f, 0x1f, 0x40, 0x00],
+  [0x0f, 0x1f, 0x44, 0x00, 0x00],
+  [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+  [0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+  [0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+const NOP5 = NOPS[5]!;
+const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
+const INT3 = 0xcc;
+const RET = 0xc3;
+/** Bytes of `ftrace_caller` a dynamically allocated ftrace trampoline starts with. */
+const TRAMPOLINE_PROBE = 16;
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+const bytesHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+
+/** Whether `b[from, to)` is a sequence of kernel NOPs. */
+function isNops(b: Uint8Array, from: number, to: number): boolean {
+  let i = from;
+  next: while (i < to) {
+    for (let n = Math.min(8, to - i); n >= 1; n--) {
+      const nop = NOPS[n]!;
+      let k = 0;
+      while (k < n && b[i + k] === nop[k]) k++;
+      if (k === n) {
+        i += n;
+        continue next;
+      }
+    }
+    return false;
+  }
+  return true;
+}
+
+/** Whether `b[from, to)` holds only INT3. */
+function isInt3s(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== INT3) return false;
+  return true;
+}
+
+function equalsAt(b: Uint8Array, at: number, want: readonly number[] | Uint8Array): boolean {
+  for (let i = 0; i < want.length; i++) if (b[at + i] !== want[i]) return false;
+  return true;
+}
+
+/** The rel32 displacement at `at`. */
+function rel32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24));
+}
+
+/** Checks the sites of one kernel under one KASLR slide. */
+export class SiteChecker {
+  readonly #sites: PatchSites;
+  readonly #symbols: KernelSymbols;
+  readonly #slide: bigint;
+  /** Per alternative or paravirt site: its original and replacements with the slide applied. */
+  readonly #slid = new Map<PatchSite, Uint8Array[]>();
+  readonly #returnThunks: Set<bigint>;
+  readonly #ftraceEntries: Set<bigint>;
+  readonly #ftraceCaller: bigint[];
+  readonly #retpolineThunks: bigint | undefined;
+
+  /**
+   * @param sites the kernel's sites, from its image
+   * @param options `symbols`: its System.map; `relocations`: its relocation list;
+   *   `slide`: the KASLR slide of this boot
+   */
+  constructor(
+    sites: PatchSites,
+    options: { symbols: KernelSymbols; relocations: Relocations; slide: bigint },
+  ) {
+    this.#sites = sites;
+    this.#symbols = options.symbols;
+    this.#slide = options.slide;
+    const slid = (va: bigint, bytes: Uint8Array) => {
+      const copy = bytes.slice();
+      applyRelocations(copy, va, { slide: options.slide, relocations: options.relocations });
+      return copy;
+    };
+    for (const s of sites.sites) {
+      if (s.kind !== "alternative" && s.kind !== "paravirt") continue;
+      const va = sites.start + BigInt(s.offset);
+      const list = [slid(va, s.original)];
+      for (const r of s.replacements ?? []) list.push(this.#replacement(s, va, slid(r.va, r.bytes), r.va));
+      this.#slid.set(s, list);
+    }
+    const sym = (n: string) => options.symbols.get(n);
+    this.#returnThunks = new Set(
+      ["__x86_return_thunk", "srso_return_thunk", "srso_alias_return_thunk", "retbleed_return_thunk", "its_return_thunk"]
+        .map(sym).filter((v) => v !== undefined),
+    );
+    this.#ftraceCaller = ["ftrace_caller", "ftrace_regs_caller"].map(sym).filter((v) => v !== undefined);
+    this.#ftraceEntries = new Set([...this.#ftraceCaller, sym("__fentry__")].filter((v) => v !== undefined));
+    this.#retpolineThunks = sym("__x86_indirect_thunk_array");
+  }
+
+  /**
+   * An alternative's replacement as `apply_alternatives` writes it at the site: a leading
+   * CALL's displacement moved, a leading JMP re-aimed at the same target (short when it
+   * fits), NOP (0x90) padding to the site's length.
+   */
+  #replacement(s: PatchSite, siteVa: bigint, bytes: Uint8Array, replVa: bigint): Uint8Array {
+    const out = new Uint8Array(s.len).fill(0x90);
+    out.set(bytes.subarray(0, s.len));
+    if (bytes.length === 5 && (bytes[0] === 0xe8 || bytes[0] === 0xe9)) {
+      const target = replVa + 5n + BigInt(rel32(bytes, 1));
+      const disp = Number(target - siteVa);
+      if (bytes[0] === 0xe9 && disp - 2 >= -128 && disp - 2 <= 127 && disp >= 0) {
+        out.set([0xeb, (disp - 2) & 0xff, 0x90, 0x90, 0x90]);
+      } else new DataView(out.buffer).setInt32(1, disp - 5, true);
+    }
+    return out;
+  }
+
+  /**
+   * Checks every site in a raw copy of the text.
+   *
+   * @param text the guest's bytes of `[_stext, _etext)`, KASLR slide applied (not changed)
+   * @param read reads guest memory, for CALLs out of the text (ftrace trampolines)
+   * @returns the violations, by address, and the sites' state
+   */
+  check(text: Uint8Array, read: GuestReader): SiteReport {
+    const violations: SiteViolation[] = [];
+    const state = { jumpLabelsOn: 0, ftraceEnabledSites: 0, ftraceTracer: null as string | null, staticCallsRetargeted: 0 };
+    const sites = this.#sites.sites;
+    for (let i = 0; i < sites.length;) {
+      const first = sites[i]!;
+      let end = first.offset + first.len;
+      let j = i + 1;
+      for (; j < sites.length && sites[j]!.offset < end; j++) {
+        end = Math.max(end, sites[j]!.offset + sites[j]!.len);
+      }
+      const cluster = sites.slice(i, j);
+      i = j;
+      if (cluster.length === 1) {
+        if (!this.#accepts(first, text, read, state)) violations.push(this.#violation(first, text));
+        continue;
+      }
+      const spanning = cluster.filter((s) => s.offset === first.offset && s.offset + s.len === end);
+      if (spanning.some((s) => this.#accepts(s, text, read, state))) continue;
+      const nested = cluster.filter((s) => !spanning.includes(s));
+      const holes = nested.map((s) => [s.offset - first.offset, s.offset - first.offset + s.len] as const);
+      const outer = spanning.some((s) => this.#accepts(s, text, read, state, holes));
+      const failed = nested.filter((s) => !this.#accepts(s, text, read, state));
+      if (outer && failed.length === 0) continue;
+      for (const s of spanning.length > 0 && !outer ? spanning.slice(0, 1) : failed) {
+        violations.push(this.#violation(s, text));
+      }
+    }
+    return { violations, state };
+  }
+
+  /** Zeroes every site's bytes in a copy of the text, so that its digest leaves them out. */
+  mask(text: Uint8Array): void {
+    for (const s of this.#sites.sites) text.fill(0, s.offset, s.offset + s.len);
+  }
+
+  /** Link-time address of a rel32 branch's target at `at` in the text. */
+  #target(text: Uint8Array, at: number, len: number): bigint {
+    return this.#sites.start + BigInt(at + len + rel32(text, at + len - 4));
+  }
+
+  #isFunction(va: bigint): boolean {
+    return va >= this.#sites.start && va < this.#sites.end && this.#symbols.isCodeSymbol(va);
+  }
+
+  #accepts(
+    s: PatchSite,
+    text: Uint8Array,
+    read: GuestReader,
+    state: { jumpLabelsOn: number; ftraceEnabledSites: number; ftraceTracer: string | null; staticCallsRetargeted: number },
+    holes: readonly (readonly [number, number])[] = [],
+  ): boolean {
+    const at = s.offset;
+    const b = text;
+    switch (s.kind) {
+      case "jump_label": {
+        if (equalsAt(b, at, NOPS[s.len]!)) return true;
+        const opcode = s.len === 2 ? 0xeb : 0xe9;
+        const target = s.len === 2
+          ? this.#sites.start + BigInt(at + 2 + ((b[at + 1]! << 24) >> 24))
+          : this.#target(b, at, 5);
+        if (b[at] !== opcode || target !== s.target) return false;
+        state.jumpLabelsOn++;
+        return true;
+      }
+      case "ftrace": {
+        if (equalsAt(b, at, NOP5)) return true;
+        if (b[at] !== 0xe8) return false;
+        const target = this.#target(b, at, 5);
+        if (!this.#ftraceEntries.has(target) && !this.#isTrampoline(b, target, read)) return false;
+        state.ftraceEnabledSites++;
+        return true;
+      }
+      case "ftrace_call": {
+        if (b[at] !== 0xe8) return false;
+        const target = this.#target(b, at, 5);
+        if (!this.#isFunction(target)) return false;
+        state.ftraceTracer ??= this.#symbols.locate(target).replace(/\+0x0$/, "");
+        return true;
+      }
+      case "static_call":
+      case "static_call_tramp": {
+        if (equalsAt(b, at, s.original)) return true;
+        const tail = s.kind === "static_call_tramp" || s.tail === true;
+        const ok = (b[at] === (tail ? 0xe9 : 0xe8) && this.#isFunction(this.#target(b, at, 5))) ||
+          (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
+          (s.kind === "static_call" && (equalsAt(b, at, NOP5) || (!tail && equalsAt(b, at, XOR5RAX))));
+        if (ok) state.staticCallsRetargeted++;
+        return ok;
+      }
+      case "alternative":
+        return this.#slid.get(s)!.some((c) => matchesWithNops(b, at, c, holes));
+      case "paravirt": {
+        if (matchesWithNops(b, at, this.#slid.get(s)![0]!, holes)) return true;
+        if (isNops(b, at, at + s.len)) return true;
+        return b[at] === 0xe8 && s.len >= 5 && this.#isFunction(this.#target(b, at, 5)) &&
+          isNops(b, at + 5, at + s.len);
+      }
+      case "retpoline":
+        return equalsAt(b, at, s.original) || this.#isPatchedRetpoline(s, b);
+      case "return_thunk": {
+        if (equalsAt(b, at, s.original)) return true;
+        if (b[at] === RET) return isInt3s(b, at + 1, at + s.len);
+        return b[at] === 0xe9 && this.#returnThunks.has(this.#target(b, at, 5)) &&
+          isInt3s(b, at + 5, at + s.len);
+      }
+      case "smp_lock":
+        return b[at] === 0xf0 || b[at] === 0x3e;
+    }
+  }
+
+  /**
+   * `patch_retpoline`: `[Jncc.d8 over] [LFENCE] CALL/JMP *%reg [INT3] NOPs…`, the register
+   * being the one whose thunk the original called, and a JMP for a JMP or a Jcc.
+   */
+  #isPatchedRetpoline(s: PatchSite, b: Uint8Array): boolean {
+    if (this.#retpolineThunks === undefined) return false;
+    const o = s.original;
+    const p = o[0] === 0x2e ? 1 : 0;
+    const jcc = o[p] === 0x0f;
+    const reg = Number(this.#sites.start + BigInt(s.offset + s.len + rel32(o, s.len - 4)) - this.#retpolineThunks) / 32;
+    if (!Number.isInteger(reg) || reg < 0 || reg > 15) return false;
+    const end = s.offset + s.len;
+    let i = s.offset;
+    if (jcc) {
+      if (b[i] !== (0x70 | ((o[p + 1]! & 0xf) ^ 1)) || b[i + 1] !== s.len - 2) return false;
+      i += 2;
+    }
+    if (equalsAt(b, i, [0x0f, 0xae, 0xe8])) i += 3;
+    if (reg >= 8 && b[i++] !== 0x41) return false;
+    const call = !jcc && o[p] === 0xe8;
+    if (b[i] !== 0xff || b[i + 1] !== ((call ? 0xd0 : 0xe0) | (reg & 7))) return false;
+    i += 2;
+    if (!call && b[i] === INT3 && i < end) i++;
+    return isNops(b, i, end);
+  }
+
+  /** Whether a CALL target outside the text is a copy of the kernel's ftrace trampolines. */
+  #isTrampoline(text: Uint8Array, target: bigint, read: GuestReader): boolean {
+    if (target >= this.#sites.start && target < this.#sites.end) return false;
+    const got = read(target + this.#slide, TRAMPOLINE_PROBE);
+    if (!got) return false;
+    return this.#ftraceCaller.some((c) => {
+      const at = Number(c - this.#sites.start);
+      return equalsAt(got, 0, text.subarray(at, at + TRAMPOLINE_PROBE));
+    });
+  }
+
+  #violation(s: PatchSite, text: Uint8Array): SiteViolation {
+    const va = this.#sites.start + BigInt(s.offset);
+    const bytes = text.subarray(s.offset, s.offset + s.len);
+    const at = this.#symbols.locate(va);
+    return {
+      kind: s.kind,
+      at,
+      address: va + this.#slide,
+      message: `${s.kind.replaceAll("_", " ")} site ${at} holds ${describe(bytes, va, this)}` +
+        `; the image has ${bytesHex(s.original)}`,
+    };
+  }
+
+  /** Names a link-time address, or says it is outside the kernel's text. */
+  name(va: bigint): string {
+    return va >= this.#sites.start && va < this.#sites.end
+      ? this.#symbols.locate(va)
+      : `${hex(va + this.#slide)}, outside kernel text`;
+  }
+}
+
+/** Bytes, decoded when they are a CALL or JMP: `e9 …  (jmp 0x… <name>)`. */
+export function describe(bytes: Uint8Array, va: bigint, names: { name(va: bigint): string }): string {
+  const raw = bytesHex(bytes);
+  if ((bytes[0] === 0xe8 || bytes[0] === 0xe9) && bytes.length >= 5) {
+    const target = va + 5n + BigInt(rel32(bytes, 1));
+    return `${raw} (${bytes[0] === 0xe8 ? "call" : "jmp"} ${names.name(target)})`;
+  }
+  return raw;
+}
+
+/**
+ * Whether the bytes at `at` equal `want`, except that each run of 0x90 in `want` may be any
+ * sequence of kernel NOPs of the same length (`optimize_nops`), and bytes in `holes`
+ * (offsets from `at`) are not compared.
+ */
+function matchesWithNops(
+  b: Uint8Array,
+  at: number,
+  want: Uint8Array,
+  holes: readonly (readonly [number, number])[],
+): boolean {
+  const inHole = (k: number) => holes.some(([h0, h1]) => k >= h0 && k < h1);
+  for (let k = 0; k < want.length;) {
+    if (inHole(k)) {
+      k++;
+      continue;
+    }
+    if (want[k] === 0x90) {
+      let run = k;
+      while (run < want.length && want[run] === 0x90 && !inHole(run)) run++;
+      if (!isNops(b, at + k, at + run) && !equalsAt(b, at + k, want.subarray(k, run))) return false;
+      k = run;
+      continue;
+    }
+    if (b[at + k] !== want[k]) return false;
+    k++;
+  }
+  return true;
+}
