@@ -143,15 +143,15 @@ Deno.test("real guests: stable digests across measurements and boots, KASLR norm
 
     await using max = await bootGuest({ kaslr: true, cpu: "max" });
     await t.step(
-      "a -cpu max guest: 5-level paging, another profile, only its text differs",
+      "a -cpu max guest: 5-level paging, another profile, the same digests (patch sites masked)",
       async () => {
         const { json, digests } = await measureCli(max);
         assert.equal(json.paging, 5);
         assert.equal(json.profile.cpu, "max");
-        const { kernel_text: text, ...rest } = digests;
-        const { kernel_text: firstText, ...firstRest } = first;
-        assert.notEqual(text, firstText);
-        assert.deepEqual(rest, firstRest);
+        // The CPU changes what boot-time patching writes (alternatives, returns, retpolines),
+        // only at patch sites, which the text digest leaves out and checks one by one.
+        assert.deepEqual(digests, first);
+        assert.equal(json.findings.filter((f: { violation: boolean }) => f.violation).length, 0);
       },
     );
   } finally {

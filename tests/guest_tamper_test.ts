@@ -53,12 +53,17 @@ Deno.test("a rootkit's 8-byte writes into a running guest are reported as exactl
     return old;
   }
 
-  /** Measures and returns the differing regions and the violations, by name. */
+  let located: string[] = [];
+  /**
+   * Measures and returns the differing regions and the violations, by name; keeps the
+   * messages of the changes located against the kernel image in `located`.
+   */
   async function changes() {
     const c = compareToReference(reference, await measurer.measure());
+    located = c.violations.filter((f) => f.code === "region_changed").map((f) => f.message);
     return {
       differs: c.differences.map((d) => `${d.region}:${d.status}`),
-      violations: c.violations.map((f) => `${f.region}[${f.index}]`),
+      violations: c.violations.map((f) => `${f.region}:${f.code}${f.index ?? ""}`),
     };
   }
 
@@ -72,7 +77,14 @@ Deno.test("a rootkit's 8-byte writes into a running guest are reported as exactl
     async () => {
       const target = kernel.symbols.require("__x64_sys_ni_syscall") + slide;
       const old = await poke(sct.phys, u64(target));
-      assert.deepEqual(await changes(), { differs: ["sys_call_table:changed"], violations: [] });
+      assert.deepEqual(await changes(), {
+        differs: ["sys_call_table:changed"],
+        violations: ["sys_call_table:region_changed"],
+      });
+      assert.match(
+        located[0]!,
+        /^sys_call_table\+0x0: 8 bytes changed from the kernel image, now 0xffffffff8[0-9a-f]+ \(\w*_sys_ni_syscall\+0x0\)$/,
+      );
       await poke(sct.phys, old);
       assert.deepEqual(await changes(), { differs: [], violations: [] });
     },
@@ -82,8 +94,12 @@ Deno.test("a rootkit's 8-byte writes into a running guest are reported as exactl
     const old = await poke(sct.phys + 8n * 59n, u64(0xffffffffc0ffee00n));
     assert.deepEqual(await changes(), {
       differs: ["sys_call_table:changed"],
-      violations: ["sys_call_table[59]"],
+      violations: ["sys_call_table:handler_outside_text59", "sys_call_table:region_changed"],
     });
+    assert.match(
+      located[0]!,
+      /^sys_call_table\+0x1d8: 8 bytes changed .*, outside the kernel image\)$/,
+    );
     await poke(sct.phys + 8n * 59n, old);
     assert.deepEqual(await changes(), { differs: [], violations: [] });
   });
@@ -98,7 +114,7 @@ Deno.test("a rootkit's 8-byte writes into a running guest are reported as exactl
     const old = await poke(gate, bytes);
     assert.deepEqual(await changes(), {
       differs: ["idt_table:changed"],
-      violations: ["idt_table[4]"],
+      violations: ["idt_table:handler_outside_text4"],
     });
     await poke(gate, old);
     assert.deepEqual(await changes(), { differs: [], violations: [] });
@@ -112,7 +128,12 @@ Deno.test("a rootkit's 8-byte writes into a running guest are reported as exactl
     assert.ok(pad > 0);
     const at = text.phys + BigInt(pad + 8);
     const old = await poke(at, new Uint8Array([0x90]));
-    assert.deepEqual(await changes(), { differs: ["kernel_text:changed"], violations: [] });
+    assert.deepEqual(await changes(), {
+      differs: ["kernel_text:changed"],
+      violations: ["kernel_text:region_changed"],
+    });
+    const named = kernel.symbols.locate(kernel.symbols.require("_stext") + BigInt(pad + 8));
+    assert.equal(located[0], `${named}: 1 byte changed from the kernel image, now 90`);
     await poke(at, old);
     assert.deepEqual(await changes(), { differs: [], violations: [] });
   });

@@ -6,6 +6,8 @@
  */
 import type { KernelLayout } from "./kaslr.ts";
 import type { RegionKind } from "./regions.ts";
+import type { SiteKind } from "./patch_sites.ts";
+import type { SiteState } from "./site_check.ts";
 import type { Finding } from "./tables.ts";
 
 /** Hash algorithm names (as in ffi/hash.ts, kept here so pure code needs no FFI). */
@@ -25,10 +27,23 @@ export interface RegionMeasurement {
   readonly phys: bigint;
   /** Length in bytes. */
   readonly len: number;
-  /** Lowercase hex digest of the bytes with KASLR undone, or null when it failed. */
+  /**
+   * Lowercase hex digest of the bytes with KASLR undone (the text's patch sites masked when
+   * the kernel image is known), or null when it failed.
+   */
   readonly digest: string | null;
   /** Why the region could not be measured (`code: message`), or null. */
   readonly error: string | null;
+  /** The digest the kernel image gives for this region; absent without the image or for the IDT. */
+  readonly expected?: string;
+}
+
+/** The text's patch sites: how many of each kind, and what they hold. */
+export interface SitesMeasurement {
+  /** Sites of each kind in the text, from the kernel image. */
+  readonly counts: Readonly<Record<SiteKind, number>>;
+  /** What they hold now. */
+  readonly state: SiteState;
 }
 
 /** A whole measurement. */
@@ -55,6 +70,8 @@ export interface KernelMeasurement {
    * bytes. Absent where the measurer does not track it.
    */
   readonly rehashed?: readonly string[];
+  /** The text's patch sites, when the kernel image is known (their violations are findings). */
+  readonly sites?: SitesMeasurement;
 }
 
 /** Where `_text` sits in guest-physical memory when nothing moved it (CONFIG_PHYSICAL_START). */

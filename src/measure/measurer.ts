@@ -19,8 +19,17 @@ import { GuestMemory, type HashAlgName, hashBatch, macBatch, NativeError } from 
 import { describeError, VaspError } from "../engine/error.ts";
 import { discoverKaslr, type KernelLayout } from "./kaslr.ts";
 import type { KernelMeasurement, RegionMeasurement } from "./measurement.ts";
+import {
+  expectedBytes,
+  expectedDigest,
+  imageSites,
+  locateChanges,
+  maskSites,
+} from "./image_reference.ts";
+import type { PatchSites } from "./patch_sites.ts";
 import { planRegions, type RegionSpec } from "./regions.ts";
 import { undoRelocations } from "./relocs.ts";
+import { SiteChecker, type SiteState } from "./site_check.ts";
 import type { KernelSymbols } from "./symbols.ts";
 import {
   checkIdt,
@@ -44,6 +53,14 @@ export interface KernelMeasurerOptions {
   paging?: 4 | 5;
   /** IDTR base from the hypervisor; checked to reach `idt_table`. */
   idtr?: bigint;
+}
+
+/** What one copy of a bulk region gave. */
+interface Hashed {
+  readonly tag: string;
+  readonly digest: string;
+  readonly findings: readonly Finding[];
+  readonly state?: SiteState;
 }
 
 /** A region placed in this boot. */
@@ -72,8 +89,13 @@ export class KernelMeasurer {
   readonly #regions: Placed[];
   readonly #text: TextBounds;
   readonly #idtr: bigint | undefined;
-  /** Per algorithm and region: the MAC of the bytes last hashed, and their (normalised) digest. */
-  readonly #hashed = new Map<string, { tag: string; digest: string }>();
+  /** The text's patch sites and their checker for this boot, when the image is known. */
+  readonly #sites: { sites: PatchSites; checker: SiteChecker } | undefined;
+  /**
+   * Per algorithm and region: the MAC of the bytes last hashed, their (normalised, masked)
+   * digest, and what checking those bytes found.
+   */
+  readonly #hashed = new Map<string, Hashed>();
 
   private constructor(
     memory: GuestMemory,
@@ -101,6 +123,17 @@ export class KernelMeasurer {
       slide: found.layout.virtOffset,
       earlyIdtHandlers: symbols.get("early_idt_handler_array"),
     };
+    if (options.image) {
+      const sites = imageSites(options.image, symbols);
+      this.#sites = {
+        sites,
+        checker: new SiteChecker(sites, {
+          symbols,
+          relocations: options.image.relocations,
+          slide: found.layout.virtOffset,
+        }),
+      };
+    }
   }
 
   /**
@@ -181,21 +214,28 @@ export class KernelMeasurer {
     );
     const digests = new Map<string, { digest: string | null; error: string | null }>();
     const rehashed: string[] = [];
+    const findings: Finding[] = [];
+    let state: SiteState | undefined;
     bulk.forEach((r, i) => {
       const { tag, error } = tags[i]!;
       if (tag === null) {
         digests.set(r.name, { digest: null, error: error && describeError(error) });
         return;
       }
-      const known = this.#hashed.get(`${alg}:${r.name}`);
-      if (known?.tag === toHex(tag)) {
-        digests.set(r.name, { digest: known.digest, error: null });
-        return;
+      let known = this.#hashed.get(`${alg}:${r.name}`);
+      if (known?.tag !== toHex(tag)) {
+        rehashed.push(r.name);
+        try {
+          known = this.#hashBulk(r, alg, normalised);
+        } catch (error) {
+          digests.set(r.name, { digest: null, error: describeError(error) });
+          return;
+        }
       }
-      rehashed.push(r.name);
-      digests.set(r.name, this.#hashBulk(r, alg, normalised));
+      digests.set(r.name, { digest: known.digest, error: null });
+      findings.push(...known.findings);
+      state ??= known.state;
     });
-    const findings: Finding[] = [];
     const copies: { region: Placed; bytes: Uint8Array<ArrayBuffer> }[] = [];
     for (const r of tables) {
       try {
@@ -213,7 +253,12 @@ export class KernelMeasurer {
       }
     }
     hashBatch(alg, copies.map((c) => c.bytes)).forEach((d, i) => {
-      digests.set(copies[i]!.region.name, { digest: toHex(d), error: null });
+      const { region, bytes } = copies[i]!;
+      const digest = toHex(d);
+      digests.set(region.name, { digest, error: null });
+      if (normalised && region.kind === "syscall_table") {
+        findings.push(...this.#changes(region, alg, digest, bytes));
+      }
     });
     const regions = this.#regions.map((r): RegionMeasurement => ({
       name: r.name,
@@ -223,6 +268,7 @@ export class KernelMeasurer {
       phys: r.phys,
       len: r.len,
       ...digests.get(r.name)!,
+      ...this.#expected(r, alg),
     }));
     return {
       alg,
@@ -234,35 +280,66 @@ export class KernelMeasurer {
       findings,
       elapsedMs: performance.now() - started,
       rehashed,
+      ...(this.#sites && state ? { sites: { counts: this.#sites.sites.counts, state } } : {}),
     };
   }
 
+  /** The region's digest from the kernel image, when the image is known and holds it. */
+  #expected(r: Placed, alg: HashAlgName): { expected?: string } {
+    const expected = this.#image && expectedDigest(this.#image, this.#symbols, { region: r, alg });
+    return expected ? { expected } : {};
+  }
+
+  /** Where a normalised region differs from the image, when its digest does. */
+  #changes(r: Placed, alg: HashAlgName, digest: string, bytes: Uint8Array): Finding[] {
+    const { expected } = this.#expected(r, alg);
+    if (expected === undefined || expected === digest) return [];
+    return locateChanges(bytes, expectedBytes(this.#image!, this.#symbols, r)!, {
+      region: r,
+      symbols: this.#symbols,
+      slide: this.layout.virtOffset,
+    });
+  }
+
   /**
-   * Copies a region, MACs the copy, undoes its relocations when it can, hashes it, and
-   * remembers tag → digest. Without a vmlinuz under KASLR the raw digest is given (and the
-   * measurement says `normalised: false`), as before.
+   * Copies a region, MACs the copy, checks the text's patch sites in it, undoes its
+   * relocations when it can, masks the sites, hashes it, locates what differs from the
+   * image, and remembers tag → digest and findings. Without a vmlinuz under KASLR the raw
+   * digest is given (and the measurement says `normalised: false`), as before.
+   *
+   * @throws what reading guest memory or undoing relocations throws
    */
-  #hashBulk(
-    r: Placed,
-    alg: HashAlgName,
-    normalise: boolean,
-  ): { digest: string | null; error: string | null } {
-    try {
-      const walk = { cr3: this.cr3, paging: this.paging };
-      const bytes = this.#memory.readVirt(r.va, r.len, walk) as Uint8Array<ArrayBuffer>;
-      const tag = toHex(macBatch([bytes])[0]!);
-      if (normalise && this.layout.virtOffset !== 0n) {
-        undoRelocations(bytes, r.linkedVa, {
-          slide: this.layout.virtOffset,
-          relocations: this.#image!.relocations,
-        });
+  #hashBulk(r: Placed, alg: HashAlgName, normalise: boolean): Hashed {
+    const walk = { cr3: this.cr3, paging: this.paging };
+    const bytes = this.#memory.readVirt(r.va, r.len, walk) as Uint8Array<ArrayBuffer>;
+    const tag = toHex(macBatch([bytes])[0]!);
+    const sites = r.kind === "text" ? this.#sites : undefined;
+    const report = sites?.checker.check(bytes, (va, len) => {
+      try {
+        return this.#memory.readVirt(va, len, walk);
+      } catch {
+        return undefined;
       }
-      const digest = toHex(hashBatch(alg, [bytes])[0]!);
-      this.#hashed.set(`${alg}:${r.name}`, { tag, digest });
-      return { digest, error: null };
-    } catch (error) {
-      return { digest: null, error: describeError(error) };
+    });
+    if (normalise && this.layout.virtOffset !== 0n) {
+      undoRelocations(bytes, r.linkedVa, {
+        slide: this.layout.virtOffset,
+        relocations: this.#image!.relocations,
+      });
     }
+    if (sites) maskSites(sites.sites, bytes, r.linkedVa);
+    const digest = toHex(hashBatch(alg, [bytes])[0]!);
+    const findings: Finding[] = (report?.violations ?? []).map((v) => ({
+      region: r.name,
+      code: "patch_site_invalid",
+      address: v.address,
+      violation: true,
+      message: v.message,
+    }));
+    if (normalise) findings.push(...this.#changes(r, alg, digest, bytes));
+    const hashed = { tag, digest, findings, state: report?.state };
+    this.#hashed.set(`${alg}:${r.name}`, hashed);
+    return hashed;
   }
 
   /** The CPU's IDTR must reach the same page as `idt_table`. */

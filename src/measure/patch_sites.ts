@@ -115,9 +115,13 @@ const SC_TAIL = 1n;
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
 function invalid(source: string, what: string): VaspError {
-  return new VaspError("patch_sites_invalid", `Cannot read the patch sites of "${source}": ${what}`, {
-    details: { source },
-  });
+  return new VaspError(
+    "patch_sites_invalid",
+    `Cannot read the patch sites of "${source}": ${what}`,
+    {
+      details: { source },
+    },
+  );
 }
 
 /** Reads a table's bytes from the image, or undefined when the map does not have it. */
@@ -134,7 +138,9 @@ function tableBytes(
   }
   const len = Number(end - start);
   const bytes = image.elf.bytesAt(start, len);
-  if (!bytes) throw invalid(image.source, `${table.start} (${hex(start)}, ${len} bytes) is not in the image`);
+  if (!bytes) {
+    throw invalid(image.source, `${table.start} (${hex(start)}, ${len} bytes) is not in the image`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { va: start, view, count: Math.floor(len / table.entry) };
 }
@@ -142,7 +148,9 @@ function tableBytes(
 /** Length of the jump at a jump label from its bytes as linked: objtool writes NOP2/JMP8 or NOP5/JMP32. */
 function jumpLabelLength(b: Uint8Array): number | undefined {
   if (b[0] === 0xeb || (b[0] === 0x66 && b[1] === 0x90)) return 2;
-  if (b[0] === 0xe9 || (b[0] === 0x0f && b[1] === 0x1f && b[2] === 0x44 && b[3] === 0 && b[4] === 0)) {
+  if (
+    b[0] === 0xe9 || (b[0] === 0x0f && b[1] === 0x1f && b[2] === 0x44 && b[3] === 0 && b[4] === 0)
+  ) {
     return 5;
   }
   return undefined;
@@ -193,7 +201,13 @@ export function loadPatchSites(image: KernelImage, symbols: KernelSymbols): Patc
       byKey.set(key, { ...known, replacements: [...known.replacements, ...extra.replacements] });
       return;
     }
-    byKey.set(key, { kind, offset: Number(va - start), len, original: original(va, len), ...extra });
+    byKey.set(key, {
+      kind,
+      offset: Number(va - start),
+      len,
+      original: original(va, len),
+      ...extra,
+    });
   };
   const rel = (t: { va: bigint; view: DataView }, at: number) =>
     t.va + BigInt(at) + BigInt(t.view.getInt32(at, true));
@@ -204,7 +218,9 @@ export function loadPatchSites(image: KernelImage, symbols: KernelSymbols): Patc
     const code = rel(jl, i * 16);
     if (!inText(code)) continue;
     const len = jumpLabelLength(original(code, 5));
-    if (len === undefined) throw invalid(image.source, `jump label ${hex(code)} holds neither a NOP nor a JMP`);
+    if (len === undefined) {
+      throw invalid(image.source, `jump label ${hex(code)} holds neither a NOP nor a JMP`);
+    }
     add("jump_label", code, len, { target: rel(jl, i * 16 + 4) });
   }
   const mc = tableBytes(image, symbols, TABLES.ftrace);
@@ -232,7 +248,10 @@ export function loadPatchSites(image: KernelImage, symbols: KernelSymbols): Patc
     const replLen = alt.view.getUint8(at + 11);
     if (instrLen === 0) continue;
     add("alternative", instr, instrLen, {
-      replacements: [{ va: repl, bytes: replLen === 0 ? new Uint8Array() : original(repl, replLen) }],
+      replacements: [{
+        va: repl,
+        bytes: replLen === 0 ? new Uint8Array() : original(repl, replLen),
+      }],
     });
   }
   const pv = tableBytes(image, symbols, TABLES.paravirt);
@@ -252,7 +271,11 @@ export function loadPatchSites(image: KernelImage, symbols: KernelSymbols): Patc
   const locks = tableBytes(image, symbols, TABLES.smp_lock);
   for (let i = 0; locks && i < locks.count; i++) add("smp_lock", rel(locks, i * 4), 1);
 
-  const sites = [...byKey.values()].sort((a, b) => a.offset - b.offset || a.len - b.len);
+  // At one place, what is patched last first: alternatives are applied after paravirt.
+  const order = (k: SiteKind) => k === "alternative" ? 0 : 1;
+  const sites = [...byKey.values()].sort((a, b) =>
+    a.offset - b.offset || a.len - b.len || order(a.kind) - order(b.kind)
+  );
   const counts = Object.fromEntries(SITE_KINDS.map((k) => [k, 0])) as Record<SiteKind, number>;
   for (const s of sites) counts[s.kind]++;
   return { start, end, sites, counts, loadMs: performance.now() - started };

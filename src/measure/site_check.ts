@@ -113,7 +113,7 @@ export class SiteChecker {
   readonly #symbols: KernelSymbols;
   readonly #slide: bigint;
   /** Per alternative or paravirt site: its original and replacements with the slide applied. */
-  readonly #slid = new Map<PatchSite, Uint8Array[]>();
+  readonly #slid = new Map<PatchSite, Uint8Array<ArrayBuffer>[]>();
   readonly #returnThunks: Set<bigint>;
   readonly #ftraceEntries: Set<bigint>;
   readonly #ftraceCaller: bigint[];
@@ -131,7 +131,7 @@ export class SiteChecker {
     this.#sites = sites;
     this.#symbols = options.symbols;
     this.#slide = options.slide;
-    const slid = (va: bigint, bytes: Uint8Array) => {
+    const slid = (va: bigint, bytes: Uint8Array): Uint8Array<ArrayBuffer> => {
       const copy = bytes.slice();
       applyRelocations(copy, va, { slide: options.slide, relocations: options.relocations });
       return copy;
@@ -140,16 +140,28 @@ export class SiteChecker {
       if (s.kind !== "alternative" && s.kind !== "paravirt") continue;
       const va = sites.start + BigInt(s.offset);
       const list = [slid(va, s.original)];
-      for (const r of s.replacements ?? []) list.push(this.#replacement(s, va, slid(r.va, r.bytes), r.va));
+      for (const r of s.replacements ?? []) {
+        list.push(this.#replacement(s, va, slid(r.va, r.bytes), r.va));
+      }
       this.#slid.set(s, list);
     }
     const sym = (n: string) => options.symbols.get(n);
     this.#returnThunks = new Set(
-      ["__x86_return_thunk", "srso_return_thunk", "srso_alias_return_thunk", "retbleed_return_thunk", "its_return_thunk"]
+      [
+        "__x86_return_thunk",
+        "srso_return_thunk",
+        "srso_alias_return_thunk",
+        "retbleed_return_thunk",
+        "its_return_thunk",
+      ]
         .map(sym).filter((v) => v !== undefined),
     );
-    this.#ftraceCaller = ["ftrace_caller", "ftrace_regs_caller"].map(sym).filter((v) => v !== undefined);
-    this.#ftraceEntries = new Set([...this.#ftraceCaller, sym("__fentry__")].filter((v) => v !== undefined));
+    this.#ftraceCaller = ["ftrace_caller", "ftrace_regs_caller"].map(sym).filter((v) =>
+      v !== undefined
+    );
+    this.#ftraceEntries = new Set(
+      [...this.#ftraceCaller, sym("__fentry__")].filter((v) => v !== undefined),
+    );
     this.#retpolineThunks = sym("__x86_indirect_thunk_array");
   }
 
@@ -158,7 +170,12 @@ export class SiteChecker {
    * CALL's displacement moved, a leading JMP re-aimed at the same target (short when it
    * fits), NOP (0x90) padding to the site's length.
    */
-  #replacement(s: PatchSite, siteVa: bigint, bytes: Uint8Array, replVa: bigint): Uint8Array {
+  #replacement(
+    s: PatchSite,
+    siteVa: bigint,
+    bytes: Uint8Array,
+    replVa: bigint,
+  ): Uint8Array<ArrayBuffer> {
     const out = new Uint8Array(s.len).fill(0x90);
     out.set(bytes.subarray(0, s.len));
     if (bytes.length === 5 && (bytes[0] === 0xe8 || bytes[0] === 0xe9)) {
@@ -180,7 +197,12 @@ export class SiteChecker {
    */
   check(text: Uint8Array, read: GuestReader): SiteReport {
     const violations: SiteViolation[] = [];
-    const state = { jumpLabelsOn: 0, ftraceEnabledSites: 0, ftraceTracer: null as string | null, staticCallsRetargeted: 0 };
+    const state = {
+      jumpLabelsOn: 0,
+      ftraceEnabledSites: 0,
+      ftraceTracer: null as string | null,
+      staticCallsRetargeted: 0,
+    };
     const sites = this.#sites.sites;
     for (let i = 0; i < sites.length;) {
       const first = sites[i]!;
@@ -189,16 +211,19 @@ export class SiteChecker {
       for (; j < sites.length && sites[j]!.offset < end; j++) {
         end = Math.max(end, sites[j]!.offset + sites[j]!.len);
       }
-      const cluster = sites.slice(i, j);
-      i = j;
-      if (cluster.length === 1) {
+      if (j === i + 1) {
+        i = j;
         if (!this.#accepts(first, text, read, state)) violations.push(this.#violation(first, text));
         continue;
       }
+      const cluster = sites.slice(i, j);
+      i = j;
       const spanning = cluster.filter((s) => s.offset === first.offset && s.offset + s.len === end);
       if (spanning.some((s) => this.#accepts(s, text, read, state))) continue;
       const nested = cluster.filter((s) => !spanning.includes(s));
-      const holes = nested.map((s) => [s.offset - first.offset, s.offset - first.offset + s.len] as const);
+      const holes = nested.map((s) =>
+        [s.offset - first.offset, s.offset - first.offset + s.len] as const
+      );
       const outer = spanning.some((s) => this.#accepts(s, text, read, state, holes));
       const failed = nested.filter((s) => !this.#accepts(s, text, read, state));
       if (outer && failed.length === 0) continue;
@@ -207,11 +232,6 @@ export class SiteChecker {
       }
     }
     return { violations, state };
-  }
-
-  /** Zeroes every site's bytes in a copy of the text, so that its digest leaves them out. */
-  mask(text: Uint8Array): void {
-    for (const s of this.#sites.sites) text.fill(0, s.offset, s.offset + s.len);
   }
 
   /** Link-time address of a rel32 branch's target at `at` in the text. */
@@ -227,8 +247,13 @@ export class SiteChecker {
     s: PatchSite,
     text: Uint8Array,
     read: GuestReader,
-    state: { jumpLabelsOn: number; ftraceEnabledSites: number; ftraceTracer: string | null; staticCallsRetargeted: number },
-    holes: readonly (readonly [number, number])[] = [],
+    state: {
+      jumpLabelsOn: number;
+      ftraceEnabledSites: number;
+      ftraceTracer: string | null;
+      staticCallsRetargeted: number;
+    },
+    holes?: readonly (readonly [number, number])[],
   ): boolean {
     const at = s.offset;
     const b = text;
@@ -264,7 +289,8 @@ export class SiteChecker {
         const tail = s.kind === "static_call_tramp" || s.tail === true;
         const ok = (b[at] === (tail ? 0xe9 : 0xe8) && this.#isFunction(this.#target(b, at, 5))) ||
           (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
-          (s.kind === "static_call" && (equalsAt(b, at, NOP5) || (!tail && equalsAt(b, at, XOR5RAX))));
+          (s.kind === "static_call" &&
+            (equalsAt(b, at, NOP5) || (!tail && equalsAt(b, at, XOR5RAX))));
         if (ok) state.staticCallsRetargeted++;
         return ok;
       }
@@ -298,7 +324,9 @@ export class SiteChecker {
     const o = s.original;
     const p = o[0] === 0x2e ? 1 : 0;
     const jcc = o[p] === 0x0f;
-    const reg = Number(this.#sites.start + BigInt(s.offset + s.len + rel32(o, s.len - 4)) - this.#retpolineThunks) / 32;
+    const reg = Number(
+      this.#sites.start + BigInt(s.offset + s.len + rel32(o, s.len - 4)) - this.#retpolineThunks,
+    ) / 32;
     if (!Number.isInteger(reg) || reg < 0 || reg > 15) return false;
     const end = s.offset + s.len;
     let i = s.offset;
@@ -348,7 +376,11 @@ export class SiteChecker {
 }
 
 /** Bytes, decoded when they are a CALL or JMP: `e9 …  (jmp 0x… <name>)`. */
-export function describe(bytes: Uint8Array, va: bigint, names: { name(va: bigint): string }): string {
+export function describe(
+  bytes: Uint8Array,
+  va: bigint,
+  names: { name(va: bigint): string },
+): string {
   const raw = bytesHex(bytes);
   if ((bytes[0] === 0xe8 || bytes[0] === 0xe9) && bytes.length >= 5) {
     const target = va + 5n + BigInt(rel32(bytes, 1));
@@ -366,9 +398,9 @@ function matchesWithNops(
   b: Uint8Array,
   at: number,
   want: Uint8Array,
-  holes: readonly (readonly [number, number])[],
+  holes: readonly (readonly [number, number])[] | undefined,
 ): boolean {
-  const inHole = (k: number) => holes.some(([h0, h1]) => k >= h0 && k < h1);
+  const inHole = (k: number) => holes !== undefined && holes.some(([h0, h1]) => k >= h0 && k < h1);
   for (let k = 0; k < want.length;) {
     if (inHole(k)) {
       k++;
