@@ -445,7 +445,9 @@ export class MeasurementMonitor {
         );
       }
     }
-    if (vm.decided === digest) return;
+    const facts = textFacts(measurement);
+    const outcome = `${digest} ${JSON.stringify(facts)}`;
+    if (vm.decided === outcome) return;
     const byStatus = (s: string) => verdicts.filter((v) => v.status === s).map((v) => v.region);
     const decision = await this.#ports.decide(target, {
       measurement_digest: `sha256:${digest}`,
@@ -454,10 +456,11 @@ export class MeasurementMonitor {
       differs: byStatus("differs"),
       missing: byStatus("missing"),
       errors: byStatus("error"),
+      ...facts,
       elapsed_ms: Math.round(performance.now() - started),
     });
     await this.#enforce(target, decision);
-    vm.decided = digest;
+    vm.decided = outcome;
   }
 
   /** Takes what opening and measuring the guest took since `from` out of the budget. */
@@ -497,4 +500,23 @@ export class MeasurementMonitor {
     for (const vm of this.#vms.values()) vm.session?.close();
     this.#vms.clear();
   }
+}
+
+/**
+ * What the text's patch sites say, for the policies: the text violations (sites holding what
+ * the kernel cannot write, bytes changed from the image), and the sites' state — facts that
+ * a policy may judge per tenant (ftrace on is fine for one, an alert for another). Empty
+ * without a measurement or without the kernel image.
+ */
+function textFacts(measurement: KernelMeasurement | undefined): Record<string, unknown> {
+  const sites = measurement?.sites;
+  if (!measurement || !sites) return {};
+  return {
+    text_violations: measurement.findings
+      .filter((f) => f.violation && f.region === "kernel_text").map((f) => f.message),
+    jump_labels_on: sites.state.jumpLabelsOn,
+    ftrace_enabled_sites: sites.state.ftraceEnabledSites,
+    ftrace_tracer: sites.state.ftraceTracer ?? "",
+    static_calls_retargeted: sites.state.staticCallsRetargeted,
+  };
 }

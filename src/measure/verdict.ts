@@ -29,7 +29,10 @@ export interface RegionVerdict {
  * reference's, or when a table check found a violation in it (a forged IDTR leaves the table
  * intact); it is an `error` when it could not be measured, or when its text was measured with
  * a KASLR slide not undone (its digest would differ from any reference for no fault of the
- * guest); `missing` when there is no reference for it, or it was not measured.
+ * guest); `missing` when there is no reference for it, or it was not measured. Without a
+ * reference set, a region's reference is what the kernel image gives (`expected`: text with
+ * its patch sites masked, read-only data, syscall tables); the IDT, built at boot, then has
+ * none.
  *
  * @param reference the profile's reference set, `undefined` when none was learned
  * @param measurement the measurement
@@ -56,7 +59,8 @@ export function judge(
     : undefined;
   const verdicts = new Map<string, RegionVerdict>();
   for (const r of measurement.regions) {
-    const ref = refs.get(r.name) ?? null;
+    // Without a learned reference, the kernel image's digest is the reference.
+    const ref = refs.get(r.name) ?? (reference === undefined ? r.expected : undefined) ?? null;
     refs.delete(r.name);
     const violations = measurement.findings
       .filter((f) => f.violation && f.region === r.name).map((f) => f.message);

@@ -97,3 +97,28 @@ Deno.test("verdictDigest() changes with a status or digest, not with the order o
   const changed = ok.map((v) => v.region === "kernel_text" ? { ...v, digest: D("9") } : v);
   assert.notEqual(verdictDigest(ok).digest, verdictDigest(changed).digest);
 });
+
+Deno.test("judge() takes the kernel image's digests as references when no set was learned", () => {
+  const m = unslidMeasurement([
+    { ...region("kernel_text", "text", D("a")), expected: D("a") },
+    { ...region("sys_call_table", "syscall_table", D("b")), expected: D("f") },
+    region("idt_table", "idt", D("c")),
+  ]);
+  const byRegion = Object.fromEntries(
+    judge(undefined, m, { profileId: "p" }).map((v) => [v.region, [v.status, v.reference]]),
+  );
+  assert.deepEqual(byRegion, {
+    kernel_text: ["ok", D("a")],
+    sys_call_table: ["differs", D("f")],
+    idt_table: ["missing", null],
+  });
+  // A learned set wins over the image: it was learned on purpose.
+  const learned = testReferenceSet([{
+    name: "sys_call_table",
+    linkedVa: "0x0",
+    len: 8,
+    digest: D("b"),
+  }]);
+  const status = judge(learned, m, { profileId: "p" }).find((v) => v.region === "sys_call_table");
+  assert.equal(status?.status, "ok");
+});
