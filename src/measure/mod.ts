@@ -19,9 +19,33 @@ export {
   type DigestAlg,
   type KernelMeasurement,
   type RegionMeasurement,
+  type SitesMeasurement,
   unslidMeasurement,
 } from "./measurement.ts";
+export {
+  expectedBytes,
+  expectedDigest,
+  imageSites,
+  locateChanges,
+  maskSites,
+} from "./image_reference.ts";
 export { KernelMeasurer, type KernelMeasurerOptions } from "./measurer.ts";
+export {
+  loadPatchSites,
+  type PatchSite,
+  type PatchSites,
+  type Replacement,
+  SITE_KINDS,
+  type SiteKind,
+} from "./patch_sites.ts";
+export {
+  describe as describeCode,
+  type GuestReader,
+  SiteChecker,
+  type SiteReport,
+  type SiteState,
+  type SiteViolation,
+} from "./site_check.ts";
 export {
   makeProfile,
   type MeasurementProfile,

@@ -67,6 +67,74 @@ const NOP5 = NOPS[5]!;
 const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
 const INT3 = 0xcc;
 const RET = 0xc3;
+/** Facts a site's bytes state, counted into {@link SiteState}. */
+const FACT_NONE = 0;
+const FACT_JUMP_ON = 1;
+const FACT_FTRACE_ON = 2;
+const FACT_STATIC_CALL = 3;
+/** An ftrace site calling a trampoline out of the text: checked again every time. */
+const FACT_EXTERNAL = 4;
+
+/** Byte ranges, from a site's start, that a nested site checks instead. */
+type Holes = readonly (readonly [number, number])[];
+
+/**
+ * The sites grouped into clusters of overlapping ones, with what each cluster's bytes were
+ * at the last check and what that check found.
+ */
+interface Clusters {
+  readonly count: number;
+  /** Index of each cluster's first site; one more entry closes the last. */
+  readonly first: Int32Array;
+  readonly spanAt: Int32Array;
+  readonly spanLen: Int32Array;
+  readonly seenAt: Int32Array;
+  readonly seen: Uint8Array;
+  readonly fact: Uint8Array;
+  readonly failing: Set<number>;
+  readonly violations: Map<number, SiteViolation[]>;
+  /** Offset of `ftrace_call`, whose target names the tracer. */
+  readonly tracerAt: number | undefined;
+  tracer: string | null;
+}
+
+function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clusters {
+  const first: number[] = [];
+  const spanAt: number[] = [];
+  const spanLen: number[] = [];
+  for (let i = 0; i < sites.length;) {
+    const at = sites[i]!.offset;
+    let end = at + sites[i]!.len;
+    let j = i + 1;
+    for (; j < sites.length && sites[j]!.offset < end; j++) {
+      end = Math.max(end, sites[j]!.offset + sites[j]!.len);
+    }
+    first.push(i);
+    spanAt.push(at);
+    spanLen.push(end - at);
+    i = j;
+  }
+  const seenAt = new Int32Array(first.length);
+  let total = 0;
+  spanLen.forEach((n, k) => {
+    seenAt[k] = total;
+    total += n;
+  });
+  return {
+    count: first.length,
+    first: Int32Array.from([...first, sites.length]),
+    spanAt: Int32Array.from(spanAt),
+    spanLen: Int32Array.from(spanLen),
+    seenAt,
+    seen: new Uint8Array(total),
+    fact: new Uint8Array(first.length),
+    failing: new Set(),
+    violations: new Map(),
+    tracerAt,
+    tracer: null,
+  };
+}
+
 /** Bytes of `ftrace_caller` a dynamically allocated ftrace trampoline starts with. */
 const TRAMPOLINE_PROBE = 16;
 
@@ -118,6 +186,9 @@ export class SiteChecker {
   readonly #ftraceEntries: Set<bigint>;
   readonly #ftraceCaller: bigint[];
   readonly #retpolineThunks: bigint | undefined;
+  readonly #clusters: Clusters;
+  /** Whether every cluster has been checked once. */
+  #checked = false;
 
   /**
    * @param sites the kernel's sites, from its image
@@ -163,6 +234,11 @@ export class SiteChecker {
       [...this.#ftraceCaller, sym("__fentry__")].filter((v) => v !== undefined),
     );
     this.#retpolineThunks = sym("__x86_indirect_thunk_array");
+    const tracer = sym("ftrace_call");
+    this.#clusters = cluster(
+      sites.sites,
+      tracer === undefined ? undefined : Number(tracer - sites.start),
+    );
   }
 
   /**
@@ -189,49 +265,76 @@ export class SiteChecker {
   }
 
   /**
-   * Checks every site in a raw copy of the text.
+   * Checks every site in a raw copy of the text. Sites whose bytes are what they held at the
+   * last check keep its verdict (a changed MAC usually means a few flipped sites); sites
+   * that called out of the text are checked again each time, since what they call may have
+   * changed.
    *
    * @param text the guest's bytes of `[_stext, _etext)`, KASLR slide applied (not changed)
    * @param read reads guest memory, for CALLs out of the text (ftrace trampolines)
    * @returns the violations, by address, and the sites' state
    */
   check(text: Uint8Array, read: GuestReader): SiteReport {
+    const c = this.#clusters;
+    for (let k = 0; k < c.count; k++) {
+      const at = c.spanAt[k]!, len = c.spanLen[k]!, seen = c.seenAt[k]!;
+      let same = this.#checked && c.fact[k] !== FACT_EXTERNAL;
+      for (let i = 0; same && i < len; i++) same = text[at + i] === c.seen[seen + i];
+      if (same) continue;
+      c.seen.set(text.subarray(at, at + len), seen);
+      this.#evaluate(k, text, read);
+    }
+    this.#checked = true;
     const violations: SiteViolation[] = [];
-    const state = {
-      jumpLabelsOn: 0,
-      ftraceEnabledSites: 0,
-      ftraceTracer: null as string | null,
-      staticCallsRetargeted: 0,
+    for (const k of c.failing) violations.push(...c.violations.get(k)!);
+    const facts = new Array<number>(FACT_EXTERNAL + 1).fill(0);
+    for (let k = 0; k < c.count; k++) facts[c.fact[k]!]!++;
+    return {
+      violations: violations.sort((a, b) => (a.address < b.address ? -1 : 1)),
+      state: {
+        jumpLabelsOn: facts[FACT_JUMP_ON]!,
+        ftraceEnabledSites: facts[FACT_FTRACE_ON]! + facts[FACT_EXTERNAL]!,
+        ftraceTracer: c.tracer,
+        staticCallsRetargeted: facts[FACT_STATIC_CALL]!,
+      },
     };
-    const sites = this.#sites.sites;
-    for (let i = 0; i < sites.length;) {
-      const first = sites[i]!;
-      let end = first.offset + first.len;
-      let j = i + 1;
-      for (; j < sites.length && sites[j]!.offset < end; j++) {
-        end = Math.max(end, sites[j]!.offset + sites[j]!.len);
-      }
-      if (j === i + 1) {
-        i = j;
-        if (!this.#accepts(first, text, read, state)) violations.push(this.#violation(first, text));
-        continue;
-      }
-      const cluster = sites.slice(i, j);
-      i = j;
+  }
+
+  /** Checks one cluster of sites and keeps its verdict and fact. */
+  #evaluate(k: number, text: Uint8Array, read: GuestReader): void {
+    const c = this.#clusters;
+    const cluster = this.#sites.sites.slice(c.first[k]!, c.first[k + 1]!);
+    const first = cluster[0]!;
+    const end = c.spanAt[k]! + c.spanLen[k]!;
+    const failed: PatchSite[] = [];
+    let fact = 0;
+    const accepts = (s: PatchSite, holes?: Holes) => {
+      const got = this.#accepts(s, text, read, holes);
+      if (got > 0) fact ||= got - 1;
+      return got > 0;
+    };
+    if (cluster.length === 1) {
+      if (!accepts(first)) failed.push(first);
+    } else {
       const spanning = cluster.filter((s) => s.offset === first.offset && s.offset + s.len === end);
-      if (spanning.some((s) => this.#accepts(s, text, read, state))) continue;
-      const nested = cluster.filter((s) => !spanning.includes(s));
-      const holes = nested.map((s) =>
-        [s.offset - first.offset, s.offset - first.offset + s.len] as const
-      );
-      const outer = spanning.some((s) => this.#accepts(s, text, read, state, holes));
-      const failed = nested.filter((s) => !this.#accepts(s, text, read, state));
-      if (outer && failed.length === 0) continue;
-      for (const s of spanning.length > 0 && !outer ? spanning.slice(0, 1) : failed) {
-        violations.push(this.#violation(s, text));
+      if (!spanning.some((s) => accepts(s))) {
+        const nested = cluster.filter((s) => !spanning.includes(s));
+        const holes = nested.map((s) =>
+          [s.offset - first.offset, s.offset - first.offset + s.len] as const
+        );
+        const outer = spanning.some((s) => accepts(s, holes));
+        failed.push(...nested.filter((s) => !accepts(s)));
+        if (spanning.length > 0 && !outer) failed.splice(0, failed.length, spanning[0]!);
       }
     }
-    return { violations, state };
+    c.fact[k] = fact;
+    if (failed.length === 0) {
+      c.failing.delete(k);
+      c.violations.delete(k);
+    } else {
+      c.failing.add(k);
+      c.violations.set(k, failed.map((s) => this.#violation(s, text)));
+    }
   }
 
   /** Link-time address of a rel32 branch's target at `at` in the text. */
@@ -243,75 +346,68 @@ export class SiteChecker {
     return va >= this.#sites.start && va < this.#sites.end && this.#symbols.isCodeSymbol(va);
   }
 
-  #accepts(
-    s: PatchSite,
-    text: Uint8Array,
-    read: GuestReader,
-    state: {
-      jumpLabelsOn: number;
-      ftraceEnabledSites: number;
-      ftraceTracer: string | null;
-      staticCallsRetargeted: number;
-    },
-    holes?: readonly (readonly [number, number])[],
-  ): boolean {
+  /**
+   * Whether a site's bytes are something its kind may hold: 0 when not, else 1 + the fact
+   * they state (`FACT_*`).
+   */
+  #accepts(s: PatchSite, text: Uint8Array, read: GuestReader, holes?: Holes): number {
     const at = s.offset;
     const b = text;
+    const yes = (ok: boolean, fact = FACT_NONE) => ok ? 1 + fact : 0;
     switch (s.kind) {
       case "jump_label": {
-        if (equalsAt(b, at, NOPS[s.len]!)) return true;
+        if (equalsAt(b, at, NOPS[s.len]!)) return yes(true);
         const opcode = s.len === 2 ? 0xeb : 0xe9;
         const target = s.len === 2
           ? this.#sites.start + BigInt(at + 2 + ((b[at + 1]! << 24) >> 24))
           : this.#target(b, at, 5);
-        if (b[at] !== opcode || target !== s.target) return false;
-        state.jumpLabelsOn++;
-        return true;
+        return yes(b[at] === opcode && target === s.target, FACT_JUMP_ON);
       }
       case "ftrace": {
-        if (equalsAt(b, at, NOP5)) return true;
-        if (b[at] !== 0xe8) return false;
+        if (equalsAt(b, at, NOP5)) return yes(true);
+        if (b[at] !== 0xe8) return 0;
         const target = this.#target(b, at, 5);
-        if (!this.#ftraceEntries.has(target) && !this.#isTrampoline(b, target, read)) return false;
-        state.ftraceEnabledSites++;
-        return true;
+        if (this.#ftraceEntries.has(target)) return yes(true, FACT_FTRACE_ON);
+        return yes(this.#isTrampoline(b, target, read), FACT_EXTERNAL);
       }
       case "ftrace_call": {
-        if (b[at] !== 0xe8) return false;
+        if (b[at] !== 0xe8) return 0;
         const target = this.#target(b, at, 5);
-        if (!this.#isFunction(target)) return false;
-        state.ftraceTracer ??= this.#symbols.locate(target).replace(/\+0x0$/, "");
-        return true;
+        if (!this.#isFunction(target)) return 0;
+        if (s.offset === this.#clusters.tracerAt) {
+          this.#clusters.tracer = this.#symbols.locate(target).replace(/\+0x0$/, "");
+        }
+        return yes(true);
       }
       case "static_call":
       case "static_call_tramp": {
-        if (equalsAt(b, at, s.original)) return true;
+        if (equalsAt(b, at, s.original)) return yes(true);
         const tail = s.kind === "static_call_tramp" || s.tail === true;
         const ok = (b[at] === (tail ? 0xe9 : 0xe8) && this.#isFunction(this.#target(b, at, 5))) ||
           (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
           (s.kind === "static_call" &&
             (equalsAt(b, at, NOP5) || (!tail && equalsAt(b, at, XOR5RAX))));
-        if (ok) state.staticCallsRetargeted++;
-        return ok;
+        return yes(ok, FACT_STATIC_CALL);
       }
       case "alternative":
-        return this.#slid.get(s)!.some((c) => matchesWithNops(b, at, c, holes));
-      case "paravirt": {
-        if (matchesWithNops(b, at, this.#slid.get(s)![0]!, holes)) return true;
-        if (isNops(b, at, at + s.len)) return true;
-        return b[at] === 0xe8 && s.len >= 5 && this.#isFunction(this.#target(b, at, 5)) &&
-          isNops(b, at + 5, at + s.len);
-      }
+        return yes(this.#slid.get(s)!.some((c) => matchesWithNops(b, at, c, holes)));
+      case "paravirt":
+        return yes(
+          matchesWithNops(b, at, this.#slid.get(s)![0]!, holes) || isNops(b, at, at + s.len) ||
+            (b[at] === 0xe8 && s.len >= 5 && this.#isFunction(this.#target(b, at, 5)) &&
+              isNops(b, at + 5, at + s.len)),
+        );
       case "retpoline":
-        return equalsAt(b, at, s.original) || this.#isPatchedRetpoline(s, b);
-      case "return_thunk": {
-        if (equalsAt(b, at, s.original)) return true;
-        if (b[at] === RET) return isInt3s(b, at + 1, at + s.len);
-        return b[at] === 0xe9 && this.#returnThunks.has(this.#target(b, at, 5)) &&
-          isInt3s(b, at + 5, at + s.len);
-      }
+        return yes(equalsAt(b, at, s.original) || this.#isPatchedRetpoline(s, b));
+      case "return_thunk":
+        return yes(
+          equalsAt(b, at, s.original) ||
+            (b[at] === RET && isInt3s(b, at + 1, at + s.len)) ||
+            (b[at] === 0xe9 && this.#returnThunks.has(this.#target(b, at, 5)) &&
+              isInt3s(b, at + 5, at + s.len)),
+        );
       case "smp_lock":
-        return b[at] === 0xf0 || b[at] === 0x3e;
+        return yes(b[at] === 0xf0 || b[at] === 0x3e);
     }
   }
 
