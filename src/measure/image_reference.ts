@@ -99,7 +99,7 @@ export function expectedDigest(
 /**
  * Every run of bytes where a region (KASLR undone, sites masked) differs from the image, as
  * findings named by symbol: `__x64_sys_getdents64+0x0: 5 bytes changed, now e9 … (jmp
- * 0xffffc900…, outside kernel text)`.
+ * 0xffffffffc01…, outside the kernel image)`.
  *
  * @param measured the region's normalised (and masked) bytes
  * @param expected the image's, from {@linkcode expectedBytes}

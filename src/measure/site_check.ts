@@ -339,7 +339,7 @@ export class SiteChecker {
 
   /** Link-time address of a rel32 branch's target at `at` in the text. */
   #target(text: Uint8Array, at: number, len: number): bigint {
-    return this.#sites.start + BigInt(at + len + rel32(text, at + len - 4));
+    return BigInt.asUintN(64, this.#sites.start + BigInt(at + len + rel32(text, at + len - 4)));
   }
 
   #isFunction(va: bigint): boolean {
@@ -479,7 +479,7 @@ export function describe(
 ): string {
   const raw = bytesHex(bytes);
   if ((bytes[0] === 0xe8 || bytes[0] === 0xe9) && bytes.length >= 5) {
-    const target = va + 5n + BigInt(rel32(bytes, 1));
+    const target = BigInt.asUintN(64, va + 5n + BigInt(rel32(bytes, 1)));
     return `${raw} (${bytes[0] === 0xe8 ? "call" : "jmp"} ${names.name(target)})`;
   }
   return raw;

@@ -23,6 +23,13 @@ export interface KernelSymbol {
 const LINE = /^([0-9a-fA-F]{1,16})\s+([A-Za-z?])\s+(\S+)(?:\s+\[\S+\])?\s*$/;
 /** Type letters of code symbols. */
 const CODE_TYPES = new Set(["T", "t", "W", "w"]);
+/** Names the linker gives section bounds (`__static_call_text_start`, `_stext`). */
+const BOUND = /^(__start_|__stop_)|_(start|end)$|^_[se]?text$/;
+
+/** Which of the symbols at one address names it: a function before a bound before data. */
+function rank(s: KernelSymbol): number {
+  return (CODE_TYPES.has(s.type) ? 2 : 0) + (BOUND.test(s.name) ? 0 : 1);
+}
 
 /** A parsed symbol file, indexed by name and by address. */
 export class KernelSymbols {
@@ -48,8 +55,7 @@ export class KernelSymbols {
       // Per-CPU offsets and absolute values are not addresses in the image.
       const known = image.get(s.addr);
       if (
-        s.addr >= START_KERNEL_MAP && s.type !== "A" &&
-        (!known || (CODE_TYPES.has(s.type) && !CODE_TYPES.has(known.type)))
+        s.addr >= START_KERNEL_MAP && s.type !== "A" && (!known || rank(s) > rank(known))
       ) image.set(s.addr, s);
       if (CODE_TYPES.has(s.type)) this.#code.add(s.addr);
     }
