@@ -11,7 +11,7 @@ build="gcc make libc6-dev libssl-dev openssl"
 # QEMU's user libvirt-qemu, whom the install test lets reach the hook socket); systemd:
 # systemd-analyze (the unit's check).
 test="$build qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-  busybox-static cpio xz-utils zstd lz4 curl git systemd"
+  busybox-static cpio xz-utils zstd lz4 curl git systemd debootstrap e2fsprogs"
 bench="$test wrk"
 
 case "${1:-build}" in

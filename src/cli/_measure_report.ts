@@ -45,8 +45,10 @@ export function measurementJson(
       phys: hex(r.phys),
       len: r.len,
       digest: digestOf(m, r.digest),
+      expected: digestOf(m, r.expected ?? null) ?? undefined,
       error: r.error ?? undefined,
     })),
+    sites: m.sites,
     findings: m.findings.map((f) => ({
       ...f,
       address: f.address === undefined ? undefined : hex(f.address),
@@ -78,9 +80,18 @@ export function measurementText(m: KernelMeasurement, discoveryMs: number): stri
     ...m.regions.map((r) =>
       `${r.name.padEnd(width)}  ${hex(r.va).padEnd(18)}  ${String(r.len).padStart(9)}  ${
         digestOf(m, r.digest) ?? `FAILED ${r.error}`
-      }`
+      }${r.expected === undefined ? "" : r.expected === r.digest ? "  = image" : "  ≠ image"}`
     ),
   ];
+  if (m.sites) {
+    const s = m.sites.state;
+    const total = Object.values(m.sites.counts).reduce((a, b) => a + b, 0);
+    lines.push(
+      `patch sites ${total} masked and checked: ${s.jumpLabelsOn} jump labels on, ftrace on at ` +
+        `${s.ftraceEnabledSites} function entries (tracer ${s.ftraceTracer ?? "none"}), ` +
+        `${s.staticCallsRetargeted} static calls not as linked`,
+    );
+  }
   for (const f of m.findings) lines.push(`${f.violation ? "VIOLATION" : "note"}: ${f.message}`);
   lines.push(`measured in ${m.elapsedMs.toFixed(1)} ms`);
   return lines.join("\n");

@@ -69,6 +69,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./refs.ts")).refsCheck,
   },
   {
+    name: "refs image",
+    summary: "print the digests a guest kernel must have, from its package alone",
+    load: async () => (await import("./refs.ts")).refsImage,
+  },
+  {
     name: "policy check",
     summary: "compile a policy set and report every error",
     load: async () => (await import("./policy.ts")).policyCheck,

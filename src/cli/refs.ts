@@ -7,13 +7,19 @@
 import { VaspError } from "../engine/error.ts";
 import {
   compareToReference,
+  expectedDigest,
+  imageSites,
+  loadKernelImage,
   loadReferenceSet,
+  parseSymbolMap,
+  planRegions,
   profileId,
   referenceFromMeasurement,
   saveReferenceSet,
 } from "../measure/mod.ts";
+import type { HashAlgName } from "../../ffi/mod.ts";
 import { resolveStateDir } from "../store/state_dir.ts";
-import { type Command, parseOptions, printJson } from "./_command.ts";
+import { type Command, parseOptions, printJson, usageError } from "./_command.ts";
 import {
   GUEST_OPTIONS,
   GUEST_USAGE,
@@ -109,5 +115,60 @@ ${STORE_USAGE}`,
       console.log(comparisonText(result));
     }
     return result.matches ? 0 : 1;
+  },
+};
+
+/** `vasp refs image`. */
+export const refsImage: Command = {
+  name: "refs image",
+  usage: `usage: vasp refs image --vmlinuz FILE --symbols FILE [--hash ALG] [--json]
+
+Prints the digest each region of a guest running this kernel must have, from the kernel
+package alone (no guest is booted): the text with its patch sites masked, the read-only data
+and the syscall tables, as a measurement with --vmlinuz gives them. The IDT is built at boot
+and has none. Also prints how many patch sites of each kind the image lists.
+
+  --vmlinuz FILE       the kernel's vmlinuz
+  --symbols FILE       its System.map
+  --hash ALG           sha256 (default) or sm3
+  --json               print JSON`,
+  async run(args: string[]): Promise<number> {
+    const { values } = parseOptions(args, {
+      vmlinuz: { type: "string" },
+      symbols: { type: "string" },
+      hash: { type: "string" },
+      json: { type: "boolean" },
+    });
+    if (!values.vmlinuz || !values.symbols) {
+      throw usageError("--vmlinuz and --symbols are required");
+    }
+    const alg = (values.hash ?? "sha256") as HashAlgName;
+    if (alg !== "sha256" && alg !== "sm3") throw usageError(`--hash "${alg}" is not sha256 or sm3`);
+    const symbols = parseSymbolMap(await Deno.readTextFile(values.symbols), values.symbols);
+    const image = await loadKernelImage(values.vmlinuz);
+    const sites = imageSites(image, symbols);
+    const regions = planRegions(symbols).flatMap((region) => {
+      const digest = expectedDigest(image, symbols, { region, alg });
+      return digest
+        ? [{
+          name: region.name,
+          linkedVa: `0x${region.linkedVa.toString(16)}`,
+          len: region.len,
+          digest,
+        }]
+        : [];
+    });
+    if (values.json) {
+      printJson({ kernel: image.elf.buildId ?? null, alg, regions, sites: sites.counts });
+    } else {
+      for (const r of regions) {
+        console.log(`${r.name.padEnd(16)} ${String(r.len).padStart(9)}  ${alg}:${r.digest}`);
+      }
+      const counts = Object.entries(sites.counts).map(([k, n]) => `${k} ${n}`).join(", ");
+      console.log(
+        `patch sites in the text: ${sites.sites.length} (${counts}), masked in kernel_text`,
+      );
+    }
+    return 0;
   },
 };

@@ -26,6 +26,16 @@ export interface ElfImage {
    * @returns a view, or undefined when the range is not inside one segment's file bytes
    */
   bytesAt(vaddr: bigint, len: number): Uint8Array | undefined;
+  /**
+   * The bytes the x86 boot decompressor leaves at a link-time address: it decompresses the
+   * image in place at the load address and moves each segment to its own place
+   * (`parse_elf`), so an address no segment's file bytes cover — the padding before
+   * `__end_rodata`, say — still holds the image's own byte at the same offset from the load
+   * address. Measured equal on a real guest.
+   *
+   * @returns a copy, or undefined when the range is outside the image
+   */
+  loadedBytes(vaddr: bigint, len: number): Uint8Array<ArrayBuffer> | undefined;
 }
 
 const PT_LOAD = 1;
@@ -98,6 +108,7 @@ export function parseElf(file: Uint8Array, source: string): ElfImage {
     if (type === PT_LOAD) segments.push({ vaddr, offset, filesz });
     if (type === PT_NOTE) buildId ??= findBuildId(file.subarray(offset, offset + filesz));
   }
+  const load = segments[0]?.vaddr;
   return {
     end,
     buildId,
@@ -109,6 +120,23 @@ export function parseElf(file: Uint8Array, source: string): ElfImage {
         }
       }
       return undefined;
+    },
+    loadedBytes(vaddr, len) {
+      if (load === undefined || vaddr < load || vaddr - load + BigInt(len) > BigInt(file.length)) {
+        return undefined;
+      }
+      const from = Number(vaddr - load);
+      const out = file.slice(from, from + len);
+      for (const s of segments) {
+        const a = s.vaddr > vaddr ? s.vaddr : vaddr;
+        const b = s.vaddr + BigInt(s.filesz) < vaddr + BigInt(len)
+          ? s.vaddr + BigInt(s.filesz)
+          : vaddr + BigInt(len);
+        if (a >= b) continue;
+        const at = s.offset + Number(a - s.vaddr);
+        out.set(file.subarray(at, at + Number(b - a)), Number(a - vaddr));
+      }
+      return out;
     },
   };
 }

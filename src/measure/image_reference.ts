@@ -66,7 +66,7 @@ export function expectedBytes(
   region: RegionSpec,
 ): Uint8Array<ArrayBuffer> | undefined {
   if (region.kind === "idt") return undefined;
-  const bytes = image.elf.bytesAt(region.linkedVa, region.len)?.slice();
+  const bytes = image.elf.loadedBytes(region.linkedVa, region.len);
   if (bytes && region.kind === "text") {
     maskSites(imageSites(image, symbols), bytes, region.linkedVa);
   }

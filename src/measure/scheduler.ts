@@ -518,5 +518,6 @@ function textFacts(measurement: KernelMeasurement | undefined): Record<string, u
     ftrace_enabled_sites: sites.state.ftraceEnabledSites,
     ftrace_tracer: sites.state.ftraceTracer ?? "",
     static_calls_retargeted: sites.state.staticCallsRetargeted,
+    static_calls_into_modules: sites.state.staticCallsIntoModules,
   };
 }

@@ -40,6 +40,8 @@ export interface SiteState {
   readonly ftraceTracer: string | null;
   /** Static call sites and trampolines not holding their bytes as linked. */
   readonly staticCallsRetargeted: number;
+  /** Of those, the ones calling into the module space (a module's function). */
+  readonly staticCallsIntoModules: number;
 }
 
 /** The outcome of checking every site. */
@@ -72,8 +74,14 @@ const FACT_NONE = 0;
 const FACT_JUMP_ON = 1;
 const FACT_FTRACE_ON = 2;
 const FACT_STATIC_CALL = 3;
+const FACT_MODULE_CALL = 4;
 /** An ftrace site calling a trampoline out of the text: checked again every time. */
-const FACT_EXTERNAL = 4;
+const FACT_EXTERNAL = 5;
+
+/** x86-64's module mapping space (`MODULES_VADDR`..`MODULES_END`), the same under KASLR. */
+const MODULES_START = 0xffffffffc0000000n;
+const MODULES_END = 0xffffffffff000000n;
+const inModules = (va: bigint) => va >= MODULES_START && va < MODULES_END;
 
 /** Byte ranges, from a site's start, that a nested site checks instead. */
 type Holes = readonly (readonly [number, number])[];
@@ -295,7 +303,8 @@ export class SiteChecker {
         jumpLabelsOn: facts[FACT_JUMP_ON]!,
         ftraceEnabledSites: facts[FACT_FTRACE_ON]! + facts[FACT_EXTERNAL]!,
         ftraceTracer: c.tracer,
-        staticCallsRetargeted: facts[FACT_STATIC_CALL]!,
+        staticCallsRetargeted: facts[FACT_STATIC_CALL]! + facts[FACT_MODULE_CALL]!,
+        staticCallsIntoModules: facts[FACT_MODULE_CALL]!,
       },
     };
   }
@@ -383,8 +392,14 @@ export class SiteChecker {
       case "static_call_tramp": {
         if (equalsAt(b, at, s.original)) return yes(true);
         const tail = s.kind === "static_call_tramp" || s.tail === true;
-        const ok = (b[at] === (tail ? 0xe9 : 0xe8) && this.#isFunction(this.#target(b, at, 5))) ||
-          (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
+        if (b[at] === (tail ? 0xe9 : 0xe8)) {
+          const target = this.#target(b, at, 5);
+          if (this.#isFunction(target)) return yes(true, FACT_STATIC_CALL);
+          // A module may point a core static call at its own function (KVM's perf guest
+          // callbacks do): a fact, since module code is not measured here.
+          return yes(inModules(target + this.#slide), FACT_MODULE_CALL);
+        }
+        const ok = (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
           (s.kind === "static_call" &&
             (equalsAt(b, at, NOP5) || (!tail && equalsAt(b, at, XOR5RAX))));
         return yes(ok, FACT_STATIC_CALL);

@@ -143,7 +143,13 @@ Deno.test("loadPatchSites() reads one site of each kind from the image's tables"
 Deno.test("SiteChecker accepts the image's own bytes and what the kernel writes at run time", () => {
   assert.deepEqual(checker().check(text(), none), {
     violations: [],
-    state: { jumpLabelsOn: 0, ftraceEnabledSites: 0, ftraceTracer: null, staticCallsRetargeted: 0 },
+    state: {
+      jumpLabelsOn: 0,
+      ftraceEnabledSites: 0,
+      ftraceTracer: null,
+      staticCallsRetargeted: 0,
+      staticCallsIntoModules: 0,
+    },
   });
   const t = text();
   const at = (va: bigint, bytes: number[]) => t.set(bytes, off(va));
@@ -156,7 +162,13 @@ Deno.test("SiteChecker accepts the image's own bytes and what the kernel writes 
   at(SITES.lock, [0x3e]); // one CPU
   assert.deepEqual(checker().check(t, none), {
     violations: [],
-    state: { jumpLabelsOn: 1, ftraceEnabledSites: 1, ftraceTracer: null, staticCallsRetargeted: 1 },
+    state: {
+      jumpLabelsOn: 1,
+      ftraceEnabledSites: 1,
+      ftraceTracer: null,
+      staticCallsRetargeted: 1,
+      staticCallsIntoModules: 0,
+    },
   });
 });
 
