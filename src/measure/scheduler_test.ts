@@ -32,6 +32,7 @@ function fakePorts() {
   const calls: string[] = [];
   const state = {
     digest: DIGEST,
+    ftrace: undefined as number | undefined,
     openFails: false,
     actions: [] as string[],
     targets: [TARGET],
@@ -44,7 +45,24 @@ function fakePorts() {
     async measure() {
       await state.gate;
       calls.push("measure");
-      return measurementOf(state.digest);
+      const m = measurementOf(state.digest);
+      if (state.ftrace === undefined) return m;
+      const counts = { jump_label: 1, ftrace: 2 } as NonNullable<
+        KernelMeasurement["sites"]
+      >["counts"];
+      return {
+        ...m,
+        sites: {
+          counts,
+          state: {
+            jumpLabelsOn: 1,
+            ftraceEnabledSites: state.ftrace,
+            ftraceTracer: state.ftrace ? "function_trace_call" : "ftrace_stub",
+            staticCallsRetargeted: 0,
+            staticCallsIntoModules: 0,
+          },
+        },
+      };
     },
     close: () => void state.closed++,
   });
@@ -65,7 +83,12 @@ function fakePorts() {
       return Promise.resolve();
     },
     decide(_t, details) {
-      calls.push(`decide ${details.outcome} differs=${(details.differs as string[]).join(",")}`);
+      calls.push(
+        `decide ${details.outcome} differs=${(details.differs as string[]).join(",")}` +
+          (details.ftrace_enabled_sites === undefined
+            ? ""
+            : ` ftrace=${details.ftrace_enabled_sites} ${details.ftrace_tracer}`),
+      );
       return Promise.resolve({
         decisionId: "d",
         allow: state.actions.length === 0,
@@ -389,4 +412,20 @@ Deno.test("measureNow() measures at once even when the budget is spent", async (
   assert.deepEqual(fleet.measured.map((m) => m.uuid), ["u-1", "u-2"]);
   assert.equal(monitor.stats.delayed, 0, "a forced measurement is not a delayed one");
   await monitor.stop();
+});
+
+Deno.test("the text's patch-site facts reach the decision, and a new fact is decided again with the same digests", async () => {
+  const { ports, calls, state } = fakePorts();
+  const monitor = new MeasurementMonitor(ports, { now: () => 0 });
+  state.ftrace = 0;
+  await monitor.measureNow(TARGET.uuid);
+  state.ftrace = 2;
+  await monitor.measureNow(TARGET.uuid);
+  await monitor.measureNow(TARGET.uuid);
+  await monitor.stop();
+  assert.deepEqual(calls.filter((c) => c.startsWith("decide")), [
+    "decide ok differs= ftrace=0 ftrace_stub",
+    "decide ok differs= ftrace=2 function_trace_call",
+  ]);
+  assert.equal(calls.filter((c) => c.startsWith("extend")).length, 1);
 });

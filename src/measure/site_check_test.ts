@@ -196,6 +196,23 @@ Deno.test("SiteChecker names each site holding what its kind cannot, and re-chec
     va === 0xffffffffc0001000n ? caller.slice(0, len) : undefined;
   assert.deepEqual(c.check(t, copy).violations, []);
   assert.equal(c.check(t, none).violations[0]?.kind, "ftrace");
+  // A static call may go to a function's entry or into a module, not into a function's middle.
+  t.set(NOP5, off(SITES.ftrace));
+  t.set([0xe8, ...rel(SITES.call + 5n, 0xffffffffc0200000n)], off(SITES.call));
+  assert.deepEqual(c.check(t, none), {
+    violations: [],
+    state: {
+      jumpLabelsOn: 0,
+      ftraceEnabledSites: 0,
+      ftraceTracer: null,
+      staticCallsRetargeted: 1,
+      staticCallsIntoModules: 1,
+    },
+  });
+  t.set([0xe8, ...rel(SITES.call + 5n, fn(2) + 3n)], off(SITES.call));
+  assert.deepEqual(c.check(t, none).violations.map((v) => v.message), [
+    "static call site f3+0x8 holds e8 f6 ef ff ff (call f2+0x3); the image has e8 f3 47 00 00",
+  ]);
 });
 
 Deno.test("maskSites() zeroes exactly the sites' bytes", () => {
