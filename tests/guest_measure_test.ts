@@ -78,6 +78,24 @@ Deno.test("real guests: stable digests across measurements and boots, KASLR norm
       assert.match(learn.stdout, /learned \d+ regions for profile [0-9a-f]{32}/);
       assert.equal([...Deno.readDirSync(refs)].length, 1);
     });
+
+    await t.step("vasp refs image gives those digests from the kernel package alone", async () => {
+      const run = await vasp([
+        "refs",
+        "image",
+        ...["--vmlinuz", a.assets.vmlinuz, "--symbols", a.assets.systemMap, "--json"],
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const json = JSON.parse(run.stdout);
+      const { idt_table: _, ...booted } = first;
+      assert.deepEqual(
+        Object.fromEntries(
+          json.regions.map((r: { name: string; digest: string }) => [r.name, r.digest]),
+        ),
+        booted,
+      );
+      assert.ok(json.sites.jump_label > 1000 && json.sites.ftrace > 10_000, run.stdout);
+    });
     await a.close();
 
     await using b = await bootGuest();
