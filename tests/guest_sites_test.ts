@@ -7,6 +7,11 @@
  * Then real tampering, with the guest paused so that it never runs the forged bytes: a
  * 5-byte inline hook at a syscall handler's entry, a jump label aimed away from its target,
  * a syscall-table entry, an IDT gate. Each is caught by the next measurement and named.
+ *
+ * Through the legitimate part the real server's monitor measures the VM every 300 ms under
+ * the default policies, with references learned from this guest: it allows every
+ * measurement and quarantines nothing, and the VM, labelled as not to be traced, gets the
+ * kernel-tracing policy's alert while ftrace is on.
  */
 import assert from "node:assert/strict";
 import { GuestMemory } from "../ffi/mod.ts";
@@ -19,6 +24,12 @@ import {
 } from "../src/measure/mod.ts";
 import { bootDebianGuest } from "./fixtures/debian_guest.ts";
 import { loadGuestKernel } from "./fixtures/guest.ts";
+import { poll } from "./fixtures/_processes.ts";
+import { tempStateDir } from "./fixtures/state_dir.ts";
+import { startVaspServer } from "./fixtures/vasp_server.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const VM = "5a1c3e7f-2b4d-4e6f-8a0b-1c2d3e4f5a6b";
 
 /** Violations by code and message, and the regions that do not match the kernel image. */
 function summary(m: KernelMeasurement) {
@@ -45,14 +56,65 @@ Deno.test({
     const measurer = KernelMeasurer.create(memory, kernel.symbols, { image: kernel.image });
     const slide = measurer.layout.virtOffset;
     const sites = loadPatchSites(kernel.image, kernel.symbols);
+    // Turning the function tracer on patches 35,000 sites under TCG: slow on a busy machine.
     const run = async (script: string) => {
-      const r = await guest.exec(script);
+      const r = await guest.exec(script, { timeoutMs: 600_000 });
       assert.equal(r.code, 0, `"${script}" failed: ${r.output}`);
       return r.output;
     };
     const measure = () => measurer.measure();
     // systemd mounts tracefs; mount it where it did not.
     await run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing");
+
+    await using dir = await tempStateDir();
+    const learn = await new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "-A", "src/cli/main.ts", "refs", "learn", "--state-dir", dir.path],
+        ...["--memory", guest.ramPath, "--symbols", kernel.assets.systemMap],
+        ...["--vmlinuz", kernel.assets.vmlinuz, "--qmp", guest.qmpPath],
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(learn.code, 0, new TextDecoder().decode(learn.stderr));
+    const server = await startVaspServer(dir.path, { monitor: { pollMs: 100 } });
+    const registered = await server.call("POST", "/v1/vms", {
+      body: {
+        uuid: VM,
+        name: "debian-1",
+        config_digest: `sha256:${"cd".repeat(32)}`,
+        labels: { "vasp.io/kernel-tracing": "deny" },
+        introspection: {
+          memory: guest.ramPath,
+          symbols: kernel.assets.systemMap,
+          vmlinuz: kernel.assets.vmlinuz,
+          qmp: guest.qmpPath,
+          interval_ms: 300,
+        },
+      },
+    });
+    assert.equal(registered.status, 201, JSON.stringify(registered.json));
+    const hook = { vm: { uuid: VM, name: "debian-1" }, source: "libvirt-hook", details: {} };
+    const prepare = await server.call("POST", "/v1/decide", {
+      body: { ...hook, operation: "start", phase: "prepare" },
+    });
+    assert.equal(prepare.json.allow, true, JSON.stringify(prepare.json));
+    const started = await server.call("POST", "/v1/events", {
+      body: { ...hook, operation: "start", phase: "started", outcome: "completed" },
+    });
+    assert.equal(started.json.state, "running", JSON.stringify(started.json));
+    /** The monitor's measurement decisions in the audit log. */
+    const decisions = async () =>
+      ((await server.call("GET", `/v1/audit?vm=${VM}`)).json.records as {
+        operation: string;
+        result: string;
+        reasons: { policy: string; message: string }[];
+      }[]).filter((r) => r.operation === "measurement");
+    await poll(
+      "the monitor's first decision",
+      async () => (await decisions()).length > 0 || undefined,
+    );
 
     let booted!: KernelMeasurement;
     await t.step("booted to multi-user, it measures as the kernel package says", async () => {
@@ -118,6 +180,18 @@ Deno.test({
         assert.deepEqual(summary(traced), CLEAN);
         assert.ok(traced.sites!.state.ftraceEnabledSites > sites.counts.ftrace / 2);
         assert.notEqual(traced.sites!.state.ftraceTracer, "ftrace_stub");
+        // The monitor sees it too: an alert for this VM, not a violation.
+        await poll(
+          "the kernel-tracing alert",
+          async () =>
+            (await decisions()).some((d) =>
+              d.result === "allow" &&
+              d.reasons.some((r) =>
+                r.policy === "kernel-tracing" &&
+                /^debian-1 is traced: ftrace is on at \d+ function entries/.test(r.message)
+              )
+            ) || undefined,
+        );
         await run("echo nop > /sys/kernel/tracing/current_tracer");
         const off = await measure();
         assert.deepEqual(summary(off), CLEAN);
@@ -125,6 +199,24 @@ Deno.test({
         assert.equal(text(off).digest, text(booted).digest);
       },
     );
+
+    await t.step(
+      "through all of it the monitor allowed every measurement and quarantined nothing",
+      async () => {
+        const all = await decisions();
+        assert.ok(all.length >= 3, `${all.length} decisions`);
+        assert.deepEqual(all.filter((d) => d.result !== "allow"), []);
+        assert.deepEqual(
+          all.flatMap((d) => d.reasons.map((r) => r.policy)).filter((p) => p !== "kernel-tracing"),
+          [],
+        );
+        assert.equal((await server.call("GET", `/v1/vms/${VM}`)).json.state, "running");
+        await using status = await QmpClient.connect(guest.qmpPath);
+        assert.equal((await status.execute<{ status: string }>("query-status")).status, "running");
+      },
+    );
+    // The monitor would quarantine the tampered VM; what is tested below is the naming.
+    await server[Symbol.asyncDispose]();
 
     // Tampering: the guest is paused while the forged bytes are in its RAM.
     await using qmp = await QmpClient.connect(guest.qmpPath);

@@ -75,7 +75,7 @@ const FACT_JUMP_ON = 1;
 const FACT_FTRACE_ON = 2;
 const FACT_STATIC_CALL = 3;
 const FACT_MODULE_CALL = 4;
-/** An ftrace site calling a trampoline out of the text: checked again every time. */
+/** An ftrace site calling a trampoline out of the text. */
 const FACT_EXTERNAL = 5;
 
 /** x86-64's module mapping space (`MODULES_VADDR`..`MODULES_END`), the same under KASLR. */
@@ -143,6 +143,9 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
   };
 }
 
+/** First bytes of what runtime patching writes: NOPs, CALL, JMP, RET, CS prefix. */
+const FIRST_BYTES = [0x0f, 0x66, 0xe8, 0xe9, 0xeb, 0xc3, 0x2e];
+
 /** Bytes of `ftrace_caller` a dynamically allocated ftrace trampoline starts with. */
 const TRAMPOLINE_PROBE = 16;
 
@@ -197,6 +200,8 @@ export class SiteChecker {
   readonly #clusters: Clusters;
   /** Whether every cluster has been checked once. */
   #checked = false;
+  /** Trampolines out of the text ftrace sites called at the last check, and their verdict. */
+  readonly #trampolines = new Map<bigint, boolean>();
 
   /**
    * @param sites the kernel's sites, from its image
@@ -274,9 +279,9 @@ export class SiteChecker {
 
   /**
    * Checks every site in a raw copy of the text. Sites whose bytes are what they held at the
-   * last check keep its verdict (a changed MAC usually means a few flipped sites); sites
-   * that called out of the text are checked again each time, since what they call may have
-   * changed.
+   * last check keep its verdict (a changed MAC usually means a few flipped sites). The
+   * trampolines out of the text that ftrace sites called at the last check are read again
+   * first: when one no longer looks like ftrace's, every site is checked again.
    *
    * @param text the guest's bytes of `[_stext, _etext)`, KASLR slide applied (not changed)
    * @param read reads guest memory, for CALLs out of the text (ftrace trampolines)
@@ -284,9 +289,14 @@ export class SiteChecker {
    */
   check(text: Uint8Array, read: GuestReader): SiteReport {
     const c = this.#clusters;
+    const known = [...this.#trampolines];
+    this.#trampolines.clear();
+    if (known.some(([target, ok]) => this.#isTrampoline(text, target, read) !== ok)) {
+      this.#checked = false;
+    }
     for (let k = 0; k < c.count; k++) {
       const at = c.spanAt[k]!, len = c.spanLen[k]!, seen = c.seenAt[k]!;
-      let same = this.#checked && c.fact[k] !== FACT_EXTERNAL;
+      let same = this.#checked;
       for (let i = 0; same && i < len; i++) same = text[at + i] === c.seen[seen + i];
       if (same) continue;
       c.seen.set(text.subarray(at, at + len), seen);
@@ -318,7 +328,7 @@ export class SiteChecker {
     const failed: PatchSite[] = [];
     let fact = 0;
     const accepts = (s: PatchSite, holes?: Holes) => {
-      const got = this.#accepts(s, text, read, holes);
+      const got = this.#accepts(s, text, read, holes) || this.#inFlux(s, text, read, holes);
       if (got > 0) fact ||= got - 1;
       return got > 0;
     };
@@ -343,6 +353,30 @@ export class SiteChecker {
     } else {
       c.failing.add(k);
       c.violations.set(k, failed.map((s) => this.#violation(s, text)));
+    }
+  }
+
+  /**
+   * A site the kernel is rewriting while it was copied. `text_poke_bp` writes an INT3 over
+   * the first byte, then the new tail, then the new first byte, so that a CPU running into
+   * the site traps into the kernel's handler, which runs the new instruction. A site holding
+   * INT3 and a tail of something it may hold is in that window; the INT3 gives whoever wrote
+   * it no control (a site the kernel is not patching traps into an oops).
+   *
+   * @returns what {@linkcode #accepts} gives with the first byte the tail belongs to, or 0
+   */
+  #inFlux(s: PatchSite, text: Uint8Array, read: GuestReader, holes?: Holes): number {
+    const at = s.offset;
+    if (text[at] !== INT3 || s.len < 2) return 0;
+    try {
+      for (const first of new Set([s.original[0]!, ...FIRST_BYTES])) {
+        text[at] = first;
+        const got = this.#accepts(s, text, read, holes);
+        if (got > 0) return got;
+      }
+      return 0;
+    } finally {
+      text[at] = INT3;
     }
   }
 
@@ -454,15 +488,22 @@ export class SiteChecker {
     return isNops(b, i, end);
   }
 
-  /** Whether a CALL target outside the text is a copy of the kernel's ftrace trampolines. */
+  /**
+   * Whether a CALL target outside the text is a copy of the kernel's ftrace trampolines;
+   * read once per check and target (35,000 sites may call one trampoline).
+   */
   #isTrampoline(text: Uint8Array, target: bigint, read: GuestReader): boolean {
     if (target >= this.#sites.start && target < this.#sites.end) return false;
-    const got = read(target + this.#slide, TRAMPOLINE_PROBE);
-    if (!got) return false;
-    return this.#ftraceCaller.some((c) => {
-      const at = Number(c - this.#sites.start);
-      return equalsAt(got, 0, text.subarray(at, at + TRAMPOLINE_PROBE));
-    });
+    let ok = this.#trampolines.get(target);
+    if (ok === undefined) {
+      const got = read(target + this.#slide, TRAMPOLINE_PROBE);
+      ok = got !== undefined && this.#ftraceCaller.some((c) => {
+        const at = Number(c - this.#sites.start);
+        return equalsAt(got, 0, text.subarray(at, at + TRAMPOLINE_PROBE));
+      });
+      this.#trampolines.set(target, ok);
+    }
+    return ok;
   }
 
   #violation(s: PatchSite, text: Uint8Array): SiteViolation {

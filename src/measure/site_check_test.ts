@@ -209,6 +209,14 @@ Deno.test("SiteChecker names each site holding what its kind cannot, and re-chec
       staticCallsIntoModules: 1,
     },
   });
+  // Caught while the kernel rewrites a site (text_poke_bp): INT3, then the new tail.
+  t.set([0xcc, ...rel(SITES.jump + 5n, SITES.jumpTarget)], off(SITES.jump));
+  t[off(SITES.ftrace)] = 0xcc;
+  assert.deepEqual(c.check(t, none).violations, []);
+  t.set([0xcc, ...rel(SITES.jump + 5n, SITES.jumpTarget + 1n)], off(SITES.jump));
+  assert.deepEqual(c.check(t, none).violations.map((v) => v.kind), ["jump_label"]);
+  t.set(NOP5, off(SITES.jump));
+  t.set(NOP5, off(SITES.ftrace));
   t.set([0xe8, ...rel(SITES.call + 5n, fn(2) + 3n)], off(SITES.call));
   assert.deepEqual(c.check(t, none).violations.map((v) => v.message), [
     "static call site f3+0x8 holds e8 f6 ef ff ff (call f2+0x3); the image has e8 f3 47 00 00",
