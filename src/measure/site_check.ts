@@ -78,6 +78,9 @@ const FACT_MODULE_CALL = 4;
 /** An ftrace site calling a trampoline out of the text. */
 const FACT_EXTERNAL = 5;
 
+/** What {@linkcode SiteChecker} `#accepts` returns: 0 for no, else 1 + the fact. */
+const yes = (ok: boolean, fact = FACT_NONE) => ok ? 1 + fact : 0;
+
 /** x86-64's module mapping space (`MODULES_VADDR`..`MODULES_END`), the same under KASLR. */
 const MODULES_START = 0xffffffffc0000000n;
 const MODULES_END = 0xffffffffff000000n;
@@ -99,7 +102,8 @@ interface Clusters {
   readonly seenAt: Int32Array;
   readonly seen: Uint8Array;
   readonly fact: Uint8Array;
-  readonly failing: Set<number>;
+  /** 1 for a cluster with violations (kept in `violations`). */
+  readonly failing: Uint8Array;
   readonly violations: Map<number, SiteViolation[]>;
   /** Offset of `ftrace_call`, whose target names the tracer. */
   readonly tracerAt: number | undefined;
@@ -136,7 +140,7 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
     seenAt,
     seen: new Uint8Array(total),
     fact: new Uint8Array(first.length),
-    failing: new Set(),
+    failing: new Uint8Array(first.length),
     violations: new Map(),
     tracerAt,
     tracer: null,
@@ -193,8 +197,10 @@ export class SiteChecker {
   readonly #slide: bigint;
   /** Per alternative or paravirt site: its original and replacements with the slide applied. */
   readonly #slid = new Map<PatchSite, Uint8Array<ArrayBuffer>[]>();
-  readonly #returnThunks: Set<bigint>;
-  readonly #ftraceEntries: Set<bigint>;
+  /** Offsets from `_stext` (numbers: the checks run 100,000 times) of function entries. */
+  readonly #functions: Set<number>;
+  readonly #returnThunks: Set<number>;
+  readonly #ftraceEntries: Set<number>;
   readonly #ftraceCaller: bigint[];
   readonly #retpolineThunks: bigint | undefined;
   readonly #clusters: Clusters;
@@ -230,22 +236,22 @@ export class SiteChecker {
       this.#slid.set(s, list);
     }
     const sym = (n: string) => options.symbols.get(n);
-    this.#returnThunks = new Set(
-      [
-        "__x86_return_thunk",
-        "srso_return_thunk",
-        "srso_alias_return_thunk",
-        "retbleed_return_thunk",
-        "its_return_thunk",
-      ]
-        .map(sym).filter((v) => v !== undefined),
+    const offsets = (names: string[]) =>
+      new Set(names.map(sym).filter((v) => v !== undefined).map((v) => Number(v - sites.start)));
+    this.#functions = new Set(
+      options.symbols.codeSymbolsIn(sites.start, sites.end).map((v) => Number(v - sites.start)),
     );
+    this.#returnThunks = offsets([
+      "__x86_return_thunk",
+      "srso_return_thunk",
+      "srso_alias_return_thunk",
+      "retbleed_return_thunk",
+      "its_return_thunk",
+    ]);
     this.#ftraceCaller = ["ftrace_caller", "ftrace_regs_caller"].map(sym).filter((v) =>
       v !== undefined
     );
-    this.#ftraceEntries = new Set(
-      [...this.#ftraceCaller, sym("__fentry__")].filter((v) => v !== undefined),
-    );
+    this.#ftraceEntries = offsets(["ftrace_caller", "ftrace_regs_caller", "__fentry__"]);
     this.#retpolineThunks = sym("__x86_indirect_thunk_array");
     const tracer = sym("ftrace_call");
     this.#clusters = cluster(
@@ -299,12 +305,12 @@ export class SiteChecker {
       let same = this.#checked;
       for (let i = 0; same && i < len; i++) same = text[at + i] === c.seen[seen + i];
       if (same) continue;
-      c.seen.set(text.subarray(at, at + len), seen);
+      for (let i = 0; i < len; i++) c.seen[seen + i] = text[at + i]!;
       this.#evaluate(k, text, read);
     }
     this.#checked = true;
     const violations: SiteViolation[] = [];
-    for (const k of c.failing) violations.push(...c.violations.get(k)!);
+    for (const found of c.violations.values()) violations.push(...found);
     const facts = new Array<number>(FACT_EXTERNAL + 1).fill(0);
     for (let k = 0; k < c.count; k++) facts[c.fact[k]!]!++;
     return {
@@ -322,6 +328,15 @@ export class SiteChecker {
   /** Checks one cluster of sites and keeps its verdict and fact. */
   #evaluate(k: number, text: Uint8Array, read: GuestReader): void {
     const c = this.#clusters;
+    if (c.first[k + 1]! - c.first[k]! === 1) {
+      // Most clusters are one site: no allocation on this path.
+      const s = this.#sites.sites[c.first[k]!]!;
+      const got = this.#accepts(s, text, read) || this.#inFlux(s, text, read);
+      c.fact[k] = got > 0 ? got - 1 : FACT_NONE;
+      if (got > 0 && c.failing[k] === 0) return;
+      this.#verdict(k, got > 0 ? [] : [this.#violation(s, text)]);
+      return;
+    }
     const cluster = this.#sites.sites.slice(c.first[k]!, c.first[k + 1]!);
     const first = cluster[0]!;
     const end = c.spanAt[k]! + c.spanLen[k]!;
@@ -347,12 +362,18 @@ export class SiteChecker {
       }
     }
     c.fact[k] = fact;
-    if (failed.length === 0) {
-      c.failing.delete(k);
+    this.#verdict(k, failed.map((s) => this.#violation(s, text)));
+  }
+
+  /** Keeps a cluster's violations, none when it passed. */
+  #verdict(k: number, violations: SiteViolation[]): void {
+    const c = this.#clusters;
+    if (violations.length === 0) {
+      c.failing[k] = 0;
       c.violations.delete(k);
     } else {
-      c.failing.add(k);
-      c.violations.set(k, failed.map((s) => this.#violation(s, text)));
+      c.failing[k] = 1;
+      c.violations.set(k, violations);
     }
   }
 
@@ -380,13 +401,14 @@ export class SiteChecker {
     }
   }
 
-  /** Link-time address of a rel32 branch's target at `at` in the text. */
-  #target(text: Uint8Array, at: number, len: number): bigint {
-    return BigInt.asUintN(64, this.#sites.start + BigInt(at + len + rel32(text, at + len - 4)));
+  /** Offset from `_stext` of a rel32 branch's target at `at` (outside the text: any number). */
+  #target(text: Uint8Array, at: number, len: number): number {
+    return at + len + rel32(text, at + len - 4);
   }
 
-  #isFunction(va: bigint): boolean {
-    return va >= this.#sites.start && va < this.#sites.end && this.#symbols.isCodeSymbol(va);
+  /** The link-time address at an offset from `_stext`. */
+  #va(offset: number): bigint {
+    return BigInt.asUintN(64, this.#sites.start + BigInt(offset));
   }
 
   /**
@@ -396,29 +418,27 @@ export class SiteChecker {
   #accepts(s: PatchSite, text: Uint8Array, read: GuestReader, holes?: Holes): number {
     const at = s.offset;
     const b = text;
-    const yes = (ok: boolean, fact = FACT_NONE) => ok ? 1 + fact : 0;
     switch (s.kind) {
       case "jump_label": {
         if (equalsAt(b, at, NOPS[s.len]!)) return yes(true);
         const opcode = s.len === 2 ? 0xeb : 0xe9;
-        const target = s.len === 2
-          ? this.#sites.start + BigInt(at + 2 + ((b[at + 1]! << 24) >> 24))
-          : this.#target(b, at, 5);
-        return yes(b[at] === opcode && target === s.target, FACT_JUMP_ON);
+        if (b[at] !== opcode) return 0;
+        const target = s.len === 2 ? at + 2 + ((b[at + 1]! << 24) >> 24) : this.#target(b, at, 5);
+        return yes(this.#va(target) === s.target, FACT_JUMP_ON);
       }
       case "ftrace": {
         if (equalsAt(b, at, NOP5)) return yes(true);
         if (b[at] !== 0xe8) return 0;
         const target = this.#target(b, at, 5);
         if (this.#ftraceEntries.has(target)) return yes(true, FACT_FTRACE_ON);
-        return yes(this.#isTrampoline(b, target, read), FACT_EXTERNAL);
+        return yes(this.#isTrampoline(b, this.#va(target), read), FACT_EXTERNAL);
       }
       case "ftrace_call": {
         if (b[at] !== 0xe8) return 0;
         const target = this.#target(b, at, 5);
-        if (!this.#isFunction(target)) return 0;
+        if (!this.#functions.has(target)) return 0;
         if (s.offset === this.#clusters.tracerAt) {
-          this.#clusters.tracer = this.#symbols.locate(target).replace(/\+0x0$/, "");
+          this.#clusters.tracer = this.#symbols.locate(this.#va(target)).replace(/\+0x0$/, "");
         }
         return yes(true);
       }
@@ -428,10 +448,10 @@ export class SiteChecker {
         const tail = s.kind === "static_call_tramp" || s.tail === true;
         if (b[at] === (tail ? 0xe9 : 0xe8)) {
           const target = this.#target(b, at, 5);
-          if (this.#isFunction(target)) return yes(true, FACT_STATIC_CALL);
+          if (this.#functions.has(target)) return yes(true, FACT_STATIC_CALL);
           // A module may point a core static call at its own function (KVM's perf guest
           // callbacks do): a fact, since module code is not measured here.
-          return yes(inModules(target + this.#slide), FACT_MODULE_CALL);
+          return yes(inModules(this.#va(target) + this.#slide), FACT_MODULE_CALL);
         }
         const ok = (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
           (s.kind === "static_call" &&
@@ -443,7 +463,7 @@ export class SiteChecker {
       case "paravirt":
         return yes(
           matchesWithNops(b, at, this.#slid.get(s)![0]!, holes) || isNops(b, at, at + s.len) ||
-            (b[at] === 0xe8 && s.len >= 5 && this.#isFunction(this.#target(b, at, 5)) &&
+            (b[at] === 0xe8 && s.len >= 5 && this.#functions.has(this.#target(b, at, 5)) &&
               isNops(b, at + 5, at + s.len)),
         );
       case "retpoline":
