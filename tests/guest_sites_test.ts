@@ -23,12 +23,11 @@ import {
   loadPatchSites,
 } from "../src/measure/mod.ts";
 import { bootDebianGuest } from "./fixtures/debian_guest.ts";
-import { loadGuestKernel } from "./fixtures/guest.ts";
+import { learnReferences, loadGuestKernel } from "./fixtures/guest.ts";
 import { poll } from "./fixtures/_processes.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 import { startVaspServer } from "./fixtures/vasp_server.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const VM = "5a1c3e7f-2b4d-4e6f-8a0b-1c2d3e4f5a6b";
 
 /** Violations by code and message, and the regions that do not match the kernel image. */
@@ -67,17 +66,7 @@ Deno.test({
     await run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing");
 
     await using dir = await tempStateDir();
-    const learn = await new Deno.Command(Deno.execPath(), {
-      args: [
-        ...["run", "-A", "src/cli/main.ts", "refs", "learn", "--state-dir", dir.path],
-        ...["--memory", guest.ramPath, "--symbols", kernel.assets.systemMap],
-        ...["--vmlinuz", kernel.assets.vmlinuz, "--qmp", guest.qmpPath],
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(learn.code, 0, new TextDecoder().decode(learn.stderr));
+    await learnReferences(dir.path, guest);
     const server = await startVaspServer(dir.path, { monitor: { pollMs: 100 } });
     const registered = await server.call("POST", "/v1/vms", {
       body: {

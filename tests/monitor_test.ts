@@ -9,11 +9,10 @@ import assert from "node:assert/strict";
 import { GuestMemory } from "../ffi/mod.ts";
 import { QmpClient } from "../src/hypervisor/qmp_client.ts";
 import { KernelMeasurer } from "../src/measure/mod.ts";
-import { bootGuest, loadGuestKernel } from "./fixtures/guest.ts";
+import { bootGuest, learnReferences, loadGuestKernel } from "./fixtures/guest.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 import { type Answer, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const VM = "3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f";
 const INTERVAL_MS = 300;
 
@@ -53,17 +52,7 @@ Deno.test("the monitor finds a running guest clean, and quarantines and pauses i
   await using guest = await bootGuest({ kaslr: true });
 
   await t.step("references are learned explicitly into the state directory", async () => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        ...["run", "-A", "src/cli/main.ts", "refs", "learn", "--state-dir", dir.path],
-        ...["--memory", guest.ramPath, "--symbols", kernel.assets.systemMap],
-        ...["--vmlinuz", kernel.assets.vmlinuz, "--qmp", guest.qmpPath],
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    await learnReferences(dir.path, guest);
   });
 
   await using s = await startVaspServer(dir.path, { monitor: { pollMs: 100 } });
