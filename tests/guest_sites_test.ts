@@ -24,9 +24,8 @@ import {
 } from "../src/measure/mod.ts";
 import { bootDebianGuest } from "./fixtures/debian_guest.ts";
 import { learnReferences, loadGuestKernel } from "./fixtures/guest.ts";
-import { poll } from "./fixtures/_processes.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
-import { startVaspServer } from "./fixtures/vasp_server.ts";
+import { poll, startVaspServer } from "./fixtures/vasp_server.ts";
 
 const VM = "5a1c3e7f-2b4d-4e6f-8a0b-1c2d3e4f5a6b";
 

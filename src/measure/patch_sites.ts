@@ -201,12 +201,15 @@ export function loadPatchSites(image: KernelImage, symbols: KernelSymbols): Patc
       byKey.set(key, { ...known, replacements: [...known.replacements, ...extra.replacements] });
       return;
     }
+    // Every site has every field, in one order: one object shape for the 100,000 checks.
     byKey.set(key, {
       kind,
       offset: Number(va - start),
       len,
       original: original(va, len),
-      ...extra,
+      target: extra.target,
+      tail: extra.tail,
+      replacements: extra.replacements,
     });
   };
   const rel = (t: { va: bigint; view: DataView }, at: number) =>
