@@ -62,8 +62,15 @@ async function decompress(bz: BzImage, source: string): Promise<Uint8Array> {
   return out.stdout;
 }
 
+/** Loaded images by path, with the file identity they were loaded from. */
+const loaded = new Map<string, { stamp: string; image: Promise<KernelImage> }>();
+
 /**
  * Reads a vmlinuz, decompresses its payload, and parses vmlinux.bin and the relocations.
+ * One process loads a file once while it is unchanged (same device, inode, size, mtime and
+ * ctime): the monitor opens every VM running a kernel with the same image, which also
+ * shares what is derived from it (its patch sites, its expected digests). A load that
+ * failed is not kept.
  *
  * @param path the vmlinuz file
  * @returns the kernel image
@@ -72,6 +79,19 @@ async function decompress(bz: BzImage, source: string): Promise<Uint8Array> {
  *   decompressor is not installed; `relocations_invalid`
  */
 export async function loadKernelImage(path: string): Promise<KernelImage> {
+  const st = await Deno.stat(path);
+  const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
+  const known = loaded.get(path);
+  if (known?.stamp === stamp) return await known.image;
+  const image = readKernelImage(path);
+  loaded.set(path, { stamp, image });
+  image.catch(() => {
+    if (loaded.get(path)?.image === image) loaded.delete(path);
+  });
+  return await image;
+}
+
+async function readKernelImage(path: string): Promise<KernelImage> {
   const file = await Deno.readFile(path);
   const bz = parseBzImage(file, path);
   if (!bz.relocatable) {
