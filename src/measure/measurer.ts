@@ -337,7 +337,9 @@ export class KernelMeasurer {
       message: v.message,
     }));
     if (normalise) findings.push(...this.#changes(r, alg, digest, bytes));
-    const hashed = { tag, digest, findings, state: report?.state };
+    // Sites caught mid-rewrite are checked again at the next measurement, changed or not.
+    const settled = (report?.state.sitesInFlux ?? 0) === 0;
+    const hashed = { tag: settled ? tag : "", digest, findings, state: report?.state };
     this.#hashed.set(`${alg}:${r.name}`, hashed);
     return hashed;
   }

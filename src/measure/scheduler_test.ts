@@ -60,6 +60,7 @@ function fakePorts() {
             ftraceTracer: state.ftrace ? "function_trace_call" : "ftrace_stub",
             staticCallsRetargeted: 0,
             staticCallsIntoModules: 0,
+            sitesInFlux: 0,
           },
         },
       };

@@ -42,6 +42,8 @@ export interface SiteState {
   readonly staticCallsRetargeted: number;
   /** Of those, the ones calling into the module space (a module's function). */
   readonly staticCallsIntoModules: number;
+  /** Sites caught while the kernel rewrites them (an INT3 over their first byte). */
+  readonly sitesInFlux: number;
 }
 
 /** The outcome of checking every site. */
@@ -77,6 +79,13 @@ const FACT_STATIC_CALL = 3;
 const FACT_MODULE_CALL = 4;
 /** An ftrace site calling a trampoline out of the text. */
 const FACT_EXTERNAL = 5;
+/** A site the kernel is rewriting: see {@linkcode SiteChecker} `#inFlux`. */
+const FACT_IN_FLUX = 6;
+/**
+ * How long a site may hold the kernel's INT3: a rewrite takes one `text_poke_bp` batch
+ * (milliseconds, seconds under TCG on a loaded host); an INT3 left longer is not one.
+ */
+const FLUX_LIMIT_MS = 10_000;
 
 /** What {@linkcode SiteChecker} `#accepts` returns: 0 for no, else 1 + the fact. */
 const yes = (ok: boolean, fact = FACT_NONE) => ok ? 1 + fact : 0;
@@ -102,6 +111,8 @@ interface Clusters {
   readonly seenAt: Int32Array;
   readonly seen: Uint8Array;
   readonly fact: Uint8Array;
+  /** When each cluster was first seen in flux, 0 when it is not. */
+  readonly fluxSince: Float64Array;
   /** 1 for a cluster with violations (kept in `violations`). */
   readonly failing: Uint8Array;
   readonly violations: Map<number, SiteViolation[]>;
@@ -140,15 +151,13 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
     seenAt,
     seen: new Uint8Array(total),
     fact: new Uint8Array(first.length),
+    fluxSince: new Float64Array(first.length),
     failing: new Uint8Array(first.length),
     violations: new Map(),
     tracerAt,
     tracer: null,
   };
 }
-
-/** First bytes of what runtime patching writes: NOPs, CALL, JMP, RET, CS prefix. */
-const FIRST_BYTES = [0x0f, 0x66, 0xe8, 0xe9, 0xeb, 0xc3, 0x2e];
 
 /** Bytes of `ftrace_caller` a dynamically allocated ftrace trampoline starts with. */
 const TRAMPOLINE_PROBE = 16;
@@ -289,11 +298,15 @@ export class SiteChecker {
    * trampolines out of the text that ftrace sites called at the last check are read again
    * first: when one no longer looks like ftrace's, every site is checked again.
    *
+   * Sites in flux are checked again every time, until they settle or hold their INT3 too
+   * long.
+   *
    * @param text the guest's bytes of `[_stext, _etext)`, KASLR slide applied (not changed)
    * @param read reads guest memory, for CALLs out of the text (ftrace trampolines)
+   * @param now the time in milliseconds (default `performance.now()`), for sites in flux
    * @returns the violations, by address, and the sites' state
    */
-  check(text: Uint8Array, read: GuestReader): SiteReport {
+  check(text: Uint8Array, read: GuestReader, now: number = performance.now()): SiteReport {
     const c = this.#clusters;
     const known = [...this.#trampolines];
     this.#trampolines.clear();
@@ -302,16 +315,16 @@ export class SiteChecker {
     }
     for (let k = 0; k < c.count; k++) {
       const at = c.spanAt[k]!, len = c.spanLen[k]!, seen = c.seenAt[k]!;
-      let same = this.#checked;
+      let same = this.#checked && c.fluxSince[k] === 0;
       for (let i = 0; same && i < len; i++) same = text[at + i] === c.seen[seen + i];
       if (same) continue;
       for (let i = 0; i < len; i++) c.seen[seen + i] = text[at + i]!;
-      this.#evaluate(k, text, read);
+      this.#evaluate(k, text, read, now);
     }
     this.#checked = true;
     const violations: SiteViolation[] = [];
     for (const found of c.violations.values()) violations.push(...found);
-    const facts = new Array<number>(FACT_EXTERNAL + 1).fill(0);
+    const facts = new Array<number>(FACT_IN_FLUX + 1).fill(0);
     for (let k = 0; k < c.count; k++) facts[c.fact[k]!]!++;
     return {
       violations: violations.sort((a, b) => (a.address < b.address ? -1 : 1)),
@@ -321,20 +334,22 @@ export class SiteChecker {
         ftraceTracer: c.tracer,
         staticCallsRetargeted: facts[FACT_STATIC_CALL]! + facts[FACT_MODULE_CALL]!,
         staticCallsIntoModules: facts[FACT_MODULE_CALL]!,
+        sitesInFlux: facts[FACT_IN_FLUX]!,
       },
     };
   }
 
   /** Checks one cluster of sites and keeps its verdict and fact. */
-  #evaluate(k: number, text: Uint8Array, read: GuestReader): void {
+  #evaluate(k: number, text: Uint8Array, read: GuestReader, now: number): void {
     const c = this.#clusters;
     if (c.first[k + 1]! - c.first[k]! === 1) {
       // Most clusters are one site: no allocation on this path.
       const s = this.#sites.sites[c.first[k]!]!;
-      const got = this.#accepts(s, text, read) || this.#inFlux(s, text, read);
+      const got = this.#accepts(s, text, read) || this.#inFlux(s, text);
       c.fact[k] = got > 0 ? got - 1 : FACT_NONE;
-      if (got > 0 && c.failing[k] === 0) return;
-      this.#verdict(k, got > 0 ? [] : [this.#violation(s, text)]);
+      const stuck = this.#stuck(k, s, now);
+      if (got > 0 && !stuck && c.failing[k] === 0) return;
+      this.#verdict(k, got > 0 && !stuck ? [] : [this.#violation(s, text, stuck)]);
       return;
     }
     const cluster = this.#sites.sites.slice(c.first[k]!, c.first[k + 1]!);
@@ -343,7 +358,7 @@ export class SiteChecker {
     const failed: PatchSite[] = [];
     let fact = 0;
     const accepts = (s: PatchSite, holes?: Holes) => {
-      const got = this.#accepts(s, text, read, holes) || this.#inFlux(s, text, read, holes);
+      const got = this.#accepts(s, text, read, holes) || this.#inFlux(s, text);
       if (got > 0) fact ||= got - 1;
       return got > 0;
     };
@@ -362,7 +377,20 @@ export class SiteChecker {
       }
     }
     c.fact[k] = fact;
-    this.#verdict(k, failed.map((s) => this.#violation(s, text)));
+    const stuck = this.#stuck(k, first, now);
+    if (stuck) failed.splice(0, failed.length, first);
+    this.#verdict(k, failed.map((s) => this.#violation(s, text, stuck)));
+  }
+
+  /** Tracks how long a cluster has been in flux; whether that is longer than a rewrite takes. */
+  #stuck(k: number, s: PatchSite, now: number): boolean {
+    const c = this.#clusters;
+    if (c.fact[k] !== FACT_IN_FLUX) {
+      c.fluxSince[k] = 0;
+      return false;
+    }
+    if (c.fluxSince[k] === 0) c.fluxSince[k] = now;
+    return s.len > 0 && now - c.fluxSince[k]! > FLUX_LIMIT_MS;
   }
 
   /** Keeps a cluster's violations, none when it passed. */
@@ -380,25 +408,16 @@ export class SiteChecker {
   /**
    * A site the kernel is rewriting while it was copied. `text_poke_bp` writes an INT3 over
    * the first byte, then the new tail, then the new first byte, so that a CPU running into
-   * the site traps into the kernel's handler, which runs the new instruction. A site holding
-   * INT3 and a tail of something it may hold is in that window; the INT3 gives whoever wrote
-   * it no control (a site the kernel is not patching traps into an oops).
+   * the site traps into the kernel's handler, which runs the new instruction: while the
+   * INT3 stands the tail is never run, and a copy may catch it half written (seen on the
+   * systemd guest: `cc 1f 44 34 39`, a NOP's tail becoming a CALL's). So a site holding INT3
+   * is in flux whatever its tail; {@linkcode #stuck} makes one that stays so a violation.
+   * An INT3 the kernel did not write traps into an oops: it gives its writer no control.
    *
-   * @returns what {@linkcode #accepts} gives with the first byte the tail belongs to, or 0
+   * @returns 1 + `FACT_IN_FLUX`, or 0
    */
-  #inFlux(s: PatchSite, text: Uint8Array, read: GuestReader, holes?: Holes): number {
-    const at = s.offset;
-    if (text[at] !== INT3 || s.len < 2) return 0;
-    try {
-      for (const first of new Set([s.original[0]!, ...FIRST_BYTES])) {
-        text[at] = first;
-        const got = this.#accepts(s, text, read, holes);
-        if (got > 0) return got;
-      }
-      return 0;
-    } finally {
-      text[at] = INT3;
-    }
+  #inFlux(s: PatchSite, text: Uint8Array): number {
+    return yes(s.len > 1 && text[s.offset] === INT3, FACT_IN_FLUX);
   }
 
   /** Offset from `_stext` of a rel32 branch's target at `at` (outside the text: any number). */
@@ -526,16 +545,17 @@ export class SiteChecker {
     return ok;
   }
 
-  #violation(s: PatchSite, text: Uint8Array): SiteViolation {
+  #violation(s: PatchSite, text: Uint8Array, stuck = false): SiteViolation {
     const va = this.#sites.start + BigInt(s.offset);
     const bytes = text.subarray(s.offset, s.offset + s.len);
     const at = this.#symbols.locate(va);
+    const held = stuck ? ` (an INT3 for over ${FLUX_LIMIT_MS / 1000} s: no kernel rewrite)` : "";
     return {
       kind: s.kind,
       at,
       address: va + this.#slide,
       message: `${s.kind.replaceAll("_", " ")} site ${at} holds ${describe(bytes, va, this)}` +
-        `; the image has ${bytesHex(s.original)}`,
+        `${held}; the image has ${bytesHex(s.original)}`,
     };
   }
 

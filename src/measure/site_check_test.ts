@@ -149,6 +149,7 @@ Deno.test("SiteChecker accepts the image's own bytes and what the kernel writes 
       ftraceTracer: null,
       staticCallsRetargeted: 0,
       staticCallsIntoModules: 0,
+      sitesInFlux: 0,
     },
   });
   const t = text();
@@ -168,6 +169,7 @@ Deno.test("SiteChecker accepts the image's own bytes and what the kernel writes 
       ftraceTracer: null,
       staticCallsRetargeted: 1,
       staticCallsIntoModules: 0,
+      sitesInFlux: 0,
     },
   });
 });
@@ -207,14 +209,23 @@ Deno.test("SiteChecker names each site holding what its kind cannot, and re-chec
       ftraceTracer: null,
       staticCallsRetargeted: 1,
       staticCallsIntoModules: 1,
+      sitesInFlux: 0,
     },
   });
-  // Caught while the kernel rewrites a site (text_poke_bp): INT3, then the new tail.
-  t.set([0xcc, ...rel(SITES.jump + 5n, SITES.jumpTarget)], off(SITES.jump));
+  // Caught while the kernel rewrites a site (text_poke_bp): INT3 over a half-written tail;
+  // checked again at each check, a violation once held longer than any rewrite.
+  t.set([0xcc, 0x1f, 0x44, 0x34, 0x39], off(SITES.jump));
   t[off(SITES.ftrace)] = 0xcc;
-  assert.deepEqual(c.check(t, none).violations, []);
-  t.set([0xcc, ...rel(SITES.jump + 5n, SITES.jumpTarget + 1n)], off(SITES.jump));
-  assert.deepEqual(c.check(t, none).violations.map((v) => v.kind), ["jump_label"]);
+  const flux = c.check(t, none, 1000);
+  assert.deepEqual(flux.violations, []);
+  assert.equal(flux.state.sitesInFlux, 2);
+  assert.deepEqual(c.check(t, none, 9000).violations, []);
+  const stuck = c.check(t, none, 11_001).violations;
+  assert.deepEqual(stuck.map((v) => v.kind), ["jump_label", "ftrace"]);
+  assert.match(
+    stuck[0]!.message,
+    /holds cc 1f 44 34 39 \(an INT3 for over 10 s: no kernel rewrite\)/,
+  );
   t.set(NOP5, off(SITES.jump));
   t.set(NOP5, off(SITES.ftrace));
   t.set([0xe8, ...rel(SITES.call + 5n, fn(2) + 3n)], off(SITES.call));
