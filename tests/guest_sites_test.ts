@@ -56,11 +56,29 @@ Deno.test({
     const sites = loadPatchSites(kernel.image, kernel.symbols);
     // Turning the function tracer on patches 35,000 sites under TCG: slow on a busy machine.
     const run = async (script: string) => {
-      const r = await guest.exec(script, { timeoutMs: 600_000 });
+      const r = await guest.exec(script, { timeoutMs: 300_000 });
       assert.equal(r.code, 0, `"${script}" failed: ${r.output}`);
       return r.output;
     };
     const measure = () => measurer.measure();
+    /** Runs a script while measuring back to back; the violations seen meanwhile. */
+    const measuredWhile = async (script: string) => {
+      let running = true;
+      const seen: string[] = [];
+      const racing = (async () => {
+        for (let n = 0; running || n === 0; n++) {
+          seen.push(...summary(await measure()).violations);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      try {
+        await run(script);
+      } finally {
+        running = false;
+        await racing;
+      }
+      return seen;
+    };
     // systemd mounts tracefs; mount it where it did not.
     await run("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing");
 
@@ -161,9 +179,14 @@ Deno.test({
     });
 
     await t.step(
-      "the function tracer on every function, then off: a fact, no violation",
+      "the function tracer on every function, then off: a fact, no violation, also mid-rewrite",
       async () => {
-        await run("echo function > /sys/kernel/tracing/current_tracer");
+        // Measured back to back while the kernel rewrites 35,000 sites: copies catch sites
+        // holding its INT3 over half-written tails, which are in flux, not violations.
+        assert.deepEqual(
+          await measuredWhile("echo function > /sys/kernel/tracing/current_tracer"),
+          [],
+        );
         const traced = await measure();
         assert.deepEqual(summary(traced), CLEAN);
         assert.ok(traced.sites!.state.ftraceEnabledSites > sites.counts.ftrace / 2);
@@ -180,7 +203,7 @@ Deno.test({
               )
             ) || undefined,
         );
-        await run("echo nop > /sys/kernel/tracing/current_tracer");
+        assert.deepEqual(await measuredWhile("echo nop > /sys/kernel/tracing/current_tracer"), []);
         const off = await measure();
         assert.deepEqual(summary(off), CLEAN);
         assert.equal(off.sites!.state.ftraceEnabledSites, 0);
