@@ -22,24 +22,16 @@ export {
   type SitesMeasurement,
   unslidMeasurement,
 } from "./measurement.ts";
-export {
-  expectedBytes,
-  expectedDigest,
-  imageSites,
-  locateChanges,
-  maskSites,
-} from "./image_reference.ts";
+export { expectedDigest, imageSites, maskSites } from "./image_reference.ts";
 export { KernelMeasurer, type KernelMeasurerOptions } from "./measurer.ts";
 export {
   loadPatchSites,
   type PatchSite,
   type PatchSites,
   type Replacement,
-  SITE_KINDS,
   type SiteKind,
 } from "./patch_sites.ts";
 export {
-  describe as describeCode,
   type GuestReader,
   SiteChecker,
   type SiteReport,

@@ -40,7 +40,7 @@ export type SiteKind =
   | "smp_lock";
 
 /** Every kind, in report order. */
-export const SITE_KINDS: readonly SiteKind[] = [
+const SITE_KINDS: readonly SiteKind[] = [
   "jump_label",
   "ftrace",
   "ftrace_call",
