@@ -282,7 +282,7 @@ export class SiteChecker {
   ): Uint8Array<ArrayBuffer> {
     const out = new Uint8Array(s.len).fill(0x90);
     out.set(bytes.subarray(0, s.len));
-    if (bytes.length === 5 && (bytes[0] === 0xe8 || bytes[0] === 0xe9)) {
+    if (bytes.length === 5 && s.len >= 5 && (bytes[0] === 0xe8 || bytes[0] === 0xe9)) {
       const target = replVa + 5n + BigInt(rel32(bytes, 1));
       const disp = Number(target - siteVa);
       if (bytes[0] === 0xe9 && disp - 2 >= -128 && disp - 2 <= 127 && disp >= 0) {
@@ -347,7 +347,7 @@ export class SiteChecker {
       const s = this.#sites.sites[c.first[k]!]!;
       const got = this.#accepts(s, text, read) || this.#inFlux(s, text);
       c.fact[k] = got > 0 ? got - 1 : FACT_NONE;
-      const stuck = this.#stuck(k, s, now);
+      const stuck = this.#stuck(k, now);
       if (got > 0 && !stuck && c.failing[k] === 0) return;
       this.#verdict(k, got > 0 && !stuck ? [] : [this.#violation(s, text, stuck)]);
       return;
@@ -362,35 +362,31 @@ export class SiteChecker {
       if (got > 0) fact ||= got - 1;
       return got > 0;
     };
-    if (cluster.length === 1) {
-      if (!accepts(first)) failed.push(first);
-    } else {
-      const spanning = cluster.filter((s) => s.offset === first.offset && s.offset + s.len === end);
-      if (!spanning.some((s) => accepts(s))) {
-        const nested = cluster.filter((s) => !spanning.includes(s));
-        const holes = nested.map((s) =>
-          [s.offset - first.offset, s.offset - first.offset + s.len] as const
-        );
-        const outer = spanning.some((s) => accepts(s, holes));
-        failed.push(...nested.filter((s) => !accepts(s)));
-        if (spanning.length > 0 && !outer) failed.splice(0, failed.length, spanning[0]!);
-      }
+    const spanning = cluster.filter((s) => s.offset === first.offset && s.offset + s.len === end);
+    if (!spanning.some((s) => accepts(s))) {
+      const nested = cluster.filter((s) => !spanning.includes(s));
+      const holes = nested.map((s) =>
+        [s.offset - first.offset, s.offset - first.offset + s.len] as const
+      );
+      const outer = spanning.some((s) => accepts(s, holes));
+      failed.push(...nested.filter((s) => !accepts(s)));
+      if (spanning.length > 0 && !outer) failed.splice(0, failed.length, spanning[0]!);
     }
     c.fact[k] = fact;
-    const stuck = this.#stuck(k, first, now);
+    const stuck = this.#stuck(k, now);
     if (stuck) failed.splice(0, failed.length, first);
     this.#verdict(k, failed.map((s) => this.#violation(s, text, stuck)));
   }
 
   /** Tracks how long a cluster has been in flux; whether that is longer than a rewrite takes. */
-  #stuck(k: number, s: PatchSite, now: number): boolean {
+  #stuck(k: number, now: number): boolean {
     const c = this.#clusters;
     if (c.fact[k] !== FACT_IN_FLUX) {
       c.fluxSince[k] = 0;
       return false;
     }
     if (c.fluxSince[k] === 0) c.fluxSince[k] = now;
-    return s.len > 0 && now - c.fluxSince[k]! > FLUX_LIMIT_MS;
+    return now - c.fluxSince[k]! > FLUX_LIMIT_MS;
   }
 
   /** Keeps a cluster's violations, none when it passed. */

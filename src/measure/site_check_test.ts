@@ -32,6 +32,8 @@ const SITES = {
   ret: fn(5) + 0x20n,
   retpoline: fn(6),
   lock: fn(7) + 5n,
+  /** An alternative whose original holds a return site (nested: one cluster). */
+  outer: fn(4) + 0x40n,
 };
 const REPL = TABLES + 0x800n;
 const map: [bigint, string, string][] = [
@@ -54,9 +56,9 @@ const map: [bigint, string, string][] = [
   [TABLES + 0x200n, "D", "__start_static_call_sites"],
   [TABLES + 0x208n, "D", "__stop_static_call_sites"],
   [TABLES + 0x300n, "R", "__alt_instructions"],
-  [TABLES + 0x30cn, "R", "__alt_instructions_end"],
+  [TABLES + 0x318n, "R", "__alt_instructions_end"],
   [TABLES + 0x400n, "R", "__return_sites"],
-  [TABLES + 0x404n, "R", "__return_sites_end"],
+  [TABLES + 0x408n, "R", "__return_sites_end"],
   [TABLES + 0x500n, "R", "__retpoline_sites"],
   [TABLES + 0x504n, "R", "__retpoline_sites_end"],
   [TABLES + 0x600n, "R", "__smp_locks"],
@@ -90,6 +92,14 @@ view.setUint16(off(TABLES + 0x308n), 0x10, true);
 image[off(TABLES + 0x30an)] = 3;
 image[off(TABLES + 0x30bn)] = 3;
 entryRel(TABLES + 0x400n, SITES.ret);
+entryRel(TABLES + 0x404n, SITES.outer);
+put(SITES.outer, [0xe9, ...rel(SITES.outer + 5n, fn(0) + 0x300n), 0x0f, 0x1f, 0x00]);
+put(REPL + 0x10n, [0x0f, 0x0b]); // ud2, padded with NOPs at the site
+entryRel(TABLES + 0x30cn, SITES.outer);
+entryRel(TABLES + 0x310n, REPL + 0x10n);
+view.setUint16(off(TABLES + 0x314n), 0x20, true);
+image[off(TABLES + 0x316n)] = 8;
+image[off(TABLES + 0x317n)] = 2;
 entryRel(TABLES + 0x500n, SITES.retpoline);
 entryRel(TABLES + 0x600n, SITES.lock);
 
@@ -119,10 +129,10 @@ Deno.test("loadPatchSites() reads one site of each kind from the image's tables"
     ftrace_call: 0,
     static_call: 1,
     static_call_tramp: 1,
-    alternative: 1,
+    alternative: 2,
     paravirt: 0,
     retpoline: 1,
-    return_thunk: 1,
+    return_thunk: 2,
     smp_lock: 1,
   });
   assert.deepEqual(
@@ -132,6 +142,8 @@ Deno.test("loadPatchSites() reads one site of each kind from the image's tables"
       ["ftrace", "f2+0x0", 5],
       ["static_call", "f3+0x8", 5],
       ["alternative", "f4+0x10", 3],
+      ["return_thunk", "f4+0x40", 5],
+      ["alternative", "f4+0x40", 8],
       ["return_thunk", "f5+0x20", 5],
       ["retpoline", "f6+0x0", 6],
       ["smp_lock", "f7+0x5", 1],
@@ -238,7 +250,26 @@ Deno.test("maskSites() zeroes exactly the sites' bytes", () => {
   const t = text();
   maskSites(sites, t, TEXT);
   const zero = [...t.keys()].filter((i) => t[i] === 0 && image[i] !== 0);
-  const expected = sites.sites.flatMap((s) => Array.from({ length: s.len }, (_, k) => s.offset + k))
-    .filter((i) => image[i] !== 0);
+  const covered = new Set(
+    sites.sites.flatMap((s) => Array.from({ length: s.len }, (_, k) => s.offset + k)),
+  );
+  const expected = [...covered].filter((i) => image[i] !== 0);
   assert.deepEqual(zero, expected.sort((a, b) => a - b));
+});
+
+Deno.test("SiteChecker checks nested sites as one cluster: the outer site around the inner one", () => {
+  const c = checker();
+  const t = text();
+  const at = off(SITES.outer);
+  // The return inside patched to RET + INT3s, the rest of the original as linked.
+  t.set([0xc3, 0xcc, 0xcc, 0xcc, 0xcc], at);
+  assert.deepEqual(c.check(t, none).violations, []);
+  // The alternative's replacement over the whole site, padded with kernel NOPs.
+  t.set([0x0f, 0x0b, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x90], at);
+  assert.deepEqual(c.check(t, none).violations, []);
+  // A byte of the outer site that neither the return nor the alternative may hold.
+  t.set([0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0x0f, 0x1f, 0x01], at);
+  assert.deepEqual(c.check(t, none).violations.map((v) => [v.kind, v.at]), [
+    ["alternative", "f4+0x40"],
+  ]);
 });
