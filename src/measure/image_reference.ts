@@ -22,20 +22,28 @@ const MAX_RUNS = 16;
 /** Changed bytes closer than this are one run. */
 const RUN_GAP = 8;
 
-/** Per image: its sites, and expected digests by `alg:region`. */
-const cache = new WeakMap<KernelImage, { sites: PatchSites; digests: Map<string, string> }>();
+/**
+ * Per image and symbol file (the sites are found by their System.map bounds): its sites,
+ * and expected digests by `alg:region`.
+ */
+const cache = new WeakMap<
+  KernelImage,
+  Map<string, { sites: PatchSites; digests: Map<string, string> }>
+>();
 
 function entry(image: KernelImage, symbols: KernelSymbols) {
-  let e = cache.get(image);
+  let bySymbols = cache.get(image);
+  if (!bySymbols) cache.set(image, bySymbols = new Map());
+  let e = bySymbols.get(symbols.source);
   if (!e) {
     e = { sites: loadPatchSites(image, symbols), digests: new Map() };
-    cache.set(image, e);
+    bySymbols.set(symbols.source, e);
   }
   return e;
 }
 
 /**
- * The patch sites of a kernel image, read once per loaded image.
+ * The patch sites of a kernel image, read once per loaded image and System.map file.
  *
  * @param image the kernel's vmlinuz, loaded
  * @param symbols its System.map
