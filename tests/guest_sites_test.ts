@@ -1,8 +1,8 @@
 /**
  * A real Debian userspace with systemd, booted under KASLR, measured from outside while it
  * does what real guests do: boot to multi-user, flip static keys (schedstats, RPS, a
- * tracepoint, which also retargets a static call), load and unload a module, trace every
- * function with ftrace. None of it is a violation: the text, with its patch sites masked,
+ * tracepoint, which also retargets a static call, a cpuset cgroup), load and unload a
+ * module, trace every function with ftrace. None of it is a violation: the text, with its patch sites masked,
  * keeps the digest the kernel package gives, and the sites' state is reported as facts.
  * Then real tampering, with the guest paused so that it never runs the forged bytes: a
  * 5-byte inline hook at a syscall handler's entry, a jump label aimed away from its target,
@@ -168,6 +168,23 @@ Deno.test({
             "echo 0 > /sys/class/net/lo/queues/rx-0/rps_cpus",
         );
         assert.deepEqual(summary(await measure()), CLEAN);
+      },
+    );
+
+    await t.step(
+      "a cgroup under the cpuset controller flips cpuset's static keys, and back",
+      async () => {
+        const before = await measure();
+        await run(
+          "echo +cpuset > /sys/fs/cgroup/cgroup.subtree_control && mkdir /sys/fs/cgroup/vasp-test",
+        );
+        const grouped = await measure();
+        assert.deepEqual(summary(grouped), CLEAN);
+        assert.ok(on(grouped) > on(before), `${on(grouped)} > ${on(before)} jump labels on`);
+        await run(
+          "rmdir /sys/fs/cgroup/vasp-test && echo -cpuset > /sys/fs/cgroup/cgroup.subtree_control",
+        );
+        assert.equal(on(await measure()), on(before));
       },
     );
 
