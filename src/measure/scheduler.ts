@@ -502,6 +502,9 @@ export class MeasurementMonitor {
   }
 }
 
+/** Text violations given to the policies by message; the rest are counted. */
+const MAX_TEXT_VIOLATIONS = 32;
+
 /**
  * What the text's patch sites say, for the policies: the text violations (sites holding what
  * the kernel cannot write, bytes changed from the image), and the sites' state — facts that
@@ -511,9 +514,12 @@ export class MeasurementMonitor {
 function textFacts(measurement: KernelMeasurement | undefined): Record<string, unknown> {
   const sites = measurement?.sites;
   if (!measurement || !sites) return {};
+  const violations = measurement.findings
+    .filter((f) => f.violation && f.region === "kernel_text").map((f) => f.message);
   return {
-    text_violations: measurement.findings
-      .filter((f) => f.violation && f.region === "kernel_text").map((f) => f.message),
+    // A guest that trashes its text must not make the decision's input unbounded.
+    text_violations: violations.slice(0, MAX_TEXT_VIOLATIONS),
+    text_violation_count: violations.length,
     jump_labels_on: sites.state.jumpLabelsOn,
     ftrace_enabled_sites: sites.state.ftraceEnabledSites,
     ftrace_tracer: sites.state.ftraceTracer ?? "",
