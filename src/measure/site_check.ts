@@ -159,6 +159,9 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
   };
 }
 
+/** Distinct ftrace trampolines out of the text read per check; calls to more are violations. */
+const MAX_TRAMPOLINES = 64;
+
 /** Bytes of `ftrace_caller` a dynamically allocated ftrace trampoline starts with. */
 const TRAMPOLINE_PROBE = 16;
 
@@ -530,6 +533,9 @@ export class SiteChecker {
   #isTrampoline(text: Uint8Array, target: bigint, read: GuestReader): boolean {
     if (target >= this.#sites.start && target < this.#sites.end) return false;
     let ok = this.#trampolines.get(target);
+    // ftrace allocates a trampoline per tracer: thousands of targets are a guest making
+    // every check read thousands of pages, not ftrace.
+    if (ok === undefined && this.#trampolines.size >= MAX_TRAMPOLINES) return false;
     if (ok === undefined) {
       const got = read(target + this.#slide, TRAMPOLINE_PROBE);
       ok = got !== undefined && this.#ftraceCaller.some((c) => {
