@@ -110,6 +110,10 @@ interface Clusters {
   readonly spanLen: Int32Array;
   readonly seenAt: Int32Array;
   readonly seen: Uint8Array;
+  /** Each one-site cluster's bytes as linked, where `seen` has its bytes. */
+  readonly original: Uint8Array;
+  /** Each cluster's `QUICK_*` check. */
+  readonly quick: Uint8Array;
   readonly fact: Uint8Array;
   /** When each cluster was first seen in flux, 0 when it is not. */
   readonly fluxSince: Float64Array;
@@ -119,6 +123,40 @@ interface Clusters {
   /** Offset of `ftrace_call`, whose target names the tracer. */
   readonly tracerAt: number | undefined;
   tracer: string | null;
+}
+
+/**
+ * A one-site cluster's common states, checked without the general path (most of the
+ * 100,000 sites of a boot's first check): its NOP, a LOCK or DS prefix, a RET or a JMP to a
+ * return thunk with INT3 padding, its bytes as linked, a CALL (JMP for a tail call) to a
+ * function entry.
+ */
+const QUICK_NONE = 0;
+const QUICK_NOP = 1;
+const QUICK_LOCK = 2;
+const QUICK_RETURN = 3;
+const QUICK_ORIGINAL = 4;
+const QUICK_CALL = 5;
+const QUICK_TAIL_CALL = 6;
+
+function quickOf(s: PatchSite): number {
+  switch (s.kind) {
+    case "jump_label":
+    case "ftrace":
+      return QUICK_NOP;
+    case "smp_lock":
+      return QUICK_LOCK;
+    case "return_thunk":
+      return QUICK_RETURN;
+    case "retpoline":
+      return QUICK_ORIGINAL;
+    case "static_call":
+      return s.tail ? QUICK_TAIL_CALL : QUICK_CALL;
+    case "static_call_tramp":
+      return QUICK_TAIL_CALL;
+    default:
+      return QUICK_NONE;
+  }
 }
 
 function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clusters {
@@ -143,6 +181,13 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
     seenAt[k] = total;
     total += n;
   });
+  const quick = new Uint8Array(first.length);
+  const original = new Uint8Array(total);
+  first.forEach((i, k) => {
+    const single = (first[k + 1] ?? sites.length) - i === 1;
+    quick[k] = single ? quickOf(sites[i]!) : QUICK_NONE;
+    if (single) original.set(sites[i]!.original, seenAt[k]!);
+  });
   return {
     count: first.length,
     first: Int32Array.from([...first, sites.length]),
@@ -150,6 +195,8 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
     spanLen: Int32Array.from(spanLen),
     seenAt,
     seen: new Uint8Array(total),
+    original,
+    quick,
     fact: new Uint8Array(first.length),
     fluxSince: new Float64Array(first.length),
     failing: new Uint8Array(first.length),
@@ -322,6 +369,12 @@ export class SiteChecker {
       for (let i = 0; same && i < len; i++) same = text[at + i] === c.seen[seen + i];
       if (same) continue;
       for (let i = 0; i < len; i++) c.seen[seen + i] = text[at + i]!;
+      const fact = c.failing[k] === 0 ? this.#quick(k, text, at, len) : -1;
+      if (fact >= 0) {
+        c.fact[k] = fact;
+        c.fluxSince[k] = 0;
+        continue;
+      }
       this.#evaluate(k, text, read, now);
     }
     this.#checked = true;
@@ -340,6 +393,47 @@ export class SiteChecker {
         sitesInFlux: facts[FACT_IN_FLUX]!,
       },
     };
+  }
+
+  /**
+   * The fact of a cluster holding one of its `QUICK_*` states, -1 when it does not (check it
+   * in full then).
+   */
+  #quick(k: number, text: Uint8Array, at: number, len: number): number {
+    const c = this.#clusters;
+    const q = c.quick[k];
+    if (q === QUICK_NONE) return -1;
+    switch (q) {
+      case QUICK_NOP:
+        return equalsAt(text, at, NOPS[len]!) ? FACT_NONE : -1;
+      case QUICK_LOCK:
+        return text[at] === 0xf0 || text[at] === 0x3e ? FACT_NONE : -1;
+      case QUICK_RETURN: {
+        const ok = text[at] === RET
+          ? isInt3s(text, at + 1, at + len)
+          : text[at] === 0xe9 && this.#returnThunks.has(at + 5 + rel32(text, at + 1)) &&
+            isInt3s(text, at + 5, at + len);
+        return ok ? FACT_NONE : -1;
+      }
+      case QUICK_ORIGINAL:
+        return this.#asLinked(k, text, at, len) ? FACT_NONE : -1;
+      default: {
+        // A static call: as linked, or a CALL (JMP) to a function entry.
+        if (this.#asLinked(k, text, at, len)) return FACT_NONE;
+        const opcode = q === QUICK_TAIL_CALL ? 0xe9 : 0xe8;
+        return text[at] === opcode && this.#functions.has(at + 5 + rel32(text, at + 1))
+          ? FACT_STATIC_CALL
+          : -1;
+      }
+    }
+  }
+
+  /** Whether a one-site cluster holds its bytes as linked. */
+  #asLinked(k: number, text: Uint8Array, at: number, len: number): boolean {
+    const c = this.#clusters;
+    const from = c.seenAt[k]!;
+    for (let i = 0; i < len; i++) if (text[at + i] !== c.original[from + i]) return false;
+    return true;
   }
 
   /** Checks one cluster of sites and keeps its verdict and fact. */
