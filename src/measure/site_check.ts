@@ -112,7 +112,7 @@ interface Clusters {
   readonly seen: Uint8Array;
   /** Each one-site cluster's bytes as linked, where `seen` has its bytes. */
   readonly original: Uint8Array;
-  /** Each cluster's `QUICK_*` check. */
+  /** Each one-site cluster's `QUICK_*` states, `QUICK_NONE` for a larger cluster. */
   readonly quick: Uint8Array;
   readonly fact: Uint8Array;
   /** When each cluster was first seen in flux, 0 when it is not. */
@@ -126,10 +126,10 @@ interface Clusters {
 }
 
 /**
- * A one-site cluster's common states, checked without the general path (most of the
- * 100,000 sites of a boot's first check): its NOP, a LOCK or DS prefix, a RET or a JMP to a
- * return thunk with INT3 padding, its bytes as linked, a CALL (JMP for a tail call) to a
- * function entry.
+ * The common states of a site's kind, which most of the 100,000 sites of a boot hold: its NOP,
+ * a LOCK or DS prefix, a RET or a JMP to a return thunk with INT3 padding, its bytes as
+ * linked, a CALL (JMP for a tail call) to a function entry. A one-site cluster in one of them
+ * is accepted without the general path.
  */
 const QUICK_NONE = 0;
 const QUICK_NOP = 1;
@@ -139,6 +139,7 @@ const QUICK_ORIGINAL = 4;
 const QUICK_CALL = 5;
 const QUICK_TAIL_CALL = 6;
 
+/** The `QUICK_*` states a site's kind has. */
 function quickOf(s: PatchSite): number {
   switch (s.kind) {
     case "jump_label":
@@ -181,12 +182,13 @@ function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clu
     seenAt[k] = total;
     total += n;
   });
+  // Flat copies: the quick path reads no site object.
   const quick = new Uint8Array(first.length);
   const original = new Uint8Array(total);
   first.forEach((i, k) => {
-    const single = (first[k + 1] ?? sites.length) - i === 1;
-    quick[k] = single ? quickOf(sites[i]!) : QUICK_NONE;
-    if (single) original.set(sites[i]!.original, seenAt[k]!);
+    if ((first[k + 1] ?? sites.length) - i !== 1) return;
+    quick[k] = quickOf(sites[i]!);
+    original.set(sites[i]!.original, seenAt[k]!);
   });
   return {
     count: first.length,
@@ -241,6 +243,12 @@ function isInt3s(b: Uint8Array, from: number, to: number): boolean {
 
 function equalsAt(b: Uint8Array, at: number, want: readonly number[] | Uint8Array): boolean {
   for (let i = 0; i < want.length; i++) if (b[at + i] !== want[i]) return false;
+  return true;
+}
+
+/** Whether `a[at, at + len)` equals `b[from, from + len)`. */
+function sameBytes(a: Uint8Array, at: number, b: Uint8Array, from: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[at + i] !== b[from + i]) return false;
   return true;
 }
 
@@ -369,7 +377,9 @@ export class SiteChecker {
       for (let i = 0; same && i < len; i++) same = text[at + i] === c.seen[seen + i];
       if (same) continue;
       for (let i = 0; i < len; i++) c.seen[seen + i] = text[at + i]!;
-      const fact = c.failing[k] === 0 ? this.#quick(k, text, at, len) : -1;
+      const fact = c.failing[k] === 0
+        ? this.#common(c.quick[k]!, text, at, len, c.original, seen)
+        : -1;
       if (fact >= 0) {
         c.fact[k] = fact;
         c.fluxSince[k] = 0;
@@ -396,13 +406,17 @@ export class SiteChecker {
   }
 
   /**
-   * The fact of a cluster holding one of its `QUICK_*` states, -1 when it does not (check it
-   * in full then).
+   * The fact of a site at `at` holding one of its kind's common (`QUICK_*`) states, -1 when
+   * it does not; its bytes as linked are `original[from, from + len)`.
    */
-  #quick(k: number, text: Uint8Array, at: number, len: number): number {
-    const c = this.#clusters;
-    const q = c.quick[k];
-    if (q === QUICK_NONE) return -1;
+  #common(
+    q: number,
+    text: Uint8Array,
+    at: number,
+    len: number,
+    original: Uint8Array,
+    from: number,
+  ): number {
     switch (q) {
       case QUICK_NOP:
         return equalsAt(text, at, NOPS[len]!) ? FACT_NONE : -1;
@@ -411,29 +425,23 @@ export class SiteChecker {
       case QUICK_RETURN: {
         const ok = text[at] === RET
           ? isInt3s(text, at + 1, at + len)
-          : text[at] === 0xe9 && this.#returnThunks.has(at + 5 + rel32(text, at + 1)) &&
+          : text[at] === 0xe9 && this.#returnThunks.has(this.#target(text, at, 5)) &&
             isInt3s(text, at + 5, at + len);
         return ok ? FACT_NONE : -1;
       }
       case QUICK_ORIGINAL:
-        return this.#asLinked(k, text, at, len) ? FACT_NONE : -1;
-      default: {
-        // A static call: as linked, or a CALL (JMP) to a function entry.
-        if (this.#asLinked(k, text, at, len)) return FACT_NONE;
+        return sameBytes(text, at, original, from, len) ? FACT_NONE : -1;
+      case QUICK_CALL:
+      case QUICK_TAIL_CALL: {
+        if (sameBytes(text, at, original, from, len)) return FACT_NONE;
         const opcode = q === QUICK_TAIL_CALL ? 0xe9 : 0xe8;
-        return text[at] === opcode && this.#functions.has(at + 5 + rel32(text, at + 1))
+        return text[at] === opcode && this.#functions.has(this.#target(text, at, 5))
           ? FACT_STATIC_CALL
           : -1;
       }
+      default:
+        return -1;
     }
-  }
-
-  /** Whether a one-site cluster holds its bytes as linked. */
-  #asLinked(k: number, text: Uint8Array, at: number, len: number): boolean {
-    const c = this.#clusters;
-    const from = c.seenAt[k]!;
-    for (let i = 0; i < len; i++) if (text[at + i] !== c.original[from + i]) return false;
-    return true;
   }
 
   /** Checks one cluster of sites and keeps its verdict and fact. */
@@ -528,18 +536,18 @@ export class SiteChecker {
    * they state (`FACT_*`).
    */
   #accepts(s: PatchSite, text: Uint8Array, read: GuestReader, holes?: Holes): number {
+    const common = this.#common(quickOf(s), text, s.offset, s.len, s.original, 0);
+    if (common >= 0) return 1 + common;
     const at = s.offset;
     const b = text;
     switch (s.kind) {
       case "jump_label": {
-        if (equalsAt(b, at, NOPS[s.len]!)) return yes(true);
         const opcode = s.len === 2 ? 0xeb : 0xe9;
         if (b[at] !== opcode) return 0;
         const target = s.len === 2 ? at + 2 + ((b[at + 1]! << 24) >> 24) : this.#target(b, at, 5);
         return yes(this.#va(target) === s.target, FACT_JUMP_ON);
       }
       case "ftrace": {
-        if (equalsAt(b, at, NOP5)) return yes(true);
         if (b[at] !== 0xe8) return 0;
         const target = this.#target(b, at, 5);
         if (this.#ftraceEntries.has(target)) return yes(true, FACT_FTRACE_ON);
@@ -556,14 +564,11 @@ export class SiteChecker {
       }
       case "static_call":
       case "static_call_tramp": {
-        if (equalsAt(b, at, s.original)) return yes(true);
         const tail = s.kind === "static_call_tramp" || s.tail === true;
+        // A module may point a core static call at its own function (KVM's perf guest
+        // callbacks do): a fact, since module code is not measured here.
         if (b[at] === (tail ? 0xe9 : 0xe8)) {
-          const target = this.#target(b, at, 5);
-          if (this.#functions.has(target)) return yes(true, FACT_STATIC_CALL);
-          // A module may point a core static call at its own function (KVM's perf guest
-          // callbacks do): a fact, since module code is not measured here.
-          return yes(inModules(this.#va(target) + this.#slide), FACT_MODULE_CALL);
+          return yes(inModules(this.#va(this.#target(b, at, 5)) + this.#slide), FACT_MODULE_CALL);
         }
         const ok = (tail && b[at] === RET && isInt3s(b, at + 1, at + 5)) ||
           (s.kind === "static_call" &&
@@ -579,16 +584,11 @@ export class SiteChecker {
               isNops(b, at + 5, at + s.len)),
         );
       case "retpoline":
-        return yes(equalsAt(b, at, s.original) || this.#isPatchedRetpoline(s, b));
+        return yes(this.#isPatchedRetpoline(s, b));
       case "return_thunk":
-        return yes(
-          equalsAt(b, at, s.original) ||
-            (b[at] === RET && isInt3s(b, at + 1, at + s.len)) ||
-            (b[at] === 0xe9 && this.#returnThunks.has(this.#target(b, at, 5)) &&
-              isInt3s(b, at + 5, at + s.len)),
-        );
+        return yes(equalsAt(b, at, s.original));
       case "smp_lock":
-        return yes(b[at] === 0xf0 || b[at] === 0x3e);
+        return 0;
     }
   }
 
