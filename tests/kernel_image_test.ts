@@ -1,7 +1,7 @@
 /**
  * Loading a real kernel image: once per unchanged file (the monitor opens every VM of a
  * kernel with the one image and what is derived from it), again when the file changes, and a
- * failed load is not kept.
+ * failed load does not stick; `vasp refs image` names what it cannot read.
  */
 import assert from "node:assert/strict";
 import { isVaspError } from "../src/engine/error.ts";
@@ -30,4 +30,38 @@ Deno.test("loadKernelImage() loads an unchanged file once, a changed one again, 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("vasp refs image names the flag of a file it cannot read, and refuses an unknown hash", async () => {
+  const assets = await prepareGuestAssets();
+  const refsImage = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "src/cli/main.ts", "refs", "image", ...args],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  };
+  const missing = await refsImage(
+    "--vmlinuz",
+    "/nonexistent/vmlinuz",
+    "--symbols",
+    assets.systemMap,
+  );
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /Cannot read --vmlinuz "\/nonexistent\/vmlinuz": no such file/);
+  const hash = await refsImage(
+    "--vmlinuz",
+    assets.vmlinuz,
+    "--symbols",
+    assets.systemMap,
+    "--hash",
+    "md5",
+  );
+  assert.equal(hash.code, 2);
+  assert.match(hash.stderr, /--hash must be sha256 or sm3, not "md5"/);
+  const notImage = await refsImage("--vmlinuz", assets.systemMap, "--symbols", assets.systemMap);
+  assert.equal(notImage.code, 1);
+  assert.match(notImage.stderr, /is not a usable bzImage.*\[kernel_image_invalid\]/);
 });

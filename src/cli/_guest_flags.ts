@@ -43,8 +43,12 @@ export type GuestValues = {
   [K in keyof typeof GUEST_OPTIONS]?: K extends "json" ? boolean : string;
 };
 
-/** Fails with an error naming the flag and the path when `path` cannot be read. */
-function mustExist(flag: string, path: string): void {
+/**
+ * Fails with an error naming the flag and the path when `path` cannot be read.
+ *
+ * @throws {VaspError} `io_failed`
+ */
+export function mustExist(flag: string, path: string): void {
   try {
     Deno.statSync(path);
   } catch (cause) {
@@ -65,7 +69,12 @@ function integer(value: string, name: string): bigint {
   return BigInt(value);
 }
 
-function hashOption(value: string | undefined): HashAlgName {
+/**
+ * The `--hash` flag's algorithm, SHA-256 when absent.
+ *
+ * @throws {VaspError} `usage_invalid` for another value
+ */
+export function hashOption(value: string | undefined): HashAlgName {
   if (value === undefined || value === "sha256" || value === "sm3") return value ?? "sha256";
   throw usage(`--hash must be sha256 or sm3, not "${value}"`);
 }

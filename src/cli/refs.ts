@@ -17,13 +17,14 @@ import {
   referenceFromMeasurement,
   saveReferenceSet,
 } from "../measure/mod.ts";
-import type { HashAlgName } from "../../ffi/mod.ts";
 import { resolveStateDir } from "../store/state_dir.ts";
-import { type Command, parseOptions, printJson, usageError } from "./_command.ts";
+import { type Command, parseOptions, printJson, readFlagText, usageError } from "./_command.ts";
 import {
   GUEST_OPTIONS,
   GUEST_USAGE,
   type GuestValues,
+  hashOption,
+  mustExist,
   openGuestFromFlags,
 } from "./_guest_flags.ts";
 import { comparisonText, measurementJson } from "./_measure_report.ts";
@@ -142,9 +143,9 @@ and has none. Also prints how many patch sites of each kind the image lists.
     if (!values.vmlinuz || !values.symbols) {
       throw usageError("--vmlinuz and --symbols are required");
     }
-    const alg = (values.hash ?? "sha256") as HashAlgName;
-    if (alg !== "sha256" && alg !== "sm3") throw usageError(`--hash "${alg}" is not sha256 or sm3`);
-    const symbols = parseSymbolMap(await Deno.readTextFile(values.symbols), values.symbols);
+    const alg = hashOption(values.hash);
+    mustExist("--vmlinuz", values.vmlinuz);
+    const symbols = parseSymbolMap(readFlagText("--symbols", values.symbols), values.symbols);
     const image = await loadKernelImage(values.vmlinuz);
     const sites = imageSites(image, symbols);
     const regions = planRegions(symbols).flatMap((region) => {
