@@ -12,7 +12,7 @@ import { type HashAlgName, hashBatch } from "../../ffi/mod.ts";
 import { toHex } from "../codec/mod.ts";
 import { loadPatchSites, type PatchSites } from "./patch_sites.ts";
 import type { RegionSpec } from "./regions.ts";
-import { describe } from "./site_check.ts";
+import { bytesHex, describe } from "./site_check.ts";
 import type { KernelSymbols } from "./symbols.ts";
 import type { Finding } from "./tables.ts";
 import type { KernelImage } from "./vmlinuz.ts";
@@ -170,8 +170,7 @@ export function locateChanges(
 
 /** Eight bytes as the kernel address they hold, named; other lengths as hex. */
 function pointerOrBytes(b: Uint8Array, names: { name(va: bigint): string }): string {
-  const raw = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
-  if (b.length !== 8) return raw;
+  if (b.length !== 8) return bytesHex(b);
   const va = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
   return `0x${va.toString(16)} (${names.name(va)})`;
 }

@@ -215,7 +215,9 @@ const MAX_TRAMPOLINES = 64;
 const TRAMPOLINE_PROBE = 16;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-const bytesHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+/** Bytes as spaced hex, as a disassembler shows them: `e9 0b 00 00 00`. */
+export const bytesHex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 
 /** Whether `b[from, to)` is a sequence of kernel NOPs. */
 function isNops(b: Uint8Array, from: number, to: number): boolean {
