@@ -12,7 +12,7 @@ import { type HashAlgName, hashBatch } from "../../ffi/mod.ts";
 import { toHex } from "../codec/mod.ts";
 import { loadPatchSites, type PatchSites } from "./patch_sites.ts";
 import type { RegionSpec } from "./regions.ts";
-import { bytesHex, describe } from "./site_check.ts";
+import { bytesHex, describe } from "./_x86.ts";
 import type { KernelSymbols } from "./symbols.ts";
 import type { Finding } from "./tables.ts";
 import type { KernelImage } from "./vmlinuz.ts";

@@ -16,6 +16,33 @@
  */
 import { applyRelocations, type Relocations } from "./relocs.ts";
 import type { PatchSite, PatchSites, SiteKind } from "./patch_sites.ts";
+import {
+  cluster,
+  type Clusters,
+  QUICK_CALL,
+  QUICK_LOCK,
+  QUICK_NOP,
+  QUICK_ORIGINAL,
+  QUICK_RETURN,
+  QUICK_TAIL_CALL,
+  quickOf,
+} from "./_site_clusters.ts";
+import {
+  bytesHex,
+  describe,
+  equalsAt,
+  type Holes,
+  INT3,
+  isInt3s,
+  isNops,
+  matchesWithNops,
+  NOP5,
+  NOPS,
+  rel32,
+  RET,
+  sameBytes,
+  XOR5RAX,
+} from "./_x86.ts";
 import type { KernelSymbols } from "./symbols.ts";
 
 /** A site holding bytes its kind cannot legitimately hold. */
@@ -55,22 +82,6 @@ export interface SiteReport {
 /** Reads guest memory at a runtime virtual address; undefined when it cannot. */
 export type GuestReader = (va: bigint, len: number) => Uint8Array | undefined;
 
-/** x86 NOPs as the kernel writes them (`x86_nops`), by length. */
-const NOPS: readonly (readonly number[])[] = [
-  [],
-  [0x90],
-  [0x66, 0x90],
-  [0x0f, 0x1f, 0x00],
-  [0x0f, 0x1f, 0x40, 0x00],
-  [0x0f, 0x1f, 0x44, 0x00, 0x00],
-  [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
-  [0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
-  [0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-];
-const NOP5 = NOPS[5]!;
-const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
-const INT3 = 0xcc;
-const RET = 0xc3;
 /** Facts a site's bytes state, counted into {@link SiteState}. */
 const FACT_NONE = 0;
 const FACT_JUMP_ON = 1;
@@ -95,119 +106,6 @@ const MODULES_START = 0xffffffffc0000000n;
 const MODULES_END = 0xffffffffff000000n;
 const inModules = (va: bigint) => va >= MODULES_START && va < MODULES_END;
 
-/** Byte ranges, from a site's start, that a nested site checks instead. */
-type Holes = readonly (readonly [number, number])[];
-
-/**
- * The sites grouped into clusters of overlapping ones, with what each cluster's bytes were
- * at the last check and what that check found.
- */
-interface Clusters {
-  readonly count: number;
-  /** Index of each cluster's first site; one more entry closes the last. */
-  readonly first: Int32Array;
-  readonly spanAt: Int32Array;
-  readonly spanLen: Int32Array;
-  readonly seenAt: Int32Array;
-  readonly seen: Uint8Array;
-  /** Each one-site cluster's bytes as linked, where `seen` has its bytes. */
-  readonly original: Uint8Array;
-  /** Each one-site cluster's `QUICK_*` states, `QUICK_NONE` for a larger cluster. */
-  readonly quick: Uint8Array;
-  readonly fact: Uint8Array;
-  /** When each cluster was first seen in flux, 0 when it is not. */
-  readonly fluxSince: Float64Array;
-  /** 1 for a cluster with violations (kept in `violations`). */
-  readonly failing: Uint8Array;
-  readonly violations: Map<number, SiteViolation[]>;
-  /** Offset of `ftrace_call`, whose target names the tracer. */
-  readonly tracerAt: number | undefined;
-  tracer: string | null;
-}
-
-/**
- * The common states of a site's kind, which most of the 100,000 sites of a boot hold: its NOP,
- * a LOCK or DS prefix, a RET or a JMP to a return thunk with INT3 padding, its bytes as
- * linked, a CALL (JMP for a tail call) to a function entry. A one-site cluster in one of them
- * is accepted without the general path.
- */
-const QUICK_NONE = 0;
-const QUICK_NOP = 1;
-const QUICK_LOCK = 2;
-const QUICK_RETURN = 3;
-const QUICK_ORIGINAL = 4;
-const QUICK_CALL = 5;
-const QUICK_TAIL_CALL = 6;
-
-/** The `QUICK_*` states a site's kind has. */
-function quickOf(s: PatchSite): number {
-  switch (s.kind) {
-    case "jump_label":
-    case "ftrace":
-      return QUICK_NOP;
-    case "smp_lock":
-      return QUICK_LOCK;
-    case "return_thunk":
-      return QUICK_RETURN;
-    case "retpoline":
-      return QUICK_ORIGINAL;
-    case "static_call":
-      return s.tail ? QUICK_TAIL_CALL : QUICK_CALL;
-    case "static_call_tramp":
-      return QUICK_TAIL_CALL;
-    default:
-      return QUICK_NONE;
-  }
-}
-
-function cluster(sites: readonly PatchSite[], tracerAt: number | undefined): Clusters {
-  const first: number[] = [];
-  const spanAt: number[] = [];
-  const spanLen: number[] = [];
-  for (let i = 0; i < sites.length;) {
-    const at = sites[i]!.offset;
-    let end = at + sites[i]!.len;
-    let j = i + 1;
-    for (; j < sites.length && sites[j]!.offset < end; j++) {
-      end = Math.max(end, sites[j]!.offset + sites[j]!.len);
-    }
-    first.push(i);
-    spanAt.push(at);
-    spanLen.push(end - at);
-    i = j;
-  }
-  const seenAt = new Int32Array(first.length);
-  let total = 0;
-  spanLen.forEach((n, k) => {
-    seenAt[k] = total;
-    total += n;
-  });
-  // Flat copies: the quick path reads no site object.
-  const quick = new Uint8Array(first.length);
-  const original = new Uint8Array(total);
-  first.forEach((i, k) => {
-    if ((first[k + 1] ?? sites.length) - i !== 1) return;
-    quick[k] = quickOf(sites[i]!);
-    original.set(sites[i]!.original, seenAt[k]!);
-  });
-  return {
-    count: first.length,
-    first: Int32Array.from([...first, sites.length]),
-    spanAt: Int32Array.from(spanAt),
-    spanLen: Int32Array.from(spanLen),
-    seenAt,
-    seen: new Uint8Array(total),
-    original,
-    quick,
-    fact: new Uint8Array(first.length),
-    fluxSince: new Float64Array(first.length),
-    failing: new Uint8Array(first.length),
-    violations: new Map(),
-    tracerAt,
-    tracer: null,
-  };
-}
-
 /** Distinct ftrace trampolines out of the text read per check; calls to more are violations. */
 const MAX_TRAMPOLINES = 64;
 
@@ -215,49 +113,6 @@ const MAX_TRAMPOLINES = 64;
 const TRAMPOLINE_PROBE = 16;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-/** Bytes as spaced hex, as a disassembler shows them: `e9 0b 00 00 00`. */
-export const bytesHex = (b: Uint8Array) =>
-  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
-
-/** Whether `b[from, to)` is a sequence of kernel NOPs. */
-function isNops(b: Uint8Array, from: number, to: number): boolean {
-  let i = from;
-  next: while (i < to) {
-    for (let n = Math.min(8, to - i); n >= 1; n--) {
-      const nop = NOPS[n]!;
-      let k = 0;
-      while (k < n && b[i + k] === nop[k]) k++;
-      if (k === n) {
-        i += n;
-        continue next;
-      }
-    }
-    return false;
-  }
-  return true;
-}
-
-/** Whether `b[from, to)` holds only INT3. */
-function isInt3s(b: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (b[i] !== INT3) return false;
-  return true;
-}
-
-function equalsAt(b: Uint8Array, at: number, want: readonly number[] | Uint8Array): boolean {
-  for (let i = 0; i < want.length; i++) if (b[at + i] !== want[i]) return false;
-  return true;
-}
-
-/** Whether `a[at, at + len)` equals `b[from, from + len)`. */
-function sameBytes(a: Uint8Array, at: number, b: Uint8Array, from: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (a[at + i] !== b[from + i]) return false;
-  return true;
-}
-
-/** The rel32 displacement at `at`. */
-function rel32(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24));
-}
 
 /** Checks the sites of one kernel under one KASLR slide. */
 export class SiteChecker {
@@ -663,48 +518,4 @@ export class SiteChecker {
       ? this.#symbols.locate(va)
       : `${hex(va + this.#slide)}, outside kernel text`;
   }
-}
-
-/** Bytes, decoded when they are a CALL or JMP: `e9 …  (jmp 0x… <name>)`. */
-export function describe(
-  bytes: Uint8Array,
-  va: bigint,
-  names: { name(va: bigint): string },
-): string {
-  const raw = bytesHex(bytes);
-  if ((bytes[0] === 0xe8 || bytes[0] === 0xe9) && bytes.length >= 5) {
-    const target = BigInt.asUintN(64, va + 5n + BigInt(rel32(bytes, 1)));
-    return `${raw} (${bytes[0] === 0xe8 ? "call" : "jmp"} ${names.name(target)})`;
-  }
-  return raw;
-}
-
-/**
- * Whether the bytes at `at` equal `want`, except that each run of 0x90 in `want` may be any
- * sequence of kernel NOPs of the same length (`optimize_nops`), and bytes in `holes`
- * (offsets from `at`) are not compared.
- */
-function matchesWithNops(
-  b: Uint8Array,
-  at: number,
-  want: Uint8Array,
-  holes: readonly (readonly [number, number])[] | undefined,
-): boolean {
-  const inHole = (k: number) => holes !== undefined && holes.some(([h0, h1]) => k >= h0 && k < h1);
-  for (let k = 0; k < want.length;) {
-    if (inHole(k)) {
-      k++;
-      continue;
-    }
-    if (want[k] === 0x90) {
-      let run = k;
-      while (run < want.length && want[run] === 0x90 && !inHole(run)) run++;
-      if (!isNops(b, at + k, at + run) && !equalsAt(b, at + k, want.subarray(k, run))) return false;
-      k = run;
-      continue;
-    }
-    if (b[at + k] !== want[k]) return false;
-    k++;
-  }
-  return true;
 }
