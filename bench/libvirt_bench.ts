@@ -1,9 +1,9 @@
 /**
  * What vASP adds to virsh on a real libvirtd (tests/fixtures/libvirt.ts): `virsh start`,
  * `suspend`, `resume`, `save` and `restore` of a TCG guest, without vASP (plain QEMU as the
- * emulator, no hook) and with it (the wrapper, the QMP gate, the hook and `vasp serve` with the
- * default policies but measurement-freshness: these guests are not measured), in one run on
- * this machine. Each figure is the median of `--iterations` rounds (start, suspend, resume,
+ * emulator, no hook), with vASP's hook alone (what the gate costs) and with all of it (the
+ * wrapper, the QMP gate, the hook and `vasp serve` with the default policies but
+ * measurement-freshness: these guests are not measured), in one run on this machine. Each figure is the median of `--iterations` rounds (start, suspend, resume,
  * save, restore, destroy).
  *
  *   deno run --allow-all bench/libvirt_bench.ts [--iterations N] [--json]
@@ -23,8 +23,16 @@ type Op = typeof OPS[number];
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Times each operation `n` times on `host`'s domain `name`. */
-async function rounds(host: LibvirtHost, name: string, n: number): Promise<Record<Op, number>> {
+/**
+ * Times each operation `n` times on `host`'s domain `name`; save and restore only with `saves`
+ * (NaN without).
+ */
+async function rounds(
+  host: LibvirtHost,
+  name: string,
+  n: number,
+  saves = true,
+): Promise<Record<Op, number>> {
   const times: Record<Op, number[]> = { start: [], suspend: [], resume: [], save: [], restore: [] };
   const image = `${host.dir}/${name}.bench.save`;
   const timed = async (op: Op, ...args: string[]) => {
@@ -36,13 +44,17 @@ async function rounds(host: LibvirtHost, name: string, n: number): Promise<Recor
     await timed("start", name);
     await timed("suspend", name);
     await timed("resume", name);
-    await timed("save", name, image);
-    await timed("restore", image);
-    await Deno.remove(image);
+    if (saves) {
+      await timed("save", name, image);
+      await timed("restore", image);
+      await Deno.remove(image);
+    }
     await host.virshOk("destroy", name);
     await host.waitState(name, "shut off");
   }
-  return Object.fromEntries(OPS.map((op) => [op, median(times[op])])) as Record<Op, number>;
+  return Object.fromEntries(
+    OPS.map((op) => [op, times[op].length ? median(times[op]) : NaN]),
+  ) as Record<Op, number>;
 }
 
 const { values } = parseArgs({
@@ -60,8 +72,12 @@ let without: Record<Op, number>;
   without = await rounds(host, "bench", n);
 }
 
-let withVasp: Record<Op, number>;
-{
+/**
+ * The same rounds with vASP: `vasp serve`, the hook, and the wrapper and gate when `gate`.
+ * Without the gate vASP does not see a save (a QMP migration to a file), so it would refuse the
+ * restore: that configuration times start, suspend and resume.
+ */
+async function withVasp(gate: boolean): Promise<Record<Op, number>> {
   const stateDir = await Deno.makeTempDir({ prefix: "vasp-bench-libvirt-" });
   const policies = `${stateDir}-policies`;
   await Deno.mkdir(policies);
@@ -70,9 +86,7 @@ let withVasp: Record<Op, number>;
     await Deno.copyFile(`${ROOT}policies/${e.name}`, `${policies}/${e.name}`);
   }
   try {
-    await using host = await startLibvirt({
-      vasp: { socket: `${stateDir}/hook.sock`, gate: true },
-    });
+    await using host = await startLibvirt({ vasp: { socket: `${stateDir}/hook.sock`, gate } });
     const serve = await startServe([
       ...["--state-dir", stateDir, "--no-tcp", "--learn-host", "--policies", policies],
       ...["--qemu", "/usr/bin/qemu-system-x86_64", "--host-kernel", assets.vmlinuz],
@@ -91,8 +105,8 @@ let withVasp: Record<Op, number>;
         await new Promise((r) => setTimeout(r, 200));
       }
       client.close();
-      await rounds(host, "bench", 1);
-      withVasp = await rounds(host, "bench", n);
+      await rounds(host, "bench", 1, gate);
+      return await rounds(host, "bench", n, gate);
     } finally {
       await serve.stop();
     }
@@ -101,17 +115,22 @@ let withVasp: Record<Op, number>;
     await Deno.remove(policies, { recursive: true });
   }
 }
+const hooksOnly = await withVasp(false);
+const gated = await withVasp(true);
 
 const rows = OPS.map((op) => ({
   op,
   withoutMs: without[op],
-  withMs: withVasp[op],
-  addedPercent: (withVasp[op] / without[op] - 1) * 100,
+  hooksOnlyMs: hooksOnly[op],
+  withMs: gated[op],
+  addedPercent: (gated[op] / without[op] - 1) * 100,
   goalPercent: op === "start" || op === "restore" ? 10 : undefined,
 }));
 if (values.json) console.log(JSON.stringify(rows));
 else {
-  console.log(`virsh on a real libvirtd, median of ${n} (ms): without vASP | with vASP | added`);
+  console.log(
+    `virsh on a real libvirtd, median of ${n} (ms): without vASP | hooks only | with vASP | added`,
+  );
   for (const r of rows) {
     const goal = r.goalPercent === undefined
       ? ""
@@ -120,8 +139,8 @@ else {
       : `  (goal ≤ ${r.goalPercent}%: MISSED)`;
     console.log(
       `  ${r.op.padEnd(8)} ${r.withoutMs.toFixed(0).padStart(7)} | ${
-        r.withMs.toFixed(0).padStart(7)
-      } | ${r.addedPercent.toFixed(1).padStart(6)}%${goal}`,
+        (Number.isNaN(r.hooksOnlyMs) ? "-" : r.hooksOnlyMs.toFixed(0)).padStart(7)
+      } | ${r.withMs.toFixed(0).padStart(7)} | ${r.addedPercent.toFixed(1).padStart(6)}%${goal}`,
     );
   }
 }

@@ -125,11 +125,11 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
   files.disk.bytes.set(random(65536), 1 << 20);
   for (const f of Object.values(files)) await Deno.writeFile(f.path, f.bytes);
   const xml = domainXml(boot);
-  await settled(files.disk.path);
+  for (const f of Object.values(files)) await settled(f.path);
 
   {
     await using s = await startVaspServer(dir.path);
-    const disks = () => s.server.vasp.disks.stats;
+    const disks = () => s.server.vasp.disks.stats(files.disk.path);
 
     await t.step("registration from the domain XML records the boot references", async () => {
       const r = await s.call("POST", "/v1/vms", {
@@ -158,11 +158,13 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
       );
     });
 
-    await t.step("the start as registered is allowed; its disk was not read again", async () => {
-      const before = disks();
+    await t.step("the start as registered is allowed; its files were not read again", async () => {
+      const before = s.server.vasp.disks.stats();
       allowed(await hookStart(s, xml));
-      assert.equal(disks().hashed, before.hashed, "the unchanged image was hashed again");
-      assert.equal(disks().hits, before.hits + 1);
+      const after = s.server.vasp.disks.stats();
+      assert.equal(after.hashed, before.hashed, "an unchanged file was hashed again");
+      // The disk, the kernel, the initrd and the firmware.
+      assert.equal(after.hits, before.hits + 4);
       // The kernel's event log entry is the kernel file's SHA-256 (streamed, not read whole).
       const q = await s.call("GET", `/v1/vms/${VM.uuid}/quote?nonce=00ff`);
       const entry = q.json.event_log.find((e: { description: string }) =>
@@ -353,7 +355,11 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
     }
     await using s = await startVaspServer(dir.path);
     allowed(await hookStart(s, xml));
-    assert.deepEqual(s.server.vasp.disks.stats, { hits: 1, hashed: 0, bytesHashed: 0 });
+    assert.deepEqual(s.server.vasp.disks.stats(files.disk.path), {
+      hits: 1,
+      hashed: 0,
+      bytesHashed: 0,
+    });
   });
 
   await t.step("a tampered cache file is refused: the disk is hashed again", async () => {
@@ -364,7 +370,7 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
     await using s = await startVaspServer(dir.path);
     assert.ok(s.logged.some((l) => l.includes("disk digest cache") && l.includes("refused")));
     allowed(await hookStart(s, xml));
-    assert.equal(s.server.vasp.disks.stats.hashed, 1);
+    assert.equal(s.server.vasp.disks.stats(files.disk.path).hashed, 1);
   });
 });
 

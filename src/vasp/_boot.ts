@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { fileDigest } from "../../ffi/mod.ts";
-import { toHex } from "../codec/mod.ts";
+import { fromHex, toHex } from "../codec/mod.ts";
 import { type BootComponent, type BootState, describeError, sha256Digest } from "../engine/mod.ts";
 import type { Domain } from "../hypervisor/libvirt.ts";
 import { VBOOT_REGISTERS } from "../hypervisor/vboot.ts";
@@ -32,7 +31,7 @@ export interface Measured {
    * read-only disks (a guest changes its writable disks; the operator declares those).
    */
   readonly referenced: boolean;
-  /** Whether a disk's digest came from the cache. */
+  /** Whether a file's digest came from the cache. */
   readonly cached?: boolean;
 }
 
@@ -55,15 +54,16 @@ async function bootFile(
   name: string,
   reg: number,
   path: string,
+  cache: DiskCache,
 ): Promise<{ measured: Measured; extension: Extension }> {
   try {
-    const d = await fileDigest(path, { sm3: true });
+    const d = await cache.digest(path, { sm3: true });
     return {
-      measured: { name, path, sha256: toHex(d.sha256), detail: "", referenced: true },
+      measured: { name, path, sha256: d.sha256, detail: "", referenced: true, cached: d.cached },
       extension: {
         reg,
         data: new Uint8Array(0),
-        digests: { sha256: d.sha256, sm3: d.sm3! },
+        digests: { sha256: fromHex(d.sha256), sm3: fromHex(d.sm3!) },
         description: describe(`vboot ${name} ${path}`),
       },
     };
@@ -90,7 +90,7 @@ async function bootFile(
  *
  * @param domain the parsed domain XML
  * @param xml the domain XML as given (extended whole into the configuration register)
- * @param disks the disk digest cache
+ * @param disks the digest cache (disks and boot files)
  * @param options `referenced`: the names of the VM's boot references
  * @returns the components and the extensions
  */
@@ -115,7 +115,7 @@ export async function measureBoot(
   ];
   for (const [name, reg, path] of files) {
     if (path === undefined) continue;
-    const { measured, extension } = await bootFile(name, reg, path);
+    const { measured, extension } = await bootFile(name, reg, path, disks);
     components.push(measured);
     extensions.push(extension);
   }

@@ -1,9 +1,10 @@
 /**
- * Disk content digests at every start, cheaply: a cache from a file's identity (device, inode,
- * size, mtime and ctime to the nanosecond) to the SHA-256 of its content, kept in a file sealed
- * by the ASP. An unchanged image costs one `stat(2)`; a changed one is always hashed again
- * (streamed by the native library, in constant memory). docs/lifecycle.md, "Disk contents",
- * says why this is sound.
+ * Content digests of what a start reads (disk images and boot files: firmware, kernel, initrd)
+ * at every start, cheaply: a cache from a file's identity (device, inode, size, mtime and ctime
+ * to the nanosecond) to the SHA-256 of its content (and its SM3, for the boot files vBoot
+ * extends with both), kept in a file sealed by the ASP. An unchanged file costs one `stat(2)`;
+ * a changed one is always hashed again (streamed by the native library, in constant memory).
+ * docs/lifecycle.md, "Disk contents", says why this is sound.
  *
  * @module
  */
@@ -30,14 +31,18 @@ const MAX_ENTRIES = 4096;
 interface Entry {
   readonly id: FileIdentity;
   readonly sha256: string;
+  /** SM3, hex, when it was asked for; `""` when not. */
+  readonly sm3: string;
   /** Hashed too close to its last change to be trusted again. */
   readonly racy: boolean;
 }
 
-/** A disk's content digest, and how it was had. */
+/** A file's content digest, and how it was had. */
 export interface DiskDigest {
   /** SHA-256 of the content, hex. */
   readonly sha256: string;
+  /** SM3 of the content, hex, when asked for. */
+  readonly sm3?: string;
   /** Whether it came from the cache (the file was not read). */
   readonly cached: boolean;
   /** The identity the file had. */
@@ -59,6 +64,9 @@ function sameId(a: FileIdentity, b: FileIdentity): boolean {
     a.ctimeNs === b.ctimeNs;
 }
 
+const digests = (e: Entry) =>
+  e.sm3 === "" ? { sha256: e.sha256 } : { sha256: e.sha256, sm3: e.sm3 };
+
 const big = (v: unknown) => {
   if (typeof v !== "string" || !/^-?\d{1,24}$/.test(v)) throw new Error("not an integer");
   return BigInt(v);
@@ -71,9 +79,8 @@ export class DiskCache {
   readonly #log: Logger | undefined;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
-  #hits = 0;
-  #hashed = 0;
-  #bytes = 0;
+  /** Counters in total (key `""`) and per path. */
+  readonly #counts = new Map<string, { hits: number; hashed: number; bytesHashed: number }>();
 
   /**
    * Opens the cache, reading its sealed file when there is one. A file the ASP refuses (altered,
@@ -90,9 +97,23 @@ export class DiskCache {
     this.#load();
   }
 
-  /** The counters since the cache was opened. */
-  get stats(): DiskCacheStats {
-    return { hits: this.#hits, hashed: this.#hashed, bytesHashed: this.#bytes };
+  /**
+   * The counters since the cache was opened.
+   *
+   * @param path one file's counters (while it has an entry); all files' without
+   * @returns hits, files hashed, bytes hashed
+   */
+  stats(path = ""): DiskCacheStats {
+    return { hits: 0, hashed: 0, bytesHashed: 0, ...this.#counts.get(path) };
+  }
+
+  #count(path: string, hit: boolean, bytes = 0): void {
+    for (const key of ["", path]) {
+      const c = this.#counts.get(key) ?? { hits: 0, hashed: 0, bytesHashed: 0 };
+      if (hit) c.hits++;
+      else (c.hashed++, c.bytesHashed += bytes);
+      this.#counts.set(key, c);
+    }
   }
 
   #load(): void {
@@ -109,9 +130,11 @@ export class DiskCache {
       const rows = JSON.parse(text) as unknown;
       if (!Array.isArray(rows)) throw new Error("not a list");
       for (const row of rows) {
-        const [path, dev, ino, size, mtime, ctime, sha256] = row as unknown[];
+        const [path, dev, ino, size, mtime, ctime, sha256, sm3 = ""] = row as unknown[];
         if (
-          typeof path !== "string" || typeof sha256 !== "string" || !/^[0-9a-f]{64}$/.test(sha256)
+          typeof path !== "string" || typeof sha256 !== "string" ||
+          !/^[0-9a-f]{64}$/.test(sha256) || typeof sm3 !== "string" ||
+          !/^([0-9a-f]{64})?$/.test(sm3)
         ) {
           throw new Error("malformed entry");
         }
@@ -122,7 +145,7 @@ export class DiskCache {
           mtimeNs: big(mtime),
           ctimeNs: big(ctime),
         };
-        this.#entries.set(path, { id, sha256, racy: false });
+        this.#entries.set(path, { id, sha256, sm3, racy: false });
       }
     } catch (error) {
       this.#entries.clear();
@@ -148,6 +171,7 @@ export class DiskCache {
       String(e.id.mtimeNs),
       String(e.id.ctimeNs),
       e.sha256,
+      e.sm3,
     ]);
     const sealed = this.#asp.seal(new TextEncoder().encode(JSON.stringify(rows)), { aad: AAD });
     const tmp = `${this.#path}.tmp-${crypto.randomUUID()}`;
@@ -167,37 +191,41 @@ export class DiskCache {
   }
 
   /**
-   * The SHA-256 of a disk image's content: from the cache when its identity is the one it had
-   * when hashed, else streamed through the native library (and cached).
+   * The SHA-256 (and SM3, when asked) of a file's content: from the cache when its identity is
+   * the one it had when hashed, else streamed through the native library (and cached).
    *
-   * @param path the image
-   * @returns the digest, whether it was cached, and the identity
+   * @param path the file
+   * @param options `sm3`: also its SM3 (an entry cached without it is hashed again)
+   * @returns the digests, whether they were cached, and the identity
    * @throws {NativeError} `io_failed` when it cannot be stat'ed or read, or changed while read
    */
-  async digest(path: string): Promise<DiskDigest> {
+  async digest(path: string, options: { sm3?: boolean } = {}): Promise<DiskDigest> {
     const now = fileIdentity(path);
     const entry = this.#entries.get(path);
-    if (entry && !entry.racy && sameId(entry.id, now)) {
-      this.#hits++;
+    if (entry && !entry.racy && sameId(entry.id, now) && (!options.sm3 || entry.sm3 !== "")) {
+      this.#count(path, true);
       // Most recently used last, so the oldest go first when the cache is full.
       this.#entries.delete(path);
       this.#entries.set(path, entry);
-      return { sha256: entry.sha256, cached: true, identity: now };
+      return { ...digests(entry), cached: true, identity: now };
     }
-    const measured = await fileDigest(path);
+    const measured = await fileDigest(path, options);
     const sha256 = toHex(measured.sha256);
+    const sm3 = measured.sm3 ? toHex(measured.sm3) : "";
     const id = measured.identity;
-    this.#hashed++;
-    this.#bytes += Number(id.size);
+    this.#count(path, false, Number(id.size));
     const hashedAt = BigInt(this.#now()) * 1_000_000n;
     const latest = id.mtimeNs > id.ctimeNs ? id.mtimeNs : id.ctimeNs;
     this.#entries.delete(path);
-    this.#entries.set(path, { id, sha256, racy: hashedAt - latest < RACY_NS });
+    const hashed = { id, sha256, sm3, racy: hashedAt - latest < RACY_NS };
+    this.#entries.set(path, hashed);
     while (this.#entries.size > MAX_ENTRIES) {
-      this.#entries.delete(this.#entries.keys().next().value!);
+      const oldest = this.#entries.keys().next().value!;
+      this.#entries.delete(oldest);
+      this.#counts.delete(oldest);
     }
-    this.#log?.log("info", "disk hashed", { path, bytes: Number(id.size), sha256 });
+    this.#log?.log("info", "file hashed", { path, bytes: Number(id.size), sha256 });
     this.#save();
-    return { sha256, cached: false, identity: id };
+    return { ...digests(hashed), cached: false, identity: id };
   }
 }
