@@ -148,7 +148,10 @@ Deno.test({
         }
       });
     const ready = [...Deno.readDirSync(s.dir)].find((e) => e.name.startsWith("vasp-qemu."))!;
-    const gatePid = Deno.readTextFileSync(`${s.dir}/${ready.name}/gate.ready`).trim();
+    // QEMU does not wait for the gate with a descriptor: the gate comes up beside it.
+    const readyFile = `${s.dir}/${ready.name}/gate.ready`;
+    await waitFor("the gate to accept", () => existsSync(readyFile));
+    const gatePid = Deno.readTextFileSync(readyFile).trim();
     const gateArgs = Deno.readTextFileSync(`/proc/${gatePid}/cmdline`).split("\0");
     const fd = gateArgs[gateArgs.indexOf("--listen-fd") + 1];
     const listening = Deno.readLinkSync(`/proc/${gatePid}/fd/${fd}`);

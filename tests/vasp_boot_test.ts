@@ -14,7 +14,7 @@ import { fileIdentity } from "../ffi/mod.ts";
 import { DISK_CACHE_FILE, DISK_CACHE_RACY_MS } from "../src/vasp/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
 import { requireTools } from "./fixtures/tools.ts";
-import { type Answer, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
+import { type Answer, poll, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
 
 requireTools({ curl: "curl" });
 
@@ -176,6 +176,42 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
       );
       assert.match(disk.description, new RegExp(`content=sha256:${sha256(files.disk.bytes)}$`));
     });
+
+    await t.step(
+      "libvirt's change of owner at a stop is hashed ahead (release): the next start reads no file",
+      async () => {
+        // libvirt gives the files to QEMU's user at a start and puts the owner back at the stop:
+        // a new ctime each time, which the cache does not look past.
+        const paths = Object.values(files).map((f) => f.path);
+        for (const path of paths) await Deno.chown(path, 0, 0);
+        const before = s.server.vasp.disks.stats();
+        const released = await s.call("POST", "/v1/events", {
+          body: {
+            operation: "shutdown",
+            vm: VM,
+            source: "libvirt-hook",
+            phase: "release",
+            details: {
+              libvirt: { operation: "release", sub_operation: "end", extra: "-" },
+              domain_xml_b64: Buffer.from(xml).toString("base64"),
+            },
+            outcome: "completed",
+          },
+        });
+        assert.equal(released.status, 200, JSON.stringify(released.json));
+        await poll(
+          "the files to be hashed ahead",
+          () =>
+            Promise.resolve(
+              s.server.vasp.disks.stats().hashed === before.hashed + paths.length || undefined,
+            ),
+        );
+        allowed(await hookStart(s, xml));
+        const after = s.server.vasp.disks.stats();
+        assert.equal(after.hashed, before.hashed + paths.length, "a file was hashed at the start");
+        assert.equal(after.hits, before.hits + paths.length);
+      },
+    );
 
     await t.step(
       "the libvirt hook script refuses a swapped kernel, naming it, and lets the restored one start",

@@ -199,6 +199,9 @@ export class QmpGate {
   }
 }
 
+/** How often a missing QEMU socket is looked for again while QEMU starts. */
+const UPSTREAM_RETRY_MS = 5;
+
 async function connectWithRetry(path: string, waitMs: number): Promise<UnixSocket> {
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -213,7 +216,9 @@ async function connectWithRetry(path: string, waitMs: number): Promise<UnixSocke
           { cause },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // QEMU comes up beside the gate (deploy/qemu/vasp-qemu): its socket is looked for often,
+      // each look a failed connect(2) of a few microseconds.
+      await new Promise((resolve) => setTimeout(resolve, UPSTREAM_RETRY_MS));
     }
   }
 }

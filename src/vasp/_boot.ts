@@ -81,6 +81,42 @@ async function bootFile(
   }
 }
 
+/** The boot files of a domain that vBoot measures: component name, register, path. */
+function bootFiles(domain: Domain): [string, number, string][] {
+  const os = domain.os;
+  const files: [string, number, string | undefined][] = [
+    ["firmware", VBOOT_REGISTERS.firmware, os.loader],
+    ["nvram", VBOOT_REGISTERS.firmware, os.nvramTemplate],
+    ["kernel", VBOOT_REGISTERS.kernel, os.kernel],
+    ["initrd", VBOOT_REGISTERS.initrd, os.initrd],
+  ];
+  return files.filter((f): f is [string, number, string] => f[2] !== undefined);
+}
+
+/** Whether a disk's content is hashed at a start: a file disk, read-only or referenced. */
+function hashedDisk(disk: Domain["disks"][number], referenced?: ReadonlySet<string>): boolean {
+  return disk.type === "file" && disk.source !== undefined && disk.target !== undefined &&
+    (disk.readonly || (referenced?.has(`disk:${disk.target}`) ?? false));
+}
+
+/**
+ * Hashes ahead, in the background, what the next start of a domain will measure (its boot
+ * files and hashed disks), once libvirt has put their owner back after a stop: see
+ * {@link DiskCache.warm}.
+ *
+ * @param domain the parsed domain XML
+ * @param disks the digest cache
+ * @param referenced the names of the VM's boot references
+ */
+export function warmBoot(
+  domain: Domain,
+  disks: DiskCache,
+  referenced?: ReadonlySet<string>,
+): void {
+  for (const [, , path] of bootFiles(domain)) disks.warm(path, { sm3: true });
+  for (const disk of domain.disks) if (hashedDisk(disk, referenced)) disks.warm(disk.source!);
+}
+
 /**
  * Measures what a domain boots: the firmware, kernel, initrd, command line and NVRAM template,
  * and the content of each file-backed disk that is read-only or referenced (through `disks`).
@@ -107,14 +143,7 @@ export async function measureBoot(
     description: describe(`vboot domain XML of "${domain.name}" (${domain.uuid})`),
   }];
   const os = domain.os;
-  const files: [string, number, string | undefined][] = [
-    ["firmware", VBOOT_REGISTERS.firmware, os.loader],
-    ["nvram", VBOOT_REGISTERS.firmware, os.nvramTemplate],
-    ["kernel", VBOOT_REGISTERS.kernel, os.kernel],
-    ["initrd", VBOOT_REGISTERS.initrd, os.initrd],
-  ];
-  for (const [name, reg, path] of files) {
-    if (path === undefined) continue;
+  for (const [name, reg, path] of bootFiles(domain)) {
     const { measured, extension } = await bootFile(name, reg, path, disks);
     components.push(measured);
     extensions.push(extension);
@@ -141,16 +170,14 @@ export async function measureBoot(
     ];
     let content = "";
     const name = `disk:${disk.target}`;
-    const hashed = disk.readonly || (options.referenced?.has(name) ?? false);
-    if (disk.type === "file" && disk.source !== undefined && disk.target !== undefined && !hashed) {
-      content = "content=unhashed-writable";
-    } else if (disk.type === "file" && disk.source !== undefined && disk.target !== undefined) {
+    const source = disk.source!;
+    if (hashedDisk(disk, options.referenced)) {
       try {
-        const d = await disks.digest(disk.source);
+        const d = await disks.digest(source);
         content = `content=sha256:${d.sha256}`;
         components.push({
           name,
-          path: disk.source,
+          path: source,
           sha256: d.sha256,
           detail: "",
           referenced: disk.readonly,
@@ -159,14 +186,10 @@ export async function measureBoot(
       } catch (error) {
         const why = describeError(error);
         content = "content=unmeasured";
-        components.push({
-          name,
-          path: disk.source,
-          sha256: "",
-          detail: why,
-          referenced: disk.readonly,
-        });
+        components.push({ name, path: source, sha256: "", detail: why, referenced: disk.readonly });
       }
+    } else if (disk.type === "file" && disk.source !== undefined && disk.target !== undefined) {
+      content = "content=unhashed-writable";
     }
     const line = [...fields, ...(content ? [content] : [])].join(" ");
     extensions.push({

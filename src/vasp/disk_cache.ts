@@ -18,13 +18,29 @@ export const DISK_CACHE_FILE = "disk-digests.sealed";
 /** Authenticated data of the sealed cache: a blob sealed for anything else does not open. */
 const AAD = new TextEncoder().encode("vasp-disk-digests-v1");
 /**
- * An entry whose mtime or ctime is this close to when it was hashed is not trusted later:
- * Linux stamps files from a coarse clock (one tick, 1 to 10 ms), so a write just after the
- * hash can leave every field of the identity as it was (git's "racy" entries). Such an entry
- * is hashed again at its next use, when it is old enough to be trusted.
+ * An entry whose mtime or ctime is this close to when its hash began is not trusted later: a
+ * file system stamps files from a coarse clock, so a write just after the hash began can leave
+ * every field of the identity as it was (git's "racy" entries). Such an entry is hashed again
+ * at its next use, when it is old enough to be trusted. This margin holds for file systems
+ * that keep whole seconds; {@link DISK_CACHE_RACY_FINE_MS} for those with finer stamps.
  */
 export const DISK_CACHE_RACY_MS = 1000;
-const RACY_NS = BigInt(DISK_CACHE_RACY_MS) * 1_000_000n;
+/**
+ * The racy margin for a file whose stamps have a fraction of a second (ext4, xfs, btrfs,
+ * tmpfs: nanoseconds, from the kernel's coarse clock, one tick of 1 to 10 ms): five ticks and
+ * more. A file whose mtime and ctime both fall on a whole second is taken to be on a file
+ * system that keeps seconds only (one in a billion from a fine one: it waits a second).
+ */
+export const DISK_CACHE_RACY_FINE_MS = 50;
+const SECOND_NS = 1_000_000_000n;
+
+/** How long after its last change a file with identity `id` can be hashed and trusted. */
+function racyMarginNs(id: FileIdentity): bigint {
+  const whole = id.mtimeNs % SECOND_NS === 0n && id.ctimeNs % SECOND_NS === 0n;
+  return BigInt(whole ? DISK_CACHE_RACY_MS : DISK_CACHE_RACY_FINE_MS) * 1_000_000n;
+}
+
+const latestChange = (id: FileIdentity) => id.mtimeNs > id.ctimeNs ? id.mtimeNs : id.ctimeNs;
 /** At most this many entries are kept (the least recently used go first). */
 const MAX_ENTRIES = 4096;
 
@@ -79,6 +95,10 @@ export class DiskCache {
   readonly #log: Logger | undefined;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
+  /** Hashes under way, by path: a second asker waits for the first. */
+  readonly #inflight = new Map<string, Promise<unknown>>();
+  /** Hashes scheduled by {@linkcode warm}. */
+  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
   /** Counters in total (key `""`) and per path. */
   readonly #counts = new Map<string, { hits: number; hashed: number; bytesHashed: number }>();
 
@@ -190,6 +210,14 @@ export class DiskCache {
     }
   }
 
+  /** The entry for `path` when it holds for identity `id` and has the digests asked for. */
+  #trusted(path: string, id: FileIdentity, options: { sm3?: boolean }): Entry | undefined {
+    const entry = this.#entries.get(path);
+    return entry && !entry.racy && sameId(entry.id, id) && (!options.sm3 || entry.sm3 !== "")
+      ? entry
+      : undefined;
+  }
+
   /**
    * The SHA-256 (and SM3, when asked) of a file's content: from the cache when its identity is
    * the one it had when hashed, else streamed through the native library (and cached).
@@ -200,24 +228,37 @@ export class DiskCache {
    * @throws {NativeError} `io_failed` when it cannot be stat'ed or read, or changed while read
    */
   async digest(path: string, options: { sm3?: boolean } = {}): Promise<DiskDigest> {
+    // The same file being hashed (a warm-up, another start): its result may serve this one.
+    // (Looked up without awaiting when there is none: the check and the hash's registration
+    // below then happen in one turn, so that a second asker finds it.)
+    const pending = this.#inflight.get(path);
+    if (pending) await pending.catch(() => {});
     const now = fileIdentity(path);
-    const entry = this.#entries.get(path);
-    if (entry && !entry.racy && sameId(entry.id, now) && (!options.sm3 || entry.sm3 !== "")) {
+    const entry = this.#trusted(path, now, options);
+    if (entry) {
       this.#count(path, true);
       // Most recently used last, so the oldest go first when the cache is full.
       this.#entries.delete(path);
       this.#entries.set(path, entry);
       return { ...digests(entry), cached: true, identity: now };
     }
-    const measured = await fileDigest(path, options);
+    // Racy is judged from when the read began: a write during the read in the tick of the
+    // last change would leave the identity as it was.
+    const began = BigInt(this.#now()) * 1_000_000n;
+    const hashing = fileDigest(path, options);
+    this.#inflight.set(path, hashing);
+    let measured;
+    try {
+      measured = await hashing;
+    } finally {
+      if (this.#inflight.get(path) === hashing) this.#inflight.delete(path);
+    }
     const sha256 = toHex(measured.sha256);
     const sm3 = measured.sm3 ? toHex(measured.sm3) : "";
     const id = measured.identity;
     this.#count(path, false, Number(id.size));
-    const hashedAt = BigInt(this.#now()) * 1_000_000n;
-    const latest = id.mtimeNs > id.ctimeNs ? id.mtimeNs : id.ctimeNs;
     this.#entries.delete(path);
-    const hashed = { id, sha256, sm3, racy: hashedAt - latest < RACY_NS };
+    const hashed = { id, sha256, sm3, racy: began - latestChange(id) < racyMarginNs(id) };
     this.#entries.set(path, hashed);
     while (this.#entries.size > MAX_ENTRIES) {
       const oldest = this.#entries.keys().next().value!;
@@ -227,5 +268,46 @@ export class DiskCache {
     this.#log?.log("info", "file hashed", { path, bytes: Number(id.size), sha256 });
     this.#save();
     return { ...digests(hashed), cached: false, identity: id };
+  }
+
+  /**
+   * Hashes a file in the background once it can be trusted (past the racy margin after its
+   * last change), so that the next start finds it cached: libvirt changes the owner of a
+   * domain's boot files and disks at every start and puts it back at every stop, and each
+   * change of owner is a new ctime, which the cache must not look past. A warm-up already
+   * scheduled for the file is replaced; failures are logged.
+   *
+   * @param path the file
+   * @param options `sm3`: also its SM3
+   */
+  warm(path: string, options: { sm3?: boolean } = {}): void {
+    let id: FileIdentity;
+    try {
+      id = fileIdentity(path);
+    } catch {
+      return; // Gone or unreadable: the next start says so.
+    }
+    const due = latestChange(id) + racyMarginNs(id) - BigInt(this.#now()) * 1_000_000n;
+    clearTimeout(this.#timers.get(path));
+    const timer = setTimeout(() => {
+      this.#timers.delete(path);
+      if (this.#trusted(path, id, options)) return;
+      this.digest(path, options).catch((error) =>
+        this.#log?.log("warn", `Cannot hash ${path} ahead of its next use: ${describeError(error)}`)
+      );
+    }, due > 0n ? Number(due / 1_000_000n) + 1 : 0);
+    Deno.unrefTimer(timer);
+    this.#timers.set(path, timer);
+  }
+
+  /** Cancels the warm-ups not yet begun. */
+  close(): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Asp, fileIdentity } from "../../ffi/mod.ts";
-import { DISK_CACHE_FILE, DISK_CACHE_RACY_MS, DiskCache } from "./disk_cache.ts";
+import {
+  DISK_CACHE_FILE,
+  DISK_CACHE_RACY_FINE_MS,
+  DISK_CACHE_RACY_MS,
+  DiskCache,
+} from "./disk_cache.ts";
 import type { Logger } from "../engine/mod.ts";
 
 const sha256 = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
@@ -64,6 +69,37 @@ Deno.test("DiskCache keeps its entries sealed by the ASP and refuses an altered 
     const refused = new DiskCache(asp, { now: later, log });
     assert.match(log.lines.join("\n"), /disk digest cache .* was refused/);
     assert.equal((await refused.digest(path)).cached, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("DiskCache: a hash under way serves a second asker; warm() hashes ahead once the file can be trusted", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vasp-disk-cache-" });
+  try {
+    const path = join(dir, "kernel");
+    const bytes = crypto.getRandomValues(new Uint8Array(60_000));
+    await Deno.writeFile(path, bytes);
+    using cache = new DiskCache();
+    // Scheduled past the racy margin of the write just made (tmpfs/ext4: fine stamps).
+    cache.warm(path, { sm3: true });
+    assert.deepEqual(cache.stats(path), { hits: 0, hashed: 0, bytesHashed: 0 });
+    while (cache.stats(path).hashed === 0) await new Promise((r) => setTimeout(r, 10));
+    const hit = await cache.digest(path, { sm3: true });
+    assert.equal(hit.cached, true);
+    assert.equal(hit.sha256, sha256(bytes));
+    assert.match(hit.sm3!, /^[0-9a-f]{64}$/);
+    // Changed: two askers at once, one read.
+    bytes[0] ^= 1;
+    await Deno.writeFile(path, bytes);
+    const ctimeMs = Number(fileIdentity(path).ctimeNs / 1_000_000n);
+    while (Date.now() <= ctimeMs + DISK_CACHE_RACY_FINE_MS + 5) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const [a, b] = await Promise.all([cache.digest(path), cache.digest(path)]);
+    assert.deepEqual([a.cached, b.cached], [false, true]);
+    assert.equal(b.sha256, sha256(bytes));
+    assert.equal(cache.stats(path).hashed, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

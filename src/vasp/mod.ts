@@ -28,6 +28,7 @@ export {
 export { VaspService } from "./service.ts";
 export {
   DISK_CACHE_FILE,
+  DISK_CACHE_RACY_FINE_MS,
   DISK_CACHE_RACY_MS,
   DiskCache,
   type DiskCacheStats,

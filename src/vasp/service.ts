@@ -25,7 +25,7 @@ import {
 import type { BootReference, NewVm, Store, VaspBinding, VmRecord } from "../store/mod.ts";
 import { parseDomainXml } from "../hypervisor/libvirt.ts";
 import { DiskCache } from "./disk_cache.ts";
-import { bootState, measureBoot, type MeasuredBoot, referencesOf } from "./_boot.ts";
+import { bootState, measureBoot, type MeasuredBoot, referencesOf, warmBoot } from "./_boot.ts";
 import { KeyedQueue } from "./_keyed_queue.ts";
 import { SnapshotStates } from "./_snapshots.ts";
 import { importStep, refusedImport, revertStep } from "./_import_step.ts";
@@ -308,6 +308,7 @@ export class VaspService implements VaspPort {
 
   /** {@inheritDoc VaspPort.observed} */
   async observed(event: LifecycleEvent, outcome: Outcome): Promise<void> {
+    if (event.operation === "shutdown" && event.phase === "release") await this.#warm(event);
     const migrations = this.#migrations;
     if (!migrations) return;
     const { uuid, name } = event.vm;
@@ -436,6 +437,19 @@ export class VaspService implements VaspPort {
           return { details: { instance_id: record.binding!.instanceId, created: true } };
         }),
     };
+  }
+
+  /**
+   * After a VM's stop (libvirt's `release`, once it put the files' owners back), what its next
+   * start measures is hashed ahead in the background.
+   */
+  async #warm(event: LifecycleEvent): Promise<void> {
+    const { xml } = eventConfig(event);
+    if (!xml) return;
+    const domain = bootDomain(event, xml);
+    if ("refusal" in domain) return;
+    const references = await this.#store.getBootReferences(event.vm.uuid);
+    warmBoot(domain.domain, this.#disks, new Set(references.map((r) => r.name)));
   }
 
   /**
@@ -572,6 +586,7 @@ export class VaspService implements VaspPort {
 
   /** Closes every instance handle (they live on in their sealed states). */
   close(): void {
+    this.#disks.close();
     this.#instances.close();
   }
 }
