@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { closeFd, NativeError, UnixSocket } from "../ffi/mod.ts";
+import { closeFd, NativeError, UnixSocket, Waker } from "../ffi/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
@@ -79,4 +79,37 @@ Deno.test("UnixSocket.connect() says item_not_found when nothing listens", async
     (e) => e instanceof NativeError && e.code === "item_not_found" && /none\.sock/.test(e.message),
   );
   await Deno.remove(dir);
+});
+
+Deno.test("UnixSocket.recvNow() takes what arrived without waiting; readyNow() and ready() say which socket has something", async () => {
+  const dir = await Deno.makeTempDir();
+  const { listener, client, server } = await pair(dir);
+  assert.equal(server.recvNow(), null, "nothing has arrived");
+  assert.equal(UnixSocket.readyNow(server, client, 0), 0);
+  await client.send(enc("ab"));
+  assert.equal(UnixSocket.readyNow(server, client, 1000), 1);
+  assert.equal(UnixSocket.readyNow(null, server, 0), 2);
+  assert.equal(new TextDecoder().decode(server.recvNow()!.bytes), "ab");
+  // A wait on a worker thread: ended by bytes, by the waker, by a close.
+  using waker = new Waker();
+  const byBytes = UnixSocket.ready(server, client, waker);
+  await server.send(enc("c"));
+  assert.equal(await byBytes, 2);
+  assert.equal(new TextDecoder().decode(client.recvNow()!.bytes), "c");
+  const woken = UnixSocket.ready(server, client, waker);
+  waker.wake();
+  assert.equal(await woken, 4);
+  const byClose = UnixSocket.ready(server, null, waker);
+  client.close();
+  assert.equal(await byClose, 1, "the peer's end of the stream is ready");
+  assert.equal(server.recvNow()!.bytes.length, 0);
+  server.close();
+  assert.equal(
+    UnixSocket.readyNow(server, null, 0),
+    1,
+    "a closed socket is ready: it reads the end",
+  );
+  assert.deepEqual(server.recvNow(), { bytes: new Uint8Array(0), fds: [] });
+  listener.close();
+  await Deno.remove(dir, { recursive: true });
 });

@@ -19,7 +19,8 @@ import type {
   VmRef,
 } from "../wire/mod.ts";
 import { EventReporter } from "./_event_reporter.ts";
-import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
+import { GateConnection, type GateContext } from "./_gate_connection.ts";
+import { pumped } from "./_gate_pump.ts";
 import { UnixSocket } from "../../ffi/mod.ts";
 
 /** What the gate needs of the decision server; `VaspClient` (src/wire) provides it. */
@@ -60,7 +61,7 @@ export class QmpGate {
   readonly #options: QmpGateOptions;
   readonly #ctx: GateContext;
   readonly #connections = new Set<GateConnection>();
-  readonly #accepted = new Set<ByteConn>();
+  readonly #accepted = new Set<UnixSocket>();
   #listener: UnixSocket | undefined;
   #path: string | undefined;
   #finished: Promise<void> = Promise.resolve();
@@ -177,9 +178,9 @@ export class QmpGate {
     }
   }
 
-  async #serve(client: ByteConn): Promise<void> {
+  async #serve(client: UnixSocket): Promise<void> {
     this.#accepted.add(client);
-    let upstream: ByteConn;
+    let upstream: UnixSocket;
     try {
       upstream = await connectWithRetry(
         this.#options.upstream,
@@ -192,7 +193,7 @@ export class QmpGate {
     }
     this.#accepted.delete(client);
     if (!this.#listener) return (client.close(), upstream.close());
-    const connection = new GateConnection(client, upstream, this.#ctx);
+    const connection = new GateConnection(...pumped(client, upstream), this.#ctx);
     this.#connections.add(connection);
     await connection.run();
     this.#connections.delete(connection);
