@@ -6,24 +6,17 @@
  * starting a VM is about 400 of them (`qom-get` of each CPU feature, queries). A receive
  * parked on a worker thread costs two thread hops per message (the kernel wakes the worker,
  * the worker wakes the event loop); with both directions that added about 0.2 ms to every
- * command (bench/hooks_bench.ts), 80 ms and more to each start. Here, while both sides wait
- * (nothing of the connection is in progress: no decision is being asked), the next message is
- * waited for on the main thread, up to {@link SPIN_MS}; only a quiet connection is left to a
- * wait on a worker thread, which a {@linkcode Waker} ends when the set of sides to wait for
- * changes.
+ * command, 80 ms and more to each start. Here what has arrived is taken on the main thread;
+ * in a process that runs the gate alone (`vasp gate`), while both sides wait (nothing of the
+ * connection is in progress: no decision is being asked), the next message is also waited for
+ * on the main thread, up to `spinMs`; the rest is left to a wait on a worker thread, which a
+ * {@linkcode Waker} ends when the set of sides to wait for changes.
  *
  * @module
  */
 import { type Received, UnixSocket, Waker } from "../../ffi/mod.ts";
 import type { ByteConn } from "./_gate_connection.ts";
 
-/**
- * How long the main thread waits for the next message of a busy connection before it hands
- * the wait to a worker thread. libvirt's next command comes 0.1–0.6 ms after a reply here; a
- * quiet connection costs this once per burst, asleep in poll(2). Meanwhile nothing else of the
- * process runs: no decision of this connection is waiting then, and a gate serves one VM.
- */
-const SPIN_MS = 2;
 const BOTH = 3;
 
 type Waiter = PromiseWithResolvers<Received>;
@@ -31,6 +24,7 @@ type Waiter = PromiseWithResolvers<Received>;
 /** The reading loop of a pair of sockets. */
 class Pump {
   readonly #socks: readonly [UnixSocket, UnixSocket];
+  readonly #spinMs: number;
   readonly #waker = new Waker();
   /**
    * Runs the next wait after everything already queued (a reply's send to the client is a few
@@ -44,8 +38,9 @@ class Pump {
   #scheduled = false;
   #open = 2;
 
-  constructor(a: UnixSocket, b: UnixSocket) {
+  constructor(a: UnixSocket, b: UnixSocket, spinMs: number) {
     this.#socks = [a, b];
+    this.#spinMs = spinMs;
     this.#turn.port1.onmessage = () => {
       this.#scheduled = false;
       this.#drive();
@@ -93,7 +88,7 @@ class Pump {
       ready = UnixSocket.readyNow(
         wanted & 1 ? a : null,
         wanted & 2 ? b : null,
-        wanted === BOTH ? SPIN_MS : 0,
+        wanted === BOTH ? this.#spinMs : 0,
       );
     } catch (error) {
       return this.#fail(error);
@@ -149,10 +144,13 @@ class Pump {
  *
  * @param a the client's connection
  * @param b QEMU's
+ * @param spinMs how long the next message of a busy connection is waited for on the main
+ *   thread, which nothing else can use meanwhile (QmpGate uses the pump only in a process that
+ *   runs the gate alone; 0 waits on a worker thread at once)
  * @returns the connections, in the same order
  */
-export function pumped(a: UnixSocket, b: UnixSocket): [ByteConn, ByteConn] {
-  const pump = new Pump(a, b);
+export function pumped(a: UnixSocket, b: UnixSocket, spinMs: number): [ByteConn, ByteConn] {
+  const pump = new Pump(a, b, spinMs);
   const side = (i: 0 | 1, socket: UnixSocket): ByteConn => {
     let closed = false;
     return {
