@@ -161,7 +161,15 @@ export class UnixSocket {
   recvNow(): Received | null {
     if (this.#closing) return { bytes: new Uint8Array(0), fds: [] };
     const ptr = this.#live("receive");
-    const rc = native().vasp_sock_recv_now(
+    const rc = native().vasp_sock_recv_now(...this.#recvArgs(ptr, DONTWAIT));
+    if (rc === AGAIN) return null;
+    this.#rxCheck(rc, ptr, "Cannot receive");
+    return this.#received();
+  }
+
+  /** The arguments of `vasp_sock_recv` into this socket's buffers. */
+  #recvArgs(ptr: Deno.PointerObject, flags: number) {
+    return [
       ptr,
       this.#recvBuf,
       BigInt(RECV_SIZE),
@@ -169,11 +177,8 @@ export class UnixSocket {
       this.#recvFds,
       MAX_FDS,
       this.#recvNfds,
-      DONTWAIT,
-    );
-    if (rc === AGAIN) return null;
-    this.#rxCheck(rc, ptr, "Cannot receive");
-    return this.#received();
+      flags,
+    ] as const;
   }
 
   #received(): Received {
@@ -253,16 +258,7 @@ export class UnixSocket {
     if (this.#closing) return { bytes: new Uint8Array(0), fds: [] };
     const ptr = this.#live("receive");
     return await this.#waiting(
-      native().vasp_sock_recv(
-        ptr,
-        this.#recvBuf,
-        BigInt(RECV_SIZE),
-        this.#recvLen,
-        this.#recvFds,
-        MAX_FDS,
-        this.#recvNfds,
-        0,
-      ),
+      native().vasp_sock_recv(...this.#recvArgs(ptr, 0)),
       (rc) => {
         this.#rxCheck(rc, ptr, "Cannot receive");
         return this.#received();

@@ -47,19 +47,22 @@ function domainXml(boot: string, cmdline = "console=ttyS0 root=/dev/vda ro"): st
 }
 
 /** A start as the libvirt hook asks for it (deploy/libvirt/hooks/qemu, `prepare begin`). */
-function hookStart(s: VaspServer, xml: string): Promise<Answer> {
-  return s.call("POST", "/v1/decide", {
-    body: {
-      operation: "start",
-      vm: VM,
-      source: "libvirt-hook",
-      phase: "prepare",
-      details: {
-        libvirt: { operation: "prepare", sub_operation: "begin", extra: "-" },
-        domain_xml_b64: Buffer.from(xml).toString("base64"),
-      },
+/** What the libvirt hook sends for libvirt's `operation sub` of the domain `xml`. */
+function hookBody(lifecycle: string, operation: string, sub: string, xml: string) {
+  return {
+    operation: lifecycle,
+    vm: VM,
+    source: "libvirt-hook",
+    phase: operation,
+    details: {
+      libvirt: { operation, sub_operation: sub, extra: "-" },
+      domain_xml_b64: Buffer.from(xml).toString("base64"),
     },
-  });
+  };
+}
+
+function hookStart(s: VaspServer, xml: string): Promise<Answer> {
+  return s.call("POST", "/v1/decide", { body: hookBody("start", "prepare", "begin", xml) });
 }
 
 /** The libvirt hook script itself, as libvirtd runs it: `qemu NAME prepare begin -`, XML on stdin. */
@@ -186,17 +189,7 @@ Deno.test("measured launch: a swapped kernel, initrd or disk image denies the st
         for (const path of paths) await Deno.chown(path, 0, 0);
         const before = s.server.vasp.disks.stats();
         const released = await s.call("POST", "/v1/events", {
-          body: {
-            operation: "shutdown",
-            vm: VM,
-            source: "libvirt-hook",
-            phase: "release",
-            details: {
-              libvirt: { operation: "release", sub_operation: "end", extra: "-" },
-              domain_xml_b64: Buffer.from(xml).toString("base64"),
-            },
-            outcome: "completed",
-          },
+          body: { ...hookBody("shutdown", "release", "end", xml), outcome: "completed" },
         });
         assert.equal(released.status, 200, JSON.stringify(released.json));
         await poll(
