@@ -166,6 +166,46 @@ Deno.test({
 });
 
 Deno.test({
+  name: "with a monitor descriptor, a gate that does not come up leaves nothing to connect to",
+  async fn() {
+    await using s = await setUp();
+    const path = `${s.dir}/monitor.sock`;
+    const qemu = new Deno.Command("perl", {
+      args: [
+        ...["-e", PERL_LISTEN, path, "sh", WRAPPER],
+        ...libvirtArgs("socket,id=charmonitor,fd=@FD@,server=on,wait=off"),
+      ],
+      env: {
+        VASP_QEMU: "qemu-system-x86_64",
+        VASP_GATE_CMD: "false",
+        VASP_RUN_DIR: s.dir,
+        VASP_QEMU_CONF: `${s.dir}/none.conf`,
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      // QEMU started beside the gate, which failed: the listening socket had no other holder,
+      // so libvirt's connection is refused (libvirt then fails the start and stops QEMU).
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const refused = await Deno.connect({ transport: "unix", path }).then(
+          (conn) => (conn.close(), false),
+          (error) => error instanceof Deno.errors.ConnectionRefused,
+        );
+        if (refused) break;
+        if (Date.now() > deadline) throw new Error("the monitor socket still takes connections");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      qemu.kill("SIGKILL");
+      await qemu.status;
+    }
+  },
+});
+
+Deno.test({
   name: "the QEMU wrapper refuses monitors it cannot gate and leaves probing alone",
   async fn() {
     await using s = await setUp();
