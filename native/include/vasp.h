@@ -16,6 +16,10 @@
  *   by the caller and released with vasp_free(), never with libc free().
  * - Every vasp_x_close(NULL) is a no-op. Handles are not thread-safe: use one
  *   handle from one thread at a time.
+ * - Loading the library initialises OpenSSL without its exit-time teardown
+ *   (OPENSSL_INIT_NO_ATEXIT): a process may exit while a call still runs on
+ *   another thread, and that teardown would free what the call is using. Load
+ *   it before anything else in the process initialises OpenSSL.
  */
 #ifndef VASP_H
 #define VASP_H
