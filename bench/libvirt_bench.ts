@@ -3,8 +3,10 @@
  * `suspend`, `resume`, `save` and `restore` of a TCG guest, without vASP (plain QEMU as the
  * emulator, no hook), with vASP's hook alone (what the gate costs) and with all of it (the
  * wrapper, the QMP gate, the hook and `vasp serve` with the default policies but
- * measurement-freshness: these guests are not measured), in one run on this machine. Each figure is the median of `--iterations` rounds (start, suspend, resume,
- * save, restore, destroy).
+ * measurement-freshness: these guests are not measured), in one run on this machine. Each
+ * figure is the median of `--iterations` rounds (start, suspend, resume, save, restore,
+ * destroy); with the hook alone vASP does not see a save, so that configuration times start,
+ * suspend and resume.
  *
  *   deno run --allow-all bench/libvirt_bench.ts [--iterations N] [--json]
  *

@@ -170,8 +170,8 @@ export async function measureBoot(
     ];
     let content = "";
     const name = `disk:${disk.target}`;
-    const source = disk.source!;
     if (hashedDisk(disk, options.referenced)) {
+      const source = disk.source!; // a hashed disk is a file disk with a source
       try {
         const d = await disks.digest(source);
         content = `content=sha256:${d.sha256}`;
