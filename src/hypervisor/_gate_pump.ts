@@ -37,7 +37,7 @@ class Pump {
   /** The sides the wait on a worker thread watches (bits 1, 2); 0 when none runs. */
   #watching = 0;
   #scheduled = false;
-  #open = 2;
+  readonly #closed = [false, false];
 
   constructor(a: UnixSocket, b: UnixSocket, spinMs: number) {
     this.#socks = [a, b];
@@ -61,9 +61,12 @@ class Pump {
     return this.#waiters[side].promise;
   }
 
+  /** Closes one side's socket (idempotent); the waker and the port go with the second. */
   close(side: 0 | 1): void {
+    if (this.#closed[side]) return;
+    this.#closed[side] = true;
     this.#socks[side].close();
-    if (--this.#open > 0) return;
+    if (!this.#closed.every(Boolean)) return;
     this.#waker.close();
     this.#turn.port1.close();
     this.#turn.port2.close();
@@ -153,17 +156,10 @@ class Pump {
  */
 export function pumped(a: UnixSocket, b: UnixSocket, spinMs: number): [ByteConn, ByteConn] {
   const pump = new Pump(a, b, spinMs);
-  const side = (i: 0 | 1, socket: UnixSocket): ByteConn => {
-    let closed = false;
-    return {
-      recv: () => pump.recv(i),
-      send: (bytes, fds) => socket.send(bytes, fds),
-      close: () => {
-        if (closed) return;
-        closed = true;
-        pump.close(i);
-      },
-    };
-  };
+  const side = (i: 0 | 1, socket: UnixSocket): ByteConn => ({
+    recv: () => pump.recv(i),
+    send: (bytes, fds) => socket.send(bytes, fds),
+    close: () => pump.close(i),
+  });
   return [side(0, a), side(1, b)];
 }

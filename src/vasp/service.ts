@@ -10,6 +10,7 @@ import { type Extension, InstanceManager, type SealedBinding } from "./instances
 import type { Asp } from "../../ffi/mod.ts";
 import {
   type Decision,
+  describeError,
   type LifecycleEvent,
   type Logger,
   type VaspBinding as EngineBinding,
@@ -308,7 +309,16 @@ export class VaspService implements VaspPort {
 
   /** {@inheritDoc VaspPort.observed} */
   async observed(event: LifecycleEvent, outcome: Outcome): Promise<void> {
-    if (event.operation === "shutdown" && event.phase === "release") await this.#warm(event);
+    if (event.operation === "shutdown" && event.phase === "release") {
+      // In the background: the hook's report (libvirt waits for it) is not held up.
+      this.#warm(event).catch((error) =>
+        this.#log.log("warn", "cannot hash ahead what the VM's next start measures", {
+          vm: event.vm.name,
+          vm_uuid: event.vm.uuid,
+          error: describeError(error),
+        })
+      );
+    }
     const migrations = this.#migrations;
     if (!migrations) return;
     const { uuid, name } = event.vm;
