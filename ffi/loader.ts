@@ -8,7 +8,7 @@ import { NativeError } from "./error.ts";
 import { errorMessage } from "../src/engine/error.ts";
 
 /** The ABI version these bindings were written for (`VASP_ABI_VERSION`). */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /**
  * Where `make -C native` puts the library, relative to this file; the same relative path holds

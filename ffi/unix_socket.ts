@@ -305,6 +305,50 @@ export class UnixSocket {
     }
   }
 
+  /**
+   * Puts a {@linkcode Lane} between two connected sockets: it owns them from then on, and
+   * `client` and `upstream` are closed here.
+   *
+   * @param client libvirt's connection
+   * @param upstream QEMU's connection
+   * @param names the commands the lane may pass itself
+   * @returns the lane and the engine's ends, which stand in for `client` and `upstream`
+   * @throws {NativeError} when the lane cannot start (then both sockets are unchanged)
+   */
+  static lane(
+    client: UnixSocket,
+    upstream: UnixSocket,
+    names: Iterable<string>,
+  ): { lane: Lane; client: UnixSocket; upstream: UnixSocket } {
+    const list = [...names];
+    if (list.some((name) => !/^[A-Za-z0-9_.-]+$/.test(name))) {
+      throw new RangeError(`A lane's command names are QMP names: ${list.join(", ")}`);
+    }
+    const out = outSlot(), outClient = outSlot(), outUpstream = outSlot();
+    check(
+      native().vasp_lane_open(
+        client.#live("open a lane"),
+        upstream.#live("open a lane"),
+        cstr(list.join("\n")),
+        out,
+        outClient,
+        outUpstream,
+      ),
+      null,
+      "Cannot open the gate's lane",
+    );
+    // libvasp freed both handles; the lane's thread owns their descriptors.
+    for (const s of [client, upstream]) {
+      s.#ptr = null;
+      finalizer.unregister(s);
+    }
+    return {
+      lane: new Lane(ADOPT, slotPointer(out)!),
+      client: new UnixSocket(ADOPT, slotPointer(outClient)!),
+      upstream: new UnixSocket(ADOPT, slotPointer(outUpstream)!),
+    };
+  }
+
   /** Wakes a pending accept or receive (they see the end); the socket stays open. */
   shutdown(): void {
     if (this.#ptr && !this.#closing) native().vasp_sock_shutdown(this.#ptr);
@@ -328,6 +372,50 @@ export class UnixSocket {
   /** Same as {@linkcode close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+const laneFinalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
+  native().vasp_lane_free(ptr)
+);
+
+/**
+ * The QMP gate's fast lane (libvasp `vasp_lane`): a thread that relays one gate connection
+ * and passes a listed query and its reply itself while the engine holds nothing of the
+ * connection, which the engine says with {@linkcode idle}. Made by {@linkcode UnixSocket.lane}.
+ */
+export class Lane {
+  #ptr: Deno.PointerObject | null;
+
+  /** @internal */
+  constructor(key: typeof ADOPT, ptr: Deno.PointerObject) {
+    if (key !== ADOPT) throw new TypeError("A Lane is made by UnixSocket.lane");
+    this.#ptr = ptr;
+    laneFinalizer.register(this, ptr, this);
+  }
+
+  /**
+   * Says the engine holds nothing of the connection: it has taken in this many bytes from
+   * its two ends and sent everything it will send for them.
+   *
+   * @param clientBytes bytes taken in from the client end
+   * @param upstreamBytes bytes taken in from the upstream end
+   */
+  idle(clientBytes: number, upstreamBytes: number): void {
+    if (this.#ptr) native().vasp_lane_idle(this.#ptr, BigInt(clientBytes), BigInt(upstreamBytes));
+  }
+
+  /** How many commands the lane passed itself. */
+  get passed(): number {
+    return this.#ptr ? Number(native().vasp_lane_passed(this.#ptr)) : 0;
+  }
+
+  /** Releases the handle; the lane's thread ends once the engine's ends are closed. */
+  close(): void {
+    const ptr = this.#ptr;
+    this.#ptr = null;
+    laneFinalizer.unregister(this);
+    if (ptr) native().vasp_lane_free(ptr);
   }
 }
 

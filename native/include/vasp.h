@@ -35,7 +35,7 @@ extern "C" {
 #define VASP_API __attribute__((visibility("default")))
 
 /* Bumped on every incompatible change; the bindings refuse another value. */
-#define VASP_ABI_VERSION 5u
+#define VASP_ABI_VERSION 6u
 
 typedef enum vasp_rc {
   VASP_OK = 0,
@@ -472,6 +472,49 @@ VASP_API void vasp_sock_close(vasp_sock *s);
 
 /* Closes a descriptor the caller owns (one vasp_sock_recv returned). */
 VASP_API int vasp_fd_close(int32_t fd);
+
+/* The QMP gate's fast lane. Starting a VM, libvirt sends QEMU about 400
+ * monitor commands one after the other, nearly all queries; a trip through
+ * the engine's event loop costs each about 0.3 ms. A lane is a thread that
+ * relays one gate connection and passes such a query and its reply itself:
+ *
+ *   libvirt <-> lane <-> QEMU
+ *                ^
+ *                +---> engine (the ends vasp_lane_open returns)
+ *
+ * Everything libvirt or QEMU sends goes to the engine, byte for byte with
+ * its descriptors, and everything the engine sends on its ends goes out, in
+ * order; except that while the engine holds nothing of the connection (its
+ * last vasp_lane_idle report counts every byte handed to it), a read from
+ * libvirt that is exactly one command named in the list — a strict subset
+ * of JSON QEMU reads as plain JSON, at most 4096 bytes, no descriptors — goes
+ * to QEMU directly, and QEMU's reply to it (the next line with a top-level
+ * "return" or "error") to libvirt. libvirt's next message waits for that
+ * reply; QEMU's events meanwhile go to the engine, and the reply after them.
+ * The lane ends once the engine has closed both its ends. */
+typedef struct vasp_lane vasp_lane;
+
+/* Starts a lane between client (libvirt) and upstream (QEMU), connected
+ * sockets no call runs on. names: the commands the lane may pass, separated
+ * by newlines. On success the lane owns both descriptors and has freed both
+ * handles (do not use or close them), *out_client and *out_upstream are the
+ * engine's ends (caller's, vasp_sock_close), and *out is the caller's:
+ * release it with vasp_lane_free(). On failure nothing changed. */
+VASP_API int vasp_lane_open(vasp_sock *client, vasp_sock *upstream, const char *names,
+                            vasp_lane **out, vasp_sock **out_client,
+                            vasp_sock **out_upstream);
+
+/* The engine holds nothing of the connection, having taken in client_bytes
+ * bytes on its client end and upstream_bytes on its upstream end, and sent
+ * everything it will send for them. Any thread. */
+VASP_API int vasp_lane_idle(vasp_lane *l, uint64_t client_bytes, uint64_t upstream_bytes);
+
+/* How many commands the lane passed itself. */
+VASP_API uint64_t vasp_lane_passed(vasp_lane *l);
+
+/* Releases the caller's reference; the lane's thread ends by itself. NULL is
+ * a no-op. */
+VASP_API void vasp_lane_free(vasp_lane *l);
 
 /* ------------------------------------------------------------------------ */
 /* Streamed file measurement (disk images, boot files)                       */

@@ -42,4 +42,11 @@ bool vasp_digest(uint32_t alg, const uint8_t *data, size_t len, uint8_t *out);
 /* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void vasp_hex(const uint8_t *in, size_t len, char *out);
 
+/* For the QMP gate's lane (lane.c): a handle for a connected socket fd (the
+ * handle owns it), a handle's descriptor, and freeing a handle without
+ * closing its descriptor (whoever took it over closes it). */
+int vasp_sock_wrap(int fd, vasp_sock **out);
+int vasp_sock_fd(const vasp_sock *s);
+void vasp_sock_forget(vasp_sock *s);
+
 #endif

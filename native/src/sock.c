@@ -298,6 +298,18 @@ int vasp_sock_shutdown(vasp_sock *s) {
   return VASP_OK;
 }
 
+int vasp_sock_wrap(int fd, vasp_sock **out) {
+  return sock_new(NULL, fd, out);
+}
+
+int vasp_sock_fd(const vasp_sock *s) {
+  return s->fd;
+}
+
+void vasp_sock_forget(vasp_sock *s) {
+  free(s);
+}
+
 void vasp_sock_close(vasp_sock *s) {
   if (!s) return;
   close(s->fd);

@@ -109,16 +109,43 @@ export class GateConnection {
   #closed = false;
   #greeted = false;
   #onDrained: (() => void) | undefined;
+  readonly #onIdle: ((clientBytes: number, upstreamBytes: number) => void) | undefined;
+  /** Bytes taken in and dealt with, from each side. */
+  #clientBytes = 0;
+  #upstreamBytes = 0;
+  /** Part of a message held back until the rest comes, on either side. */
+  #clientHolding = false;
+  #upstreamHolding = false;
+  /** Sends to the client under way. */
+  #sending = 0;
 
   /**
    * @param client the accepted client connection
    * @param upstream a fresh connection to QEMU's QMP socket
    * @param ctx the gate's shared state
+   * @param onIdle told, with the bytes taken in from each side, whenever the connection holds
+   *   nothing: no part of a message, no reply owed, nothing being sent (the lane's
+   *   {@linkcode Lane.idle})
    */
-  constructor(client: ByteConn, upstream: ByteConn, ctx: GateContext) {
+  constructor(
+    client: ByteConn,
+    upstream: ByteConn,
+    ctx: GateContext,
+    onIdle?: (clientBytes: number, upstreamBytes: number) => void,
+  ) {
     this.#client = client;
     this.#upstream = upstream;
     this.#ctx = ctx;
+    this.#onIdle = onIdle;
+  }
+
+  #checkIdle(): void {
+    if (
+      this.#onIdle && !this.#closed && this.#slots.length === 0 && this.#sending === 0 &&
+      !this.#clientHolding && !this.#upstreamHolding
+    ) {
+      this.#onIdle(this.#clientBytes, this.#upstreamBytes);
+    }
   }
 
   /**
@@ -186,6 +213,9 @@ export class GateConnection {
           if (this.#closed) return;
         }
         if (!splitter.pending && held.length) held = (closeAll(held), []);
+        this.#clientBytes += bytes.length;
+        this.#clientHolding = splitter.pending;
+        this.#checkIdle();
       }
     } finally {
       closeAll(held);
@@ -331,12 +361,17 @@ export class GateConnection {
   }
 
   #emit(bytes: Uint8Array, fds: readonly number[] = []): void {
+    this.#sending++;
     this.#toClient = this.#toClient.then(() =>
       this.#closed ? closeAll(fds) : sendAll(this.#client, bytes, fds)
     )
       .catch((error) => {
         this.#ctx.log(`qmp-gate: client connection: ${errorMessage(error)}`);
         this.close();
+      })
+      .finally(() => {
+        this.#sending--;
+        this.#checkIdle();
       });
   }
 
@@ -362,6 +397,9 @@ export class GateConnection {
           this.#line(line, owner ? held : []);
           if (owner) held = [];
         }
+        this.#upstreamBytes += bytes.length;
+        this.#upstreamHolding = pending.length > 0;
+        this.#checkIdle();
       }
     } finally {
       closeAll(held);

@@ -19,9 +19,10 @@ import type {
   VmRef,
 } from "../wire/mod.ts";
 import { EventReporter } from "./_event_reporter.ts";
-import { GateConnection, type GateContext } from "./_gate_connection.ts";
+import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
 import { pumped } from "./_gate_pump.ts";
-import { UnixSocket } from "../../ffi/mod.ts";
+import { type Lane, UnixSocket } from "../../ffi/mod.ts";
+import { LANE_PASSABLE } from "./_qmp_allow.ts";
 
 /** What the gate needs of the decision server; `VaspClient` (src/wire) provides it. */
 export interface DecisionPort {
@@ -72,6 +73,7 @@ export class QmpGate {
   #listener: UnixSocket | undefined;
   #path: string | undefined;
   #finished: Promise<void> = Promise.resolve();
+  #passed = 0;
 
   /**
    * @param options upstream socket, VM, decision server
@@ -152,6 +154,11 @@ export class QmpGate {
     return this.#finished;
   }
 
+  /** How many commands the lanes of the connections that have ended passed themselves. */
+  get lanePassed(): number {
+    return this.#passed;
+  }
+
   /**
    * Waits until every queued event report has been sent (or has failed).
    *
@@ -200,13 +207,28 @@ export class QmpGate {
     }
     this.#accepted.delete(client);
     if (!this.#listener) return (client.close(), upstream.close());
+    let lane: Lane, ends: [UnixSocket, UnixSocket];
+    try {
+      const opened = UnixSocket.lane(client, upstream, LANE_PASSABLE);
+      lane = opened.lane;
+      ends = [opened.client, opened.upstream];
+    } catch (error) {
+      this.#ctx.log(`qmp-gate: ${errorMessage(error)}; closing the client`);
+      return (client.close(), upstream.close());
+    }
     const spinMs = this.#options.spinMs ?? 0;
-    const connection = spinMs > 0
-      ? new GateConnection(...pumped(client, upstream, spinMs), this.#ctx)
-      : new GateConnection(client, upstream, this.#ctx);
+    const [a, b]: readonly [ByteConn, ByteConn] = spinMs > 0 ? pumped(...ends, spinMs) : ends;
+    const connection = new GateConnection(
+      a,
+      b,
+      this.#ctx,
+      (clientBytes, upstreamBytes) => lane.idle(clientBytes, upstreamBytes),
+    );
     this.#connections.add(connection);
     await connection.run();
     this.#connections.delete(connection);
+    this.#passed += lane.passed;
+    lane.close();
   }
 }
 
