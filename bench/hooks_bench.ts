@@ -137,12 +137,12 @@ export async function benchGate(dir: string, n: number): Promise<HookBenchRow[]>
  */
 export async function benchLibvirtHook(dir: string, n: number): Promise<HookBenchRow> {
   const server = new TestDecisionServer(`${dir}/hook.sock`);
-  const hook = new URL("../deploy/libvirt/hooks/qemu", import.meta.url).pathname;
+  const hook = new URL("../native/build/vasp-hook", import.meta.url).pathname;
   const xml = await Deno.readFile(new URL("../tests/fixtures/libvirt_domain.xml", import.meta.url));
   try {
     const samples = await time(n, async () => {
-      const child = new Deno.Command("sh", {
-        args: [hook, "web-1", "prepare", "begin", "-"],
+      const child = new Deno.Command(hook, {
+        args: ["web-1", "prepare", "begin", "-"],
         env: { VASP_SOCKET: server.path, VASP_HOOK_CONF: "/nonexistent" },
         stdin: "piped",
         stdout: "null",

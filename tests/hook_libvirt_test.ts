@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { type Body, TestDecisionServer } from "./fixtures/decision_server.ts";
-import { requireTools } from "./fixtures/tools.ts";
 
-requireTools({ curl: "curl" });
-
-const HOOK = new URL("../deploy/libvirt/hooks/qemu", import.meta.url).pathname;
+const HOOK = new URL("../native/build/vasp-hook", import.meta.url).pathname;
 const XML = await Deno.readTextFile(new URL("./fixtures/libvirt_domain.xml", import.meta.url));
 const UUID = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c";
 
@@ -35,8 +32,8 @@ async function hook(
   args: string[],
   options: { env: Record<string, string>; xml?: string },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command("sh", {
-    args: [HOOK, ...args],
+  const child = new Deno.Command(HOOK, {
+    args,
     // libvirt runs hooks with a scrubbed environment too.
     clearEnv: true,
     env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...options.env },

@@ -8,10 +8,10 @@ import { VaspClient } from "../src/wire/mod.ts";
 import { RawQmp, startBareQemu } from "./fixtures/bare_qemu.ts";
 import { requireTools } from "./fixtures/tools.ts";
 
-requireTools({ "qemu-system-x86_64": "qemu-system-x86", curl: "curl" });
+requireTools({ "qemu-system-x86_64": "qemu-system-x86" });
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const HOOK = `${ROOT}deploy/libvirt/hooks/qemu`;
+const HOOK = `${ROOT}native/build/vasp-hook`;
 const XML = await Deno.readFile(`${ROOT}tests/fixtures/libvirt_domain.xml`);
 const VM = { uuid: "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c", name: "web-1" };
 
@@ -54,8 +54,8 @@ async function serve() {
 }
 
 async function hook(socket: string, dir: string, op: string, sub: string) {
-  const child = new Deno.Command("sh", {
-    args: [HOOK, VM.name, op, sub, "-"],
+  const child = new Deno.Command(HOOK, {
+    args: [VM.name, op, sub, "-"],
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",

@@ -13,12 +13,9 @@ import { join } from "node:path";
 import { fileIdentity } from "../ffi/mod.ts";
 import { DISK_CACHE_FILE, DISK_CACHE_RACY_MS } from "../src/vasp/mod.ts";
 import { tempStateDir } from "./fixtures/state_dir.ts";
-import { requireTools } from "./fixtures/tools.ts";
 import { type Answer, poll, startVaspServer, type VaspServer } from "./fixtures/vasp_server.ts";
 
-requireTools({ curl: "curl" });
-
-const HOOK = new URL("../deploy/libvirt/hooks/qemu", import.meta.url).pathname;
+const HOOK = new URL("../native/build/vasp-hook", import.meta.url).pathname;
 const VM = { uuid: "0b8f3c2e-5d6a-4e7b-9c8d-1e2f3a4b5c6d", name: "boot-1" };
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
 
@@ -46,7 +43,7 @@ function domainXml(boot: string, cmdline = "console=ttyS0 root=/dev/vda ro"): st
 `;
 }
 
-/** A start as the libvirt hook asks for it (deploy/libvirt/hooks/qemu, `prepare begin`). */
+/** A start as the libvirt hook asks for it (native/hook/vasp_hook.c, `prepare begin`). */
 /** What the libvirt hook sends for libvirt's `operation sub` of the domain `xml`. */
 function hookBody(lifecycle: string, operation: string, sub: string, xml: string) {
   return {
@@ -65,10 +62,10 @@ function hookStart(s: VaspServer, xml: string): Promise<Answer> {
   return s.call("POST", "/v1/decide", { body: hookBody("start", "prepare", "begin", xml) });
 }
 
-/** The libvirt hook script itself, as libvirtd runs it: `qemu NAME prepare begin -`, XML on stdin. */
+/** The libvirt hook itself, as libvirtd runs it: `vasp NAME prepare begin -`, XML on stdin. */
 async function runHook(s: VaspServer, dir: string, xml: string) {
-  const child = new Deno.Command("sh", {
-    args: [HOOK, VM.name, "prepare", "begin", "-"],
+  const child = new Deno.Command(HOOK, {
+    args: [VM.name, "prepare", "begin", "-"],
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",

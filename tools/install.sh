@@ -139,7 +139,7 @@ server=$statedir/hook.sock"
   place_conf "$confdir/hook.conf" "socket=$statedir/hook.sock
 timeout=5"
   make_dir "$hookdir" 0755
-  place deploy/libvirt/hooks/qemu "$hookdir/vasp" 0755
+  place native/build/vasp-hook "$hookdir/vasp" 0755
   if [ -f /etc/libvirt/hooks/qemu ] && grep -qF "$hook_mark" /etc/libvirt/hooks/qemu; then
     say "/etc/libvirt/hooks/qemu is an older vASP hook: remove it, or libvirt asks twice"
   fi
