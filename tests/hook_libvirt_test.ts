@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { type Body, TestDecisionServer } from "./fixtures/decision_server.ts";
 
-const HOOK = new URL("../native/build/vasp-hook", import.meta.url).pathname;
+/** The hook as built (tools/test.sh runs these tests again on its ASan/UBSan build). */
+const HOOK = Deno.env.get("VASP_HOOK_BINARY") ??
+  new URL("../native/build/vasp-hook", import.meta.url).pathname;
 const XML = await Deno.readTextFile(new URL("./fixtures/libvirt_domain.xml", import.meta.url));
 const UUID = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c";
 
@@ -36,7 +38,11 @@ async function hook(
     args,
     // libvirt runs hooks with a scrubbed environment too.
     clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...options.env },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      ...(Deno.env.get("ASAN_OPTIONS") ? { ASAN_OPTIONS: Deno.env.get("ASAN_OPTIONS")! } : {}),
+      ...options.env,
+    },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -56,6 +56,13 @@ stage "deno check" '' run deno check mod.ts src ffi tests bench tools
 stage "C tests" "$c_counts" run make -s -C native test
 stage "C tests under ASan/UBSan" "$c_counts" run make -s -C native test-sanitize
 stage "deno test" "$deno_counts" run deno test --allow-all "$@"
+# The libvirt hook's tests again, on the hook built with ASan/UBSan (its memory at exit is the
+# process's end, not a leak).
+stage "libvirt hook under ASan/UBSan" "$deno_counts" run sh -c \
+  'make -s -C native build/vasp-hook-sanitize &&
+   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 VASP_HOOK_BINARY=native/build/vasp-hook-sanitize \
+     deno test --allow-all tests/hook_libvirt_test.ts'
+
 # Every @example block of src/ and ffi/ (a block that cannot run is `ts ignore` with its reason);
 # the modules are named one by one so that their unit tests, run above, do not run twice.
 stage "deno test --doc" "$deno_counts" run sh -c \
