@@ -181,39 +181,13 @@ export const symbols = {
   // Blocks until a client connects: runs on a worker thread.
   vasp_sock_accept: { parameters: ["pointer", "buffer"], result: "i32", nonblocking: true },
   // int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len, int32_t *fds,
-  //                    uint32_t fd_cap, uint32_t *out_nfds, uint32_t flags)
+  //                    uint32_t fd_cap, uint32_t *out_nfds)
   // Blocks until bytes arrive: runs on a worker thread.
   vasp_sock_recv: {
-    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "u32", "buffer", "u32"],
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "u32", "buffer"],
     result: "i32",
     nonblocking: true,
   },
-  // The same function with VASP_SOCK_DONTWAIT: never blocks, so on the calling thread.
-  vasp_sock_recv_now: {
-    name: "vasp_sock_recv",
-    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "u32", "buffer", "u32"],
-    result: "i32",
-  },
-  // int vasp_sock_wait(vasp_sock *a, vasp_sock *b, vasp_waker *w, int32_t timeout_ms,
-  //                    uint32_t *out_ready)
-  // A short wait (or a look), on the calling thread.
-  vasp_sock_wait: {
-    parameters: ["pointer", "pointer", "pointer", "i32", "buffer"],
-    result: "i32",
-  },
-  // The same function without a limit: on a worker thread.
-  vasp_sock_wait_async: {
-    name: "vasp_sock_wait",
-    parameters: ["pointer", "pointer", "pointer", "i32", "buffer"],
-    result: "i32",
-    nonblocking: true,
-  },
-  // int vasp_waker_new(vasp_waker **out)
-  vasp_waker_new: { parameters: ["buffer"], result: "i32" },
-  // int vasp_waker_wake(vasp_waker *w)
-  vasp_waker_wake: { parameters: ["pointer"], result: "i32" },
-  // void vasp_waker_free(vasp_waker *w)
-  vasp_waker_free: { parameters: ["pointer"], result: "void" },
   // const char *vasp_sock_rx_errmsg(const vasp_sock *s)
   vasp_sock_rx_errmsg: { parameters: ["pointer"], result: "pointer" },
   // int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len, const int32_t *fds,

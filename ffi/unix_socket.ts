@@ -1,10 +1,9 @@
 /**
  * Unix stream sockets that carry file descriptors (SCM_RIGHTS), which Deno's own sockets
- * cannot: the QMP gate passes libvirt's `getfd`/`add-fd` descriptors through them. Calls
- * that wait (accept, receive, a send into a full buffer, a wait without a limit) run on a
- * worker thread and return a Promise; a send that fits, a receive of what has arrived
- * ({@linkcode UnixSocket.recvNow}) and a short wait ({@linkcode UnixSocket.readyNow}) run on
- * the calling thread, with no thread hop.
+ * cannot: the QMP gate passes libvirt's `getfd`/`add-fd` descriptors through them, and its
+ * {@linkcode Lane} relays each connection. Calls that wait (accept, receive, a send into a full
+ * buffer) run on a worker thread and return a Promise; a send that fits runs on the calling
+ * thread, with no thread hop.
  *
  * @module
  */
@@ -24,13 +23,10 @@ export interface Received {
 const RECV_SIZE = 64 * 1024;
 /** `VASP_SOCK_MAX_FDS`. */
 const MAX_FDS = 16;
-/** `VASP_SOCK_DONTWAIT`. */
+/** `VASP_SOCK_DONTWAIT`: a send that does not wait for room. */
 const DONTWAIT = 1;
 
 const ADOPT = Symbol("adopt a vasp_sock");
-
-/** `VASP_E_AGAIN`: nothing to receive yet. */
-const AGAIN = 14;
 
 /** Backstop for sockets collected while open (no call can be pending then). */
 const finalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
@@ -151,104 +147,6 @@ export class UnixSocket {
   }
 
   /**
-   * Takes what has arrived, without waiting: on the calling thread. Not while a
-   * {@linkcode recv} waits on this socket.
-   *
-   * @returns the bytes and descriptors (no bytes: the end of the stream, or closed), or null
-   *   when nothing has arrived yet
-   * @throws {NativeError} when receiving fails (the peer reset the connection)
-   */
-  recvNow(): Received | null {
-    if (this.#closing) return { bytes: new Uint8Array(0), fds: [] };
-    const ptr = this.#live("receive");
-    const rc = native().vasp_sock_recv_now(...this.#recvArgs(ptr, DONTWAIT));
-    if (rc === AGAIN) return null;
-    this.#rxCheck(rc, ptr, "Cannot receive");
-    return this.#received();
-  }
-
-  /** The arguments of `vasp_sock_recv` into this socket's buffers. */
-  #recvArgs(ptr: Deno.PointerObject, flags: number) {
-    return [
-      ptr,
-      this.#recvBuf,
-      BigInt(RECV_SIZE),
-      this.#recvLen,
-      this.#recvFds,
-      MAX_FDS,
-      this.#recvNfds,
-      flags,
-    ] as const;
-  }
-
-  #received(): Received {
-    return {
-      bytes: this.#recvBuf.slice(0, Number(this.#recvLen[0])),
-      fds: Array.from(this.#recvFds.subarray(0, this.#recvNfds[0])),
-    };
-  }
-
-  /** Bits of the closed ones among `a` and `b`: ready, their receive says the end. */
-  static #closedMask(a: UnixSocket | null, b: UnixSocket | null): number {
-    return (a && a.#closing ? 1 : 0) | (b && b.#closing ? 2 : 0);
-  }
-
-  /**
-   * Which of `a` and `b` has something to receive (bytes, the end of the stream, an error,
-   * which the receive says): waits up to `timeoutMs` on the calling thread, which it blocks
-   * meanwhile. A closed socket is ready at once.
-   *
-   * @param a a socket, or null
-   * @param b a socket, or null (not both null)
-   * @param timeoutMs how long to wait, 0 to look only
-   * @returns bit 1 for `a`, bit 2 for `b`; 0 when neither became ready in time
-   * @throws {NativeError} when waiting fails
-   */
-  static readyNow(a: UnixSocket | null, b: UnixSocket | null, timeoutMs: number): number {
-    const closed = UnixSocket.#closedMask(a, b);
-    if (closed) return closed;
-    const out = new Uint32Array(1);
-    const rc = native().vasp_sock_wait(
-      a ? a.#live("wait") : null,
-      b ? b.#live("wait") : null,
-      null,
-      Math.max(0, Math.min(Math.ceil(timeoutMs), 0x7fffffff)),
-      out,
-    );
-    check(rc, null, "Cannot wait on the sockets");
-    return out[0]!;
-  }
-
-  /**
-   * Which of `a` and `b` has something to receive, waiting on a worker thread without a
-   * limit, or until `waker` is woken (then `4`). A close of either ends the wait.
-   *
-   * @param a a socket, or null
-   * @param b a socket, or null (not both null)
-   * @param waker what ends the wait early
-   * @returns bit 1 for `a`, bit 2 for `b`, bit 4 when woken
-   * @throws {NativeError} when waiting fails
-   */
-  static async ready(a: UnixSocket | null, b: UnixSocket | null, waker: Waker): Promise<number> {
-    const closed = UnixSocket.#closedMask(a, b);
-    if (closed) return closed;
-    const out = new Uint32Array(1);
-    const pa = a ? a.#live("wait") : null;
-    const pb = b ? b.#live("wait") : null;
-    // Both sockets (and the waker) stay allocated until the wait is over.
-    const hold = <T>(s: UnixSocket | null, call: () => Promise<T>) =>
-      s ? s.#waiting(call(), (r) => r) : call();
-    return await waker[USE]((pw) =>
-      hold(a, () =>
-        hold(b, () =>
-          native().vasp_sock_wait_async(pa, pb, pw, -1, out).then((rc) => {
-            check(rc, pw, "Cannot wait on the sockets");
-            return out[0]!;
-          })))
-    );
-  }
-
-  /**
    * Waits for bytes, and the descriptors sent with them. One receive at a time.
    *
    * @returns the bytes and descriptors; no bytes at the end of the stream or once closed
@@ -258,10 +156,21 @@ export class UnixSocket {
     if (this.#closing) return { bytes: new Uint8Array(0), fds: [] };
     const ptr = this.#live("receive");
     return await this.#waiting(
-      native().vasp_sock_recv(...this.#recvArgs(ptr, 0)),
+      native().vasp_sock_recv(
+        ptr,
+        this.#recvBuf,
+        BigInt(RECV_SIZE),
+        this.#recvLen,
+        this.#recvFds,
+        MAX_FDS,
+        this.#recvNfds,
+      ),
       (rc) => {
         this.#rxCheck(rc, ptr, "Cannot receive");
-        return this.#received();
+        return {
+          bytes: this.#recvBuf.slice(0, Number(this.#recvLen[0])),
+          fds: Array.from(this.#recvFds.subarray(0, this.#recvNfds[0])),
+        };
       },
     );
   }
@@ -416,62 +325,6 @@ export class Lane {
     this.#ptr = null;
     laneFinalizer.unregister(this);
     if (ptr) native().vasp_lane_free(ptr);
-  }
-}
-
-const USE = Symbol("use a waker's handle");
-
-/**
- * What ends a {@linkcode UnixSocket.ready} wait early, from the calling thread (an eventfd in
- * libvasp): the way to make a wait under way see that it should wait for something else.
- */
-export class Waker {
-  #ptr: Deno.PointerObject | null;
-  #pending = 0;
-  #closing = false;
-
-  constructor() {
-    const out = outSlot();
-    check(native().vasp_waker_new(out), null, "Cannot create a waker");
-    this.#ptr = slotPointer(out)!;
-  }
-
-  /** Ends the wait under way, or the next one. */
-  wake(): void {
-    if (this.#ptr === null || this.#closing) return;
-    check(native().vasp_waker_wake(this.#ptr), this.#ptr, "Cannot wake");
-  }
-
-  /** @internal Runs `call` with the handle, kept allocated until it settles. */
-  async [USE]<T>(call: (ptr: Deno.PointerObject) => Promise<T>): Promise<T> {
-    if (this.#ptr === null || this.#closing) {
-      throw new NativeError("handle_closed", "Cannot wait: the waker is closed");
-    }
-    this.#pending++;
-    try {
-      return await call(this.#ptr);
-    } finally {
-      if (--this.#pending === 0 && this.#closing) this.#free();
-    }
-  }
-
-  /** Frees the waker once no wait uses it (wakes one that does). Idempotent. */
-  close(): void {
-    if (this.#ptr === null || this.#closing) return;
-    if (this.#pending) this.wake();
-    this.#closing = true;
-    if (this.#pending === 0) this.#free();
-  }
-
-  #free(): void {
-    const ptr = this.#ptr;
-    this.#ptr = null;
-    if (ptr) native().vasp_waker_free(ptr);
-  }
-
-  /** Same as {@linkcode close}. */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 

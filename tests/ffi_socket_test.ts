@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { closeFd, NativeError, UnixSocket, Waker } from "../ffi/mod.ts";
+import { closeFd, NativeError, UnixSocket } from "../ffi/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const openFds = () => [...Deno.readDirSync("/proc/self/fd")].length;
 
-async function pair(dir: string) {
-  const listener = UnixSocket.listen(`${dir}/s.sock`);
+async function pair(dir: string, name = "s") {
+  const listener = UnixSocket.listen(`${dir}/${name}.sock`);
   const accepted = listener.accept();
-  const client = UnixSocket.connect(`${dir}/s.sock`);
+  const client = UnixSocket.connect(`${dir}/${name}.sock`);
   const server = (await accepted)!;
   return { listener, client, server };
 }
@@ -81,35 +81,30 @@ Deno.test("UnixSocket.connect() says item_not_found when nothing listens", async
   await Deno.remove(dir);
 });
 
-Deno.test("UnixSocket.recvNow() takes what arrived without waiting; readyNow() and ready() say which socket has something", async () => {
+Deno.test("UnixSocket.lane() relays a connection and passes a listed query itself once the engine is idle", async () => {
   const dir = await Deno.makeTempDir();
-  const { listener, client, server } = await pair(dir);
-  assert.equal(server.recvNow(), null, "nothing has arrived");
-  assert.equal(UnixSocket.readyNow(server, client, 0), 0);
-  await client.send(enc("ab"));
-  assert.equal(UnixSocket.readyNow(server, client, 1000), 1);
-  assert.equal(UnixSocket.readyNow(null, server, 0), 2);
-  assert.equal(new TextDecoder().decode(server.recvNow()!.bytes), "ab");
-  // A wait on a worker thread: ended by bytes, by the waker, by a close.
-  using waker = new Waker();
-  const byBytes = UnixSocket.ready(server, client, waker);
-  await server.send(enc("c"));
-  assert.equal(await byBytes, 2);
-  assert.equal(new TextDecoder().decode(client.recvNow()!.bytes), "c");
-  const woken = UnixSocket.ready(server, client, waker);
-  waker.wake();
-  assert.equal(await woken, 4);
-  const byClose = UnixSocket.ready(server, null, waker);
+  const libvirt = await pair(dir, "libvirt");
+  const qemu = await pair(dir, "qemu");
+  const { lane, client, upstream } = UnixSocket.lane(libvirt.server, qemu.client, [
+    "query-status",
+  ]);
+  await assert.rejects(libvirt.server.send(enc("x")), /closed/, "the lane owns the socket now");
+  const text = async (s: UnixSocket) => new TextDecoder().decode((await s.recv()).bytes);
+  // Before the engine says it is idle, everything is the engine's.
+  await libvirt.client.send(enc('{"execute": "query-status"}\n'));
+  assert.equal(await text(client), '{"execute": "query-status"}\n');
+  lane.idle(28, 0);
+  await libvirt.client.send(enc('{"execute": "query-status"}\n'));
+  assert.equal(await text(qemu.server), '{"execute": "query-status"}\n');
+  await qemu.server.send(enc('{"return": {}}\n'));
+  assert.equal(await text(libvirt.client), '{"return": {}}\n');
+  assert.equal(lane.passed, 1);
+  // The engine's ends closed: the lane closes libvirt's and QEMU's.
   client.close();
-  assert.equal(await byClose, 1, "the peer's end of the stream is ready");
-  assert.equal(server.recvNow()!.bytes.length, 0);
-  server.close();
-  assert.equal(
-    UnixSocket.readyNow(server, null, 0),
-    1,
-    "a closed socket is ready: it reads the end",
-  );
-  assert.deepEqual(server.recvNow(), { bytes: new Uint8Array(0), fds: [] });
-  listener.close();
+  upstream.close();
+  assert.equal((await libvirt.client.recv()).bytes.length, 0);
+  assert.equal((await qemu.server.recv()).bytes.length, 0);
+  lane.close();
+  for (const p of [libvirt, qemu]) [p.listener, p.client, p.server].forEach((s) => s.close());
   await Deno.remove(dir, { recursive: true });
 });

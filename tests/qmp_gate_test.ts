@@ -217,6 +217,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the gate's lane passes allow-listed queries itself, in order with what the engine decides",
+  async fn() {
+    await using env = await setUp();
+    const qmp = await env.connect();
+    env.server.rule = () => [];
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(await qmp.execute({ execute: "query-name", id: i }), {
+        return: {},
+        id: i,
+      });
+      if (i === 10) {
+        assert.deepEqual(await qmp.execute({ execute: "stop" }), { return: {} });
+        assert.equal(await env.status(qmp), "paused");
+        assert.deepEqual(await qmp.execute({ execute: "cont" }), { return: {} });
+      }
+    }
+    assert.equal(env.server.decisions.length, 2, "stop and cont were decided, no query was");
+    await qmp.close();
+    // The count is the gate's once the connection has ended.
+    const deadline = Date.now() + 30_000;
+    while (env.gate.lanePassed === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // qmp_capabilities, the 20 queries and query-status (the events around stop and cont may
+    // send a query the engine's way).
+    assert.ok(env.gate.lanePassed >= 18, `the lane passed ${env.gate.lanePassed}`);
+  },
+});
+
+Deno.test({
   name: "the QMP gate denies when the decision server answers too late",
   async fn() {
     await using env = await setUp({ timeoutMs: 100 });

@@ -51,8 +51,7 @@ typedef enum vasp_rc {
   VASP_E_RANGE = 10,     /* a guest address or length lies outside guest memory */
   VASP_E_WALK = 11,      /* a guest page walk failed: not present, malformed, or over its step bound */
   VASP_E_DESTROYED = 12, /* the instance was destroyed */
-  VASP_E_CLOSED = 13,    /* a socket was shut down (vasp_sock_shutdown) while a call waited on it */
-  VASP_E_AGAIN = 14      /* nothing to receive yet (vasp_sock_recv with VASP_SOCK_DONTWAIT) */
+  VASP_E_CLOSED = 13     /* a socket was shut down (vasp_sock_shutdown) while a call waited on it */
 } vasp_rc;
 
 /* Hash algorithms; also the register banks. */
@@ -404,7 +403,7 @@ VASP_API int vasp_sock_connect(const char *path, vasp_sock **out);
  * vasp_sock_close(). */
 VASP_API int vasp_sock_accept(vasp_sock *listener, vasp_sock **out);
 
-/* Flags of vasp_sock_recv and vasp_sock_send. */
+/* A flag of vasp_sock_send. */
 #define VASP_SOCK_DONTWAIT 1u
 
 /* Blocks until bytes arrive: writes up to cap of them to buf (caller's) and
@@ -412,12 +411,9 @@ VASP_API int vasp_sock_accept(vasp_sock *listener, vasp_sock **out);
  * and the descriptors that came with them to fds (caller's, room for fd_cap,
  * at most VASP_SOCK_MAX_FDS are taken) and their count to *out_nfds. The
  * received descriptors are the caller's: pass them on with vasp_sock_send or
- * close them with vasp_fd_close(). Descriptors beyond the room are closed.
- * With VASP_SOCK_DONTWAIT it never blocks: VASP_E_AGAIN when nothing has
- * arrived yet (out-parameters untouched). */
+ * close them with vasp_fd_close(). Descriptors beyond the room are closed. */
 VASP_API int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len,
-                            int32_t *fds, uint32_t fd_cap, uint32_t *out_nfds,
-                            uint32_t flags);
+                            int32_t *fds, uint32_t fd_cap, uint32_t *out_nfds);
 
 /* Failure message of the last vasp_sock_recv or vasp_sock_accept on s. Owned
  * by the library; never NULL. */
@@ -432,36 +428,6 @@ VASP_API const char *vasp_sock_rx_errmsg(const vasp_sock *s);
 VASP_API int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len,
                             const int32_t *fds, uint32_t nfds, uint32_t flags,
                             size_t *out_sent);
-
-/* Wakes a vasp_sock_wait on another thread (an eventfd): the way to make a
- * wait see a change of what it should wait for. */
-typedef struct vasp_waker vasp_waker;
-
-/* *out is the caller's; release it with vasp_waker_free() once no wait uses
- * it. */
-VASP_API int vasp_waker_new(vasp_waker **out);
-
-/* Wakes the current or next vasp_sock_wait given w. Any thread. */
-VASP_API int vasp_waker_wake(vasp_waker *w);
-
-/* Frees the waker. NULL is a no-op. */
-VASP_API void vasp_waker_free(vasp_waker *w);
-
-/* Bits of vasp_sock_wait's *out_ready. */
-#define VASP_WAIT_A 1u
-#define VASP_WAIT_B 2u
-#define VASP_WAIT_WOKEN 4u
-
-/* Waits until a or b (either may be NULL, not both) has something to
- * receive — bytes, the end of the stream or an error, which the receive that
- * follows reports — or w (may be NULL) was woken, or timeout_ms passed (-1:
- * no limit, 0: look now). Writes the ready ones to *out_ready (0 on a
- * timeout) and resets w. It receives nothing, so it may run on one thread
- * while another receives; the bindings run a wait without a limit on a
- * worker thread and short ones on the calling thread. Failures are recorded
- * on w when given, else on the calling thread's slot. */
-VASP_API int vasp_sock_wait(vasp_sock *a, vasp_sock *b, vasp_waker *w, int32_t timeout_ms,
-                            uint32_t *out_ready);
 
 /* Shuts the socket down in both directions: a vasp_sock_recv waiting on it
  * returns 0 bytes, a vasp_sock_accept VASP_E_CLOSED. The handle stays valid. */

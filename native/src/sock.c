@@ -5,9 +5,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -131,7 +129,7 @@ typedef union {
 } fd_space;
 
 int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len, int32_t *fds,
-                   uint32_t fd_cap, uint32_t *out_nfds, uint32_t flags) {
+                   uint32_t fd_cap, uint32_t *out_nfds) {
   if (!s) return vasp_fail(NULL, VASP_E_ARG, "socket is NULL");
   if (!buf || cap == 0 || !out_len || !out_nfds || (fd_cap > 0 && !fds)) {
     return vasp_fail(&s->rx_err, VASP_E_ARG, "recv needs a buffer, its size and out-parameters");
@@ -140,15 +138,11 @@ int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len, int3
   struct iovec iov = {.iov_base = buf, .iov_len = cap};
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                        .msg_controllen = sizeof control.buf};
-  int how = MSG_CMSG_CLOEXEC | ((flags & VASP_SOCK_DONTWAIT) ? MSG_DONTWAIT : 0);
   ssize_t n;
-  do n = recvmsg(s->fd, &msg, how);
+  do n = recvmsg(s->fd, &msg, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (atomic_load(&s->shut)) n = 0;
-    else if ((flags & VASP_SOCK_DONTWAIT) && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return vasp_fail(&s->rx_err, VASP_E_AGAIN, "nothing to receive yet");
-    }
     else return vasp_fail(&s->rx_err, VASP_E_IO, "cannot receive: %s", strerror(errno));
   }
   uint32_t got = 0;
@@ -212,78 +206,6 @@ int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len, const int32_t *
                      "cannot send: %s", strerror(errno));
   }
   *out_sent = (size_t)n;
-  return VASP_OK;
-}
-
-struct vasp_waker {
-  vasp_err err; /* first: vasp_errmsg(handle) */
-  int fd;       /* an eventfd, non-blocking */
-};
-
-int vasp_waker_new(vasp_waker **out) {
-  if (!out) return vasp_fail(NULL, VASP_E_ARG, "out is NULL");
-  *out = NULL;
-  vasp_waker *w = calloc(1, sizeof *w);
-  if (!w) return vasp_fail(NULL, VASP_E_NOMEM, "cannot allocate a waker");
-  w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (w->fd < 0) {
-    int e = errno;
-    free(w);
-    return vasp_fail(NULL, VASP_E_IO, "cannot create an eventfd: %s", strerror(e));
-  }
-  *out = w;
-  return VASP_OK;
-}
-
-int vasp_waker_wake(vasp_waker *w) {
-  if (!w) return vasp_fail(NULL, VASP_E_ARG, "waker is NULL");
-  uint64_t one = 1;
-  /* EAGAIN: the counter is full, so a wait is woken already. */
-  if (write(w->fd, &one, sizeof one) < 0 && errno != EAGAIN) {
-    return vasp_fail(&w->err, VASP_E_IO, "cannot wake: %s", strerror(errno));
-  }
-  return VASP_OK;
-}
-
-void vasp_waker_free(vasp_waker *w) {
-  if (!w) return;
-  close(w->fd);
-  free(w);
-}
-
-int vasp_sock_wait(vasp_sock *a, vasp_sock *b, vasp_waker *w, int32_t timeout_ms,
-                   uint32_t *out_ready) {
-  vasp_err *err = w ? &w->err : NULL;
-  if (!out_ready) return vasp_fail(err, VASP_E_ARG, "out_ready is NULL");
-  *out_ready = 0;
-  if (!a && !b) return vasp_fail(err, VASP_E_ARG, "no socket to wait on");
-  if (timeout_ms < -1) return vasp_fail(err, VASP_E_ARG, "timeout %d ms is invalid", timeout_ms);
-  struct pollfd p[3];
-  uint32_t bit[3];
-  nfds_t n = 0;
-  const struct { int fd; uint32_t bit; } watched[3] = {
-      {a ? a->fd : -1, VASP_WAIT_A}, {b ? b->fd : -1, VASP_WAIT_B}, {w ? w->fd : -1, VASP_WAIT_WOKEN}};
-  for (size_t i = 0; i < 3; i++) {
-    if (watched[i].fd < 0) continue;
-    p[n] = (struct pollfd){.fd = watched[i].fd, .events = POLLIN};
-    bit[n++] = watched[i].bit;
-  }
-  int rc;
-  do rc = poll(p, n, timeout_ms);
-  while (rc < 0 && errno == EINTR);
-  if (rc < 0) return vasp_fail(err, VASP_E_IO, "cannot wait on the sockets: %s", strerror(errno));
-  uint32_t ready = 0;
-  /* A hang-up or an error is ready too: the receive that follows reports it. */
-  for (nfds_t i = 0; i < n; i++) {
-    if (p[i].revents) ready |= bit[i];
-  }
-  if (ready & VASP_WAIT_WOKEN) {
-    uint64_t count;
-    if (read(w->fd, &count, sizeof count) < 0 && errno != EAGAIN) {
-      return vasp_fail(err, VASP_E_IO, "cannot reset the waker: %s", strerror(errno));
-    }
-  }
-  *out_ready = ready;
   return VASP_OK;
 }
 

@@ -71,7 +71,7 @@ static bool engine_got(vasp_sock *s, const char *want) {
   while (at < n) {
     size_t len = 0;
     uint32_t nfds = 0;
-    if (vasp_sock_recv(s, (uint8_t *)buf + at, n - at, &len, NULL, 0, &nfds, 0) || !len) {
+    if (vasp_sock_recv(s, (uint8_t *)buf + at, n - at, &len, NULL, 0, &nfds) || !len) {
       return false;
     }
     at += len;
@@ -218,7 +218,7 @@ TEST(lane_carries_descriptors_with_their_bytes_and_ends_with_the_engine) {
   size_t n = 0;
   int32_t fds[2];
   uint32_t nfds = 0;
-  CHECK_RC(vasp_sock_recv(r.ec, buf, sizeof buf, &n, fds, 2, &nfds, 0), VASP_OK, r.ec);
+  CHECK_RC(vasp_sock_recv(r.ec, buf, sizeof buf, &n, fds, 2, &nfds), VASP_OK, r.ec);
   CHECK(n == strlen(getfd) && nfds == 1);
   /* The engine passes it on to QEMU. */
   size_t sent = 0;
@@ -239,7 +239,7 @@ TEST(lane_carries_descriptors_with_their_bytes_and_ends_with_the_engine) {
   close(passed);
   /* The end of libvirt's side reaches the engine. */
   shutdown(r.lv, SHUT_WR);
-  CHECK_RC(vasp_sock_recv(r.ec, buf, sizeof buf, &n, NULL, 0, &nfds, 0), VASP_OK, r.ec);
+  CHECK_RC(vasp_sock_recv(r.ec, buf, sizeof buf, &n, NULL, 0, &nfds), VASP_OK, r.ec);
   CHECK(n == 0);
   /* Closing the engine's ends closes libvirt's and QEMU's (the lane has no other copy of
    * the pipe: its reader sees the end once the test's own copies are closed). */

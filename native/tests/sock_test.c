@@ -53,7 +53,7 @@ TEST(sock_passes_bytes_and_descriptors_both_ways) {
   int32_t fds[4];
   size_t n = 0;
   uint32_t nfds = 0;
-  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 4, &nfds, 0), VASP_OK, NULL);
+  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 4, &nfds), VASP_OK, NULL);
   CHECK(n == 19 && memcmp(buf, "{\"execute\":\"getfd\"}", 19) == 0);
   CHECK(nfds == 1);
   /* The received descriptor is the pipe's write end, close-on-exec. */
@@ -66,7 +66,7 @@ TEST(sock_passes_bytes_and_descriptors_both_ways) {
                           &sent), VASP_OK, p.server);
   CHECK(sent == 3);
   CHECK_RC(vasp_fd_close(fds[0]), VASP_OK, NULL);
-  CHECK_RC(vasp_sock_recv(p.client, buf, sizeof buf, &n, fds, 4, &nfds, 0), VASP_OK, NULL);
+  CHECK_RC(vasp_sock_recv(p.client, buf, sizeof buf, &n, fds, 4, &nfds), VASP_OK, NULL);
   CHECK(n == 3 && nfds == 1);
   CHECK_RC(vasp_fd_close(fds[0]), VASP_OK, NULL);
   close(pipefd[0]);
@@ -83,7 +83,7 @@ TEST(sock_recv_reports_end_of_stream_as_zero_bytes) {
   int32_t fds[1];
   size_t n = 1;
   uint32_t nfds = 1;
-  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 1, &nfds, 0), VASP_OK, NULL);
+  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 1, &nfds), VASP_OK, NULL);
   CHECK(n == 0 && nfds == 0);
   pair_close(&p);
 }
@@ -101,7 +101,7 @@ TEST(sock_recv_closes_descriptors_beyond_its_room) {
   int32_t fds[1];
   size_t n;
   uint32_t nfds;
-  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 1, &nfds, 0), VASP_OK, NULL);
+  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 1, &nfds), VASP_OK, NULL);
   CHECK(n == 1 && nfds == 1);
   close(fds[0]);
   pair_close(&p);
@@ -122,7 +122,7 @@ static void *wait_on(void *arg) {
   uint32_t nfds;
   vasp_sock *got = NULL;
   w->rc = w->accept ? vasp_sock_accept(w->s, &got)
-                    : vasp_sock_recv(w->s, buf, sizeof buf, &w->n, fds, 1, &nfds, 0);
+                    : vasp_sock_recv(w->s, buf, sizeof buf, &w->n, fds, 1, &nfds);
   vasp_sock_close(got);
   return NULL;
 }
@@ -176,72 +176,4 @@ TEST(sock_connect_says_not_found_when_nothing_listens) {
   CHECK(c == NULL);
   CHECK(strstr(vasp_errmsg(NULL), "none.sock") != NULL);
   CHECK_RC(vasp_sock_listen("", &c), VASP_E_ARG, NULL);
-}
-
-TEST(sock_recv_without_waiting_says_again_when_nothing_came) {
-  pair p = {0};
-  CHECK(pair_open(&p));
-  uint8_t buf[8];
-  int32_t fds[1];
-  size_t n = 99;
-  uint32_t nfds = 99;
-  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 1, &nfds, VASP_SOCK_DONTWAIT),
-           VASP_E_AGAIN, NULL);
-  CHECK(n == 99 && nfds == 99);
-  CHECK(strstr(vasp_sock_rx_errmsg(p.server), "nothing to receive") != NULL);
-  size_t sent;
-  CHECK_RC(vasp_sock_send(p.client, (const uint8_t *)"ab", 2, NULL, 0, 0, &sent), VASP_OK, NULL);
-  CHECK_RC(vasp_sock_recv(p.server, buf, sizeof buf, &n, fds, 1, &nfds, VASP_SOCK_DONTWAIT),
-           VASP_OK, NULL);
-  CHECK(n == 2 && nfds == 0 && memcmp(buf, "ab", 2) == 0);
-  pair_close(&p);
-}
-
-typedef struct sleeper {
-  vasp_sock *a, *b;
-  vasp_waker *w;
-  int rc;
-  uint32_t ready;
-} sleeper;
-
-static void *sleep_on(void *arg) {
-  sleeper *s = arg;
-  s->rc = vasp_sock_wait(s->a, s->b, s->w, -1, &s->ready);
-  return NULL;
-}
-
-TEST(sock_wait_names_the_ready_socket_and_wakes_on_its_waker) {
-  pair p = {0};
-  CHECK(pair_open(&p));
-  vasp_waker *w = NULL;
-  CHECK_RC(vasp_waker_new(&w), VASP_OK, NULL);
-  uint32_t ready = 99;
-  CHECK_RC(vasp_sock_wait(p.server, p.client, w, 0, &ready), VASP_OK, w);
-  CHECK(ready == 0); /* nothing yet: a timeout */
-  size_t sent;
-  CHECK_RC(vasp_sock_send(p.client, (const uint8_t *)"x", 1, NULL, 0, 0, &sent), VASP_OK, NULL);
-  CHECK_RC(vasp_sock_wait(p.server, p.client, w, 1000, &ready), VASP_OK, w);
-  CHECK(ready == VASP_WAIT_A);
-  CHECK_RC(vasp_sock_wait(NULL, p.client, w, 0, &ready), VASP_OK, w);
-  CHECK(ready == 0); /* only a's bytes are waiting */
-  /* A wait without a limit on another thread, on the quiet side: woken. */
-  sleeper s = {.a = p.client, .w = w, .ready = 99};
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, sleep_on, &s) == 0);
-  usleep(20000);
-  CHECK_RC(vasp_waker_wake(w), VASP_OK, w);
-  pthread_join(t, NULL);
-  CHECK(s.rc == VASP_OK && s.ready == VASP_WAIT_WOKEN);
-  /* The waker was reset: the next look sees nothing. */
-  CHECK_RC(vasp_sock_wait(NULL, p.client, w, 0, &ready), VASP_OK, w);
-  CHECK(ready == 0);
-  /* The end of the stream and a shut-down socket are ready (the receive says which). */
-  vasp_sock_shutdown(p.client);
-  CHECK_RC(vasp_sock_wait(NULL, p.client, NULL, 1000, &ready), VASP_OK, NULL);
-  CHECK(ready == VASP_WAIT_B);
-  CHECK_RC(vasp_sock_wait(NULL, NULL, w, 0, &ready), VASP_E_ARG, w);
-  CHECK_RC(vasp_sock_wait(p.server, NULL, w, -2, &ready), VASP_E_ARG, w);
-  vasp_waker_free(w);
-  vasp_waker_free(NULL);
-  pair_close(&p);
 }

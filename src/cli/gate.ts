@@ -138,9 +138,6 @@ export const gate: Command = {
       vm: { uuid: values["vm-uuid"]!, name: values["vm-name"]! },
       decisions,
       incoming: values.incoming ?? false,
-      // This process runs the gate alone: libvirt's next command is waited for on the main
-      // thread while commands flow (docs/hooks.md, "How the gate reads").
-      spinMs: 2,
     });
     if (listenFd === undefined) qmpGate.listen(values.listen!);
     else qmpGate.listenFd(listenFd);

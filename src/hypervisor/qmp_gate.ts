@@ -19,8 +19,7 @@ import type {
   VmRef,
 } from "../wire/mod.ts";
 import { EventReporter } from "./_event_reporter.ts";
-import { type ByteConn, GateConnection, type GateContext } from "./_gate_connection.ts";
-import { pumped } from "./_gate_pump.ts";
+import { GateConnection, type GateContext } from "./_gate_connection.ts";
 import { type Lane, UnixSocket } from "../../ffi/mod.ts";
 import { LANE_PASSABLE } from "./_qmp_allow.ts";
 
@@ -44,13 +43,6 @@ export interface QmpGateOptions {
   readonly upstreamWaitMs?: number;
   /** This QEMU was started to receive a migration (`-incoming`). */
   readonly incoming?: boolean;
-  /**
-   * How long the next message of a busy connection is waited for on the main thread before a
-   * worker thread takes the wait over, in ms (default 0). Saves two thread hops a message
-   * (docs/hooks.md, "How the gate reads"), but blocks everything else on the thread meanwhile:
-   * only for a process that runs this gate alone, as `vasp gate` does (2 ms).
-   */
-  readonly spinMs?: number;
   /** Where the gate writes one line per decision and per failure (default: stderr). */
   readonly log?: (line: string) => void;
 }
@@ -207,20 +199,17 @@ export class QmpGate {
     }
     this.#accepted.delete(client);
     if (!this.#listener) return (client.close(), upstream.close());
-    let lane: Lane, ends: [UnixSocket, UnixSocket];
+    let opened: { lane: Lane; client: UnixSocket; upstream: UnixSocket };
     try {
-      const opened = UnixSocket.lane(client, upstream, LANE_PASSABLE);
-      lane = opened.lane;
-      ends = [opened.client, opened.upstream];
+      opened = UnixSocket.lane(client, upstream, LANE_PASSABLE);
     } catch (error) {
       this.#ctx.log(`qmp-gate: ${errorMessage(error)}; closing the client`);
       return (client.close(), upstream.close());
     }
-    const spinMs = this.#options.spinMs ?? 0;
-    const [a, b]: readonly [ByteConn, ByteConn] = spinMs > 0 ? pumped(...ends, spinMs) : ends;
+    const { lane } = opened;
     const connection = new GateConnection(
-      a,
-      b,
+      opened.client,
+      opened.upstream,
       this.#ctx,
       (clientBytes, upstreamBytes) => lane.idle(clientBytes, upstreamBytes),
     );
