@@ -20,5 +20,13 @@ export { type ExportedInstance, VaspInstance } from "./instance.ts";
 export { type QuoteOptions } from "./_registers.ts";
 export { parseQuote, type Quote, QUOTE_MAGIC, QUOTE_SIGNATURE_LEN } from "./quote.ts";
 export { type EventLogEntry, parseEventLog } from "./event_log.ts";
-export { closeFd, Lane, type Received, UnixSocket } from "./unix_socket.ts";
+export {
+  closeFd,
+  type FdKind,
+  fdKind,
+  Lane,
+  type LaneNote,
+  type Received,
+  UnixSocket,
+} from "./unix_socket.ts";
 export { type FileDigest, fileDigest, type FileIdentity, fileIdentity } from "./file.ts";

@@ -210,6 +210,8 @@ export const symbols = {
   vasp_sock_close: { parameters: ["pointer"], result: "void" },
   // int vasp_fd_close(int32_t fd)
   vasp_fd_close: { parameters: ["i32"], result: "i32" },
+  // const char *vasp_fd_kind(int32_t fd)
+  vasp_fd_kind: { parameters: ["i32"], result: "pointer" },
   // int vasp_lane_open(vasp_sock *client, vasp_sock *upstream, const char *names,
   //                    vasp_lane **out, vasp_sock **out_client, vasp_sock **out_upstream)
   vasp_lane_open: {
@@ -218,6 +220,8 @@ export const symbols = {
   },
   // int vasp_lane_idle(vasp_lane *l, uint64_t client_bytes, uint64_t upstream_bytes)
   vasp_lane_idle: { parameters: ["pointer", "u64", "u64"], result: "i32" },
+  // int vasp_lane_notes(vasp_lane *l, char *buf, size_t cap, size_t *out_len)
+  vasp_lane_notes: { parameters: ["pointer", "buffer", "usize", "buffer"], result: "i32" },
   // uint64_t vasp_lane_passed(vasp_lane *l)
   vasp_lane_passed: { parameters: ["pointer"], result: "u64" },
   // void vasp_lane_free(vasp_lane *l)

@@ -284,6 +284,25 @@ export class UnixSocket {
   }
 }
 
+/** What a descriptor is, as its /proc link says (libvasp `vasp_fd_kind`). */
+export type FdKind = "socket" | "pipe" | "file" | "other";
+
+/** What a `getfd` or `closefd` the lane passed did to QEMU's named descriptors. */
+export type LaneNote =
+  | { readonly op: "getfd"; readonly name: string; readonly kind: FdKind }
+  | { readonly op: "closefd"; readonly name: string };
+
+/**
+ * What a descriptor of this process is, as its /proc link says.
+ *
+ * @param fd the descriptor
+ * @returns `socket`, `pipe`, `file` (a path) or `other` (also when it is not open)
+ */
+export function fdKind(fd: number): FdKind {
+  const p = native().vasp_fd_kind(fd);
+  return new Deno.UnsafePointerView(p!).getCString() as FdKind;
+}
+
 const laneFinalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
   native().vasp_lane_free(ptr)
 );
@@ -295,6 +314,8 @@ const laneFinalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
  */
 export class Lane {
   #ptr: Deno.PointerObject | null;
+  /** Room for every note the lane keeps (`NOTES_CAP`). */
+  readonly #notes = new Uint8Array(64 * 1024);
 
   /** @internal */
   constructor(key: typeof ADOPT, ptr: Deno.PointerObject) {
@@ -312,6 +333,29 @@ export class Lane {
    */
   idle(clientBytes: number, upstreamBytes: number): void {
     if (this.#ptr) native().vasp_lane_idle(this.#ptr, BigInt(clientBytes), BigInt(upstreamBytes));
+  }
+
+  /**
+   * Takes the notes of the `getfd` and `closefd` the lane passed itself, oldest first.
+   *
+   * @returns what each did to QEMU's named descriptors
+   */
+  notes(): LaneNote[] {
+    if (!this.#ptr) return [];
+    const len = outSlot();
+    check(
+      native().vasp_lane_notes(this.#ptr, this.#notes, BigInt(this.#notes.length), len),
+      null,
+      "Cannot read the lane's notes",
+    );
+    if (len[0] === 0n) return [];
+    const lines = new TextDecoder().decode(this.#notes.subarray(0, Number(len[0])))
+      .split("\n").filter(Boolean);
+    return lines.map((line) => {
+      if (line.startsWith("closefd ")) return { op: "closefd", name: line.slice(8) };
+      const at = line.lastIndexOf(" ");
+      return { op: "getfd", name: line.slice(6, at), kind: line.slice(at + 1) as FdKind };
+    });
   }
 
   /** How many commands the lane passed itself. */

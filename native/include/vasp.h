@@ -439,6 +439,11 @@ VASP_API void vasp_sock_close(vasp_sock *s);
 /* Closes a descriptor the caller owns (one vasp_sock_recv returned). */
 VASP_API int vasp_fd_close(int32_t fd);
 
+/* What a descriptor of this process is, as its /proc link says: "socket",
+ * "pipe", "file" (a path) or "other" (also for one that is not open). What
+ * the QMP gate decides a `migrate` to `fd:NAME` by. Static storage. */
+VASP_API const char *vasp_fd_kind(int32_t fd);
+
 /* The QMP gate's fast lane. Starting a VM, libvirt sends QEMU about 400
  * monitor commands one after the other, nearly all queries; a trip through
  * the engine's event loop costs each about 0.3 ms. A lane is a thread that
@@ -457,7 +462,10 @@ VASP_API int vasp_fd_close(int32_t fd);
  * to QEMU directly, and QEMU's reply to it (the next line with a top-level
  * "return" or "error") to libvirt. libvirt's next message waits for that
  * reply; QEMU's events meanwhile go to the engine, and the reply after them.
- * The lane ends once the engine has closed both its ends. */
+ * getfd (with its one descriptor) and closefd pass only with arguments of
+ * exactly {"fdname": NAME}; what they do to QEMU's named descriptors is noted
+ * for the engine (vasp_lane_notes). The lane ends once the engine has closed
+ * both its ends. */
 typedef struct vasp_lane vasp_lane;
 
 /* Starts a lane between client (libvirt) and upstream (QEMU), connected
@@ -474,6 +482,13 @@ VASP_API int vasp_lane_open(vasp_sock *client, vasp_sock *upstream, const char *
  * bytes on its client end and upstream_bytes on its upstream end, and sent
  * everything it will send for them. Any thread. */
 VASP_API int vasp_lane_idle(vasp_lane *l, uint64_t client_bytes, uint64_t upstream_bytes);
+
+/* Moves the notes of the getfd and closefd the lane passed, oldest first, to
+ * buf (caller's, cap bytes; 64 KiB always suffices): lines "getfd NAME KIND"
+ * (KIND socket, pipe, file or other, as the descriptor's /proc link says) and
+ * "closefd NAME". VASP_E_ARG, nothing moved, when they do not fit. The engine
+ * reads them before it decides anything else of the connection. Any thread. */
+VASP_API int vasp_lane_notes(vasp_lane *l, char *buf, size_t cap, size_t *out_len);
 
 /* How many commands the lane passed itself. */
 VASP_API uint64_t vasp_lane_passed(vasp_lane *l);

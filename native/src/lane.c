@@ -5,7 +5,9 @@
 #include "_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,6 +26,9 @@
 #define QUEUE_CAP (1u << 20)
 /* The longest line from QEMU the lane holds while it waits for a reply. */
 #define LINE_CAP (64u << 20)
+/* The longest descriptor name the lane passes itself, and the notes it keeps at most. */
+#define FDNAME_MAX 128
+#define NOTES_CAP (64u * 1024u)
 
 /* The four sockets: libvirt, QEMU, and the engine's ends of both. */
 enum { CL, UP, EC, EU, NSIDES };
@@ -47,6 +52,8 @@ struct vasp_lane {
   pthread_mutex_t mu;
   uint64_t idle_client, idle_upstream; /* the engine's last report, under mu */
   bool idle_known;                     /* under mu */
+  char notes[NOTES_CAP];               /* "getfd NAME KIND\n", "closefd NAME\n"; under mu */
+  size_t notes_len;                    /* under mu */
   atomic_uint_fast64_t fast;
   /* Below: the lane's thread only. */
   char *names; /* "\nname\nname\n" */
@@ -169,48 +176,80 @@ static bool is_key(const uint8_t *k, size_t n, const char *name) {
   return n == strlen(name) && memcmp(k, name, n) == 0;
 }
 
+/* Arguments of exactly {"fdname": STRING}: the name into fdname. */
+static bool fdname_only(scan *s, char fdname[FDNAME_MAX + 1]) {
+  const uint8_t *k, *v;
+  size_t n, vn;
+  if (!eat(s, '{')) return false;
+  skip_ws(s);
+  if (!string(s, &k, &n) || !is_key(k, n, "fdname")) return false;
+  skip_ws(s);
+  if (!eat(s, ':')) return false;
+  skip_ws(s);
+  if (!string(s, &v, &vn) || vn > FDNAME_MAX) return false;
+  skip_ws(s);
+  if (!eat(s, '}')) return false;
+  memcpy(fdname, v, vn);
+  fdname[vn] = '\0';
+  return true;
+}
+
+typedef enum { NOT_PASSABLE, OTHER, GETFD, CLOSEFD } fd_op;
+
 /* Whether msg is exactly one JSON object {"execute": NAME, "arguments": {…},
  * "id": …} (arguments and id optional, no other member, none twice) in the
- * strict subset above, white space around it, NAME in names. */
-static bool passable(const char *names, const uint8_t *msg, size_t len) {
-  if (len > FAST_MAX) return false;
+ * strict subset above, white space around it, NAME in names. For getfd and
+ * closefd the arguments must be exactly {"fdname": STRING}, written to
+ * fdname. */
+static fd_op passable(const char *names, const uint8_t *msg, size_t len,
+                      char fdname[FDNAME_MAX + 1]) {
+  if (len > FAST_MAX) return NOT_PASSABLE;
   scan s = {msg, msg + len, 1};
   const uint8_t *name = NULL;
   size_t name_len = 0;
   bool has_args = false, has_id = false;
+  const uint8_t *args = NULL;
   skip_ws(&s);
-  if (!eat(&s, '{')) return false;
+  if (!eat(&s, '{')) return NOT_PASSABLE;
   skip_ws(&s);
   do {
     const uint8_t *k;
     size_t n;
     skip_ws(&s);
-    if (!string(&s, &k, &n)) return false;
+    if (!string(&s, &k, &n)) return NOT_PASSABLE;
     skip_ws(&s);
-    if (!eat(&s, ':')) return false;
+    if (!eat(&s, ':')) return NOT_PASSABLE;
     skip_ws(&s);
     if (is_key(k, n, "execute") && !name) {
-      if (!string(&s, &name, &name_len)) return false;
+      if (!string(&s, &name, &name_len)) return NOT_PASSABLE;
     } else if (is_key(k, n, "arguments") && !has_args) {
-      if (s.p >= s.end || *s.p != '{' || !container(&s)) return false;
+      args = s.p;
+      if (s.p >= s.end || *s.p != '{' || !container(&s)) return NOT_PASSABLE;
       has_args = true;
     } else if (is_key(k, n, "id") && !has_id) {
-      if (!value(&s)) return false;
+      if (!value(&s)) return NOT_PASSABLE;
       has_id = true;
     } else {
-      return false;
+      return NOT_PASSABLE;
     }
     skip_ws(&s);
   } while (eat(&s, ','));
-  if (!eat(&s, '}') || !name || name_len == 0 || name_len > 64) return false;
+  if (!eat(&s, '}') || !name || name_len == 0 || name_len > 64) return NOT_PASSABLE;
   skip_ws(&s);
-  if (s.p != s.end) return false;
+  if (s.p != s.end) return NOT_PASSABLE;
+  fd_op op = is_key(name, name_len, "getfd")     ? GETFD
+             : is_key(name, name_len, "closefd") ? CLOSEFD
+                                                 : OTHER;
+  if (op != OTHER) {
+    scan a = {args, msg + len, 1};
+    if (!args || !fdname_only(&a, fdname)) return NOT_PASSABLE;
+  }
   char needle[68];
   needle[0] = '\n';
   memcpy(needle + 1, name, name_len);
   needle[name_len + 1] = '\n';
   needle[name_len + 2] = '\0';
-  return strstr(names, needle) != NULL;
+  return strstr(names, needle) ? op : NOT_PASSABLE;
 }
 
 /* Whether a line from QEMU is a reply: a top-level "return" or "error" member
@@ -373,12 +412,44 @@ static bool release_line(vasp_lane *l, size_t from) {
   return ok;
 }
 
+const char *vasp_fd_kind(int32_t fd) {
+  char path[64], link[PATH_MAX];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n <= 0) return "other";
+  link[n] = '\0';
+  return strncmp(link, "socket:", 7) == 0 ? "socket"
+         : strncmp(link, "pipe:", 5) == 0 ? "pipe"
+         : link[0] == '/'                 ? "file"
+                                          : "other";
+}
+
+/* Notes for the engine what a getfd or closefd the lane passes does to QEMU's named
+ * descriptors; false when there is no room (then the engine takes the command). */
+static bool note_fd(vasp_lane *l, const char *fdname, const int *fds, uint32_t nfds) {
+  char note[FDNAME_MAX + 32];
+  int n = nfds ? snprintf(note, sizeof note, "getfd %s %s\n", fdname, vasp_fd_kind(fds[0]))
+               : snprintf(note, sizeof note, "closefd %s\n", fdname);
+  pthread_mutex_lock(&l->mu);
+  bool room = l->notes_len + (size_t)n <= sizeof l->notes;
+  if (room) {
+    memcpy(l->notes + l->notes_len, note, (size_t)n);
+    l->notes_len += (size_t)n;
+  }
+  pthread_mutex_unlock(&l->mu);
+  return room;
+}
+
 static bool from_client(vasp_lane *l, const uint8_t *data, size_t len, const int *fds,
                         uint32_t nfds) {
-  if (nfds == 0 && passable(l->names, data, len) && engine_idle(l)) {
+  char fdname[FDNAME_MAX + 1];
+  fd_op op = passable(l->names, data, len, fdname);
+  /* getfd brings one descriptor, every other command none. */
+  if (op != NOT_PASSABLE && nfds == (op == GETFD ? 1u : 0u) && engine_idle(l) &&
+      (op == OTHER || note_fd(l, fdname, fds, nfds))) {
     l->fast_out = true;
     atomic_fetch_add(&l->fast, 1);
-    return enqueue(l, UP, data, len, NULL, 0);
+    return enqueue(l, UP, data, len, fds, nfds);
   }
   return to_engine(l, EC, data, len, fds, nfds);
 }
@@ -615,6 +686,20 @@ int vasp_lane_idle(vasp_lane *l, uint64_t client_bytes, uint64_t upstream_bytes)
   l->idle_upstream = upstream_bytes;
   l->idle_known = true;
   pthread_mutex_unlock(&l->mu);
+  return VASP_OK;
+}
+
+int vasp_lane_notes(vasp_lane *l, char *buf, size_t cap, size_t *out_len) {
+  if (!l || !buf || !out_len) return vasp_fail(NULL, VASP_E_ARG, "notes need a lane and a buffer");
+  pthread_mutex_lock(&l->mu);
+  size_t n = l->notes_len;
+  if (n <= cap) {
+    memcpy(buf, l->notes, n);
+    l->notes_len = 0;
+  }
+  pthread_mutex_unlock(&l->mu);
+  if (n > cap) return vasp_fail(NULL, VASP_E_ARG, "notes need %zu bytes of room", n);
+  *out_len = n;
   return VASP_OK;
 }
 

@@ -21,7 +21,7 @@ static bool rig_open(rig *r) {
   r->lv = a[0];
   r->qemu = b[0];
   if (vasp_sock_wrap(a[1], &client) != VASP_OK || vasp_sock_wrap(b[1], &upstream) != VASP_OK ||
-      vasp_lane_open(client, upstream, "query-status\nqom-get", &r->lane, &r->ec, &r->eu) !=
+      vasp_lane_open(client, upstream, "query-status\nqom-get\ngetfd\nclosefd", &r->lane, &r->ec, &r->eu) !=
           VASP_OK) {
     return false;
   }
@@ -245,5 +245,72 @@ TEST(lane_carries_descriptors_with_their_bytes_and_ends_with_the_engine) {
    * the pipe: its reader sees the end once the test's own copies are closed). */
   rig_close(&r);
   CHECK(read(pipefd[0], &c, 1) == 0);
+  close(pipefd[0]);
+}
+
+/* Sends text with one descriptor attached, as libvirt sends getfd. */
+static bool put_fd(int sock, const char *text, int fd) {
+  char control[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                       .msg_controllen = sizeof control};
+  struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+  h->cmsg_level = SOL_SOCKET;
+  h->cmsg_type = SCM_RIGHTS;
+  h->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(h), &fd, sizeof fd);
+  return sendmsg(sock, &msg, 0) == (ssize_t)strlen(text);
+}
+
+static bool notes_are(vasp_lane *lane, const char *want) {
+  char buf[256];
+  size_t n = 0;
+  return vasp_lane_notes(lane, buf, sizeof buf, &n) == VASP_OK && n == strlen(want) &&
+         memcmp(buf, want, n) == 0;
+}
+
+TEST(lane_passes_getfd_and_closefd_and_notes_what_they_did) {
+  rig r = {0};
+  CHECK(rig_open(&r));
+  CHECK_RC(vasp_lane_idle(r.lane, 0, 0), VASP_OK, NULL);
+  int pipefd[2];
+  CHECK(pipe(pipefd) == 0);
+  const char *getfd = "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"migrate\"}}\n";
+  CHECK(put_fd(r.lv, getfd, pipefd[1]));
+  close(pipefd[1]);
+  /* QEMU gets the command with the descriptor. */
+  char buf[128], control[CMSG_SPACE(sizeof(int))];
+  struct iovec in = {.iov_base = buf, .iov_len = sizeof buf};
+  struct msghdr msg = {.msg_iov = &in, .msg_iovlen = 1, .msg_control = control,
+                       .msg_controllen = sizeof control};
+  CHECK(recvmsg(r.qemu, &msg, 0) == (ssize_t)strlen(getfd));
+  struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+  CHECK(h && h->cmsg_type == SCM_RIGHTS);
+  int passed;
+  memcpy(&passed, CMSG_DATA(h), sizeof passed);
+  close(passed);
+  CHECK(notes_are(r.lane, "getfd migrate pipe\n"));
+  CHECK(notes_are(r.lane, "")); /* taken */
+  CHECK(put(r.qemu, "{\"return\": {}}\n"));
+  CHECK(got(r.lv, "{\"return\": {}}\n"));
+  const char *closefd = "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"migrate\"}}\n";
+  CHECK(put(r.lv, closefd));
+  CHECK(got(r.qemu, closefd));
+  CHECK(notes_are(r.lane, "closefd migrate\n"));
+  CHECK(put(r.qemu, "{\"return\": {}}\n"));
+  CHECK(got(r.lv, "{\"return\": {}}\n"));
+  CHECK(vasp_lane_passed(r.lane) == 2);
+  /* A getfd with more than its name, or without a descriptor, is the engine's. */
+  const char *wide =
+      "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"a\", \"fdname\": \"b\"}}\n";
+  CHECK(put_fd(r.lv, wide, pipefd[0]));
+  CHECK(engine_got(r.ec, wide));
+  rig_close(&r);
+  CHECK(rig_open(&r));
+  CHECK_RC(vasp_lane_idle(r.lane, 0, 0), VASP_OK, NULL);
+  CHECK(put(r.lv, getfd));
+  CHECK(engine_got(r.ec, getfd));
+  CHECK(notes_are(r.lane, ""));
+  rig_close(&r);
   close(pipefd[0]);
 }

@@ -9,7 +9,7 @@ import type { DecideRequest, DecisionAnswer, VmRef } from "../wire/mod.ts";
 import type { EventReporter } from "./_event_reporter.ts";
 import { classifyCommand, classifyEvent, type FdKind, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
-import { closeFd } from "../../ffi/mod.ts";
+import { closeFd, fdKind, type Lane, type LaneNote } from "../../ffi/mod.ts";
 import { concat, echoId, errorReply, RETURN_PREFIX, safeParse, startsWith } from "./_qmp_wire.ts";
 import { errorMessage } from "../engine/error.ts";
 
@@ -41,20 +41,12 @@ export interface GateContext {
   readonly fdNames: Map<string, FdKind>;
 }
 
-/** What a received descriptor is, from its /proc link (`socket:[…]`, `pipe:[…]`, a path). */
-function fdKind(fd: number): FdKind {
-  try {
-    const link = Deno.readLinkSync(`/proc/self/fd/${fd}`);
-    return link.startsWith("socket:")
-      ? "socket"
-      : link.startsWith("pipe:")
-      ? "pipe"
-      : link.startsWith("/")
-      ? "file"
-      : "other";
-  } catch {
-    return "other";
-  }
+/** The gate's side of its connection's lane (libvasp `vasp_lane`: {@linkcode Lane}). */
+export interface LaneControl {
+  /** The connection holds nothing, having taken in this many bytes from each side. */
+  idle(clientBytes: number, upstreamBytes: number): void;
+  /** What the `getfd` and `closefd` the lane passed itself did, oldest first. */
+  notes(): LaneNote[];
 }
 
 /**
@@ -109,7 +101,7 @@ export class GateConnection {
   #closed = false;
   #greeted = false;
   #onDrained: (() => void) | undefined;
-  readonly #onIdle: ((clientBytes: number, upstreamBytes: number) => void) | undefined;
+  readonly #lane: LaneControl | undefined;
   /** Bytes taken in and dealt with, from each side. */
   #clientBytes = 0;
   #upstreamBytes = 0;
@@ -123,28 +115,23 @@ export class GateConnection {
    * @param client the accepted client connection
    * @param upstream a fresh connection to QEMU's QMP socket
    * @param ctx the gate's shared state
-   * @param onIdle told, with the bytes taken in from each side, whenever the connection holds
-   *   nothing: no part of a message, no reply owed, nothing being sent (the lane's
-   *   {@linkcode Lane.idle})
+   * @param lane the lane that relays the connection: told whenever the connection holds
+   *   nothing (no part of a message, no reply owed, nothing being sent), and read for the
+   *   descriptors it passed before anything is decided
    */
-  constructor(
-    client: ByteConn,
-    upstream: ByteConn,
-    ctx: GateContext,
-    onIdle?: (clientBytes: number, upstreamBytes: number) => void,
-  ) {
+  constructor(client: ByteConn, upstream: ByteConn, ctx: GateContext, lane?: LaneControl) {
     this.#client = client;
     this.#upstream = upstream;
     this.#ctx = ctx;
-    this.#onIdle = onIdle;
+    this.#lane = lane;
   }
 
   #checkIdle(): void {
     if (
-      this.#onIdle && !this.#closed && this.#slots.length === 0 && this.#sending === 0 &&
+      this.#lane && !this.#closed && this.#slots.length === 0 && this.#sending === 0 &&
       !this.#clientHolding && !this.#upstreamHolding
     ) {
-      this.#onIdle(this.#clientBytes, this.#upstreamBytes);
+      this.#lane.idle(this.#clientBytes, this.#upstreamBytes);
     }
   }
 
@@ -259,6 +246,10 @@ export class GateConnection {
     const name = msg.execute;
     // A command without a string name is refused by QEMU itself.
     const fdNames = this.#ctx.fdNames;
+    for (const note of this.#lane?.notes() ?? []) {
+      if (note.op === "getfd") fdNames.set(note.name, note.kind);
+      else fdNames.delete(note.name);
+    }
     const fdname = (msg.arguments as { fdname?: unknown } | undefined)?.fdname;
     if (typeof fdname === "string") {
       if (name === "getfd" && fds.length) fdNames.set(fdname, fdKind(fds[0]!));

@@ -157,12 +157,10 @@ const PASS = new Set([...QUERIES, ...Object.values(PASS_GROUPS).flat()]);
 
 /**
  * The commands the gate's lane may pass without the engine (libvasp `vasp_lane`): those that
- * pass whatever their arguments and change nothing the gate keeps. `getfd` and `closefd` name
- * descriptors whose kind the gate remembers (a save's `migrate` to `fd:NAME` is judged by it).
+ * pass whatever their arguments. The lane notes what `getfd` and `closefd` do to QEMU's named
+ * descriptors, whose kind decides a later `migrate` to `fd:NAME`.
  */
-export const LANE_PASSABLE: readonly string[] = [...PASS].filter((c) =>
-  c !== "getfd" && c !== "closefd"
-);
+export const LANE_PASSABLE: readonly string[] = [...PASS];
 
 /** `qom-set` properties libvirt sets at run time (balloon statistics, virtio-mem size). */
 const QOM_SET_PASS = new Set(["guest-stats-polling-interval", "requested-size"]);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { FdKind } from "../../ffi/mod.ts";
 import { hmpWords, passes } from "./_qmp_allow.ts";
 import type { Operation } from "../engine/mod.ts";
 
@@ -203,7 +204,7 @@ function transactionRule(args: Record<string, unknown>): Rule | undefined {
 }
 
 /** What a descriptor passed with `getfd` is: where a `migrate` to `fd:NAME` writes. */
-export type FdKind = "socket" | "file" | "pipe" | "other";
+export type { FdKind };
 
 /** How to classify: what the gate knows beyond the command itself. */
 export interface ClassifyOptions {

@@ -211,7 +211,7 @@ export class QmpGate {
       opened.client,
       opened.upstream,
       this.#ctx,
-      (clientBytes, upstreamBytes) => lane.idle(clientBytes, upstreamBytes),
+      lane,
     );
     this.#connections.add(connection);
     await connection.run();
