@@ -321,19 +321,22 @@ static void post(const char *route, const str *body, answer *a) {
   }
   strcpy(addr.sun_path, cfg.socket);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    if (errno == EAGAIN || errno == EINPROGRESS) {
-      /* A full backlog: the server is there but slow to accept. */
-      if (!wait_for(fd, POLLOUT, deadline)) {
-        snprintf(a->error, sizeof a->error, "timed out after %g s connecting", cfg.timeout);
-        close(fd);
-        return;
-      }
-    } else {
-      snprintf(a->error, sizeof a->error, "cannot connect: %s", strerror(errno));
-      if (fd >= 0) close(fd);
+  /* A full backlog (EAGAIN: a Unix socket does not connect in the background) is a server
+   * that is there but slow to accept: tried again until the deadline. */
+  int rc;
+  while (fd >= 0 && (rc = connect(fd, (struct sockaddr *)&addr, sizeof addr)) != 0 &&
+         (errno == EAGAIN || errno == EINTR)) {
+    if (now_s() >= deadline) {
+      snprintf(a->error, sizeof a->error, "timed out after %g s connecting", cfg.timeout);
+      close(fd);
       return;
     }
+    poll(NULL, 0, 1);
+  }
+  if (fd < 0 || rc != 0) {
+    snprintf(a->error, sizeof a->error, "cannot connect: %s", strerror(errno));
+    if (fd >= 0) close(fd);
+    return;
   }
   str req = {0};
   putf(&req,
