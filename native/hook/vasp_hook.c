@@ -258,7 +258,9 @@ static void read_domain(void) {
     replace_all(name, escapes[i][0], escapes[i][1]);
   }
   free(xml.p);
-  if (!shaped(uuid, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")) deny("the domain XML has no valid <uuid> (\"%s\")", uuid);
+  if (!shaped(uuid, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")) {
+    deny("the domain XML has no valid <uuid> (\"%s\")", uuid);
+  }
   if (strcmp(name, domain) != 0) deny("the domain XML names \"%s\", not \"%s\"", name, domain);
 }
 

@@ -9,7 +9,7 @@ import type { DecideRequest, DecisionAnswer, VmRef } from "../wire/mod.ts";
 import type { EventReporter } from "./_event_reporter.ts";
 import { classifyCommand, classifyEvent, type FdKind, type GatedCommand } from "./_qmp_commands.ts";
 import { parseQmp, type QmpInput, QmpInputSplitter, QmpSyntaxError } from "./_qmp_json.ts";
-import { closeFd, fdKind, type Lane, type LaneNote } from "../../ffi/mod.ts";
+import { closeFd, fdKind, type LaneNote } from "../../ffi/mod.ts";
 import { concat, echoId, errorReply, RETURN_PREFIX, safeParse, startsWith } from "./_qmp_wire.ts";
 import { errorMessage } from "../engine/error.ts";
 
@@ -41,7 +41,7 @@ export interface GateContext {
   readonly fdNames: Map<string, FdKind>;
 }
 
-/** The gate's side of its connection's lane (libvasp `vasp_lane`: {@linkcode Lane}). */
+/** The gate's side of its connection's lane (libvasp `vasp_lane`, `Lane` in ffi/). */
 export interface LaneControl {
   /** The connection holds nothing, having taken in this many bytes from each side. */
   idle(clientBytes: number, upstreamBytes: number): void;
