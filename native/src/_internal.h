@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define VASP_ERRMSG_LEN 512
 
@@ -46,6 +47,14 @@ void vasp_hex(const uint8_t *in, size_t len, char *out);
  * handle owns it), a handle's descriptor, and freeing a handle without
  * closing its descriptor (whoever took it over closes it). */
 int vasp_sock_wrap(int fd, vasp_sock **out);
+/* recvmsg(2) of fd with the SCM_RIGHTS descriptors that came (close-on-exec; up
+ * to fd_cap and VASP_SOCK_MAX_FDS, the rest closed) and sendmsg(2) with nfds
+ * descriptors (at most VASP_SOCK_MAX_FDS) attached to the first byte, never
+ * raising SIGPIPE; EINTR retried. flags: MSG_DONTWAIT or 0. */
+ssize_t vasp_recv_fds(int fd, uint8_t *buf, size_t cap, int flags, int32_t *fds,
+                      uint32_t fd_cap, uint32_t *nfds);
+ssize_t vasp_send_fds(int fd, const uint8_t *buf, size_t len, const int32_t *fds,
+                      uint32_t nfds, int flags);
 int vasp_sock_fd(const vasp_sock *s);
 void vasp_sock_forget(vasp_sock *s);
 

@@ -340,25 +340,8 @@ static void flush(vasp_lane *l, int s) {
     if (c->len == 0) {
       shutdown(l->fd[s], SHUT_WR);
     } else {
-      union {
-        char buf[CMSG_SPACE(sizeof(int) * VASP_SOCK_MAX_FDS)];
-        struct cmsghdr align;
-      } control;
-      struct iovec iov = {.iov_base = c->data + c->off, .iov_len = c->len - c->off};
-      struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-      if (c->nfds) {
-        memset(&control, 0, sizeof control);
-        msg.msg_control = control.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * c->nfds);
-        struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int) * c->nfds);
-        memcpy(CMSG_DATA(h), c->fds, sizeof(int) * c->nfds);
-      }
-      ssize_t n;
-      do n = sendmsg(l->fd[s], &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-      while (n < 0 && errno == EINTR);
+      ssize_t n = vasp_send_fds(l->fd[s], c->data + c->off, c->len - c->off, c->fds, c->nfds,
+                                MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         return kill_side(l, s);
@@ -511,32 +494,11 @@ static bool ended(vasp_lane *l, int s) {
  * read, 0 at its end, -1 when nothing had come (or on a failure, which ends
  * the lane). */
 static int take(vasp_lane *l, int s) {
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * VASP_SOCK_MAX_FDS)];
-    struct cmsghdr align;
-  } control;
   uint8_t *buf = s >= EC ? l->engine_buf : l->buf;
-  struct iovec iov = {.iov_base = buf, .iov_len = CHUNK};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf};
-  ssize_t n;
-  do n = recvmsg(l->fd[s], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
   int fds[VASP_SOCK_MAX_FDS];
   uint32_t nfds = 0;
-  if (n >= 0) {
-    for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
-      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
-        if (nfds < VASP_SOCK_MAX_FDS) fds[nfds++] = fd;
-        else close(fd);
-      }
-    }
-  }
+  ssize_t n = vasp_recv_fds(l->fd[s], buf, CHUNK, MSG_DONTWAIT, fds, VASP_SOCK_MAX_FDS, &nfds);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
   bool ok;
   if (n <= 0) {
     close_fds(fds, nfds);

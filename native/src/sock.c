@@ -128,35 +128,43 @@ typedef union {
   struct cmsghdr align;
 } fd_space;
 
+ssize_t vasp_recv_fds(int fd, uint8_t *buf, size_t cap, int flags, int32_t *fds,
+                      uint32_t fd_cap, uint32_t *nfds) {
+  fd_space control;
+  struct iovec iov = {.iov_base = buf, .iov_len = cap};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf};
+  ssize_t n;
+  do n = recvmsg(fd, &msg, flags | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  *nfds = 0;
+  if (n < 0 || msg.msg_controllen == 0) return n;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (*nfds < fd_cap && *nfds < VASP_SOCK_MAX_FDS) fds[(*nfds)++] = got;
+      else close(got);
+    }
+  }
+  return n;
+}
+
 int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len, int32_t *fds,
                    uint32_t fd_cap, uint32_t *out_nfds) {
   if (!s) return vasp_fail(NULL, VASP_E_ARG, "socket is NULL");
   if (!buf || cap == 0 || !out_len || !out_nfds || (fd_cap > 0 && !fds)) {
     return vasp_fail(&s->rx_err, VASP_E_ARG, "recv needs a buffer, its size and out-parameters");
   }
-  fd_space control;
-  struct iovec iov = {.iov_base = buf, .iov_len = cap};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf};
-  ssize_t n;
-  do n = recvmsg(s->fd, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (atomic_load(&s->shut)) n = 0;
-    else return vasp_fail(&s->rx_err, VASP_E_IO, "cannot receive: %s", strerror(errno));
-  }
   uint32_t got = 0;
-  if (n >= 0 && msg.msg_controllen > 0) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        if (got < fd_cap && got < VASP_SOCK_MAX_FDS) fds[got++] = fd;
-        else close(fd);
-      }
+  ssize_t n = vasp_recv_fds(s->fd, buf, cap, 0, fds, fd_cap, &got);
+  if (n < 0) {
+    if (!atomic_load(&s->shut)) {
+      return vasp_fail(&s->rx_err, VASP_E_IO, "cannot receive: %s", strerror(errno));
     }
+    n = 0;
   }
   *out_len = (size_t)n;
   *out_nfds = got;
@@ -165,6 +173,27 @@ int vasp_sock_recv(vasp_sock *s, uint8_t *buf, size_t cap, size_t *out_len, int3
 
 const char *vasp_sock_rx_errmsg(const vasp_sock *s) {
   return s ? s->rx_err.msg : vasp_errmsg(NULL);
+}
+
+ssize_t vasp_send_fds(int fd, const uint8_t *buf, size_t len, const int32_t *fds,
+                      uint32_t nfds, int flags) {
+  fd_space control;
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (nfds > 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do n = sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n;
 }
 
 int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len, const int32_t *fds,
@@ -177,28 +206,10 @@ int vasp_sock_send(vasp_sock *s, const uint8_t *buf, size_t len, const int32_t *
     return vasp_fail(&s->err, VASP_E_ARG, "cannot send %u descriptors at once (at most %u)",
                      nfds, VASP_SOCK_MAX_FDS);
   }
-  fd_space control;
-  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (nfds > 0) {
-    memset(&control, 0, sizeof control);
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    for (uint32_t i = 0; i < nfds; i++) {
-      int fd = fds[i];
-      memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
-    }
-  }
-  int how = MSG_NOSIGNAL | ((flags & VASP_SOCK_DONTWAIT) ? MSG_DONTWAIT : 0);
-  ssize_t n;
-  do n = sendmsg(s->fd, &msg, how);
-  while (n < 0 && errno == EINTR);
+  bool dontwait = flags & VASP_SOCK_DONTWAIT;
+  ssize_t n = vasp_send_fds(s->fd, buf, len, fds, nfds, dontwait ? MSG_DONTWAIT : 0);
   if (n < 0) {
-    if ((flags & VASP_SOCK_DONTWAIT) && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (dontwait && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       *out_sent = 0;
       return VASP_OK;
     }

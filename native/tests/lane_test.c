@@ -85,6 +85,12 @@ static bool engine_send(vasp_sock *s, const char *text) {
          sent == strlen(text);
 }
 
+/* Sends text with one descriptor attached, as libvirt sends getfd. */
+static bool put_fd(int sock, const char *text, int32_t fd) {
+  return vasp_send_fds(sock, (const uint8_t *)text, strlen(text), &fd, 1, 0) ==
+         (ssize_t)strlen(text);
+}
+
 static bool quiet(int fd) {
   struct pollfd p = {.fd = fd, .events = POLLIN};
   return poll(&p, 1, 0) == 0;
@@ -202,17 +208,8 @@ TEST(lane_carries_descriptors_with_their_bytes_and_ends_with_the_engine) {
   CHECK(pipe(pipefd) == 0);
   /* A listed query with a descriptor: to the engine, descriptor attached. */
   const char *getfd = "{\"execute\": \"query-status\"}\n";
-  char control[CMSG_SPACE(sizeof(int))];
-  struct iovec iov = {.iov_base = (void *)getfd, .iov_len = strlen(getfd)};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                       .msg_controllen = sizeof control};
-  struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-  h->cmsg_level = SOL_SOCKET;
-  h->cmsg_type = SCM_RIGHTS;
-  h->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(h), &pipefd[1], sizeof(int));
   CHECK_RC(vasp_lane_idle(r.lane, 0, 0), VASP_OK, NULL);
-  CHECK(sendmsg(r.lv, &msg, 0) == (ssize_t)strlen(getfd));
+  CHECK(put_fd(r.lv, getfd, pipefd[1]));
   close(pipefd[1]);
   uint8_t buf[64];
   size_t n = 0;
@@ -224,15 +221,11 @@ TEST(lane_carries_descriptors_with_their_bytes_and_ends_with_the_engine) {
   size_t sent = 0;
   CHECK_RC(vasp_sock_send(r.eu, buf, n, fds, 1, 0, &sent), VASP_OK, r.eu);
   close(fds[0]);
-  char got_buf[64];
-  struct iovec in = {.iov_base = got_buf, .iov_len = sizeof got_buf};
-  struct msghdr rmsg = {.msg_iov = &in, .msg_iovlen = 1, .msg_control = control,
-                        .msg_controllen = sizeof control};
-  CHECK(recvmsg(r.qemu, &rmsg, 0) == (ssize_t)n);
-  h = CMSG_FIRSTHDR(&rmsg);
-  CHECK(h && h->cmsg_type == SCM_RIGHTS);
-  int passed;
-  memcpy(&passed, CMSG_DATA(h), sizeof passed);
+  uint8_t got_buf[64];
+  int32_t passed = -1;
+  uint32_t npassed = 0;
+  CHECK(vasp_recv_fds(r.qemu, got_buf, sizeof got_buf, 0, &passed, 1, &npassed) == (ssize_t)n);
+  CHECK(npassed == 1);
   CHECK(write(passed, "x", 1) == 1);
   char c = 0;
   CHECK(read(pipefd[0], &c, 1) == 1 && c == 'x');
@@ -246,20 +239,6 @@ TEST(lane_carries_descriptors_with_their_bytes_and_ends_with_the_engine) {
   rig_close(&r);
   CHECK(read(pipefd[0], &c, 1) == 0);
   close(pipefd[0]);
-}
-
-/* Sends text with one descriptor attached, as libvirt sends getfd. */
-static bool put_fd(int sock, const char *text, int fd) {
-  char control[CMSG_SPACE(sizeof(int))];
-  struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                       .msg_controllen = sizeof control};
-  struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-  h->cmsg_level = SOL_SOCKET;
-  h->cmsg_type = SCM_RIGHTS;
-  h->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(h), &fd, sizeof fd);
-  return sendmsg(sock, &msg, 0) == (ssize_t)strlen(text);
 }
 
 static bool notes_are(vasp_lane *lane, const char *want) {
@@ -279,15 +258,12 @@ TEST(lane_passes_getfd_and_closefd_and_notes_what_they_did) {
   CHECK(put_fd(r.lv, getfd, pipefd[1]));
   close(pipefd[1]);
   /* QEMU gets the command with the descriptor. */
-  char buf[128], control[CMSG_SPACE(sizeof(int))];
-  struct iovec in = {.iov_base = buf, .iov_len = sizeof buf};
-  struct msghdr msg = {.msg_iov = &in, .msg_iovlen = 1, .msg_control = control,
-                       .msg_controllen = sizeof control};
-  CHECK(recvmsg(r.qemu, &msg, 0) == (ssize_t)strlen(getfd));
-  struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-  CHECK(h && h->cmsg_type == SCM_RIGHTS);
-  int passed;
-  memcpy(&passed, CMSG_DATA(h), sizeof passed);
+  uint8_t buf[128];
+  int32_t passed = -1;
+  uint32_t npassed = 0;
+  CHECK(vasp_recv_fds(r.qemu, buf, sizeof buf, 0, &passed, 1, &npassed) ==
+        (ssize_t)strlen(getfd));
+  CHECK(npassed == 1);
   close(passed);
   CHECK(notes_are(r.lane, "getfd migrate pipe\n"));
   CHECK(notes_are(r.lane, "")); /* taken */
