@@ -401,9 +401,12 @@ static void post(const char *route, const str *body, answer *a) {
   *head_end = '\0';
   bool chunked = false;
   for (char *h = strstr(in.p, "\r\n"); h; h = strstr(h + 2, "\r\n")) {
+    char *line_end = strstr(h + 2, "\r\n");
+    if (line_end) *line_end = '\0'; /* this header line alone */
     if (strncasecmp(h + 2, "transfer-encoding:", 18) == 0 && strstr(h + 20, "chunked")) {
       chunked = true;
     }
+    if (line_end) *line_end = '\r';
   }
   put_n(&a->body, head_end + 4, in.len - (size_t)(head_end + 4 - in.p));
   free(in.p);
