@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { symbols, type VaspSymbols } from "./symbols.ts";
+import { type SocketSymbols, socketSymbols, symbols, type VaspSymbols } from "./symbols.ts";
 import { NativeError } from "./error.ts";
 import { errorMessage } from "../src/engine/error.ts";
 
@@ -18,6 +18,7 @@ export const ABI_VERSION = 6;
 const DEFAULT_PATH = new URL("../native/build/libvasp.so", import.meta.url);
 
 let opened: Deno.DynamicLibrary<typeof symbols> | undefined;
+let openedSockets: Deno.DynamicLibrary<typeof socketSymbols> | undefined;
 
 /**
  * The library path: `$VASP_NATIVE_LIB` when set, else the built default.
@@ -37,11 +38,29 @@ export function libraryPath(): string {
  *   version differs from {@link ABI_VERSION}
  */
 export function native(): VaspSymbols {
+  opened ??= open(symbols);
+  return opened.symbols;
+}
+
+/**
+ * The symbols of the sockets and the gate's lane: those of {@linkcode native} once it is open,
+ * else only these, bound on first use (a fraction of the time; `vasp gate` needs no other).
+ *
+ * @returns the typed symbol table
+ * @throws {NativeError} `native_unloadable` as {@linkcode native}
+ */
+export function nativeSockets(): SocketSymbols {
   if (opened) return opened.symbols;
+  openedSockets ??= open(socketSymbols);
+  return openedSockets.symbols;
+}
+
+/** Opens the library with `table`, which holds `vasp_abi_version`, and checks the ABI. */
+function open<T extends Deno.ForeignLibraryInterface>(table: T): Deno.DynamicLibrary<T> {
   const path = libraryPath();
-  let lib: Deno.DynamicLibrary<typeof symbols>;
+  let lib: Deno.DynamicLibrary<T>;
   try {
-    lib = Deno.dlopen(path, symbols);
+    lib = Deno.dlopen(path, table);
   } catch (cause) {
     throw new NativeError(
       "native_unloadable",
@@ -50,7 +69,7 @@ export function native(): VaspSymbols {
       { cause },
     );
   }
-  const abi = lib.symbols.vasp_abi_version();
+  const abi = (lib.symbols as unknown as SocketSymbols).vasp_abi_version();
   if (abi !== ABI_VERSION) {
     lib.close();
     throw new NativeError(
@@ -58,6 +77,5 @@ export function native(): VaspSymbols {
       `libvasp at "${path}" has ABI version ${abi}, these bindings need ${ABI_VERSION}`,
     );
   }
-  opened = lib;
-  return lib.symbols;
+  return lib;
 }

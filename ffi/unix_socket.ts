@@ -8,7 +8,7 @@
  * @module
  */
 import { NativeError } from "./error.ts";
-import { native } from "./loader.ts";
+import { nativeSockets } from "./loader.ts";
 import { check, cstr, outSlot, slotPointer } from "./_util.ts";
 
 /** What one receive brought. */
@@ -30,7 +30,7 @@ const ADOPT = Symbol("adopt a vasp_sock");
 
 /** Backstop for sockets collected while open (no call can be pending then). */
 const finalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
-  native().vasp_sock_close(ptr)
+  nativeSockets().vasp_sock_close(ptr)
 );
 
 /**
@@ -68,7 +68,7 @@ export class UnixSocket {
    */
   static listen(path: string): UnixSocket {
     const out = outSlot();
-    check(native().vasp_sock_listen(cstr(path), out), null, `Cannot listen on "${path}"`);
+    check(nativeSockets().vasp_sock_listen(cstr(path), out), null, `Cannot listen on "${path}"`);
     return new UnixSocket(ADOPT, slotPointer(out)!);
   }
 
@@ -81,7 +81,7 @@ export class UnixSocket {
    */
   static adopt(fd: number): UnixSocket {
     const out = outSlot();
-    check(native().vasp_sock_adopt(fd, out), null, `Cannot accept on descriptor ${fd}`);
+    check(nativeSockets().vasp_sock_adopt(fd, out), null, `Cannot accept on descriptor ${fd}`);
     return new UnixSocket(ADOPT, slotPointer(out)!);
   }
 
@@ -94,7 +94,7 @@ export class UnixSocket {
    */
   static connect(path: string): UnixSocket {
     const out = outSlot();
-    check(native().vasp_sock_connect(cstr(path), out), null, `Cannot connect to "${path}"`);
+    check(nativeSockets().vasp_sock_connect(cstr(path), out), null, `Cannot connect to "${path}"`);
     return new UnixSocket(ADOPT, slotPointer(out)!);
   }
 
@@ -121,7 +121,7 @@ export class UnixSocket {
 
   #rxCheck(rc: number, ptr: Deno.PointerObject, what: string): void {
     if (rc === 0) return;
-    const p = native().vasp_sock_rx_errmsg(ptr);
+    const p = nativeSockets().vasp_sock_rx_errmsg(ptr);
     const detail = p === null ? "" : new Deno.UnsafePointerView(p).getCString();
     throw new NativeError(NativeError.codeFor(rc), `${what}: ${detail}`, { rc });
   }
@@ -136,7 +136,7 @@ export class UnixSocket {
     if (this.#closing) return null;
     const ptr = this.#live("accept");
     const out = outSlot();
-    const rc = await this.#waiting(native().vasp_sock_accept(ptr, out), (rc) => {
+    const rc = await this.#waiting(nativeSockets().vasp_sock_accept(ptr, out), (rc) => {
       if (rc !== 13) this.#rxCheck(rc, ptr, "Cannot accept a connection");
       return rc;
     });
@@ -156,7 +156,7 @@ export class UnixSocket {
     if (this.#closing) return { bytes: new Uint8Array(0), fds: [] };
     const ptr = this.#live("receive");
     return await this.#waiting(
-      native().vasp_sock_recv(
+      nativeSockets().vasp_sock_recv(
         ptr,
         this.#recvBuf,
         BigInt(RECV_SIZE),
@@ -193,7 +193,7 @@ export class UnixSocket {
       const ptr = this.#live("send");
       const part = at === 0 ? bytes : bytes.slice(at);
       const nfds = fdArray ? fdArray.length : 0;
-      let rc = native().vasp_sock_send(
+      let rc = nativeSockets().vasp_sock_send(
         ptr,
         part,
         BigInt(part.length),
@@ -204,7 +204,15 @@ export class UnixSocket {
       );
       if (rc === 0 && sent[0] === 0n) {
         rc = await this.#waiting(
-          native().vasp_sock_send_wait(ptr, part, BigInt(part.length), fdArray, nfds, 0, sent),
+          nativeSockets().vasp_sock_send_wait(
+            ptr,
+            part,
+            BigInt(part.length),
+            fdArray,
+            nfds,
+            0,
+            sent,
+          ),
           (rc) => (check(rc, ptr, "Cannot send"), rc),
         );
       }
@@ -235,7 +243,7 @@ export class UnixSocket {
     }
     const out = outSlot(), outClient = outSlot(), outUpstream = outSlot();
     check(
-      native().vasp_lane_open(
+      nativeSockets().vasp_lane_open(
         client.#live("open a lane"),
         upstream.#live("open a lane"),
         cstr(list.join("\n")),
@@ -260,13 +268,13 @@ export class UnixSocket {
 
   /** Wakes a pending accept or receive (they see the end); the socket stays open. */
   shutdown(): void {
-    if (this.#ptr && !this.#closing) native().vasp_sock_shutdown(this.#ptr);
+    if (this.#ptr && !this.#closing) nativeSockets().vasp_sock_shutdown(this.#ptr);
   }
 
   /** Shuts the socket down and closes it once no call waits on it. Idempotent. */
   close(): void {
     if (this.#ptr === null || this.#closing) return;
-    native().vasp_sock_shutdown(this.#ptr);
+    nativeSockets().vasp_sock_shutdown(this.#ptr);
     this.#closing = true;
     if (this.#pending === 0) this.#free();
   }
@@ -275,7 +283,7 @@ export class UnixSocket {
     const ptr = this.#ptr;
     this.#ptr = null;
     finalizer.unregister(this);
-    if (ptr) native().vasp_sock_close(ptr);
+    if (ptr) nativeSockets().vasp_sock_close(ptr);
   }
 
   /** Same as {@linkcode close}. */
@@ -299,12 +307,12 @@ export type LaneNote =
  * @returns `socket`, `pipe`, `file` (a path) or `other` (also when it is not open)
  */
 export function fdKind(fd: number): FdKind {
-  const p = native().vasp_fd_kind(fd);
+  const p = nativeSockets().vasp_fd_kind(fd);
   return new Deno.UnsafePointerView(p!).getCString() as FdKind;
 }
 
 const laneFinalizer = new FinalizationRegistry<Deno.PointerObject>((ptr) =>
-  native().vasp_lane_free(ptr)
+  nativeSockets().vasp_lane_free(ptr)
 );
 
 /**
@@ -332,7 +340,9 @@ export class Lane {
    * @param upstreamBytes bytes taken in from the upstream end
    */
   idle(clientBytes: number, upstreamBytes: number): void {
-    if (this.#ptr) native().vasp_lane_idle(this.#ptr, BigInt(clientBytes), BigInt(upstreamBytes));
+    if (this.#ptr) {
+      nativeSockets().vasp_lane_idle(this.#ptr, BigInt(clientBytes), BigInt(upstreamBytes));
+    }
   }
 
   /**
@@ -344,7 +354,7 @@ export class Lane {
     if (!this.#ptr) return [];
     const len = outSlot();
     check(
-      native().vasp_lane_notes(this.#ptr, this.#notes, BigInt(this.#notes.length), len),
+      nativeSockets().vasp_lane_notes(this.#ptr, this.#notes, BigInt(this.#notes.length), len),
       null,
       "Cannot read the lane's notes",
     );
@@ -360,7 +370,7 @@ export class Lane {
 
   /** How many commands the lane passed itself. */
   get passed(): number {
-    return this.#ptr ? Number(native().vasp_lane_passed(this.#ptr)) : 0;
+    return this.#ptr ? Number(nativeSockets().vasp_lane_passed(this.#ptr)) : 0;
   }
 
   /** Releases the handle; the lane's thread ends once the engine's ends are closed. */
@@ -368,7 +378,7 @@ export class Lane {
     const ptr = this.#ptr;
     this.#ptr = null;
     laneFinalizer.unregister(this);
-    if (ptr) native().vasp_lane_free(ptr);
+    if (ptr) nativeSockets().vasp_lane_free(ptr);
   }
 }
 
@@ -379,5 +389,5 @@ export class Lane {
  * @throws {NativeError} when it cannot be closed
  */
 export function closeFd(fd: number): void {
-  check(native().vasp_fd_close(fd), null, `Cannot close descriptor ${fd}`);
+  check(nativeSockets().vasp_fd_close(fd), null, `Cannot close descriptor ${fd}`);
 }
