@@ -43,7 +43,6 @@ function domainXml(boot: string, cmdline = "console=ttyS0 root=/dev/vda ro"): st
 `;
 }
 
-/** A start as the libvirt hook asks for it (native/hook/vasp_hook.c, `prepare begin`). */
 /** What the libvirt hook sends for libvirt's `operation sub` of the domain `xml`. */
 function hookBody(lifecycle: string, operation: string, sub: string, xml: string) {
   return {
@@ -58,6 +57,7 @@ function hookBody(lifecycle: string, operation: string, sub: string, xml: string
   };
 }
 
+/** A start as the libvirt hook asks for it (native/hook/vasp_hook.c, `prepare begin`). */
 function hookStart(s: VaspServer, xml: string): Promise<Answer> {
   return s.call("POST", "/v1/decide", { body: hookBody("start", "prepare", "begin", xml) });
 }
