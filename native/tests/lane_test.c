@@ -17,12 +17,14 @@ typedef struct rig {
 static bool rig_open(rig *r) {
   int a[2], b[2];
   vasp_sock *client = NULL, *upstream = NULL;
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, a) || socketpair(AF_UNIX, SOCK_STREAM, 0, b)) return false;
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, a) || socketpair(AF_UNIX, SOCK_STREAM, 0, b)) {
+    return false;
+  }
   r->lv = a[0];
   r->qemu = b[0];
   if (vasp_sock_wrap(a[1], &client) != VASP_OK || vasp_sock_wrap(b[1], &upstream) != VASP_OK ||
-      vasp_lane_open(client, upstream, "query-status\nqom-get\ngetfd\nclosefd", &r->lane, &r->ec, &r->eu) !=
-          VASP_OK) {
+      vasp_lane_open(client, upstream, "query-status\nqom-get\ngetfd\nclosefd", &r->lane, &r->ec,
+                     &r->eu) != VASP_OK) {
     return false;
   }
   /* What goes the wrong way fails the test instead of hanging it. */
