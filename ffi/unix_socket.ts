@@ -324,6 +324,7 @@ export class Lane {
   #ptr: Deno.PointerObject | null;
   /** Room for every note the lane keeps (`NOTES_CAP`). */
   readonly #notes = new Uint8Array(64 * 1024);
+  readonly #notesLen = outSlot();
 
   /** @internal */
   constructor(key: typeof ADOPT, ptr: Deno.PointerObject) {
@@ -352,7 +353,7 @@ export class Lane {
    */
   notes(): LaneNote[] {
     if (!this.#ptr) return [];
-    const len = outSlot();
+    const len = this.#notesLen;
     check(
       nativeSockets().vasp_lane_notes(this.#ptr, this.#notes, BigInt(this.#notes.length), len),
       null,

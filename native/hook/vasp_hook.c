@@ -519,9 +519,9 @@ static void leave_note(void) {
 
 /* ---- the answer to a decision ------------------------------------------- */
 
-/* A JSON string's content from p (after its opening quote), escapes undone, a newline as a
- * space; NULL when it does not end. */
-static char *json_text(const char *p, const char **end) {
+/* A JSON string's content from p (after its opening quote): \" \\ \/ undone, \n as a space,
+ * other escapes kept as written; NULL when it does not end. */
+static char *json_text(const char *p) {
   str out = {0};
   put(&out, "");
   for (; *p && *p != '"'; p++) {
@@ -529,12 +529,22 @@ static char *json_text(const char *p, const char **end) {
       put_n(&out, p, 1);
       continue;
     }
-    if (!*++p) break;
-    put(&out, *p == 'n' ? " " : *p == '"' ? "\"" : *p == '\\' ? "\\" : *p == '/' ? "/" : "");
-    if (!strchr("n\"\\/", *p)) put_n(&out, p - 1, 2);
+    switch (*++p) {
+    case '\0':
+      return free(out.p), NULL;
+    case 'n':
+      put(&out, " ");
+      break;
+    case '"':
+    case '\\':
+    case '/':
+      put_n(&out, p, 1);
+      break;
+    default:
+      put_n(&out, p - 1, 2);
+    }
   }
   if (*p != '"') return free(out.p), NULL;
-  *end = p + 1;
   return out.p;
 }
 
@@ -568,12 +578,10 @@ static verdict judge(const answer *a, char **id, str *reasons, str *why) {
       if (strncmp(v, "true", 4) == 0) count++, allow = true;
       else if (strncmp(v, "false", 5) == 0) count++, allow = false;
     } else if (!*id && (v = member(p, "\"decision_id\"")) && *v == '"') {
-      const char *end;
-      *id = json_text(v + 1, &end);
+      *id = json_text(v + 1);
       if (*id && (!**id || strpbrk(*id, "\"\\"))) free(*id), *id = NULL;
     } else if ((v = member(p, "\"message\"")) && *v == '"') {
-      const char *end;
-      char *m = json_text(v + 1, &end);
+      char *m = json_text(v + 1);
       if (m) putf(reasons, "  - %s\n", m), free(m);
     }
   }
@@ -710,7 +718,6 @@ int main(int argc, char **argv) {
   post("/v1/decide", &body, &a);
   char *id = NULL;
   str reasons = {0}, why = {0};
-  put(&reasons, "");
   verdict v = NONE;
   if (a.status) v = judge(&a, &id, &reasons, &why);
   else if (a.connected) putf(&why, "no usable answer from %s: %s", cfg.socket, a.error);

@@ -7,7 +7,7 @@ import { describeError, VaspError } from "../engine/error.ts";
 import { resolveStateDir } from "../store/state_dir.ts";
 import { createLogger, LOG_FORMATS, type LogFormat } from "../server/log.ts";
 import { type Command, parseOptions, readFlagText } from "./_command.ts";
-import type { DecisionPort } from "../hypervisor/qmp_gate.ts";
+import type { DecisionPort } from "../hypervisor/mod.ts";
 
 const USAGE = `usage: vasp gate --qmp UPSTREAM_SOCKET --listen SOCKET --vm-uuid UUID --vm-name NAME
                  [--server SOCKET|URL] [--token-file F] [--timeout MS] [--incoming]
